@@ -1,0 +1,92 @@
+"""Exceptions and warnings raised by intake-helio.
+
+Every error subclasses a built-in exception so that ordinary ``except`` clauses
+keep working (``FileNotFoundError``, ``ValueError``, ``PermissionError``,
+``OSError``), and each message names the bad value, what was expected and what
+to do about it.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "BucketUnavailableError",
+    "CatalogFormatError",
+    "CatalogNotFoundError",
+    "DatasetNotFoundError",
+    "FrameReadError",
+    "HelioWarning",
+    "IndexParseError",
+    "TimeRangeError",
+]
+
+
+class HelioWarning(UserWarning):
+    """Something was skipped or tolerated, e.g. a malformed optional catalog field."""
+
+
+class CatalogNotFoundError(FileNotFoundError):
+    """A registry, bucket catalog or index location does not exist."""
+
+
+class CatalogFormatError(ValueError):
+    """A registry or catalog file is not valid JSON or lacks required keys."""
+
+
+class BucketUnavailableError(ConnectionError):
+    """A bucket catalog reports status 1400 (temporarily unavailable)."""
+
+
+class DatasetNotFoundError(KeyError):
+    """A dataset id is not in a bucket catalog.
+
+    Subclasses ``KeyError`` so that ``bucket["x"]`` behaves like a mapping, but
+    prints a readable message (``KeyError`` would show it quoted).
+    """
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class TimeRangeError(ValueError):
+    """A time value cannot be parsed, or ``start`` is not before ``stop``."""
+
+
+class IndexParseError(ValueError):
+    """A row of a yearly file index cannot be parsed.
+
+    Attributes
+    ----------
+    path : str
+        The index file.
+    line : int
+        1-based line number in that file.
+    """
+
+    def __init__(self, message: str, path: str = "", line: int = 0):
+        super().__init__(message)
+        self.path = path
+        self.line = line
+
+
+class FrameReadError(OSError):
+    """One frame (one FITS file) could not be read.
+
+    Attributes
+    ----------
+    datakey : str
+        The file that failed.
+    reason : str
+        A short, stable reason such as ``"missing object"`` or ``"not FITS"``.
+    """
+
+    def __init__(self, datakey: str, reason: str, detail: str = ""):
+        msg = f"cannot read frame {datakey!r}: {reason}"
+        if detail:
+            msg += f" ({detail})"
+        super().__init__(msg)
+        self.datakey = datakey
+        self.reason = reason
+        self.detail = detail
+
+    def __reduce__(self):
+        return (type(self), (self.datakey, self.reason, self.detail))

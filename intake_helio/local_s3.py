@@ -1,0 +1,155 @@
+"""A real S3 endpoint on 127.0.0.1: moto's server, for the demo, tests and benchmarks.
+
+``LocalS3`` starts moto's HTTP server on an ephemeral loopback port, either in this
+process (a thread) or as a child process (so that serving bytes does not compete for
+this process's GIL, as in benchmarks). It always binds 127.0.0.1 and is stopped on
+``stop()``, on leaving the ``with`` block, and at interpreter exit.
+
+Run ``python -m intake_helio.local_s3`` to serve one in the foreground.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+from typing import Any
+
+__all__ = ["LocalS3"]
+
+_READY = "INTAKE_HELIO_S3_READY"
+
+
+class LocalS3:
+    """A moto S3 server on ``127.0.0.1`` with an ephemeral port.
+
+    Parameters
+    ----------
+    process : bool
+        Run the server in a child process instead of a thread of this process.
+    port : int
+        Port to bind; 0 (default) lets the OS choose a free one.
+
+    Examples
+    --------
+    >>> with LocalS3() as s3:                           # doctest: +SKIP
+    ...     fs = s3.filesystem()
+    ...     fs.mkdir("demo")
+    """
+
+    key = "intake-helio-local"
+    secret = "intake-helio-local-secret"
+
+    def __init__(self, process: bool = False, port: int = 0):
+        self.process = process
+        self.port = port
+        self._server = None
+        self._proc: subprocess.Popen | None = None
+        self.endpoint_url: str | None = None
+
+    # ------------------------------------------------------------------ lifecycle
+    def start(self) -> LocalS3:
+        """Start the server and wait until it answers."""
+        if self.endpoint_url:
+            return self
+        if self.process:
+            self._proc = subprocess.Popen(
+                [sys.executable, "-m", "intake_helio.local_s3", "--port", str(self.port)],
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+            assert self._proc.stdout is not None
+            deadline = time.monotonic() + 60
+            line = ""
+            while time.monotonic() < deadline:
+                line = self._proc.stdout.readline()
+                if not line or line.startswith(_READY):
+                    break
+            if not line.startswith(_READY):
+                self.stop()
+                raise RuntimeError("local S3 server (moto) did not start within 60 s")
+            self.endpoint_url = line.split()[1]
+        else:
+            from moto.server import ThreadedMotoServer
+
+            self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
+            self._server.start()
+            host, port = self._server.get_host_and_port()
+            self.endpoint_url = f"http://{host}:{port}"
+        atexit.register(self.stop)
+        return self
+
+    def stop(self) -> None:
+        """Stop the server (idempotent)."""
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
+        if self._proc is not None:
+            if self._proc.poll() is None:
+                self._proc.terminate()
+                try:
+                    self._proc.wait(10)
+                except subprocess.TimeoutExpired:
+                    self._proc.kill()
+                    self._proc.wait()
+            if self._proc.stdout:
+                self._proc.stdout.close()
+            self._proc = None
+        self.endpoint_url = None
+
+    def __enter__(self) -> LocalS3:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    # ------------------------------------------------------------------ helpers
+    @property
+    def storage_options(self) -> dict[str, Any]:
+        """Options for s3fs (and intake-helio) that reach this server."""
+        if not self.endpoint_url:
+            raise RuntimeError("LocalS3 is not started; call start() first")
+        return {"endpoint_url": self.endpoint_url, "key": self.key, "secret": self.secret}
+
+    def filesystem(self, **kwargs):
+        """A fresh (uncached) s3fs filesystem for this server."""
+        import s3fs
+
+        return s3fs.S3FileSystem(skip_instance_cache=True, **self.storage_options, **kwargs)
+
+    def reset(self) -> None:
+        """Delete every bucket and object (moto's reset API)."""
+        req = urllib.request.Request(f"{self.endpoint_url}/moto-api/reset", method="POST")
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            resp.read()
+
+
+def _serve(port: int) -> None:
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    host, real_port = server.get_host_and_port()
+    print(f"{_READY} http://{host}:{real_port}", flush=True)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+
+
+if __name__ == "__main__":
+    import argparse
+    import signal
+
+    parser = argparse.ArgumentParser(description="Serve a local S3 endpoint (moto) on 127.0.0.1")
+    parser.add_argument("--port", type=int, default=0)
+    args = parser.parse_args()
+    signal.signal(signal.SIGTERM, lambda *a: (_ for _ in ()).throw(KeyboardInterrupt()))
+    os.environ.setdefault("MOTO_ALLOW_NONEXISTENT_REGION", "true")
+    _serve(args.port)

@@ -1,0 +1,56 @@
+"""Shared fixtures: a real moto S3 server on 127.0.0.1, dummy credentials, clean caches."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+# Real credentials and config must never be used by the tests.
+for _var in list(os.environ):
+    if _var.startswith("AWS_"):
+        del os.environ[_var]
+os.environ["AWS_CONFIG_FILE"] = "/dev/null"
+os.environ["AWS_SHARED_CREDENTIALS_FILE"] = "/dev/null"
+os.environ["AWS_ACCESS_KEY_ID"] = "testing"
+os.environ["AWS_SECRET_ACCESS_KEY"] = "testing"
+os.environ["AWS_DEFAULT_REGION"] = "us-east-1"
+os.environ.pop("ROOT_CATALOG_REGISTRY_URL", None)
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    """One moto S3 server (in-process thread) on 127.0.0.1 for the whole session."""
+    from intake_helio.local_s3 import LocalS3
+
+    server = LocalS3().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def s3(s3_server):
+    """The local S3 server, reset before each test, with s3fs' instance cache cleared.
+
+    Yields the ``LocalS3``; ``s3.storage_options`` reach it, ``s3.filesystem()`` is a
+    fresh s3fs client.
+    """
+    import s3fs
+
+    s3_server.reset()
+    s3fs.S3FileSystem.clear_instance_cache()
+    yield s3_server
+    s3fs.S3FileSystem.clear_instance_cache()
+
+
+@pytest.fixture
+def s3fs_client(s3):
+    """A fresh s3fs filesystem on the reset local server."""
+    return s3.filesystem()
+
+
+def pytest_collection_modifyitems(config, items):
+    """Everything under tests/integration is marked ``integration``."""
+    for item in items:
+        if "tests/integration" in str(item.fspath).replace(os.sep, "/"):
+            item.add_marker(pytest.mark.integration)
