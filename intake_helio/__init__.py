@@ -10,17 +10,39 @@ from .errors import (
     IndexParseError,
     TimeRangeError,
 )
+from .file_index import BadRow
+from .registry import (
+    DEFAULT_REGISTRY_URL,
+    Bucket,
+    Dataset,
+    Endpoint,
+    Registry,
+    SearchResults,
+    open_bucket,
+    open_registry,
+)
+from .times import parse_time
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "DEFAULT_REGISTRY_URL",
+    "BadRow",
+    "Bucket",
     "BucketUnavailableError",
     "CatalogFormatError",
     "CatalogNotFoundError",
+    "Dataset",
     "DatasetNotFoundError",
+    "Endpoint",
     "FrameReadError",
     "HelioWarning",
     "IndexParseError",
+    "Registry",
+    "SearchResults",
     "TimeRangeError",
     "__version__",
+    "open_bucket",
+    "open_registry",
+    "parse_time",
 ]

@@ -10,7 +10,7 @@ import pandas as pd
 
 from .errors import TimeRangeError
 
-__all__ = ["TimeLike", "parse_time", "parse_range"]
+__all__ = ["TimeLike", "parse_range", "parse_time"]
 
 TimeLike = str | _dt.datetime | _dt.date | np.datetime64 | pd.Timestamp
 
