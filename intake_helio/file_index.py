@@ -13,6 +13,7 @@ import io
 import re
 import zipfile
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -296,7 +297,7 @@ def read_index(
     if urls:
         fs, _ = filesystem(urls[0], storage_options)
         paths = [fs._strip_protocol(u) for u in urls]
-        results = fs.cat(paths, on_error="return") if len(paths) > 1 else _cat_one(fs, paths[0])
+        results = _cat_many(fs, paths)
         found = 0
         for url, path in zip(urls, paths, strict=True):
             data = results.get(path)
@@ -333,11 +334,31 @@ def read_index(
     return df
 
 
-def _cat_one(fs, path: str) -> dict:
-    try:
-        return {path: fs.cat_file(path)}
-    except Exception as exc:
-        return {path: exc}
+def _cat_many(fs, paths: list[str]) -> dict:
+    """Fetch whole files concurrently: one GET each (no existence checks first).
+
+    Returns ``{path: bytes or the exception raised}``.
+    """
+    if getattr(fs, "async_impl", False) and len(paths) > 1:
+        import asyncio
+
+        from fsspec.asyn import sync
+
+        async def gather():
+            return await asyncio.gather(*(fs._cat_file(p) for p in paths), return_exceptions=True)
+
+        return dict(zip(paths, sync(fs.loop, gather), strict=True))
+
+    def one(path):
+        try:
+            return fs.cat_file(path)
+        except Exception as exc:
+            return exc
+
+    if len(paths) == 1:
+        return {paths[0]: one(paths[0])}
+    with ThreadPoolExecutor(max_workers=min(16, len(paths))) as pool:
+        return dict(zip(paths, pool.map(one, paths), strict=True))
 
 
 def _check_prefix_exists(fs, index: str, storage_options) -> None:

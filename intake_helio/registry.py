@@ -60,6 +60,13 @@ def read_json(url: str, storage_options: Mapping[str, Any] | None, what: str) ->
             f"access denied to {what} {url}; pass credentials in storage_options, or "
             "anon=True if the bucket is public"
         ) from exc
+    except OSError:
+        raise
+    except Exception as exc:  # botocore/aiohttp errors are not OSErrors
+        raise OSError(
+            f"cannot read {what} {url}: {type(exc).__name__}: {exc}; check the network, the "
+            "endpoint_url and the credentials in storage_options"
+        ) from exc
     try:
         obj = json.loads(data)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:

@@ -18,7 +18,7 @@ from typing import Any
 import fsspec
 from fsspec.core import split_protocol
 
-__all__ = ["filesystem", "options_for", "redact"]
+__all__ = ["StorageOptions", "filesystem", "options_for", "redact"]
 
 _NO_FLAT_OPTIONS = {"http", "https", "file", "local", "memory"}
 _SECRET_WORDS = ("secret", "token", "password", "passwd", "key_id", "access_key", "auth")
@@ -70,3 +70,19 @@ def redact(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return type(value)(redact(v) for v in value)
     return value
+
+
+class StorageOptions(dict):
+    """A dict of storage options whose ``repr`` hides secrets.
+
+    Travels inside dask graphs to the workers (they need the credentials) while any
+    repr of a task, a graph or an error shows ``'***'`` in place of keys and tokens.
+    """
+
+    def __repr__(self) -> str:
+        return repr(redact(dict(self)))
+
+    __str__ = __repr__
+
+    def __reduce__(self):
+        return (StorageOptions, (dict(self),))

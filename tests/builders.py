@@ -1,4 +1,4 @@
-"""Builders for small CloudCatalog trees (registry, catalog.json, yearly indexes) in any fsspec URL."""
+"""Builders for small CloudCatalog trees (registry, catalog.json, yearly indexes)."""
 
 from __future__ import annotations
 

@@ -1,0 +1,314 @@
+"""``intake-helio``: list catalogs, list files, run the irradiance job and the demo.
+
+Exit codes: 0 success (every frame ok), 3 finished with failed frames (listed in the
+CSV), 2 bad input, 1 unexpected error, 130 interrupted. Errors print one readable line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from typing import Any
+
+__all__ = ["main"]
+
+EXIT_OK, EXIT_ERROR, EXIT_BAD_INPUT, EXIT_FAILED_FRAMES, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+
+
+class BadInput(ValueError):
+    """A command-line value that cannot be used."""
+
+
+# --------------------------------------------------------------------------- helpers
+def _storage_options(args) -> dict[str, Any]:
+    so: dict[str, Any] = {}
+    for item in args.storage_option or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise BadInput(f"--storage-option {item!r}: expected KEY=VALUE, e.g. anon=true")
+        try:
+            so[key] = json.loads(value)
+        except json.JSONDecodeError:
+            so[key] = value
+    if args.anon:
+        so["anon"] = True
+    if args.endpoint_url:
+        so["endpoint_url"] = args.endpoint_url
+    return so
+
+
+def _resolve_endpoint(endpoint: str, args, so) -> str:
+    if "://" in endpoint:
+        return endpoint
+    from .registry import open_registry
+
+    return open_registry(args.registry, so).endpoint(endpoint, args.region)
+
+
+def _parse_cutout(text: str | None):
+    if not text:
+        return None
+    try:
+        ys, xs = text.split(",")
+        y0, y1 = (int(v) for v in ys.split(":"))
+        x0, x1 = (int(v) for v in xs.split(":"))
+    except ValueError:
+        raise BadInput(
+            f"--cutout {text!r}: expected Y0:Y1,X0:X1 such as 1000:1200,0:4096"
+        ) from None
+    return {"y": slice(y0, y1), "x": slice(x0, x1)}
+
+
+def _cluster_kwargs(args) -> dict[str, Any]:
+    kw: dict[str, Any] = {}
+    if args.workers is not None:
+        kw["workers"] = args.workers
+    if args.worker_cores is not None:
+        kw["worker_cores"] = args.worker_cores
+    if args.worker_memory is not None:
+        kw["worker_memory"] = args.worker_memory
+    if args.cluster == "gateway" and args.gateway_address:
+        kw["address"] = args.gateway_address
+    return kw
+
+
+# --------------------------------------------------------------------------- commands
+def cmd_ls(args) -> int:
+    from .registry import open_bucket
+
+    so = _storage_options(args)
+    bucket = open_bucket(_resolve_endpoint(args.endpoint, args, so), so)
+    df = bucket.to_dataframe()
+    if df.empty:
+        print(f"{bucket.endpoint}: no datasets")
+        return EXIT_OK
+    with _wide():
+        print(df.to_string(index=False))
+    return EXIT_OK
+
+
+def cmd_files(args) -> int:
+    from .registry import open_bucket
+
+    so = _storage_options(args)
+    bucket = open_bucket(_resolve_endpoint(args.endpoint, args, so), so)
+    df = bucket[args.dataset].files(args.start, args.stop, errors=args.errors)
+    bad = df.attrs.get("bad_rows", [])
+    if args.out:
+        df.to_csv(args.out, index=False)
+        print(f"wrote {len(df)} files to {args.out}")
+    else:
+        with _wide():
+            print(df.to_string(index=False))
+    for b in bad:
+        print(f"skipped bad index row: {b.file} line {b.line}: {b.reason}", file=sys.stderr)
+    return EXIT_OK
+
+
+def cmd_irradiance(args) -> int:
+    from .job import run_irradiance_job
+
+    so = _storage_options(args)
+    endpoint = _resolve_endpoint(args.endpoint, args, so)
+    _, summary = run_irradiance_job(
+        endpoint,
+        args.dataset,
+        args.start,
+        args.stop,
+        args.out,
+        storage_options=so,
+        cluster_kind=None if args.cluster == "none" else args.cluster,
+        cluster_kwargs=_cluster_kwargs(args),
+        normalize=args.normalize,
+        resume=args.resume,
+        cutout=_parse_cutout(args.cutout),
+        part_size=args.part_size,
+        progress=not args.no_progress,
+    )
+    print(summary.text())
+    return EXIT_FAILED_FRAMES if summary.failed else EXIT_OK
+
+
+def cmd_demo(args) -> int:
+    from .demo import run_demo, serve_demo
+
+    if args.serve:
+        serve_demo(frames=args.frames, size=args.size, port=args.port)
+        return EXIT_OK
+    report = run_demo(
+        out=args.out,
+        frames=args.frames,
+        size=args.size,
+        cluster_kind=None if args.cluster == "none" else args.cluster,
+        cluster_kwargs=_cluster_kwargs(args),
+        progress=not args.no_progress,
+    )
+    print(report.summary.text())
+    print(
+        f"demo check: max relative difference from the generator's true means "
+        f"{report.max_rel_error:.2e}; failed frames "
+        + (
+            "are exactly the deliberately corrupt file(s)"
+            if report.failed_as_expected
+            else "DIFFER from the deliberately corrupt file(s)"
+        )
+    )
+    return EXIT_OK if report.ok else EXIT_ERROR
+
+
+def cmd_gateway_server(args) -> int:
+    from .gateway_server import main as gateway_main
+
+    argv = []
+    if args.port:
+        argv += ["--port", str(args.port)]
+    return gateway_main(argv) or EXIT_OK
+
+
+# --------------------------------------------------------------------------- parser
+class _wide:
+    def __enter__(self):
+        import pandas as pd
+
+        self._ctx = pd.option_context(
+            "display.width", 200, "display.max_colwidth", 120, "display.max_rows", 10_000
+        )
+        self._ctx.__enter__()
+
+    def __exit__(self, *exc):
+        self._ctx.__exit__(*exc)
+
+
+def _add_storage(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("storage")
+    g.add_argument("--anon", action="store_true", help="anonymous S3 access (public buckets)")
+    g.add_argument("--endpoint-url", metavar="URL", help="S3 endpoint URL (e.g. a local server)")
+    g.add_argument(
+        "--storage-option",
+        action="append",
+        metavar="KEY=VALUE",
+        help="extra fsspec/s3fs option (repeatable); VALUE is JSON if it parses",
+    )
+    g.add_argument(
+        "--registry",
+        metavar="URL",
+        default=None,
+        help="registry JSON used when ENDPOINT is a bucket name",
+    )
+    g.add_argument("--region", default=None, help="bucket region, when the name is ambiguous")
+
+
+def _add_cluster(p: argparse.ArgumentParser, default: str) -> None:
+    g = p.add_argument_group("cluster")
+    g.add_argument(
+        "--cluster",
+        choices=("local", "gateway", "none"),
+        default=default,
+        help="local: a LocalCluster of processes; gateway: a dask-gateway cluster; "
+        "none: the default dask scheduler (default: %(default)s)",
+    )
+    g.add_argument("--workers", type=int, default=None, help="number of workers")
+    g.add_argument("--worker-cores", type=int, default=None, help="threads (cores) per worker")
+    g.add_argument("--worker-memory", default=None, help="memory per worker (e.g. 4GiB, or GiB)")
+    g.add_argument(
+        "--gateway-address",
+        default=None,
+        help="dask-gateway address (default: dask config gateway.address)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="intake-helio",
+        description="HelioCloud CloudCatalog data as lazy frames and irradiance time series.",
+    )
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("ls", help="list the datasets of a bucket")
+    p.add_argument("endpoint", help="bucket root such as s3://gov-nasa-hdrl-data1/, or its name")
+    _add_storage(p)
+    p.set_defaults(func=cmd_ls)
+
+    p = sub.add_parser("files", help="list a dataset's files in a time range")
+    p.add_argument("endpoint")
+    p.add_argument("dataset")
+    p.add_argument("--start", required=True)
+    p.add_argument("--stop", required=True)
+    p.add_argument("--out", metavar="FILE.csv")
+    p.add_argument(
+        "--errors",
+        choices=("raise", "report"),
+        default="raise",
+        help="bad index rows: stop (raise) or skip and list them (report)",
+    )
+    _add_storage(p)
+    p.set_defaults(func=cmd_files)
+
+    p = sub.add_parser("irradiance", help="mean of every frame over a time range, saved")
+    p.add_argument("endpoint")
+    p.add_argument("dataset")
+    p.add_argument("--start", required=True)
+    p.add_argument("--stop", required=True)
+    p.add_argument("--out", required=True, metavar="DIR")
+    p.add_argument("--normalize", action="store_true", help="divide by EXPTIME (DN/s)")
+    p.add_argument("--resume", action="store_true", help="keep parts of an interrupted run")
+    p.add_argument("--cutout", metavar="Y0:Y1,X0:X1")
+    p.add_argument("--part-size", type=int, default=256, help="frames per saved part")
+    p.add_argument("--no-progress", action="store_true")
+    _add_storage(p)
+    _add_cluster(p, "local")
+    p.set_defaults(func=cmd_irradiance)
+
+    p = sub.add_parser("demo", help="the job on a local S3 endpoint with synthetic AIA data")
+    p.add_argument("--out", default="demo-output", metavar="DIR")
+    p.add_argument("--frames", type=int, default=48)
+    p.add_argument("--size", type=int, default=256, help="frame size in pixels (4096 = full)")
+    p.add_argument(
+        "--serve",
+        action="store_true",
+        help="only serve the demo endpoint until Ctrl-C, for notebooks",
+    )
+    p.add_argument("--port", type=int, default=0, help="port for --serve (default: any free)")
+    p.add_argument("--no-progress", action="store_true")
+    _add_cluster(p, "local")
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("gateway-server", help="run a local dask-gateway server on 127.0.0.1")
+    p.add_argument("--port", type=int, default=0)
+    p.set_defaults(func=cmd_gateway_server)
+    return parser
+
+
+def _exit_code(exc: BaseException) -> int:
+    from .errors import BucketUnavailableError
+
+    if isinstance(exc, BucketUnavailableError):
+        return EXIT_ERROR
+    if isinstance(exc, ValueError | KeyError | FileNotFoundError | PermissionError):
+        return EXIT_BAD_INPUT
+    return EXIT_ERROR
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; returns the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        print("intake-helio: interrupted; rerun with --resume to continue", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception as exc:
+        if args.debug:
+            raise
+        msg = str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
+        print(f"intake-helio: error: {msg}", file=sys.stderr)
+        return _exit_code(exc)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
