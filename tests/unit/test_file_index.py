@@ -50,14 +50,18 @@ def test_csv_variants(header, quote, with_stop):
     assert df["filesize"].dtype == np.int64
     assert df["datakey"].tolist() == [r[2] for r in rows]
     assert df["start"].iloc[1] == pd.Timestamp("2020-03-01T00:04")
-    expected_stop = pd.Timestamp("2020-03-01T00:08") if with_stop else pd.Timestamp("2020-03-01T00:04")
+    expected_stop = (
+        pd.Timestamp("2020-03-01T00:08") if with_stop else pd.Timestamp("2020-03-01T00:04")
+    )
     assert df["stop"].iloc[1] == expected_stop
     assert df["filesize"].iloc[2] == 2880 * 102
 
 
 def test_spec_example_with_single_quotes_and_spaces():
-    text = ("# start, stop, datakey, filesize\n"
-            "'2010-05-08T12:05:30.000Z','2010-05-08T12:06:14.000Z','s3://bucket/a.fts','246000'\n")
+    text = (
+        "# start, stop, datakey, filesize\n"
+        "'2010-05-08T12:05:30.000Z','2010-05-08T12:06:14.000Z','s3://bucket/a.fts','246000'\n"
+    )
     df, _ = parse_index(text.encode(), "x")
     assert df.loc[0, "datakey"] == "s3://bucket/a.fts" and df.loc[0, "filesize"] == 246000
     assert df.loc[0, "stop"] == pd.Timestamp("2010-05-08T12:06:14")
@@ -72,15 +76,22 @@ def test_extra_columns_keep_their_names():
 
 
 def test_truncated_times_and_timezones():
-    text = ("start,datakey,filesize\n2017-01-15T23:00Z,s3://b/a,1\n2017-01-16,s3://b/b,2\n"
-            "2017-01-16T01:00:00+01:00,s3://b/c,3\n")
+    text = (
+        "start,datakey,filesize\n2017-01-15T23:00Z,s3://b/a,1\n2017-01-16,s3://b/b,2\n"
+        "2017-01-16T01:00:00+01:00,s3://b/c,3\n"
+    )
     df, _ = parse_index(text.encode(), "x")
-    assert df["start"].tolist() == [pd.Timestamp("2017-01-15T23:00"), pd.Timestamp("2017-01-16"),
-                                    pd.Timestamp("2017-01-16T00:00")]
+    assert df["start"].tolist() == [
+        pd.Timestamp("2017-01-15T23:00"),
+        pd.Timestamp("2017-01-16"),
+        pd.Timestamp("2017-01-16T00:00"),
+    ]
 
 
 def test_bad_row_names_file_and_line():
-    text = "# start, stop, datakey, filesize\n\n" + index_csv(make_rows("2020-01-01", 2), header=None)
+    text = "# start, stop, datakey, filesize\n\n" + index_csv(
+        make_rows("2020-01-01", 2), header=None
+    )
     text += '"garbage","2020-01-01T00:00:00Z","s3://b/x","1"\n'
     with pytest.raises(ih.IndexParseError, match=r"idx_2020.csv line 5: start 'garbage'") as err:
         parse_index(text.encode(), "idx_2020.csv")
@@ -95,8 +106,11 @@ def test_bad_rows_reported_when_lenient():
     rows[3][3] = "big"
     df, bad = parse_index(index_csv(rows).encode(), "f.csv", errors="report")
     assert len(df) == 1
-    assert [(b.line, b.reason.split()[0]) for b in bad] == [(3, "datakey"), (4, "start"),
-                                                           (5, "filesize")]
+    assert [(b.line, b.reason.split()[0]) for b in bad] == [
+        (3, "datakey"),
+        (4, "start"),
+        (5, "filesize"),
+    ]
 
 
 def test_wrong_field_count_names_line():
@@ -113,8 +127,11 @@ def test_files_sorted_sliced_across_years_with_gaps():
     r2022 = make_rows("2022-01-01", 3)
     bucket = bucket_with(
         [dataset_entry(start="2019-01-01", stop="2022-12-31")],
-        {"aia_0094_2019.csv": index_csv(r2019), "aia_0094_2020.csv": index_csv(rotated),
-         "aia_0094_2022.csv": index_csv(r2022)},
+        {
+            "aia_0094_2019.csv": index_csv(r2019),
+            "aia_0094_2020.csv": index_csv(rotated),
+            "aia_0094_2022.csv": index_csv(r2022),
+        },
     )
     ds = bucket["aia_0094"]
     df = ds.files("2019-12-31T23:55", "2021-01-01T00:10")
@@ -129,25 +146,37 @@ def test_files_sorted_sliced_across_years_with_gaps():
 
 
 def test_half_open_rule():
-    rows = [["2020-01-01T00:00:00Z", "2020-01-01T00:04:00Z", "s3://b/a", "1"],
-            ["2020-01-01T00:04:00Z", "2020-01-01T00:08:00Z", "s3://b/b", "1"]]
+    rows = [
+        ["2020-01-01T00:00:00Z", "2020-01-01T00:04:00Z", "s3://b/a", "1"],
+        ["2020-01-01T00:04:00Z", "2020-01-01T00:08:00Z", "s3://b/b", "1"],
+    ]
     bucket = bucket_with([dataset_entry()], {"aia_0094_2020.csv": index_csv(rows)})
     ds = bucket["aia_0094"]
-    assert ds.files("2020-01-01T00:04", "2020-01-01T00:08")["datakey"].tolist() == ["s3://b/a",
-                                                                                    "s3://b/b"]
+    assert ds.files("2020-01-01T00:04", "2020-01-01T00:08")["datakey"].tolist() == [
+        "s3://b/a",
+        "s3://b/b",
+    ]
     assert ds.files("2020-01-01T00:00", "2020-01-01T00:04")["datakey"].tolist() == ["s3://b/a"]
 
 
 @pytest.mark.parametrize(
     "value",
-    ["2020-01-01", "2020-01-01T00:00:00Z", dt.datetime(2020, 1, 1), np.datetime64("2020-01-01"),
-     pd.Timestamp("2020-01-01"), pd.Timestamp("2020-01-01T01:00", tz="Europe/Paris"),
-     dt.datetime(2019, 12, 31, 19, tzinfo=dt.timezone(dt.timedelta(hours=-5)))],
+    [
+        "2020-01-01",
+        "2020-01-01T00:00:00Z",
+        dt.datetime(2020, 1, 1),
+        np.datetime64("2020-01-01"),
+        pd.Timestamp("2020-01-01"),
+        pd.Timestamp("2020-01-01T01:00", tz="Europe/Paris"),
+        dt.datetime(2019, 12, 31, 19, tzinfo=dt.timezone(dt.timedelta(hours=-5))),
+    ],
 )
 def test_time_types(value):
     rows = make_rows("2019-12-31T23:00", 60, cadence="2min")
-    bucket = bucket_with([dataset_entry()], {"aia_0094_2019.csv": index_csv(rows[:30]),
-                                             "aia_0094_2020.csv": index_csv(rows[30:])})
+    bucket = bucket_with(
+        [dataset_entry()],
+        {"aia_0094_2019.csv": index_csv(rows[:30]), "aia_0094_2020.csv": index_csv(rows[30:])},
+    )
     df = bucket["aia_0094"].files(start=value, stop="2020-01-01T00:10")
     # a non-multiyear dataset keeps rows in the year of their start: 2019 is not read
     assert df["start"].iloc[0] == pd.Timestamp("2020-01-01T00:00")
@@ -161,7 +190,8 @@ def test_multiyear_looks_at_earlier_years():
         {"aia_0094_2018.csv": index_csv(rows)},
     )
     assert bucket["aia_0094"].files("2020-01-01", "2020-02-01")["datakey"].tolist() == [
-        "s3://b/long.cdf"]
+        "s3://b/long.cdf"
+    ]
 
 
 def test_csv_zip_and_parquet():
@@ -170,8 +200,14 @@ def test_csv_zip_and_parquet():
         [dataset_entry("z", indextype="csv-zip"), dataset_entry("p", indextype="parquet")],
         {"z_2020.csv.zip": zip_bytes("z_2020.csv", index_csv(rows))},
     )
-    pq = pd.DataFrame({"start": [r[0] for r in rows], "stop": [r[1] for r in rows],
-                       "datakey": [r[2] for r in rows], "filesize": [int(r[3]) for r in rows]})
+    pq = pd.DataFrame(
+        {
+            "start": [r[0] for r in rows],
+            "stop": [r[1] for r in rows],
+            "datakey": [r[2] for r in rows],
+            "filesize": [int(r[3]) for r in rows],
+        }
+    )
     fs = MemoryFileSystem()
     with fs.open("/bucket/registries/p_2020.parquet", "wb") as f:
         pq.to_parquet(f)
@@ -194,7 +230,9 @@ def test_start_after_stop_and_unparseable():
 
 def test_missing_index_location():
     bucket = bucket_with([dataset_entry(index="memory://elsewhere/nothing/")], {})
-    with pytest.raises(FileNotFoundError, match="index location memory://elsewhere/nothing/ does not"):
+    with pytest.raises(
+        FileNotFoundError, match="index location memory://elsewhere/nothing/ does not"
+    ):
         bucket["aia_0094"].files("2020-01-01", "2020-02-01")
 
 

@@ -28,8 +28,12 @@ def test_registry_endpoints_and_lookup():
         "memory://reg/r.json",
         registry_json(
             [
-                {"endpoint": "s3://a/", "name": "HelioCloud, including SDO", "provider": "aws",
-                 "region": "us-east-1"},
+                {
+                    "endpoint": "s3://a/",
+                    "name": "HelioCloud, including SDO",
+                    "provider": "aws",
+                    "region": "us-east-1",
+                },
                 {"endpoint": "s3://b", "name": "Twin", "region": "us-east-1"},
                 {"endpoint": "s3://c/", "name": "Twin", "region": "us-west-2"},
             ]
@@ -61,8 +65,11 @@ def test_registry_prerelease_key_and_env_default(monkeypatch):
         ("[1, 2]", ih.CatalogFormatError, "must hold a JSON object"),
         (json.dumps({"registry": []}), ih.CatalogFormatError, "no 'version'"),
         (json.dumps({"version": "1"}), ih.CatalogFormatError, "'registry'"),
-        (json.dumps({"version": "1", "registry": [{"name": "x"}]}), ih.CatalogFormatError,
-         "registry\\[0\\] lacks required key\\(s\\) 'endpoint'"),
+        (
+            json.dumps({"version": "1", "registry": [{"name": "x"}]}),
+            ih.CatalogFormatError,
+            "registry\\[0\\] lacks required key\\(s\\) 'endpoint'",
+        ),
     ],
 )
 def test_registry_bad_input(content, exc, match):
@@ -77,8 +84,12 @@ def test_registry_missing_file_is_file_not_found():
 
 
 def test_bucket_records_and_metadata():
-    entry = dataset_entry(description="Atmospheric Imaging Assembly", multiyear="true",
-                          collections=["sdo"], custom_key=42)
+    entry = dataset_entry(
+        description="Atmospheric Imaging Assembly",
+        multiyear="true",
+        collections=["sdo"],
+        custom_key=42,
+    )
     entry["modification"] = "2023-05-04:00:00:00Z"  # malformed optional field seen live
     put(ROOT + "catalog.json", catalog_json(ROOT, [entry], egress="none"))
     bucket = ih.open_bucket("memory://bucket")  # trailing slash added
@@ -104,8 +115,12 @@ def test_bucket_old_cloudy_key():
 
 
 def test_bucket_status_1400():
-    put(ROOT + "catalog.json", catalog_json(
-        ROOT, [dataset_entry()], status={"code": 1400, "message": "maintenance until noon"}))
+    put(
+        ROOT + "catalog.json",
+        catalog_json(
+            ROOT, [dataset_entry()], status={"code": 1400, "message": "maintenance until noon"}
+        ),
+    )
     with pytest.raises(ih.BucketUnavailableError, match="temporarily unavailable.*maintenance"):
         ih.open_bucket(ROOT)
 
@@ -125,8 +140,12 @@ def test_bucket_bad_required_time():
 
 
 def test_unknown_dataset_lists_close_matches():
-    put(ROOT + "catalog.json", catalog_json(
-        ROOT, [dataset_entry("aia_0094"), dataset_entry("aia_0131"), dataset_entry("euvi")]))
+    put(
+        ROOT + "catalog.json",
+        catalog_json(
+            ROOT, [dataset_entry("aia_0094"), dataset_entry("aia_0131"), dataset_entry("euvi")]
+        ),
+    )
     bucket = ih.open_bucket(ROOT)
     with pytest.raises(KeyError) as err:
         bucket["aia_094"]
@@ -134,12 +153,25 @@ def test_unknown_dataset_lists_close_matches():
 
 
 def test_bucket_search():
-    put(ROOT + "catalog.json", catalog_json(ROOT, [
-        dataset_entry("aia_0094", start="2010-05-13T00:00:00Z", stop="2022-12-31T23:56:00Z"),
-        dataset_entry("euvi_195", title="STEREO EUVI", description="aia-like", start="2007-01-01",
-                      stop="2009-01-01"),
-        dataset_entry("mag", title="Magnetometer", start="2015-01-01", stop="2016-01-01"),
-    ]))
+    put(
+        ROOT + "catalog.json",
+        catalog_json(
+            ROOT,
+            [
+                dataset_entry(
+                    "aia_0094", start="2010-05-13T00:00:00Z", stop="2022-12-31T23:56:00Z"
+                ),
+                dataset_entry(
+                    "euvi_195",
+                    title="STEREO EUVI",
+                    description="aia-like",
+                    start="2007-01-01",
+                    stop="2009-01-01",
+                ),
+                dataset_entry("mag", title="Magnetometer", start="2015-01-01", stop="2016-01-01"),
+            ],
+        ),
+    )
     bucket = ih.open_bucket(ROOT)
     assert [d.id for d in bucket.search("AIA")] == ["aia_0094", "euvi_195"]
     assert [d.id for d in bucket.search("aia", start="2020-01-01")] == ["aia_0094"]
@@ -150,10 +182,15 @@ def test_bucket_search():
 
 def test_registry_search_reports_unreachable_bucket():
     put("memory://good/catalog.json", catalog_json("memory://good/", [dataset_entry("aia_0094")]))
-    put("memory://reg/r.json", registry_json([
-        {"endpoint": "memory://good/", "name": "good"},
-        {"endpoint": "memory://gone/", "name": "gone"},
-    ]))
+    put(
+        "memory://reg/r.json",
+        registry_json(
+            [
+                {"endpoint": "memory://good/", "name": "good"},
+                {"endpoint": "memory://gone/", "name": "gone"},
+            ]
+        ),
+    )
     reg = ih.open_registry("memory://reg/r.json", storage_options={})
     with pytest.warns(ih.HelioWarning, match="memory://gone/"):
         res = reg.search("aia")
