@@ -109,25 +109,38 @@ def _decode(data: bytes, path: str, indextype: str) -> str | pd.DataFrame:
     return data.decode("utf-8-sig", errors="replace")
 
 
+_BLANK_LINE = re.compile(r"\n[ \t\r]*\n")
+
+
 def _frame_from_csv(text: str, path: str) -> tuple[pd.DataFrame, np.ndarray]:
-    """Raw string columns and the 1-based file line number of each row."""
-    lines = text.splitlines()
-    names, first = _split_header(lines)
-    keep = [i for i in range(first, len(lines)) if lines[i].strip()]
-    linenos = np.asarray(keep, dtype=np.int64) + 1
-    if not keep:
-        return pd.DataFrame(columns=names or list(LEADING), dtype=str), linenos
-    first_data = lines[keep[0]].strip()
+    """Columns of the CSV (types left to the C parser) and the file line of each row."""
+    # the header (if any) is among the first lines; only those are split in Python
+    head = text[:4096].splitlines()
+    names, first = _split_header(head)
+    offset = 0
+    for _ in range(first):
+        nl = text.find("\n", offset)
+        offset = len(text) if nl < 0 else nl + 1
+    body = text[offset:]
+    if _BLANK_LINE.search(body) or body[:1].isspace():
+        lines = body.splitlines()
+        keep = [i for i, line in enumerate(lines) if line.strip()]
+        body = "\n".join(lines[i] for i in keep)
+        linenos = np.asarray(keep, dtype=np.int64) + first + 1
+    else:
+        linenos = None
+    first_data = body[: body.find("\n")] if "\n" in body else body
+    first_data = first_data.strip()
+    if not first_data:
+        return pd.DataFrame(columns=names or list(LEADING), dtype=str), np.zeros(0, np.int64)
     quote = "'" if first_data.startswith("'") else '"'
     if names is None:
         names = _names_without_header([_clean(t) for t in first_data.split(",")])
-    body = "\n".join(lines[i] for i in keep)
     try:
         df = pd.read_csv(
             io.StringIO(body),
             header=None,
             names=names,
-            dtype=str,
             quotechar=quote,
             skipinitialspace=True,
             keep_default_na=False,
@@ -136,13 +149,19 @@ def _frame_from_csv(text: str, path: str) -> tuple[pd.DataFrame, np.ndarray]:
         )
     except pd.errors.ParserError as exc:
         m = re.search(r"line (\d+)", str(exc))
-        line = int(linenos[int(m.group(1)) - 1]) if m and int(m.group(1)) <= len(linenos) else 0
+        row = int(m.group(1)) - 1 if m else -1
+        if linenos is not None and 0 <= row < len(linenos):
+            line = int(linenos[row])
+        else:
+            line = row + first + 1 if row >= 0 else 0
         raise IndexParseError(
             f"{path} line {line}: wrong number of fields (expected {len(names)}: "
             f"{', '.join(names)}); fix the index file",
             path,
             line,
         ) from exc
+    if linenos is None:
+        linenos = np.arange(first + 1, first + 1 + len(df), dtype=np.int64)
     return df, linenos
 
 
@@ -193,7 +212,10 @@ def parse_index(
     def as_str(col: str) -> pd.Series:
         s = raw[col]
         if s.dtype == object or pd.api.types.is_string_dtype(s):
-            return s.astype(str).str.strip().str.strip("'\"")
+            s = s.astype(str).str.strip()
+            if len(s) and s.iloc[0][:1] in ("'", '"'):
+                s = s.str.strip("'\"")
+            return s
         return s
 
     start_raw = as_str("start")
@@ -206,7 +228,9 @@ def parse_index(
     else:
         stop_raw, stop = None, start.copy()
     datakey = as_str("datakey").astype(str)
-    if "filesize" in raw.columns:
+    if "filesize" in raw.columns and pd.api.types.is_integer_dtype(raw["filesize"]):
+        fs_raw, filesize = raw["filesize"], raw["filesize"]
+    elif "filesize" in raw.columns:
         fs_raw = as_str("filesize")
         filesize = pd.to_numeric(fs_raw, errors="coerce")
     else:

@@ -11,6 +11,7 @@ Run ``python -m intake_helio.local_s3`` to serve one in the foreground.
 from __future__ import annotations
 
 import atexit
+import logging
 import os
 import subprocess
 import sys
@@ -75,6 +76,7 @@ class LocalS3:
         else:
             from moto.server import ThreadedMotoServer
 
+            logging.getLogger("werkzeug").setLevel(logging.WARNING)
             self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
             self._server.start()
             host, port = self._server.get_host_and_port()
@@ -130,6 +132,7 @@ class LocalS3:
 def _serve(port: int) -> None:
     from moto.server import ThreadedMotoServer
 
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     host, real_port = server.get_host_and_port()
