@@ -24,7 +24,6 @@ import xarray as xr
 
 from . import fits_frames
 from .assembly import FrameRecipe, recipe_of
-from .errors import FrameReadError
 from .storage import filesystem
 
 __all__ = ["PART_COLUMNS", "irradiance", "iter_parts", "parts_to_dataset"]
@@ -36,13 +35,9 @@ def reduce_frame(datakey, storage_options, hdu, rows, cols, units, shape):
     """Mean of one frame inside its read task: ``(mean, n_valid, status)``."""
     try:
         fs, path = filesystem(datakey, storage_options)
-        total, count, found = fits_frames.frame_sum(
-            fs, path, hdu=hdu, rows=rows, cols=cols, units=units, return_shape=True
+        total, count = fits_frames.frame_sum(
+            fs, path, hdu=hdu, rows=rows, cols=cols, units=units, expect_shape=shape
         )
-        if found != shape:
-            raise FrameReadError(
-                datakey, "shape mismatch", f"found {found}, expected {shape} from the probe"
-            )
     except Exception as exc:
         return math.nan, 0, fits_frames.frame_error_reason(exc)
     mean = total / count if count else math.nan
