@@ -80,9 +80,10 @@ def plot_irradiance(result: xr.Dataset, path: str | os.PathLike) -> None:
     units = result["irradiance"].attrs.get("units", "DN")
     ok = df["status"] == "ok"
     fig, ax = plt.subplots(figsize=(10, 4.5), dpi=110)
+    # failed frames are NaN here, so the line breaks at them instead of bridging them
     ax.plot(
-        df.loc[ok, "time"],
-        df.loc[ok, "irradiance"],
+        df["time"],
+        df["irradiance"].where(ok),
         ".-",
         lw=1,
         ms=4,
