@@ -104,9 +104,10 @@ def read_block(datakey, storage_options, hdu, rows, cols, units, shape, on_error
     return (block, "ok") if on_error == "nan" else block
 
 
-def _band_status(*reasons: str) -> str:
+def _band_status(*reasons: str) -> np.ndarray:
+    """One frame's status as a 1-element object array (a chunk of ``read_status``)."""
     bad = [r for r in reasons if r != "ok"]
-    return bad[0] if bad else "ok"
+    return _as_object(bad[0] if bad else "ok")
 
 
 def read_header_row(datakey, storage_options, keys, hdu):
