@@ -1,5 +1,8 @@
 """intake-helio: HelioCloud's CloudCatalog as intake catalogs and lazy xarray frames."""
 
+from .assembly import open_frames
+from .cluster import cluster
+from .demo_data import write_demo_dataset
 from .errors import (
     BucketUnavailableError,
     CatalogFormatError,
@@ -11,6 +14,8 @@ from .errors import (
     TimeRangeError,
 )
 from .file_index import BadRow
+from .irradiance import irradiance
+from .local_s3 import LocalS3
 from .registry import (
     DEFAULT_REGISTRY_URL,
     Bucket,
@@ -38,11 +43,16 @@ __all__ = [
     "FrameReadError",
     "HelioWarning",
     "IndexParseError",
+    "LocalS3",
     "Registry",
     "SearchResults",
     "TimeRangeError",
     "__version__",
+    "cluster",
+    "irradiance",
     "open_bucket",
+    "open_frames",
     "open_registry",
     "parse_time",
+    "write_demo_dataset",
 ]
