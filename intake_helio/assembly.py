@@ -28,7 +28,7 @@ import xarray as xr
 from dask.highlevelgraph import HighLevelGraph
 
 from . import fits_frames
-from .errors import FrameReadError
+from .errors import FrameReadError, picklable_cause
 from .storage import StorageOptions, filesystem
 
 __all__ = ["FrameRecipe", "open_frames", "read_headers", "recipe_of"]
@@ -95,13 +95,20 @@ def read_block(datakey, storage_options, hdu, rows, cols, units, shape, on_error
                 datakey, "shape mismatch", f"found {block.shape}, expected {shape} from the probe"
             )
         block = block.astype(np.float32, copy=False)[np.newaxis]
-    except Exception as exc:
+    except FrameReadError as exc:
         if on_error == "raise":
-            if isinstance(exc, FrameReadError):
-                raise
-            raise FrameReadError(datakey, fits_frames.frame_error_reason(exc), str(exc)) from exc
-        return np.full((1, *shape), np.nan, dtype=np.float32), fits_frames.frame_error_reason(exc)
-    return (block, "ok") if on_error == "nan" else block
+            raise
+        return np.full((1, *shape), np.nan, dtype=np.float32), exc.reason
+    except Exception as exc:
+        if on_error == "nan":
+            return np.full((1, *shape), np.nan, dtype=np.float32), fits_frames.frame_error_reason(
+                exc
+            )
+        err, cause = FrameReadError(datakey, fits_frames.frame_error_reason(exc), str(exc)), exc
+    else:
+        return (block, "ok") if on_error == "nan" else block
+    # raised outside the except block: no unpicklable __context__ travels back from workers
+    raise err from picklable_cause(cause)
 
 
 def _band_status(*reasons: str) -> np.ndarray:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import signal
 import sys
 from typing import Any
 
@@ -282,6 +283,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _interrupt(*_args) -> None:
+    raise KeyboardInterrupt
+
+
 def _exit_code(exc: BaseException) -> int:
     from .errors import BucketUnavailableError
 
@@ -296,6 +301,9 @@ def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    # SIGTERM (e.g. a batch system or `kill`) stops like Ctrl-C: servers and clusters we
+    # started are shut down and saved parts are kept for --resume
+    signal.signal(signal.SIGTERM, _interrupt)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         return args.func(args)

@@ -17,6 +17,7 @@ __all__ = [
     "HelioWarning",
     "IndexParseError",
     "TimeRangeError",
+    "picklable_cause",
 ]
 
 
@@ -90,3 +91,19 @@ class FrameReadError(OSError):
 
     def __reduce__(self):
         return (type(self), (self.datakey, self.reason, self.detail))
+
+
+def picklable_cause(exc: BaseException) -> BaseException:
+    """``exc`` itself if it survives pickling, else a ``RuntimeError`` with its text.
+
+    Exceptions travel back from dask workers pickled together with their cause chain;
+    some libraries' exceptions (e.g. imagecodecs' decoder errors) cannot be unpickled,
+    which would replace a clear frame error by a confusing ``TypeError`` on the client.
+    """
+    import pickle
+
+    try:
+        pickle.loads(pickle.dumps(exc))
+    except Exception:
+        return RuntimeError(f"{type(exc).__module__}.{type(exc).__qualname__}: {exc}")
+    return exc

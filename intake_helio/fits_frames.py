@@ -45,7 +45,7 @@ from typing import Any
 import numpy as np
 from astropy.io import fits
 
-from .errors import FrameReadError
+from .errors import FrameReadError, picklable_cause
 
 try:  # astropy's own ZIMAGE -> image header conversion (CompImageHDU.header semantics)
     from astropy.io.fits.hdu.compressed.header import _bintable_header_to_image_header
@@ -311,7 +311,12 @@ def _datakey(fs, path: str) -> str:
 
 
 def _guarded(fs, path: str, fn: Callable[[_Source], Any]) -> Any:
-    """Run ``fn(source)`` and turn every failure into a FrameReadError."""
+    """Run ``fn(source)`` and turn every failure into a FrameReadError.
+
+    The error is raised outside the ``except`` block with a picklable cause, so that
+    it crosses process boundaries (dask, distributed) intact even when the original
+    exception cannot be unpickled (as imagecodecs' decoder errors cannot).
+    """
     src = _Source(fs, path)
     key = src.key
     try:
@@ -319,15 +324,15 @@ def _guarded(fs, path: str, fn: Callable[[_Source], Any]) -> Any:
     except (FrameReadError, _BadArgument, MemoryError):
         raise
     except FileNotFoundError as exc:
-        raise FrameReadError(key, "missing object", str(exc)) from exc
+        err, cause = FrameReadError(key, "missing object", str(exc)), exc
     except PermissionError as exc:
-        raise FrameReadError(key, "permission denied", str(exc)) from exc
+        err, cause = FrameReadError(key, "permission denied", str(exc)), exc
     except OSError as exc:
-        raise FrameReadError(key, "read error", f"{type(exc).__name__}: {exc}") from exc
+        err, cause = FrameReadError(key, "read error", f"{type(exc).__name__}: {exc}"), exc
     except Exception as exc:
-        if _is_transient(exc):
-            raise FrameReadError(key, "read error", f"{type(exc).__name__}: {exc}") from exc
-        raise FrameReadError(key, "corrupt data", f"{type(exc).__name__}: {exc}") from exc
+        reason = "read error" if _is_transient(exc) else "corrupt data"
+        err, cause = FrameReadError(key, reason, f"{type(exc).__name__}: {exc}"), exc
+    raise err from picklable_cause(cause)
 
 
 # --------------------------------------------------------------------------- byte source

@@ -22,6 +22,7 @@ from typing import Any
 __all__ = ["LocalS3"]
 
 _READY = "INTAKE_HELIO_S3_READY"
+_CHILD = "import sys; from intake_helio.local_s3 import main; main(sys.argv[1:])"
 
 
 class LocalS3:
@@ -58,7 +59,7 @@ class LocalS3:
             return self
         if self.process:
             self._proc = subprocess.Popen(
-                [sys.executable, "-m", "intake_helio.local_s3", "--port", str(self.port)],
+                [sys.executable, "-c", _CHILD, "--port", str(self.port)],
                 stdout=subprocess.PIPE,
                 text=True,
             )
@@ -146,13 +147,22 @@ def _serve(port: int) -> None:
         server.stop()
 
 
-if __name__ == "__main__":
+def _interrupt(*_args) -> None:
+    raise KeyboardInterrupt
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Serve a local S3 endpoint in the foreground until Ctrl-C or SIGTERM."""
     import argparse
     import signal
 
     parser = argparse.ArgumentParser(description="Serve a local S3 endpoint (moto) on 127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
-    args = parser.parse_args()
-    signal.signal(signal.SIGTERM, lambda *a: (_ for _ in ()).throw(KeyboardInterrupt()))
+    args = parser.parse_args(argv)
+    signal.signal(signal.SIGTERM, _interrupt)
     os.environ.setdefault("MOTO_ALLOW_NONEXISTENT_REGION", "true")
     _serve(args.port)
+
+
+if __name__ == "__main__":
+    main()

@@ -98,7 +98,12 @@ def _suggest(name: str, candidates: list[str]) -> str:
     return f"; did you mean {', '.join(map(repr, close[:5]))}?" if close else ""
 
 
-def _endpoint_root(endpoint: str) -> str:
+def endpoint_root(endpoint: str, what: str = "endpoint") -> str:
+    """``s3://bucket``, ``s3://bucket/`` or ``s3://bucket/catalog.json`` -> ``s3://bucket/``."""
+    if not isinstance(endpoint, str) or not endpoint.strip():
+        raise ValueError(
+            f"{what}={endpoint!r}; expected a bucket root URL such as 's3://gov-nasa-hdrl-data1/'"
+        )
     endpoint = endpoint.strip()
     if endpoint.endswith("catalog.json"):
         endpoint = endpoint[: -len("catalog.json")]
@@ -276,7 +281,7 @@ class Bucket(Mapping[str, Dataset]):
     """A bucket catalog (``<endpoint>catalog.json``): a mapping of dataset id -> Dataset."""
 
     def __init__(self, endpoint: str, obj: Mapping[str, Any], storage_options=None, url=""):
-        self.endpoint = _endpoint_root(endpoint)
+        self.endpoint = endpoint_root(endpoint)
         self.url = url or self.endpoint + "catalog.json"
         self.storage_options = dict(storage_options or {})
         where = f"bucket catalog {self.url}"
@@ -351,7 +356,7 @@ def open_bucket(endpoint: str, storage_options: Mapping[str, Any] | None = None)
         or keyed by protocol; they are used for the catalog, the index files and
         every data file.
     """
-    root = _endpoint_root(endpoint)
+    root = endpoint_root(endpoint)
     url = root + "catalog.json"
     obj = read_json(url, storage_options, "bucket catalog")
     return Bucket(root, obj, storage_options, url=url)
@@ -386,7 +391,7 @@ class Registry:
             self.endpoints.append(
                 Endpoint(
                     str(e["name"]),
-                    _endpoint_root(str(e["endpoint"])),
+                    endpoint_root(str(e["endpoint"])),
                     e.get("region"),
                     e.get("provider"),
                     extra,

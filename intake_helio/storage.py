@@ -21,7 +21,24 @@ from fsspec.core import split_protocol
 __all__ = ["StorageOptions", "filesystem", "options_for", "redact"]
 
 _NO_FLAT_OPTIONS = {"http", "https", "file", "local", "memory"}
-_SECRET_WORDS = ("secret", "token", "password", "passwd", "key_id", "access_key", "auth")
+_SECRET_WORDS = (
+    "secret",
+    "token",
+    "password",
+    "passwd",
+    "key_id",
+    "access_key",
+    "auth",
+    "credential",
+)
+_SECRET_NAMES = {
+    "key",
+    "username",
+    "user",
+    "apikey",
+    "api_key",
+    "private_key",
+}  # s3fs' access key id is plainly "key"
 
 
 def _protocol(url: str) -> str:
@@ -62,7 +79,8 @@ def redact(value: Any) -> Any:
     if isinstance(value, Mapping):
         out = {}
         for k, v in value.items():
-            if isinstance(k, str) and any(w in k.lower() for w in _SECRET_WORDS):
+            low = k.lower() if isinstance(k, str) else ""
+            if low in _SECRET_NAMES or any(w in low for w in _SECRET_WORDS):
                 out[k] = "***"
             else:
                 out[k] = redact(v)
