@@ -20,12 +20,6 @@ import pytest
 from intake_helio.cluster import cluster
 from intake_helio.gateway_server import LocalGateway
 
-pytest.importorskip(
-    "sqlalchemy",
-    reason="dask-gateway-server's local backend needs sqlalchemy "
-    "(install dask-gateway-server[local])",
-)
-
 pytestmark = [pytest.mark.gateway, pytest.mark.slow]
 
 BASE_VAR = "INTAKE_HELIO_GATEWAY_BASE"
