@@ -6,9 +6,11 @@ Everything goes through the public code path used for real data: the registry JS
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass
 
+import dask
 import numpy as np
 
 from .demo_data import DemoDataset, write_demo_dataset
@@ -45,7 +47,26 @@ def run_demo(
     progress: bool = True,
     log=print,
 ) -> DemoReport:
-    """Start a local S3 endpoint, publish a synthetic dataset in it and run the job on it."""
+    """Start a local S3 endpoint, publish a synthetic dataset in it and run the job on it.
+
+    With ``cluster_kind="gateway"`` and no gateway address (neither in ``cluster_kwargs``
+    nor in dask config ``gateway.address``), a local dask-gateway server on 127.0.0.1 is
+    started for the run and stopped afterwards.
+    """
+    with contextlib.ExitStack() as stack:
+        cluster_kwargs = dict(cluster_kwargs or {})
+        if cluster_kind == "gateway" and not (
+            cluster_kwargs.get("address") or dask.config.get("gateway.address", None)
+        ):
+            from .gateway_server import LocalGateway
+
+            gw = stack.enter_context(LocalGateway())
+            log(f"local dask-gateway server on {gw.address} (no gateway.address configured)")
+            cluster_kwargs.update(address=gw.address, proxy_address=gw.proxy_address, auth=gw.auth)
+        return _run_demo(out, frames, size, cluster_kind, cluster_kwargs, progress, log)
+
+
+def _run_demo(out, frames, size, cluster_kind, cluster_kwargs, progress, log) -> DemoReport:
     with LocalS3(process=True) as s3:
         log(f"local S3 endpoint (moto) on {s3.endpoint_url}")
         t0 = time.perf_counter()
