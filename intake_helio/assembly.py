@@ -279,41 +279,27 @@ def open_frames(
     name = f"helio-frames-{token}"
     layers: dict[str, dict] = {}
     deps: dict[str, set] = {}
-    if on_error == "raise":
-        layer = {
-            (name, i, j, 0): (
-                read_block,
-                key,
-                options,
-                hdu_sel,
-                band,
-                cols,
-                units,
-                (band.stop - band.start, nx),
-                on_error,
-            )
-            for i, key in enumerate(datakeys)
-            for j, band in enumerate(bands)
-        }
-        layers[name], deps[name] = layer, set()
-    else:
-        read = f"helio-read-{token}"
-        layers[read] = {
-            (read, i, j): (
-                read_block,
-                key,
-                options,
-                hdu_sel,
-                band,
-                cols,
-                units,
-                (band.stop - band.start, nx),
-                on_error,
-            )
-            for i, key in enumerate(datakeys)
-            for j, band in enumerate(bands)
-        }
-        deps[read] = set()
+    # with on_error="raise" the reads are the array's own (single) layer; with "nan" they
+    # return (block, reason) and the array and read_status layers pick from them
+    read = name if on_error == "raise" else f"helio-read-{token}"
+    suffix = (0,) if on_error == "raise" else ()
+    layers[read] = {
+        (read, i, j, *suffix): (
+            read_block,
+            key,
+            options,
+            hdu_sel,
+            band,
+            cols,
+            units,
+            (band.stop - band.start, nx),
+            on_error,
+        )
+        for i, key in enumerate(datakeys)
+        for j, band in enumerate(bands)
+    }
+    deps[read] = set()
+    if on_error == "nan":
         layers[name] = {
             (name, i, j, 0): (operator.getitem, (read, i, j), 0)
             for i in range(n)
