@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
-import difflib
 import threading
 from collections.abc import Callable, Iterator, Mapping, MutableMapping, Sequence
 from typing import Any
@@ -42,6 +41,7 @@ from .registry import (
     Dataset,
     Endpoint,
     Registry,
+    did_you_mean,
     endpoint_root,
     open_bucket,
     open_registry,
@@ -316,9 +316,7 @@ class _HelioCatalogBase(_SafeOutputMixin, Catalog):
             if not isinstance(key, str):
                 raise
             names = list(self._get_entries())
-            close = [n for n in names if key.lower() in n.lower()]
-            close += [n for n in difflib.get_close_matches(key, names, 5, 0.5) if n not in close]
-            hint = f"; did you mean {', '.join(map(repr, close[:5]))}?" if close else ""
+            hint = did_you_mean(key, names)
             raise DatasetNotFoundError(
                 f"no entry {key!r} in catalog {self.name!r}{hint} ({len(names)} entries; "
                 "list them with list(catalog))"

@@ -86,7 +86,17 @@ def _require(obj: Mapping, keys: tuple[str, ...], where: str) -> None:
         )
 
 
-def _suggest(name: str, candidates: list[str]) -> str:
+def _version(obj: Mapping, where: str, list_key: str, kind: str) -> str:
+    """The format version (``version``, or older ``Cloudy``/``CloudMe``); checks ``list_key``."""
+    if not any(k in obj for k in ("version", "Cloudy", "CloudMe")):
+        raise CatalogFormatError(
+            f"{where} has no 'version' (or older 'Cloudy'/'CloudMe') key; is it {kind}?"
+        )
+    _require(obj, (list_key,), where)
+    return str(obj.get("version") or obj.get("Cloudy") or obj.get("CloudMe"))
+
+
+def did_you_mean(name: str, candidates: list[str]) -> str:
     """A "did you mean" hint: names containing ``name``, then spelling neighbours."""
     low = str(name).lower()
     close = [c for c in candidates if low and low in c.lower()]
@@ -285,13 +295,7 @@ class Bucket(Mapping[str, Dataset]):
         self.url = url or self.endpoint + "catalog.json"
         self.storage_options = dict(storage_options or {})
         where = f"bucket catalog {self.url}"
-        if not any(k in obj for k in ("version", "Cloudy", "CloudMe")):
-            raise CatalogFormatError(
-                f"{where} has no 'version' (or older 'Cloudy'/'CloudMe') key; is it a "
-                "CloudCatalog catalog.json?"
-            )
-        _require(obj, ("catalog",), where)
-        self.version = str(obj.get("version") or obj.get("Cloudy") or obj.get("CloudMe"))
+        self.version = _version(obj, where, "catalog", "a CloudCatalog catalog.json")
         self.name = str(obj.get("name") or self.endpoint)
         status = obj.get("status") or {"code": 1200, "message": "OK"}
         if not isinstance(status, Mapping):
@@ -317,7 +321,7 @@ class Bucket(Mapping[str, Dataset]):
         try:
             return self.datasets[key]
         except KeyError:
-            hint = _suggest(key, list(self.datasets))
+            hint = did_you_mean(key, list(self.datasets))
             raise DatasetNotFoundError(
                 f"no dataset {key!r} in {self.url}{hint} ({len(self.datasets)} datasets; "
                 "list them with intake-helio ls or bucket.datasets)"
@@ -369,13 +373,7 @@ class Registry:
         self.url = url
         self.storage_options = dict(storage_options or {})
         where = f"registry {url}"
-        if not any(k in obj for k in ("version", "CloudMe", "Cloudy")):
-            raise CatalogFormatError(
-                f"{where} has no 'version' (or pre-release 'CloudMe') key; is it a "
-                "HelioDataRegistry.json?"
-            )
-        _require(obj, ("registry",), where)
-        self.version = str(obj.get("version") or obj.get("CloudMe") or obj.get("Cloudy"))
+        self.version = _version(obj, where, "registry", "a HelioDataRegistry.json")
         self.modification_date = obj.get("modificationDate")
         entries = obj["registry"]
         if not isinstance(entries, list):
@@ -410,7 +408,7 @@ class Registry:
             return hits[0].endpoint
         if not hits:
             names = sorted({e.name for e in self.endpoints})
-            hint = _suggest(name, names)
+            hint = did_you_mean(name, names)
             where = f" in region {region!r}" if region else ""
             raise DatasetNotFoundError(
                 f"no bucket named {name!r}{where} in registry {self.url}{hint} "
