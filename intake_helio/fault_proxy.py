@@ -1,0 +1,713 @@
+"""A fault-injecting HTTP proxy in front of an S3 endpoint, for reliability tests and benchmarks.
+
+``FaultProxy`` listens on ``127.0.0.1`` (ephemeral port by default) and forwards every request
+(any method, query string and headers, bodies streamed in both directions) to an upstream S3
+server such as :class:`intake_helio.local_s3.LocalS3`. Requests that match a :class:`FaultRule`
+are answered with a fault instead:
+
+``"status"``
+    an S3 XML error response (e.g. ``503 SlowDown``, ``500 InternalError``) without contacting
+    the upstream; a request body is read and discarded first, so the connection stays usable.
+``"reset"``
+    the connection is closed abruptly (TCP RST), no response at all.
+``"stall"``
+    the request is held for ``delay`` seconds and then forwarded normally; if the client
+    disconnects (gives up) meanwhile, the request is dropped without reaching the upstream.
+``"truncate"``
+    the upstream response is forwarded with its full ``Content-Length`` but only the first
+    ``fraction`` of the body is sent, then the connection is closed.
+
+Matching
+--------
+A rule's ``match`` is searched with :func:`re.search` in the request's **full URL path,
+percent-decoded, without the query string**, i.e. ``"/bucket/dir/key.fits"`` (path-style
+addressing, as s3fs uses with ``endpoint_url``). A plain substring such as ``"key.fits"`` works
+as a pattern too. ``match=None`` matches every path of the rule's ``methods``, including
+bucket listings (``GET /bucket?list-type=2...``). Rules are tried in order; the first that
+fires answers the request. Statistics per key use the same path.
+
+Reproducibility
+---------------
+Every probabilistic decision (``rate < 1``) draws from one ``random.Random(seed)`` in request
+arrival order, so the same sequence of requests under the same seed gets the same faults.
+
+Bounds
+------
+The proxy serves at most ``max_requests`` requests and for at most ``max_seconds``; then it
+closes its listening socket, refuses further requests on open connections (they are closed
+without a response) and logs one warning. Requests in flight are completed.
+
+Examples
+--------
+>>> from intake_helio.local_s3 import LocalS3
+>>> rule = FaultRule("status", status=503, code="SlowDown", match="a.fits", times=2)
+>>> with LocalS3() as s3, FaultProxy(s3.endpoint_url, [rule]) as proxy:  # doctest: +SKIP
+...     fs = s3fs.S3FileSystem(**{**s3.storage_options, "endpoint_url": proxy.endpoint_url})
+...     fs.cat("bucket/a.fits")        # two 503s, retried by s3fs itself
+...     proxy.stats["faults"]
+2
+"""
+
+from __future__ import annotations
+
+import copy
+import http.client
+import logging
+import random
+import re
+import select
+import socket
+import struct
+import threading
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+from xml.sax.saxutils import escape
+
+__all__ = ["FAULT_KINDS", "FaultProxy", "FaultRule"]
+
+logger = logging.getLogger(__name__)
+
+FAULT_KINDS = ("status", "reset", "stall", "truncate")
+
+_CHUNK = 1 << 20  # bytes copied per read/write when streaming bodies
+_UPSTREAM_TIMEOUT = 300.0  # seconds, per socket operation towards the upstream
+_CLIENT_TIMEOUT = 300.0  # seconds, per socket operation towards the client (idle keep-alive)
+_FAULT_LOG_LIMIT = 100_000
+_HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "trailers",
+        "transfer-encoding",
+        "upgrade",
+        "expect",
+    }
+)
+_MESSAGES = {
+    "SlowDown": "Please reduce your request rate.",
+    "ServiceUnavailable": "Service is unable to handle request.",
+    "InternalError": "We encountered an internal error. Please try again.",
+}
+
+
+@dataclass(frozen=True)
+class FaultRule:
+    """One kind of fault and the requests it applies to.
+
+    Parameters
+    ----------
+    kind : {"status", "reset", "stall", "truncate"}
+        What happens to a matching request (see the module docstring).
+    status : int
+        HTTP status of a ``"status"`` fault (400-599), e.g. 503 or 500.
+    code : str
+        S3 error code in the XML body of a ``"status"`` fault, e.g. ``"SlowDown"``,
+        ``"ServiceUnavailable"``, ``"InternalError"``.
+    delay : float
+        Seconds a ``"stall"`` fault holds the request before forwarding it.
+    fraction : float
+        Share of the body a ``"truncate"`` fault sends, in ``[0, 1)``.
+    match : str or None
+        Regular expression searched (``re.search``) in the percent-decoded URL path
+        ``/bucket/key``; a plain substring works too. ``None`` matches every path.
+    methods : tuple of str
+        HTTP methods the rule applies to (case-insensitive).
+    times : int or None
+        Inject at most this many faults, then let matching requests pass (``None``:
+        unlimited). Counted per rule and reset by :meth:`FaultProxy.set_rules`.
+    rate : float
+        Probability, in ``[0, 1]``, that a matching request gets the fault (seeded RNG).
+    """
+
+    kind: str
+    status: int = 503
+    code: str = "SlowDown"
+    delay: float = 5.0
+    fraction: float = 0.5
+    match: str | None = None
+    methods: tuple = ("GET",)
+    times: int | None = None
+    rate: float = 1.0
+    _pattern: re.Pattern | None = field(default=None, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.kind not in FAULT_KINDS:
+            raise ValueError(
+                f"FaultRule kind {self.kind!r} is not known; expected one of {FAULT_KINDS}"
+            )
+        if not 400 <= int(self.status) <= 599:
+            raise ValueError(
+                f"FaultRule status {self.status!r} is not an HTTP error; expected 400-599"
+            )
+        if not self.delay >= 0:
+            raise ValueError(f"FaultRule delay {self.delay!r} is invalid; expected seconds >= 0")
+        if not 0 <= self.fraction < 1:
+            raise ValueError(
+                f"FaultRule fraction {self.fraction!r} is invalid; expected 0 <= fraction < 1"
+            )
+        if not 0 <= self.rate <= 1:
+            raise ValueError(f"FaultRule rate {self.rate!r} is invalid; expected 0 <= rate <= 1")
+        if self.times is not None and self.times < 0:
+            raise ValueError(
+                f"FaultRule times {self.times!r} is invalid; expected None or an int >= 0"
+            )
+        if isinstance(self.methods, str):
+            raise TypeError(
+                f"FaultRule methods {self.methods!r} must be a tuple of methods, "
+                f"e.g. ({self.methods!r},)"
+            )
+        object.__setattr__(self, "methods", tuple(m.upper() for m in self.methods))
+        if self.match is not None:
+            try:
+                pattern = re.compile(self.match)
+            except re.error as exc:
+                raise ValueError(
+                    f"FaultRule match {self.match!r} is not a valid regular expression ({exc}); "
+                    "escape it with re.escape() to match it literally"
+                ) from exc
+            object.__setattr__(self, "_pattern", pattern)
+
+    def applies_to(self, method: str, path: str) -> bool:
+        """Whether ``method`` and the decoded URL ``path`` are selected by this rule."""
+        if method.upper() not in self.methods:
+            return False
+        return self._pattern is None or self._pattern.search(path) is not None
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    block_on_close = False
+    request_queue_size = 128
+    allow_reuse_address = True
+
+    def __init__(self, address, handler, proxy: FaultProxy):
+        self.proxy = proxy
+        super().__init__(address, handler)
+
+    def server_bind(self) -> None:
+        # HTTPServer.server_bind calls socket.getfqdn(), a reverse DNS look-up; not needed.
+        import socketserver
+
+        socketserver.TCPServer.server_bind(self)
+        self.server_name, self.server_port = self.server_address[:2]
+
+    def handle_error(self, request, client_address) -> None:
+        logger.debug("fault proxy: error serving %s", client_address, exc_info=True)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    timeout = _CLIENT_TIMEOUT
+    disable_nagle_algorithm = True  # headers and body are separate writes
+    server: _Server
+
+    # ------------------------------------------------------------------ plumbing
+    def setup(self) -> None:
+        super().setup()
+        self.server.proxy._track(self.connection, add=True)
+
+    def finish(self) -> None:
+        self.server.proxy._track(self.connection, add=False)
+        try:
+            super().finish()
+        except OSError:
+            pass
+
+    def log_message(self, format: str, *args: Any) -> None:
+        logger.debug("fault proxy: " + format, *args)
+
+    def _abort(self) -> None:
+        """Close the client connection with a TCP RST, sending nothing more."""
+        self.close_connection = True
+        try:
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        except OSError:
+            pass
+        try:
+            self.rfile.close()  # holds a reference to the socket: release it first
+            self.connection.close()
+        except OSError:
+            pass
+
+    def _read_body(self, sink) -> int:
+        """Stream the request body to ``sink(bytes)``; return its length."""
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            total = 0
+            while True:
+                size = int(self.rfile.readline(1024).split(b";")[0].strip() or b"0", 16)
+                if size == 0:
+                    while self.rfile.readline(65537) not in (b"\r\n", b"\n", b""):
+                        pass  # trailers
+                    return total
+                remaining = size
+                while remaining:
+                    data = self.rfile.read(min(remaining, _CHUNK))
+                    if not data:
+                        raise ConnectionError("client closed the connection mid-body")
+                    sink(data)
+                    remaining -= len(data)
+                total += size
+                self.rfile.readline(3)
+        length = int(self.headers.get("Content-Length") or 0)
+        remaining = length
+        while remaining:
+            data = self.rfile.read(min(remaining, _CHUNK))
+            if not data:
+                raise ConnectionError("client closed the connection mid-body")
+            sink(data)
+            remaining -= len(data)
+        return length
+
+    def _client_gone(self) -> bool:
+        try:
+            readable, _, _ = select.select([self.connection], [], [], 0)
+            if not readable:
+                return False
+            return self.connection.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+        except (OSError, ValueError):
+            return True
+
+    # ------------------------------------------------------------------ dispatch
+    def _handle(self) -> None:
+        proxy = self.server.proxy
+        split = urlsplit(self.path)
+        path = unquote(split.path or "/")
+        # Signed requests carry an Authorization header or, when presigned, a signature
+        # query parameter (SigV4 X-Amz-Signature; SigV2 Signature, as s3fs.url() makes);
+        # anonymous (unsigned) ones carry neither
+        query = parse_qs(split.query)
+        signed = bool(self.headers.get("Authorization")) or bool(
+            {"X-Amz-Signature", "Signature"} & query.keys()
+        )
+        decision = proxy._admit(self.command, path, signed)
+        if decision is None:  # bound reached: stop serving
+            self._abort()
+            return
+        rule = decision
+        if rule is False:
+            self._forward()
+        elif rule.kind == "status":
+            self._read_body(lambda _data: None)
+            self._send_error(rule.status, rule.code, path)
+        elif rule.kind == "reset":
+            self._abort()
+        elif rule.kind == "stall":
+            deadline = time.monotonic() + rule.delay
+            while (left := deadline - time.monotonic()) > 0:
+                if proxy._stopping.wait(min(left, 0.05)) or self._client_gone():
+                    logger.debug("fault proxy: stalled client of %s went away", path)
+                    self._abort()
+                    return
+            self._forward()
+        else:  # truncate
+            self._forward(fraction=rule.fraction)
+
+    do_GET = do_HEAD = do_PUT = do_POST = do_DELETE = do_PATCH = do_OPTIONS = _handle
+
+    def _send_error(self, status: int, code: str, path: str) -> None:
+        request_id = uuid.uuid4().hex[:16].upper()
+        message = _MESSAGES.get(code, f"Injected fault {code}.")
+        body = (
+            '<?xml version="1.0" encoding="UTF-8"?>\n'
+            f"<Error><Code>{escape(code)}</Code><Message>{escape(message)}</Message>"
+            f"<Resource>{escape(path)}</Resource><RequestId>{request_id}</RequestId></Error>"
+        ).encode()
+        self.send_response_only(status)
+        self.send_header("Content-Type", "application/xml")
+        self.send_header("x-amz-request-id", request_id)
+        self.send_header("Date", self.date_time_string())
+        if self.command == "HEAD":
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+        else:
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    def _forward(self, fraction: float | None = None) -> None:
+        proxy = self.server.proxy
+        https = proxy._scheme == "https"
+        cls = http.client.HTTPSConnection if https else http.client.HTTPConnection
+        conn = cls(proxy._up_host, proxy._up_port, timeout=_UPSTREAM_TIMEOUT)
+        try:
+            conn.connect()
+            conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError as exc:
+            conn.close()
+            logger.warning("fault proxy: upstream %s unreachable: %r", proxy.upstream, exc)
+            self._read_body(lambda _data: None)
+            self._send_error(502, "BadGateway", self.path)
+            return
+        try:
+            self._forward_with(conn, fraction)
+        finally:
+            conn.close()
+
+    def _forward_with(self, conn: http.client.HTTPConnection, fraction: float | None) -> None:
+        proxy = self.server.proxy
+        target = proxy._up_prefix + self.path
+        chunked_in = "chunked" in self.headers.get("Transfer-Encoding", "").lower()
+        body: bytearray | None = None
+        if chunked_in:  # rare: buffer, then send with a Content-Length
+            body = bytearray()
+            self._read_body(body.extend)
+        try:
+            conn.putrequest(self.command, target, skip_host=True, skip_accept_encoding=True)
+            for name, value in self.headers.items():
+                lname = name.lower()
+                if lname in _HOP_BY_HOP or (body is not None and lname == "content-length"):
+                    continue
+                conn.putheader(name, value)
+            if body is not None:
+                conn.putheader("Content-Length", str(len(body)))
+            conn.putheader("Connection", "close")
+            conn.endheaders()
+            if body is not None:
+                conn.send(bytes(body))
+            else:
+                self._read_body(conn.send)
+            resp = conn.getresponse()
+        except (OSError, http.client.HTTPException) as exc:
+            logger.warning("fault proxy: upstream %s failed: %r", proxy.upstream, exc)
+            self.close_connection = True  # the request body may be partly unread
+            self._send_error(502, "BadGateway", self.path)
+            return
+        proxy._count("forwarded")
+
+        status = resp.status
+        no_body = self.command == "HEAD" or status in (204, 304) or status < 200
+        headers = [(k, v) for k, v in resp.getheaders() if k.lower() not in _HOP_BY_HOP]
+        length_header = resp.getheader("Content-Length")
+        length = int(length_header) if length_header is not None else None
+
+        if fraction is not None and not no_body:
+            if length is None:  # unknown length: buffer to learn it
+                data = resp.read()
+                length = len(data)
+                headers.append(("Content-Length", str(length)))
+            else:
+                data = b""
+            self._send_head(status, resp.reason, headers, close=True)
+            limit = int(length * fraction)
+            try:
+                if data:
+                    self.wfile.write(memoryview(data)[:limit])
+                else:
+                    self._copy(resp, limit)
+            except OSError:
+                pass
+            # Clean close (FIN): the client sees a short body, not a reset.
+            return
+
+        chunked_out = not no_body and length is None
+        if chunked_out:
+            headers.append(("Transfer-Encoding", "chunked"))
+        self._send_head(status, resp.reason, headers, close=fraction is not None)
+        if no_body:
+            return
+        if chunked_out:
+            self._copy(resp, None, chunked=True)
+        else:
+            self._copy(resp, length)
+
+    def _copy(self, resp: http.client.HTTPResponse, limit: int | None, chunked: bool = False):
+        """Stream up to ``limit`` bytes (all if None) of ``resp`` to the client."""
+        buf = bytearray(_CHUNK)
+        view = memoryview(buf)
+        remaining = limit
+        while remaining is None or remaining > 0:
+            n = resp.readinto(view if remaining is None else view[: min(remaining, _CHUNK)])
+            if not n:
+                break
+            if remaining is not None:
+                remaining -= n
+            if chunked:
+                self.wfile.write(b"%x\r\n" % n)
+                self.wfile.write(view[:n])
+                self.wfile.write(b"\r\n")
+            else:
+                self.wfile.write(view[:n])
+        if chunked:
+            self.wfile.write(b"0\r\n\r\n")
+        elif remaining:  # the upstream ended early: do not reuse this client connection
+            self.close_connection = True
+
+    def _send_head(self, status: int, reason: str, headers, close: bool) -> None:
+        self.send_response_only(status, reason)
+        for name, value in headers:
+            self.send_header(name, value)
+        if close:
+            self.send_header("Connection", "close")
+            self.close_connection = True
+        self.end_headers()
+
+
+class FaultProxy:
+    """A bounded, fault-injecting HTTP proxy for an S3 endpoint, on ``127.0.0.1``.
+
+    Parameters
+    ----------
+    upstream : str
+        Base URL of the real endpoint, e.g. ``LocalS3().start().endpoint_url``.
+    rules : sequence of FaultRule
+        Faults to inject, tried in order; empty: pure pass-through.
+    seed : int
+        Seed of the RNG that decides ``rate < 1`` rules.
+    port : int
+        Port to bind on 127.0.0.1; 0 (default) lets the OS choose.
+    max_requests : int
+        Stop serving after this many requests.
+    max_seconds : float
+        Stop serving this many seconds after :meth:`start`.
+
+    Attributes
+    ----------
+    endpoint_url : str
+        ``http://127.0.0.1:PORT`` once started; give it to s3fs as ``endpoint_url``.
+    stats : dict
+        Snapshot of the counters (see :attr:`stats`).
+
+    Examples
+    --------
+    >>> rule = FaultRule("status", status=503, code="SlowDown", match="a.fits", times=2)
+    >>> with FaultProxy("http://127.0.0.1:5000", [rule]) as proxy:     # doctest: +SKIP
+    ...     fs = s3fs.S3FileSystem(endpoint_url=proxy.endpoint_url, key="k", secret="s")
+    """
+
+    def __init__(
+        self,
+        upstream: str,
+        rules: Sequence[FaultRule] = (),
+        seed: int = 0,
+        port: int = 0,
+        max_requests: int = 100_000,
+        max_seconds: float = 600,
+    ):
+        split = urlsplit(upstream)
+        if split.scheme not in ("http", "https") or not split.hostname:
+            raise ValueError(
+                f"FaultProxy upstream {upstream!r} is not an http(s) URL; "
+                "expected e.g. 'http://127.0.0.1:5000' (LocalS3().endpoint_url)"
+            )
+        if max_requests < 1 or max_seconds <= 0:
+            raise ValueError(
+                f"FaultProxy bounds max_requests={max_requests!r}, max_seconds={max_seconds!r} "
+                "are invalid; expected max_requests >= 1 and max_seconds > 0"
+            )
+        self.upstream = upstream
+        self._scheme = split.scheme
+        self._up_host = split.hostname
+        self._up_port = split.port or (443 if split.scheme == "https" else 80)
+        self._up_prefix = split.path.rstrip("/")
+        self.seed = seed
+        self.port = port
+        self.max_requests = int(max_requests)
+        self.max_seconds = float(max_seconds)
+        self.endpoint_url: str | None = None
+        self._lock = threading.Lock()
+        self._rng = random.Random(seed)
+        self._rules: list[FaultRule] = []
+        self._fired: list[int] = []
+        self._stats: dict[str, Any] = {}
+        self._fault_log: list[dict[str, Any]] = []
+        self._conns: set[socket.socket] = set()
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+        self._timer: threading.Timer | None = None
+        self._stopping = threading.Event()
+        self._halted = False
+        self.set_rules(rules)
+        self.reset_stats()
+
+    # ------------------------------------------------------------------ public API
+    def start(self) -> FaultProxy:
+        """Bind ``127.0.0.1`` and serve in a background thread; return ``self``."""
+        if self._server is not None:
+            return self
+        self._stopping.clear()
+        self._halted = False
+        self._server = _Server(("127.0.0.1", self.port), _Handler, self)
+        host, port = self._server.server_address[:2]
+        self.endpoint_url = f"http://{host}:{port}"
+        self._thread = threading.Thread(
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name=f"intake-helio-fault-proxy-{port}",
+            daemon=True,
+        )
+        self._thread.start()
+        self._timer = threading.Timer(
+            self.max_seconds, self._halt, args=(f"max_seconds={self.max_seconds:g} elapsed",)
+        )
+        self._timer.daemon = True
+        self._timer.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and close every open connection (idempotent)."""
+        self._stopping.set()
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._close_listener()
+        with self._lock:
+            conns = list(self._conns)
+        for conn in conns:
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def __enter__(self) -> FaultProxy:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    @property
+    def serving(self) -> bool:
+        """Whether the proxy still accepts requests."""
+        return self._server is not None and not self._halted and not self._stopping.is_set()
+
+    @property
+    def rules(self) -> list[FaultRule]:
+        """The current rules (a copy)."""
+        with self._lock:
+            return list(self._rules)
+
+    def set_rules(self, rules: Sequence[FaultRule]) -> None:
+        """Replace the rules while running; each rule's ``times`` budget starts afresh."""
+        rules = list(rules)
+        for rule in rules:
+            if not isinstance(rule, FaultRule):
+                raise TypeError(
+                    f"FaultProxy rule {rule!r} is a {type(rule).__name__}; expected a FaultRule"
+                )
+        with self._lock:
+            self._rules = rules
+            self._fired = [0] * len(rules)
+
+    def reset_stats(self) -> None:
+        """Zero every counter and clear the fault log (the RNG is not reseeded)."""
+        with self._lock:
+            self._stats = {"requests": 0, "forwarded": 0, "faults": 0, "refused": 0}
+            self._stats["unsigned"] = 0
+            self._stats.update(dict.fromkeys(FAULT_KINDS, 0))
+            self._stats["by_key"] = {}
+            self._fault_log = []
+
+    @property
+    def stats(self) -> dict[str, Any]:
+        """A snapshot of the counters.
+
+        Keys: ``"requests"`` (admitted), ``"forwarded"`` (sent to the upstream and answered,
+        including stalled and truncated ones), ``"faults"`` (total injected), one count per
+        kind (``"status"``, ``"reset"``, ``"stall"``, ``"truncate"``), ``"refused"``
+        (requests dropped after the bound), ``"unsigned"`` (admitted requests with neither
+        an ``Authorization`` header nor a presigned ``X-Amz-Signature``/``Signature``,
+        i.e. anonymous ones; also per key when > 0), and ``"by_key"``: ``{path: {"requests": n,
+        "faults": n, kind: n, ...}}`` where ``path`` is the decoded ``/bucket/key``.
+        """
+        with self._lock:
+            return copy.deepcopy(self._stats)
+
+    @property
+    def fault_log(self) -> list[dict[str, Any]]:
+        """Injected faults in order: ``{"request": n, "method", "path", "kind", "status"}``."""
+        with self._lock:
+            return [dict(e) for e in self._fault_log]
+
+    def __repr__(self) -> str:
+        state = "serving" if self.serving else "stopped"
+        return (
+            f"FaultProxy({self.endpoint_url or 'not started'} -> {self.upstream}, "
+            f"{len(self._rules)} rules, seed={self.seed}, {state})"
+        )
+
+    # ------------------------------------------------------------------ internals
+    def _track(self, conn: socket.socket, add: bool) -> None:
+        with self._lock:
+            if add:
+                self._conns.add(conn)
+            else:
+                self._conns.discard(conn)
+
+    def _count(self, name: str) -> None:
+        with self._lock:
+            self._stats[name] += 1
+
+    def _admit(self, method: str, path: str, signed: bool = True) -> FaultRule | bool | None:
+        """Count a request; return the rule that fires, ``False`` to pass, ``None`` to refuse."""
+        halt = False
+        with self._lock:
+            if self._halted or self._stopping.is_set():
+                self._stats["refused"] += 1
+                return None
+            self._stats["requests"] += 1
+            n = self._stats["requests"]
+            if n >= self.max_requests:
+                halt = True
+            per_key = self._stats["by_key"].setdefault(path, {"requests": 0, "faults": 0})
+            per_key["requests"] += 1
+            if not signed:
+                self._stats["unsigned"] += 1
+                per_key["unsigned"] = per_key.get("unsigned", 0) + 1
+            chosen: FaultRule | bool = False
+            for i, rule in enumerate(self._rules):
+                if not rule.applies_to(method, path):
+                    continue
+                if rule.times is not None and self._fired[i] >= rule.times:
+                    continue
+                if rule.rate < 1 and self._rng.random() >= rule.rate:
+                    continue
+                self._fired[i] += 1
+                chosen = rule
+                break
+            if chosen:
+                self._stats["faults"] += 1
+                self._stats[chosen.kind] += 1
+                per_key["faults"] += 1
+                per_key[chosen.kind] = per_key.get(chosen.kind, 0) + 1
+                if len(self._fault_log) < _FAULT_LOG_LIMIT:
+                    self._fault_log.append(
+                        {
+                            "request": n,
+                            "method": method,
+                            "path": path,
+                            "kind": chosen.kind,
+                            "status": chosen.status if chosen.kind == "status" else None,
+                        }
+                    )
+        if halt:
+            self._halt(f"max_requests={self.max_requests} reached")
+        return chosen
+
+    def _halt(self, reason: str) -> None:
+        with self._lock:
+            if self._halted or self._stopping.is_set():
+                return
+            self._halted = True
+        logger.warning("fault proxy %s stopped serving: %s", self.endpoint_url, reason)
+        # shutdown() waits for serve_forever to return: do it off the calling thread.
+        threading.Thread(target=self._close_listener, daemon=True).start()
+
+    def _close_listener(self) -> None:
+        with self._lock:
+            server, self._server = self._server, None
+        if server is None:
+            return
+        server.shutdown()
+        server.server_close()
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(5)
