@@ -62,6 +62,26 @@ def _parse_cutout(text: str | None):
     return {"y": slice(y0, y1), "x": slice(x0, x1)}
 
 
+def _positive(text: str) -> int:
+    """argparse type: a whole number >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive whole number")
+    return value
+
+
+def _out_dir(path: str) -> str:
+    """``--out``: a directory (created if missing), not an existing file."""
+    from pathlib import Path
+
+    if Path(path).exists() and not Path(path).is_dir():
+        raise BadInput(f"--out {path!r} is a file; expected a directory (created if missing)")
+    return path
+
+
 def _cluster_kwargs(args) -> dict[str, Any]:
     kw: dict[str, Any] = {}
     if args.workers is not None:
@@ -112,19 +132,21 @@ def cmd_irradiance(args) -> int:
     from .job import run_irradiance_job
 
     so = _storage_options(args)
+    out = _out_dir(args.out)
+    cutout = _parse_cutout(args.cutout)
     endpoint = _resolve_endpoint(args.endpoint, args, so)
     _, summary = run_irradiance_job(
         endpoint,
         args.dataset,
         args.start,
         args.stop,
-        args.out,
+        out,
         storage_options=so,
         cluster_kind=None if args.cluster == "none" else args.cluster,
         cluster_kwargs=_cluster_kwargs(args),
         normalize=args.normalize,
         resume=args.resume,
-        cutout=_parse_cutout(args.cutout),
+        cutout=cutout,
         part_size=args.part_size,
         progress=not args.no_progress,
     )
@@ -139,7 +161,7 @@ def cmd_demo(args) -> int:
         serve_demo(frames=args.frames, size=args.size, port=args.port)
         return EXIT_OK
     report = run_demo(
-        out=args.out,
+        out=_out_dir(args.out),
         frames=args.frames,
         size=args.size,
         cluster_kind=None if args.cluster == "none" else args.cluster,
@@ -210,8 +232,10 @@ def _add_cluster(p: argparse.ArgumentParser, default: str) -> None:
         help="local: a LocalCluster of processes; gateway: a dask-gateway cluster; "
         "none: the default dask scheduler (default: %(default)s)",
     )
-    g.add_argument("--workers", type=int, default=None, help="number of workers")
-    g.add_argument("--worker-cores", type=int, default=None, help="threads (cores) per worker")
+    g.add_argument("--workers", type=_positive, default=None, help="number of workers")
+    g.add_argument(
+        "--worker-cores", type=_positive, default=None, help="threads (cores) per worker"
+    )
     g.add_argument("--worker-memory", default=None, help="memory per worker (e.g. 4GiB, or GiB)")
     g.add_argument(
         "--gateway-address",
@@ -257,7 +281,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--normalize", action="store_true", help="divide by EXPTIME (DN/s)")
     p.add_argument("--resume", action="store_true", help="keep parts of an interrupted run")
     p.add_argument("--cutout", metavar="Y0:Y1,X0:X1")
-    p.add_argument("--part-size", type=int, default=256, help="frames per saved part")
+    p.add_argument("--part-size", type=_positive, default=256, help="frames per saved part")
     p.add_argument("--no-progress", action="store_true")
     _add_storage(p)
     _add_cluster(p, "local")
@@ -265,8 +289,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="the job on a local S3 endpoint with synthetic AIA data")
     p.add_argument("--out", default="demo-output", metavar="DIR")
-    p.add_argument("--frames", type=int, default=48)
-    p.add_argument("--size", type=int, default=256, help="frame size in pixels (4096 = full)")
+    p.add_argument("--frames", type=_positive, default=48)
+    p.add_argument("--size", type=_positive, default=256, help="frame size in pixels (4096 = full)")
     p.add_argument(
         "--serve",
         action="store_true",
@@ -304,11 +328,18 @@ def main(argv: list[str] | None = None) -> int:
     # SIGTERM (e.g. a batch system or `kill`) stops like Ctrl-C: servers and clusters we
     # started are shut down and saved parts are kept for --resume
     signal.signal(signal.SIGTERM, _interrupt)
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    # warnings and errors only: libraries that set their own loggers to INFO (distributed's
+    # scheduler and nannies) would otherwise print dozens of lines through this handler
+    handler = logging.StreamHandler()
+    handler.setLevel(logging.DEBUG if args.debug else logging.WARNING)
+    logging.basicConfig(
+        level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s", handlers=[handler]
+    )
     try:
         return args.func(args)
     except KeyboardInterrupt:
-        print("intake-helio: interrupted; rerun with --resume to continue", file=sys.stderr)
+        hint = "; rerun with --resume to continue" if args.command == "irradiance" else ""
+        print(f"intake-helio: interrupted{hint}", file=sys.stderr)
         return EXIT_INTERRUPTED
     except Exception as exc:
         if args.debug:

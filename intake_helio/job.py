@@ -91,6 +91,8 @@ def run_irradiance_job(
     resume : bool
         Keep the parts saved by an interrupted run with the same arguments.
     """
+    if isinstance(part_size, bool) or not isinstance(part_size, int) or part_size < 1:
+        raise ValueError(f"part_size={part_size!r}; expected a positive number of frames")
     bucket = open_bucket(endpoint, storage_options)
     ds = bucket[dataset]
     frames = ds.to_dataarray(

@@ -126,14 +126,17 @@ def save_results(result: xr.Dataset, out_dir: str | os.PathLike, plot: bool = Tr
     out.mkdir(parents=True, exist_ok=True)
     paths = {"csv": out / "irradiance.csv", "nc": out / "irradiance.nc"}
     _atomic_write(paths["csv"], lambda p: _write_csv(to_dataframe(result), p))
+    # int64 microseconds: exact for every time the CSV holds (float64 seconds since 1970
+    # are off by up to ~100 ns, so AIA's millisecond times would not decode back equal)
     enc = {
         "time": {
-            "units": "seconds since 1970-01-01T00:00:00",
+            "units": "microseconds since 1970-01-01T00:00:00",
             "calendar": "standard",
-            "dtype": "float64",
+            "dtype": "int64",
         }
     }
     ds = result.copy()
+    ds = ds.assign_coords(time=pd.DatetimeIndex(ds["time"].to_numpy()).floor("us"))  # as CSV
     for var in ("status", "datakey"):
         ds[var] = ds[var].astype(str)
     ds.attrs = {k: v for k, v in ds.attrs.items() if k != "elapsed_seconds"}
@@ -162,6 +165,9 @@ class PartStore:
         self.dir = Path(out_dir) / "parts"
         self.identity = json.loads(json.dumps(identity, default=str, sort_keys=True))
         manifest = self.dir / "manifest.json"
+        if self.dir.exists():  # left by a run killed while writing a part
+            for f in self.dir.glob(".part-*.csv.tmp-*"):
+                f.unlink(missing_ok=True)
         if resume and manifest.exists():
             old = json.loads(manifest.read_text())
             if old != self.identity:

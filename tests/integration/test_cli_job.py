@@ -1,0 +1,459 @@
+"""``intake-helio irradiance`` and ``intake-helio demo`` end to end, mostly as real subprocesses.
+
+The session's local S3 server (moto on 127.0.0.1) holds a 40-frame demo dataset for the
+whole module. Checked: every exit code with its one-line message, the files written, resuming
+after SIGINT and SIGKILL (byte-identical CSV), the demo with no process left behind (also when
+interrupted), and that a secret never reaches any output.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import psutil
+import pytest
+import xarray as xr
+from PIL import Image
+
+from intake_helio.cli import main
+from intake_helio.demo_data import write_demo_dataset
+
+FRAMES = 40
+PART = 4
+CANARY_KEY = "CANARYKEY7c1e0d"
+CANARY_SECRET = "CANARY-SECRET-4f9a2b71d3"
+# runs the real CLI with every frame read taking 0.2 s longer (a slow network), so that a
+# run can be interrupted part-way; nothing else is changed
+SLOW_WRAPPER = """
+import importlib, sys, time
+irr = importlib.import_module("intake_helio.irradiance")
+read = irr.reduce_frame
+def slow_reduce_frame(*args, **kwargs):
+    time.sleep(0.2)
+    return read(*args, **kwargs)
+if __name__ == "__main__":
+    irr.reduce_frame = slow_reduce_frame
+    from intake_helio.cli import main
+    sys.exit(main(sys.argv[1:]))
+"""
+
+
+# ----------------------------------------------------------------------------- fixtures
+@pytest.fixture(scope="module")
+def served(s3_server):
+    """(LocalS3, DemoDataset): 40 frames of 64x64 in the session's server, and a 1400 bucket.
+
+    No test of this module uses the per-test ``s3`` fixture, which would reset the server.
+    """
+    s3_server.reset()
+    data = write_demo_dataset("s3://helio-demo/", s3_server.storage_options, frames=FRAMES, size=64)
+    fs = s3_server.filesystem()
+    catalog = json.loads(fs.cat_file("helio-demo/catalog.json"))
+    catalog["status"] = {"code": 1400, "message": "down for maintenance"}
+    fs.mkdir("helio-down")
+    fs.pipe_file("helio-down/catalog.json", json.dumps(catalog).encode())
+    yield s3_server, data
+    s3_server.reset()
+
+
+def _args(served, out, *extra, start=None, stop=None, key="k", secret="s", dataset=None):
+    s3, data = served
+    return [
+        "irradiance",
+        data.root,
+        dataset or data.dataset_id,
+        "--start",
+        str(start or data.start),
+        "--stop",
+        str(stop or data.stop),
+        "--out",
+        str(out),
+        "--cluster",
+        "none",
+        "--no-progress",
+        "--part-size",
+        str(PART),
+        "--endpoint-url",
+        s3.endpoint_url,
+        "--storage-option",
+        f"key={key}",
+        "--storage-option",
+        f"secret={secret}",
+        *extra,
+    ]
+
+
+def _popen(args, **kwargs) -> subprocess.Popen:
+    """Start a child whose SIGINT acts as under a terminal.
+
+    A shell may start the tests with SIGINT ignored, which children would inherit; a Python
+    handler here becomes the default disposition in the child.
+    """
+    ignored = signal.getsignal(signal.SIGINT) == signal.SIG_IGN
+    if ignored:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        return subprocess.Popen(args, **kwargs)
+    finally:
+        if ignored:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _run(args, timeout=120, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "intake_helio.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        **kwargs,
+    )
+
+
+@pytest.fixture(scope="module")
+def reference(served, tmp_path_factory):
+    """An uninterrupted run over all 40 frames (with a canary secret), as a subprocess."""
+    out = tmp_path_factory.mktemp("reference")
+    proc = _run(_args(served, out, key=CANARY_KEY, secret=CANARY_SECRET))
+    return proc, out
+
+
+@pytest.fixture
+def cli(capsys):
+    """``main(argv)`` in-process -> (exit code, stdout, stderr); pytest's SIGTERM handler kept."""
+    sigterm = signal.getsignal(signal.SIGTERM)
+
+    def run(argv):
+        code = main(argv)
+        captured = capsys.readouterr()
+        return code, captured.out, captured.err
+
+    yield run
+    signal.signal(signal.SIGTERM, sigterm)
+
+
+def _one_error_line(err: str) -> str:
+    lines = err.strip().splitlines()
+    assert "Traceback" not in err
+    assert len(lines) == 1, err
+    assert lines[0].startswith("intake-helio: error: ")
+    return lines[0]
+
+
+def _read_csv(path) -> pd.DataFrame:
+    return pd.read_csv(path, keep_default_na=False, na_values={"irradiance": ["NaN"]})
+
+
+# ----------------------------------------------------------------------------- exit codes
+def test_exit_0_when_every_frame_is_ok(served, tmp_path, cli):
+    _, data = served
+    first_bad = min(data.datakeys.index(k) for k in data.corrupt)
+    assert first_bad >= 8
+    code, out, err = cli(_args(served, tmp_path, stop=data.times[8]))
+    assert code == 0, err
+    assert "frames: 8  ok: 8  failed: 0" in out
+    assert re.search(r"elapsed: [\d.]+ s  computed: 8 frames  rate: [\d.]+ files/s", out)
+    table = _read_csv(tmp_path / "irradiance.csv")
+    assert table["datakey"].tolist() == list(data.datakeys[:8])
+    np.testing.assert_allclose(table["irradiance"], data.expected_mean[:8], rtol=1e-6)
+    assert (table["status"] == "ok").all()
+
+
+def test_exit_3_with_the_failed_frame_listed(served, reference):
+    proc, out = reference
+    _, data = served
+    assert proc.returncode == 3, proc.stderr
+    assert f"frames: {FRAMES}  ok: {FRAMES - 1}  failed: 1" in proc.stdout
+    assert "failed (truncated): 1" in proc.stdout
+    assert re.search(r"elapsed: [\d.]+ s  computed: 40 frames  rate: [\d.]+ files/s", proc.stdout)
+    for kind in ("csv", "nc", "png"):
+        assert f"wrote {kind}: {out / f'irradiance.{kind}'}" in proc.stdout
+    assert "Traceback" not in proc.stderr
+    table = _read_csv(out / "irradiance.csv")
+    failed = table[table["status"] != "ok"]
+    assert failed["datakey"].tolist() == list(data.corrupt)
+    assert failed["status"].tolist() == ["truncated"]
+    assert failed["irradiance"].isna().all() and (failed["n_valid"] == 0).all()
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"dataset": "aia_0193"}, "aia_0193"),
+        ({"start": "2021-01-01T00:00", "stop": "2020-12-31T23:00"}, "2021-01-01"),
+        ({"extra": ["--cutout", "10:20"]}, "--cutout '10:20': expected Y0:Y1,X0:X1"),
+        ({"extra": ["--cutout", "100:200,0:64"]}, "selects no pixels"),
+        ({"extra": ["--storage-option", "anon"]}, "--storage-option 'anon': expected KEY=VALUE"),
+    ],
+    ids=["unknown-dataset", "start-after-stop", "cutout-syntax", "cutout-empty", "option"],
+)
+def test_exit_2_on_bad_input(served, tmp_path, cli, change, message):
+    extra = change.pop("extra", [])
+    code, out, err = cli(_args(served, tmp_path, *extra, **change))
+    assert code == 2
+    assert message in _one_error_line(err)
+    assert out == ""
+    assert not (tmp_path / "irradiance.csv").exists()
+
+
+@pytest.mark.parametrize(
+    "option", [["--part-size", "0"], ["--workers", "0"], ["--part-size", "four"]]
+)
+def test_exit_2_on_a_bad_number(served, tmp_path, capsys, option):
+    with pytest.raises(SystemExit) as stop:
+        main(_args(served, tmp_path, *option))
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert err.strip().splitlines()[-1] == (
+        f"intake-helio irradiance: error: argument {option[0]}: "
+        f"{option[1]!r} is not a positive whole number"
+    )
+    assert not (tmp_path / "parts").exists()
+
+
+def test_exit_2_when_out_is_a_file(served, tmp_path, cli):
+    target = tmp_path / "results"
+    target.write_text("not a directory")
+    code, out, err = cli(_args(served, target))
+    assert code == 2 and out == ""
+    assert f"--out '{target}' is a file; expected a directory" in _one_error_line(err)
+    assert target.read_text() == "not a directory"
+
+
+def test_exit_2_on_resume_with_other_arguments(served, tmp_path, cli):
+    _, data = served
+    assert cli(_args(served, tmp_path, stop=data.times[8]))[0] == 0
+    parts = {p: p.read_bytes() for p in (tmp_path / "parts").glob("part-*.csv")}
+    assert len(parts) == 2
+    code, _, err = cli(_args(served, tmp_path, "--resume", "--normalize", stop=data.times[8]))
+    assert code == 2
+    line = _one_error_line(err)
+    assert "holds parts of a different run (differs in normalize)" in line
+    assert "drop --resume" in line
+    assert {p: p.read_bytes() for p in (tmp_path / "parts").glob("part-*.csv")} == parts
+
+
+def test_exit_1_when_the_bucket_is_unavailable(served, tmp_path, cli):
+    args = _args(served, tmp_path)
+    args[1] = "s3://helio-down/"
+    code, out, err = cli(args)
+    assert code == 1 and out == ""
+    line = _one_error_line(err)
+    assert "s3://helio-down/" in line and "1400" in line and "down for maintenance" in line
+
+
+# ----------------------------------------------------------------------------- files
+def test_files_written(reference):
+    _, out = reference
+    table = _read_csv(out / "irradiance.csv")
+    assert list(table.columns) == ["time", "datakey", "irradiance", "n_valid", "status"]
+    assert len(table) == FRAMES
+    times = pd.to_datetime(table["time"], format="%Y-%m-%dT%H:%M:%S.%f")
+    with xr.open_dataset(out / "irradiance.nc") as nc:
+        nc = nc.load()
+    np.testing.assert_array_equal(nc["time"].to_numpy(), times.to_numpy())
+    np.testing.assert_array_equal(nc["irradiance"].to_numpy(), table["irradiance"].to_numpy())
+    np.testing.assert_array_equal(nc["n_valid"].to_numpy(), table["n_valid"].to_numpy())
+    assert nc["status"].to_numpy().tolist() == table["status"].tolist()
+    assert nc["datakey"].to_numpy().tolist() == table["datakey"].tolist()
+    assert nc["irradiance"].attrs["units"] == "DN"
+    assert nc.attrs["dataset"] == "aia_0094"
+    png = out / "irradiance.png"
+    assert png.stat().st_size > 10_000
+    with Image.open(png) as img:
+        assert img.format == "PNG" and img.size[0] > 600
+        assert img.info["Software"].startswith("Matplotlib")
+
+
+# ----------------------------------------------------------------------------- resume
+def _interrupt_then_resume(served, reference, tmp_path, cli, sig):
+    wrapper = tmp_path / "slow_cli.py"
+    wrapper.write_text(SLOW_WRAPPER)
+    out = tmp_path / "out"
+    parts = out / "parts"
+    proc = _popen(
+        [sys.executable, str(wrapper), *_args(served, out)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 90
+        while len(list(parts.glob("part-*.csv"))) < 2:
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "no part saved within 90 s"
+            time.sleep(0.02)
+        proc.send_signal(sig)
+        stdout, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    saved = {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in parts.glob("part-*.csv")}
+    assert 2 <= len(saved) < FRAMES // PART, "the run was not interrupted part-way"
+    assert not (out / "irradiance.csv").exists()
+
+    code, summary, err = cli([*_args(served, out), "--resume"])  # in-process: faster
+    assert code == 3, err
+    computed = int(re.search(r"computed: (\d+) frames", summary).group(1))
+    assert computed == FRAMES - PART * len(saved)
+    # the parts saved before the interruption were not recomputed or rewritten
+    for name, (mtime, raw) in saved.items():
+        assert (parts / name).stat().st_mtime_ns == mtime
+        assert (parts / name).read_bytes() == raw
+    assert len(list(parts.glob("part-*.csv"))) == FRAMES // PART
+    assert not list(parts.glob(".*"))
+
+    _, ref = reference
+    assert (out / "irradiance.csv").read_bytes() == (ref / "irradiance.csv").read_bytes()
+    with xr.open_dataset(out / "irradiance.nc") as a, xr.open_dataset(ref / "irradiance.nc") as b:
+        xr.testing.assert_identical(a.load(), b.load())
+    return proc.returncode, stdout, stderr
+
+
+def test_resume_after_ctrl_c(served, reference, tmp_path, cli):
+    code, stdout, stderr = _interrupt_then_resume(served, reference, tmp_path, cli, signal.SIGINT)
+    assert code == 130
+    assert stdout == ""
+    assert stderr.strip() == "intake-helio: interrupted; rerun with --resume to continue"
+
+
+def test_resume_after_kill(served, reference, tmp_path, cli):
+    code, _, _ = _interrupt_then_resume(served, reference, tmp_path, cli, signal.SIGKILL)
+    assert code == -signal.SIGKILL
+
+
+# ----------------------------------------------------------------------------- secrets
+def test_secret_never_written_or_printed(served, reference, tmp_path, cli):
+    proc, out = reference
+    assert proc.returncode == 3
+    for text in (proc.stdout, proc.stderr):
+        assert CANARY_SECRET not in text and CANARY_KEY not in text
+    files = [p for p in out.rglob("*") if p.is_file()]
+    assert {p.name for p in files} >= {"irradiance.csv", "irradiance.nc", "manifest.json"}
+    for path in files:
+        raw = path.read_bytes()
+        assert CANARY_SECRET.encode() not in raw, path
+        assert CANARY_KEY.encode() not in raw, path
+    with xr.open_dataset(out / "irradiance.nc") as nc:
+        attrs = [nc.attrs] + [nc[v].attrs for v in nc.variables]
+    assert CANARY_SECRET not in repr(attrs)
+
+    # nor in the message of a failed run
+    code, stdout, stderr = cli(
+        _args(served, tmp_path, dataset="nope", key=CANARY_KEY, secret=CANARY_SECRET)
+    )
+    assert code == 2
+    assert CANARY_SECRET not in stdout + stderr and CANARY_KEY not in stdout + stderr
+
+
+# ----------------------------------------------------------------------------- demo
+def _run_watching(args, log: Path, interrupt: str | None = None, timeout=300):
+    """Run the CLI, recording its descendant processes -> (code, output, {pid: (created, cmd)}).
+
+    With ``interrupt``, SIGINT is sent as soon as a descendant whose command line holds that
+    text is seen.
+    """
+    seen: dict[int, tuple[float, str]] = {}
+    with open(log, "w") as sink:
+        proc = _popen(
+            [sys.executable, "-m", "intake_helio.cli", *args],
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        parent = psutil.Process(proc.pid)
+        deadline = time.monotonic() + timeout
+        while proc.poll() is None:
+            assert time.monotonic() < deadline, "the command did not finish"
+            try:
+                children = parent.children(recursive=True)
+            except psutil.Error:
+                children = []
+            for child in children:
+                if child.pid in seen:
+                    continue
+                try:
+                    seen[child.pid] = (child.create_time(), " ".join(child.cmdline()))
+                except psutil.Error:
+                    continue
+                if interrupt and interrupt in seen[child.pid][1]:
+                    proc.send_signal(signal.SIGINT)
+                    interrupt = None
+            time.sleep(0.02)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+    return proc.returncode, log.read_text(), seen
+
+
+def _left_over(seen: dict[int, tuple[float, str]], grace: float = 0.0) -> list[str]:
+    """Descendants still running (not zombies) ``grace`` seconds after the command exited."""
+    deadline = time.monotonic() + grace
+    while True:
+        alive = []
+        for pid, (created, cmd) in seen.items():
+            try:
+                p = psutil.Process(pid)
+                if p.create_time() == created and p.status() != psutil.STATUS_ZOMBIE:
+                    alive.append(cmd)
+            except psutil.NoSuchProcess:
+                pass
+        if not alive or time.monotonic() >= deadline:
+            return alive
+        time.sleep(0.1)
+
+
+def _check_demo(out: Path, code: int, output: str, seen) -> None:
+    assert code == 0, output
+    assert "Traceback" not in output
+    assert "frames: 12  ok: 11  failed: 1" in output
+    assert "failed (truncated): 1" in output
+    assert "are exactly the deliberately corrupt file(s)" in output
+    for name in ("irradiance.csv", "irradiance.nc", "irradiance.png"):
+        assert (out / name).stat().st_size > 0
+    assert len(_read_csv(out / "irradiance.csv")) == 12
+    assert any("intake_helio.local_s3" in cmd for _, cmd in seen.values()), seen
+    # the S3 server is stopped before the command exits; multiprocessing's resource tracker
+    # (with a local cluster) ends by itself just after its parent
+    assert not [c for c in _left_over(seen) if "intake_helio.local_s3" in c]
+    assert _left_over(seen, grace=10) == []
+
+
+def test_demo_without_cluster(tmp_path):
+    out = tmp_path / "demo"
+    args = ["demo", "--frames", "12", "--size", "64", "--out", str(out), "--cluster", "none"]
+    code, output, seen = _run_watching([*args, "--no-progress"], tmp_path / "log")
+    _check_demo(out, code, output, seen)
+
+
+@pytest.mark.slow
+def test_demo_on_a_local_cluster(tmp_path):
+    out = tmp_path / "demo"
+    args = ["demo", "--frames", "12", "--size", "64", "--out", str(out)]
+    code, output, seen = _run_watching(
+        [*args, "--cluster", "local", "--workers", "2"], tmp_path / "log"
+    )
+    _check_demo(out, code, output, seen)
+    assert sum("distributed" in cmd or "spawn_main" in cmd for _, cmd in seen.values()) >= 2
+
+
+def test_demo_interrupted_while_its_s3_server_starts(tmp_path):
+    out = tmp_path / "demo"
+    args = ["demo", "--frames", "12", "--size", "64", "--out", str(out), "--cluster", "none"]
+    code, output, seen = _run_watching(args, tmp_path / "log", interrupt="intake_helio.local_s3")
+    assert code == 130, output
+    assert any("intake_helio.local_s3" in cmd for _, cmd in seen.values())
+    assert _left_over(seen) == []  # stopped before the command exited
+    time.sleep(1)  # an orphaned server would print a BrokenPipeError traceback by now
+    output = (tmp_path / "log").read_text()
+    assert output.strip().splitlines() == ["intake-helio: interrupted"]

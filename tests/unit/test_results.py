@@ -1,0 +1,331 @@
+"""Saved results (CSV, netCDF, PNG) and resumable parts, on local files only (no sockets).
+
+Every file written is read back with an independent reader (the ``csv`` module, xarray /
+netCDF4 with and without CF decoding, Pillow) and compared with what was saved.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import cftime
+import dask.array as da
+import netCDF4
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+from PIL import Image
+
+from intake_helio.irradiance import PART_COLUMNS, irradiance, iter_parts, parts_to_dataset
+from intake_helio.results import PartStore, plot_irradiance, save_results, to_dataframe
+
+RNG = np.random.default_rng(94)
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+# ----------------------------------------------------------------------------- helpers
+def _part(start: str, n: int, *, failed: dict[int, str] | None = None) -> pd.DataFrame:
+    """A part as ``iter_parts`` yields it: awkward floats, microsecond times, reasons."""
+    failed = failed or {}
+    times = pd.date_range(start, periods=n, freq="12s") + pd.to_timedelta(
+        RNG.integers(0, 10**6, n), unit="us"
+    )
+    values = RNG.lognormal(5, 2, n) * (1 + RNG.random(n) * 1e-12)
+    values[::5] = np.nextafter(values[::5], np.inf)  # last-bit differences must survive
+    status = np.array(["ok"] * n, dtype=object)
+    n_valid = np.full(n, 16_000_000, dtype=np.int64)
+    for i, reason in failed.items():
+        values[i] = np.nan
+        status[i] = reason
+        n_valid[i] = 0
+    return pd.DataFrame(
+        {
+            "time": times.as_unit("ns"),
+            "datakey": [f"s3://b/aia/{t:%Y%m%d_%H%M%S_%f}, v1.fits" for t in times],
+            "irradiance": values,
+            "n_valid": n_valid,
+            "status": status.astype(str),
+        }
+    )
+
+
+def _frames(n: int = 10, ny: int = 6, nx: int = 5, exptime=None) -> xr.DataArray:
+    """In-memory lazy (time, y, x) frames with BLANK pixels (NaN) and one all-blank frame."""
+    data = RNG.normal(300, 40, (n, ny, nx)).astype(np.float32)
+    data[RNG.random(data.shape) < 0.1] = np.nan
+    data[3] = np.nan
+    times = pd.date_range("2021-03-01", periods=n, freq="4min")
+    coords = {
+        "time": times,
+        "datakey": ("time", [f"memory://f{i}.fits" for i in range(n)]),
+        "y": np.arange(ny),
+        "x": np.arange(nx),
+    }
+    if exptime is not None:
+        coords["EXPTIME"] = ("time", np.asarray(exptime, dtype=np.float64))
+    return xr.DataArray(
+        da.from_array(data, chunks=(1, ny, nx)),
+        dims=("time", "y", "x"),
+        coords=coords,
+        attrs={"units": "DN", "dataset": "unit_test", "title": "Unit test frames"},
+        name="frames",
+    )
+
+
+def _result(parts: list[pd.DataFrame]) -> xr.Dataset:
+    return parts_to_dataset(parts, {"dataset": "aia_0094", "title": "AIA 94", "X": 1}, "DN")
+
+
+# ----------------------------------------------------------------------------- parts
+def test_parts_round_trip_exactly(tmp_path):
+    store = PartStore(tmp_path, {"dataset": "d", "frames": 20}, resume=False)
+    parts = {
+        0: _part("2020-01-01", 8, failed={2: "truncated", 5: 'HTTP 503, "slow down"'}),
+        1: _part("2020-01-01T00:02", 8),
+        2: _part("2020-01-01T00:04", 4, failed={0: "missing object"}),
+    }
+    for number in (2, 0, 1):  # completion order need not be part order
+        store.save(number, parts[number])
+
+    assert store.done() == {0, 1, 2}
+    loaded = store.load()
+    assert len(loaded) == 3
+    for number, df in enumerate(loaded):
+        assert list(df.columns) == PART_COLUMNS
+        pd.testing.assert_frame_equal(df, parts[number], check_exact=True)
+    # written atomically: only the parts and the manifest are there
+    names = sorted(p.name for p in store.dir.iterdir())
+    assert names == ["manifest.json", "part-000000.csv", "part-000001.csv", "part-000002.csv"]
+    # the CSV is plain: a reason with a comma and quotes is quoted, NaN is spelled NaN
+    with open(store.dir / "part-000000.csv", newline="") as f:
+        rows = list(csv.reader(f))
+    assert rows[0] == PART_COLUMNS
+    assert rows[3][2:] == ["NaN", "0", "truncated"]
+    assert rows[6][4] == 'HTTP 503, "slow down"'
+    assert float(rows[1][2]) == parts[0]["irradiance"].iloc[0]
+
+
+def test_fresh_store_clears_old_parts_and_writes_manifest(tmp_path):
+    first = PartStore(tmp_path, {"dataset": "d", "start": pd.Timestamp("2020-01-01")}, False)
+    first.save(0, _part("2020-01-01", 3))
+    first.save(7, _part("2020-01-02", 3))
+
+    again = PartStore(tmp_path, {"dataset": "d", "start": pd.Timestamp("2020-01-01")}, False)
+    assert again.done() == set()
+    manifest = json.loads((tmp_path / "parts" / "manifest.json").read_text())
+    assert manifest == {"dataset": "d", "start": "2020-01-01 00:00:00"}
+
+
+def test_resume_keeps_parts_of_the_same_run(tmp_path):
+    identity = {"dataset": "d", "frames": 6, "normalize": False, "cutout": "None"}
+    first = PartStore(tmp_path, identity, resume=False)
+    part = _part("2020-01-01", 3, failed={1: "not FITS"})
+    first.save(1, part)
+    before = (first.dir / "part-000001.csv").stat().st_mtime_ns
+
+    resumed = PartStore(tmp_path, dict(reversed(list(identity.items()))), resume=True)
+    assert resumed.done() == {1}
+    pd.testing.assert_frame_equal(resumed.load()[0], part, check_exact=True)
+    assert (first.dir / "part-000001.csv").stat().st_mtime_ns == before
+
+
+def test_resume_without_manifest_starts_afresh(tmp_path):
+    store = PartStore(tmp_path / "new", {"dataset": "d"}, resume=True)
+    assert store.done() == set()
+    assert json.loads((store.dir / "manifest.json").read_text()) == {"dataset": "d"}
+
+
+def test_resume_of_a_different_run_is_refused_and_keeps_its_parts(tmp_path):
+    store = PartStore(tmp_path, {"dataset": "d", "normalize": False, "part_size": 4}, False)
+    store.save(0, _part("2020-01-01", 4))
+    saved = (store.dir / "part-000000.csv").read_bytes()
+
+    with pytest.raises(ValueError, match=r"differs in normalize, part_size\).*--resume") as err:
+        PartStore(tmp_path, {"dataset": "d", "normalize": True, "part_size": 8}, resume=True)
+    assert str(tmp_path / "parts") in str(err.value)
+    assert (store.dir / "part-000000.csv").read_bytes() == saved
+    assert json.loads((store.dir / "manifest.json").read_text())["normalize"] is False
+
+
+def test_stale_temporary_files_are_not_parts(tmp_path):
+    store = PartStore(tmp_path, {"dataset": "d"}, resume=False)
+    store.save(0, _part("2020-01-01", 2))
+    # what a run killed in the middle of writing part 1 leaves behind
+    (store.dir / ".part-000001.csv.tmp-12345").write_text("time,datakey,irr")
+
+    resumed = PartStore(tmp_path, {"dataset": "d"}, resume=True)
+    assert resumed.done() == {0}
+    assert len(resumed.load()) == 1
+    assert not list(store.dir.glob(".*tmp*"))  # cleaned up on resume
+
+
+def test_failed_write_leaves_previous_part_and_no_temporary_file(tmp_path):
+    store = PartStore(tmp_path, {"dataset": "d"}, resume=False)
+    good = _part("2020-01-01", 3)
+    store.save(0, good)
+    broken = good.drop(columns="time")  # cannot be written
+    with pytest.raises(KeyError):
+        store.save(0, broken)
+    pd.testing.assert_frame_equal(store.load()[0], good, check_exact=True)
+    assert sorted(p.name for p in store.dir.iterdir()) == ["manifest.json", "part-000000.csv"]
+
+
+def test_fingerprint_depends_on_files_and_order():
+    keys = [f"s3://b/f{i}.fits" for i in range(5)]
+    fp = PartStore.fingerprint(keys)
+    assert fp == PartStore.fingerprint(np.array(keys, dtype=object))
+    assert fp != PartStore.fingerprint(keys[::-1])
+    assert fp != PartStore.fingerprint(keys[:-1])
+    assert len(fp) == 16 and int(fp, 16) >= 0
+
+
+# ----------------------------------------------------------------------------- results files
+def test_save_results_csv_netcdf_png(tmp_path):
+    parts = [
+        _part("2021-06-01", 9, failed={4: "truncated"}),
+        _part("2021-06-01T00:02", 6),
+    ]
+    result = _result(parts[::-1])  # parts arrive in any order; the result is in time order
+    result.attrs["elapsed_seconds"] = 1.5
+    paths = save_results(result, tmp_path / "out")
+    assert set(paths) == {"csv", "nc", "png"}
+    expected = pd.concat(parts, ignore_index=True)
+
+    # CSV: the columns in order, one row per frame, exact values
+    text = (tmp_path / "out" / "irradiance.csv").read_text()
+    assert text.splitlines()[0] == "time,datakey,irradiance,n_valid,status"
+    assert len(text.splitlines()) == 1 + 15
+    table = pd.read_csv(paths["csv"], keep_default_na=False, na_values={"irradiance": ["NaN"]})
+    assert list(table.columns) == PART_COLUMNS
+    assert (pd.to_datetime(table["time"]) == expected["time"]).all()
+    np.testing.assert_array_equal(table["irradiance"], expected["irradiance"])
+    assert table["status"].tolist() == expected["status"].tolist()
+    assert table["datakey"].tolist() == expected["datakey"].tolist()
+    assert table.loc[4, "status"] == "truncated" and np.isnan(table.loc[4, "irradiance"])
+
+    # netCDF: CF time decodes to the same datetimes (with xarray and with cftime); values equal
+    with netCDF4.Dataset(paths["nc"]) as raw:
+        var = raw["time"]
+        assert var.units.startswith("microseconds since 1970-01-01")
+        assert var.calendar == "standard" and var.dtype == np.int64
+        decoded = cftime.num2date(var[:], var.units, var.calendar, only_use_cftime_datetimes=False)
+        assert "elapsed_seconds" not in raw.ncattrs()
+    assert pd.DatetimeIndex(list(decoded)).equals(pd.DatetimeIndex(expected["time"]))
+    with xr.open_dataset(paths["nc"]) as nc:
+        nc = nc.load()
+    np.testing.assert_array_equal(nc["time"].to_numpy(), expected["time"].to_numpy())
+    np.testing.assert_array_equal(nc["irradiance"].to_numpy(), table["irradiance"].to_numpy())
+    np.testing.assert_array_equal(nc["n_valid"].to_numpy(), expected["n_valid"].to_numpy())
+    assert nc["status"].to_numpy().tolist() == expected["status"].tolist()
+    assert nc["datakey"].to_numpy().tolist() == expected["datakey"].tolist()
+    assert nc["irradiance"].attrs["units"] == "DN"
+    assert nc.attrs["dataset"] == "aia_0094" and "X" not in nc.attrs
+
+    # PNG: a real image written by matplotlib
+    png = (tmp_path / "out" / "irradiance.png").read_bytes()
+    assert png.startswith(PNG_SIGNATURE) and len(png) > 10_000
+    with Image.open(paths["png"]) as img:
+        assert img.format == "PNG"
+        assert img.size[0] > 600 and img.size[1] > 300
+        assert img.info["Software"].startswith("Matplotlib")
+    assert not [p.name for p in (tmp_path / "out").iterdir() if ".tmp-" in p.name]
+
+
+def test_netcdf_times_are_those_of_the_csv(tmp_path):
+    part = _part("2020-12-31T23:59:59", 3)
+    part["time"] = pd.DatetimeIndex(
+        ["2020-12-31T23:59:59.570", "2021-01-01T00:00:11.5701239", "2021-01-01T00:00:23.999999999"]
+    ).as_unit("ns")
+    paths = save_results(_result([part]), tmp_path, plot=False)
+    table = pd.read_csv(paths["csv"])
+    assert table["time"].tolist() == [
+        "2020-12-31T23:59:59.570000",
+        "2021-01-01T00:00:11.570123",
+        "2021-01-01T00:00:23.999999",
+    ]
+    with xr.open_dataset(paths["nc"]) as nc:
+        times = nc["time"].to_numpy()
+    np.testing.assert_array_equal(times, pd.to_datetime(table["time"]).to_numpy())
+
+
+def test_save_results_without_plot_and_overwrite(tmp_path):
+    first = _result([_part("2021-01-01", 4)])
+    save_results(first, tmp_path)
+    second = _result([_part("2021-01-02", 3)])
+    paths = save_results(second, tmp_path, plot=False)
+    assert set(paths) == {"csv", "nc"}
+    assert len((tmp_path / "irradiance.csv").read_text().splitlines()) == 4
+    with xr.open_dataset(paths["nc"]) as nc:
+        assert nc.sizes["time"] == 3
+
+
+@pytest.mark.parametrize("failed", [{}, {0: "truncated", 1: "missing object", 2: "not FITS"}])
+def test_plot_with_no_or_only_failed_frames(tmp_path, failed):
+    result = _result([_part("2021-01-01", 3, failed=failed)])
+    plot_irradiance(result, tmp_path / "p.png")
+    with Image.open(tmp_path / "p.png") as img:
+        assert img.format == "PNG" and img.size[0] > 0
+
+
+def test_to_dataframe_matches_the_dataset():
+    part = _part("2021-01-01", 5, failed={3: "truncated"})
+    df = to_dataframe(_result([part]))
+    assert list(df.columns) == PART_COLUMNS
+    pd.testing.assert_frame_equal(df, part, check_exact=True, check_dtype=False)
+
+
+# ----------------------------------------------------------------------------- parts of a run
+def test_generic_irradiance_values_status_and_units():
+    frames = _frames(exptime=np.linspace(1.0, 3.0, 10))
+    data = frames.to_numpy()
+    ds = irradiance(frames, progress=False, part_size=3)
+    with np.errstate(invalid="ignore"), pytest.warns(RuntimeWarning, match="Mean of empty"):
+        expected = np.nanmean(data.astype(np.float64), axis=(1, 2))
+    np.testing.assert_allclose(ds["irradiance"], expected, rtol=1e-6)
+    np.testing.assert_array_equal(ds["n_valid"], np.isfinite(data).sum(axis=(1, 2)))
+    assert ds["status"].to_numpy().tolist() == ["ok"] * 3 + ["all pixels blank"] + ["ok"] * 6
+    assert ds["irradiance"].attrs["units"] == "DN"
+    assert ds.attrs["dataset"] == "unit_test"
+    assert ds["datakey"].to_numpy().tolist() == frames["datakey"].to_numpy().tolist()
+
+    norm = irradiance(frames, normalize=True, progress=False, part_size=4)
+    np.testing.assert_allclose(norm["irradiance"], expected / np.linspace(1.0, 3.0, 10), rtol=1e-6)
+    assert norm["irradiance"].attrs["units"] == "DN/s"
+
+
+def test_generic_normalize_needs_exptime():
+    with pytest.raises(ValueError, match="EXPTIME"):
+        irradiance(_frames(), normalize=True, progress=False)
+
+
+def test_parts_saved_then_resumed_give_the_full_result(tmp_path):
+    frames = _frames(n=11, exptime=np.full(11, 2.9))
+    full = irradiance(frames, progress=False, part_size=3)
+    identity = {"dataset": "unit_test", "frames": 11, "part_size": 3}
+
+    # an interrupted run saved parts 0 and 2 only
+    store = PartStore(tmp_path, identity, resume=False)
+    for number, df in iter_parts(frames, part_size=3):
+        if number in (0, 2):
+            store.save(number, df)
+
+    resumed = PartStore(tmp_path, identity, resume=True)
+    computed = []
+    now = irradiance(
+        frames,
+        progress=False,
+        part_size=3,
+        skip=resumed.done(),
+        on_part=lambda n, df: (computed.append(n), resumed.save(n, df)),
+    )
+    assert sorted(computed) == [1, 3]
+    assert now.sizes["time"] == 3 + 2  # part 3 is the short last part
+    merged = parts_to_dataset(resumed.load(), dict(frames.attrs), "DN")
+    xr.testing.assert_identical(merged.drop_attrs(), full.drop_attrs())
+    save_results(merged, tmp_path / "a", plot=False)
+    save_results(full, tmp_path / "b", plot=False)
+    assert (tmp_path / "a" / "irradiance.csv").read_bytes() == (
+        tmp_path / "b" / "irradiance.csv"
+    ).read_bytes()
