@@ -89,7 +89,10 @@ def _cluster_kwargs(args) -> dict[str, Any]:
     if args.worker_cores is not None:
         kw["worker_cores"] = args.worker_cores
     if args.worker_memory is not None:
-        kw["worker_memory"] = args.worker_memory
+        try:  # a plain number is GiB, as Daskhub's worker_memory option
+            kw["worker_memory"] = float(args.worker_memory)
+        except ValueError:
+            kw["worker_memory"] = args.worker_memory
     if args.cluster == "gateway" and args.gateway_address:
         kw["address"] = args.gateway_address
     return kw

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import dask
@@ -23,20 +22,6 @@ __all__ = ["DemoReport", "run_demo", "serve_demo"]
 
 DEMO_ROOT = "s3://helio-demo/"
 DEMO_NAME = "Local demo (intake-helio)"
-
-
-@contextlib.contextmanager
-def _local_s3(port: int = 0) -> Iterator[LocalS3]:
-    """A local S3 child process, stopped even if Ctrl-C comes while it is starting.
-
-    (``with LocalS3(...)`` would leave it running then: ``__exit__`` only runs once
-    ``start()`` has returned.)
-    """
-    s3 = LocalS3(process=True, port=port)
-    try:
-        yield s3.start()
-    finally:
-        s3.stop()
 
 
 @dataclass
@@ -82,7 +67,7 @@ def run_demo(
 
 
 def _run_demo(out, frames, size, cluster_kind, cluster_kwargs, progress, log) -> DemoReport:
-    with _local_s3() as s3:
+    with LocalS3(process=True) as s3:
         log(f"local S3 endpoint (moto) on {s3.endpoint_url}")
         t0 = time.perf_counter()
         data = write_demo_dataset(
@@ -120,7 +105,7 @@ def _run_demo(out, frames, size, cluster_kind, cluster_kwargs, progress, log) ->
 
 def serve_demo(frames: int = 48, size: int = 256, port: int = 0, log=print) -> None:
     """Keep a local S3 endpoint with the demo dataset running until Ctrl-C."""
-    with _local_s3(port) as s3:
+    with LocalS3(process=True, port=port) as s3:
         data = write_demo_dataset(
             DEMO_ROOT, s3.storage_options, frames=frames, size=size, registry_name=DEMO_NAME
         )

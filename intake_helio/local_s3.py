@@ -54,9 +54,21 @@ class LocalS3:
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> LocalS3:
-        """Start the server and wait until it answers."""
+        """Start the server and wait until it answers.
+
+        If starting fails or is interrupted (Ctrl-C), whatever was started is stopped.
+        """
         if self.endpoint_url:
             return self
+        try:
+            self._start()
+        except BaseException:
+            self.stop()
+            raise
+        atexit.register(self.stop)
+        return self
+
+    def _start(self) -> None:
         if self.process:
             self._proc = subprocess.Popen(
                 [sys.executable, "-c", _CHILD, "--port", str(self.port)],
@@ -71,7 +83,6 @@ class LocalS3:
                 if not line or line.startswith(_READY):
                     break
             if not line.startswith(_READY):
-                self.stop()
                 raise RuntimeError("local S3 server (moto) did not start within 60 s")
             self.endpoint_url = line.split()[1]
         else:
@@ -82,8 +93,6 @@ class LocalS3:
             self._server.start()
             host, port = self._server.get_host_and_port()
             self.endpoint_url = f"http://{host}:{port}"
-        atexit.register(self.stop)
-        return self
 
     def stop(self) -> None:
         """Stop the server (idempotent)."""
