@@ -288,10 +288,17 @@ def _start_gateway(
     shown = _strip_userinfo(str(address))
     gateway = Gateway(address, proxy_address=proxy_address, auth=auth)
     stack.callback(_close_gateway, gateway)
-    with _gateway_errors(shown):
+    import aiohttp
+
+    try:
         return _start_gateway_cluster(
             stack, gateway, shown, workers, worker_cores, memory_bytes, adapt, env, timeout
         )
+    except aiohttp.ClientError as exc:
+        err = _gateway_error(exc, shown)
+    # raised outside the handler: no __context__ keeps aiohttp's error, whose request
+    # headers hold the Authorization credential
+    raise err
 
 
 def _start_gateway_cluster(
@@ -354,33 +361,29 @@ def _start_gateway_cluster(
     return client
 
 
-@contextlib.contextmanager
-def _gateway_errors(shown: str) -> Iterator[None]:
-    """Turn HTTP errors of the gateway into errors that carry no credentials.
+def _gateway_error(exc: Exception, shown: str) -> Exception:
+    """An error for a failed gateway request that carries no credentials.
 
     aiohttp's ``ClientResponseError`` keeps the request headers (the ``Authorization``
-    header, i.e. the password) and shows them in its repr, so it is not chained.
+    header, i.e. the password or token) and shows them in its repr: it is neither
+    chained nor kept as context.
     """
     import aiohttp
 
-    try:
-        yield
-    except aiohttp.ClientResponseError as exc:
+    if isinstance(exc, aiohttp.ClientResponseError):
         status, url = exc.status, _strip_userinfo(str(exc.request_info.real_url))
-        del exc
         if status in (401, 403):
-            raise PermissionError(
+            return PermissionError(
                 f"the gateway at {shown} refused the credentials (HTTP {status} from {url}); "
                 "check auth= or the dask config 'gateway.auth'"
-            ) from None
-        raise ConnectionError(
+            )
+        return ConnectionError(
             f"the gateway at {shown} answered HTTP {status} for {url}; see the gateway's logs"
-        ) from None
-    except aiohttp.ClientConnectionError as exc:
-        raise ConnectionError(
-            f"cannot reach the gateway at {shown} ({type(exc).__name__}); check address= or "
-            "the dask config 'gateway.address'"
-        ) from None
+        )
+    return ConnectionError(
+        f"cannot reach the gateway at {shown} ({type(exc).__name__}); check address= or "
+        "the dask config 'gateway.address'"
+    )
 
 
 def _set_option(options, offered: set[str], key: str, value: Any, shown: str) -> None:

@@ -93,6 +93,9 @@ _HOP_BY_HOP = frozenset(
         "expect",
     }
 )
+_PRESIGNED = re.compile(
+    r"(?i)\b(X-Amz-(?:Credential|Security-Token|Signature)|AWSAccessKeyId|Signature)=[^&\s]*"
+)
 _MESSAGES = {
     "SlowDown": "Please reduce your request rate.",
     "ServiceUnavailable": "Service is unable to handle request.",
@@ -224,6 +227,8 @@ class _Handler(BaseHTTPRequestHandler):
             pass
 
     def log_message(self, format: str, *args: Any) -> None:
+        # the request line of a presigned URL carries the access key id and session token
+        args = tuple(_PRESIGNED.sub(r"\1=***", a) if isinstance(a, str) else a for a in args)
         logger.debug("fault proxy: " + format, *args)
 
     def _abort(self) -> None:
