@@ -298,7 +298,7 @@ def _start_gateway(
         err = _gateway_error(exc, shown)
     # raised outside the handler: no __context__ keeps aiohttp's error, whose request
     # headers hold the Authorization credential
-    raise err
+    raise err from None
 
 
 def _start_gateway_cluster(
