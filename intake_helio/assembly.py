@@ -65,6 +65,7 @@ class FrameRecipe:
     on_error: str
     shape: tuple[int, int]
     name: str = ""
+    whole: bool = False  # the window is the whole frame: fetch each file in one request
 
 
 # Recipes of arrays built in this process, by dask name (a bounded cache: a missing
@@ -81,7 +82,7 @@ def recipe_of(frames: xr.DataArray) -> FrameRecipe | None:
 
 
 # --------------------------------------------------------------------------- tasks
-def read_block(datakey, storage_options, hdu, rows, cols, units, shape, on_error):
+def read_block(datakey, storage_options, hdu, rows, cols, units, shape, on_error, whole=None):
     """Read one frame (or row band) as a ``(1, ny, nx)`` float32 block.
 
     With ``on_error="nan"`` returns ``(block, reason)``, the block all NaN and the
@@ -89,7 +90,9 @@ def read_block(datakey, storage_options, hdu, rows, cols, units, shape, on_error
     """
     try:
         fs, path = filesystem(datakey, storage_options)
-        block = fits_frames.read_frame(fs, path, hdu=hdu, rows=rows, cols=cols, units=units)
+        block = fits_frames.read_frame(
+            fs, path, hdu=hdu, rows=rows, cols=cols, units=units, whole_file=whole
+        )
         if block.shape != shape:
             raise FrameReadError(
                 datakey, "shape mismatch", f"found {block.shape}, expected {shape} from the probe"
@@ -264,6 +267,13 @@ def open_frames(
     rows, cols = _normalize_cutout(cutout, info.shape)
     hdu_sel = info.hdu if hdu == "auto" else hdu
     bands = _bands(rows, chunks)
+    # the whole frame in one chunk: each task fetches its file in one request
+    whole = len(bands) == 1 and (rows.start, rows.stop, cols.start, cols.stop) == (
+        0,
+        info.shape[0],
+        0,
+        info.shape[1],
+    )
     ny, nx = rows.stop - rows.start, cols.stop - cols.start
 
     token = _token(
@@ -294,6 +304,7 @@ def open_frames(
             units,
             (band.stop - band.start, nx),
             on_error,
+            whole,
         )
         for i, key in enumerate(datakeys)
         for j, band in enumerate(bands)
@@ -357,7 +368,7 @@ def open_frames(
     )
     if len(bands) == 1:
         _RECIPES[name] = FrameRecipe(
-            datakeys, options, hdu_sel, rows, cols, units, on_error, (ny, nx), name
+            datakeys, options, hdu_sel, rows, cols, units, on_error, (ny, nx), name, whole
         )
         while len(_RECIPES) > 64:
             _RECIPES.popitem(last=False)

@@ -29,9 +29,6 @@ from .storage import filesystem
 __all__ = ["PART_COLUMNS", "irradiance", "iter_parts", "parts_to_dataset"]
 
 PART_COLUMNS = ["time", "datakey", "irradiance", "n_valid", "status"]
-_WHOLE_FRAME_PROBES = 3
-# _whole_frames results by recipe name (only a fetch strategy: values never depend on it)
-_WHOLE_FRAMES: dict[str, bool | None] = {}
 
 
 def reduce_frame(datakey, storage_options, hdu, rows, cols, units, shape, whole_file=None):
@@ -58,33 +55,7 @@ def _collect(*results):
     return list(results)
 
 
-def _whole_frames(recipe: FrameRecipe) -> bool | None:
-    """Whether the recipe's window is the whole frame, from a header probe of one frame.
-
-    Then every frame is fetched in one request (``whole_file=True``) rather than a
-    header read followed by a ranged read of all its tiles (two requests per frame).
-    None (let ``frame_sum`` decide) when none of the first frames can be probed.
-    """
-    if recipe.name in _WHOLE_FRAMES:
-        return _WHOLE_FRAMES[recipe.name]
-    found = None
-    for key in recipe.datakeys[:_WHOLE_FRAME_PROBES]:
-        try:
-            fs, path = filesystem(key, recipe.storage_options)
-            ny, nx = fits_frames.probe_frame(fs, path, hdu=recipe.hdu).shape
-        except Exception:
-            continue
-        rows, cols = recipe.rows, recipe.cols
-        found = (rows.start, rows.stop, cols.start, cols.stop) == (0, ny, 0, nx)
-        break
-    if found is not None and recipe.name:
-        if len(_WHOLE_FRAMES) >= 64:
-            _WHOLE_FRAMES.pop(next(iter(_WHOLE_FRAMES)))
-        _WHOLE_FRAMES[recipe.name] = found
-    return found
-
-
-def _fast_part(recipe: FrameRecipe, idx: range, units: str, whole_file: bool | None = None):
+def _fast_part(recipe: FrameRecipe, idx: range, units: str):
     tasks = [
         dask.delayed(reduce_frame, pure=True)(
             recipe.datakeys[i],
@@ -94,7 +65,7 @@ def _fast_part(recipe: FrameRecipe, idx: range, units: str, whole_file: bool | N
             recipe.cols,
             units,
             recipe.shape,
-            whole_file,
+            recipe.whole,
             dask_key_name=f"helio-mean-{units}-{recipe.name}-{i}",
         )
         for i in idx
@@ -161,12 +132,11 @@ def iter_parts(
     keys = np.asarray(frames["datakey"].to_numpy() if "datakey" in frames.coords else [""] * n)
     skip = set(skip)
     todo = [p for p in range(math.ceil(n / part_size)) if p not in skip]
-    whole_file = _whole_frames(recipe) if recipe is not None and todo else None
 
     def build(p):
         idx = range(p * part_size, min(n, (p + 1) * part_size))
         if recipe is not None:
-            return idx, _fast_part(recipe, idx, units, whole_file)
+            return idx, _fast_part(recipe, idx, units)
         return idx, _generic_part(frames, idx, normalize)
 
     def to_frame(idx, computed) -> pd.DataFrame:
