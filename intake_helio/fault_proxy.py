@@ -254,24 +254,22 @@ class _Handler(BaseHTTPRequestHandler):
                     while self.rfile.readline(65537) not in (b"\r\n", b"\n", b""):
                         pass  # trailers
                     return total
-                remaining = size
-                while remaining:
-                    data = self.rfile.read(min(remaining, _CHUNK))
-                    if not data:
-                        raise ConnectionError("client closed the connection mid-body")
-                    sink(data)
-                    remaining -= len(data)
+                self._read_exact(size, sink)
                 total += size
                 self.rfile.readline(3)
         length = int(self.headers.get("Content-Length") or 0)
-        remaining = length
+        self._read_exact(length, sink)
+        return length
+
+    def _read_exact(self, size: int, sink) -> None:
+        """Pass exactly ``size`` bytes of the request body to ``sink``, in chunks."""
+        remaining = size
         while remaining:
             data = self.rfile.read(min(remaining, _CHUNK))
             if not data:
                 raise ConnectionError("client closed the connection mid-body")
             sink(data)
             remaining -= len(data)
-        return length
 
     def _client_gone(self) -> bool:
         try:
