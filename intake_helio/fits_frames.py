@@ -838,18 +838,11 @@ def _decode_tile(comp: _Comp, cbuf, npix: int, out: np.ndarray | None) -> np.nda
 
 
 def _comp_bands(
-    comp: _Comp,
-    counts: list[int],
-    offsets: list[int],
-    row_base: int,
-    heap: Callable[[int, int], Any],
-    y0: int,
-    y1: int,
-    x0: int,
-    x1: int,
+    comp: _Comp, tiles: Sequence[Any], y0: int, y1: int, x0: int, x1: int
 ) -> Iterator[tuple[int, int, np.ndarray]]:
     """Decode the tiles covering ``[y0:y1, x0:x1]`` in bands of tile rows.
 
+    ``tiles`` holds the compressed bytes of the touched tiles, in row-major tile order.
     Yields ``(band_y0, band_x0, band)``: ``band`` is an array of the image dtype, valid
     only until the next band is decoded into the same buffer.
     """
@@ -861,46 +854,64 @@ def _comp_bands(
     bw = bx1 - bx0
     full_width = tw >= nx  # each tile spans the full width: its rows are contiguous
     per_band = max(1, _BAND_PIXELS // (th * bw))
-    elem = comp.elem_size
-    # the common case (AIA): RICE tiles of the image's own integer type, decoded in place
-    direct = (
-        full_width
-        and comp.cmptype.startswith("RICE")
-        and zdtype.kind in "iu"
-        and zdtype.itemsize == comp.bytepix
-    )
-    rcomp_decode = imagecodecs.rcomp_decode if direct else None
-    nblock = comp.blocksize
     # One buffer for all bands (each band is used before the next is decoded): a fresh
     # array per band is a fresh mmap and page faults in dask workers, whose
     # MALLOC_TRIM_THRESHOLD_ setting pins glibc's mmap threshold at 128 KiB.
     buf = np.empty((min(per_band, ty1 - ty0 + 1) * th, bw), dtype=zdtype)
+    if (
+        full_width
+        and comp.cmptype.startswith("RICE")
+        and zdtype.kind in "iu"
+        and zdtype.itemsize == comp.bytepix
+    ):
+        # the common case (AIA): RICE tiles of the image's own integer type, decoded in
+        # place; the output slot of every tile in a band is made once
+        yield from _rice_bands(comp, tiles, buf, ty0, ty1, per_band)
+        return
+    i = 0
     for a in range(ty0, ty1 + 1, per_band):
         b = min(ty1, a + per_band - 1)
         by0, by1 = a * th, min(ny, (b + 1) * th)
         band = buf[: by1 - by0]
-        flat = band.reshape(-1)
         for tyi in range(a, b + 1):
             ya, yb = tyi * th, min(ny, (tyi + 1) * th)
             for txi in range(tx0, tx1 + 1):
                 xa, xb = txi * tw, min(nx, (txi + 1) * tw)
-                r = tyi * comp.ntx + txi - row_base
-                n = counts[r]
-                if n <= 0:
-                    raise _Unsupported("a tile stored outside COMPRESSED_DATA")
-                cbuf = heap(offsets[r], n * elem)
                 npix = (yb - ya) * (xb - xa)
-                if direct:
-                    pos = (ya - by0) * bw
-                    rcomp_decode(
-                        cbuf, shape=(npix,), dtype=zdtype, nblock=nblock, out=flat[pos : pos + npix]
-                    )
-                elif full_width:
-                    _decode_tile(comp, cbuf, npix, band[ya - by0 : yb - by0].reshape(-1))
+                if full_width:
+                    _decode_tile(comp, tiles[i], npix, band[ya - by0 : yb - by0].reshape(-1))
                 else:
-                    tile = _decode_tile(comp, cbuf, npix, None)
+                    tile = _decode_tile(comp, tiles[i], npix, None)
                     band[ya - by0 : yb - by0, xa - bx0 : xb - bx0] = tile.reshape(yb - ya, xb - xa)
+                i += 1
         yield by0, bx0, band
+
+
+def _rice_bands(
+    comp: _Comp, tiles: Sequence[Any], buf: np.ndarray, ty0: int, ty1: int, per_band: int
+) -> Iterator[tuple[int, int, np.ndarray]]:
+    """`_comp_bands` for full-width RICE tiles of the image's integer type."""
+    th, ny = comp.th, comp.ny
+    decode = imagecodecs.rcomp_decode
+    dtype, nblock = buf.dtype, comp.blocksize
+    flat = buf.reshape(-1)
+    tile_pix = th * buf.shape[1]
+    slots = [flat[k * tile_pix : (k + 1) * tile_pix] for k in range(buf.shape[0] // th)]
+    shape = (tile_pix,)
+    last_full = ny // th - 1  # tile rows past this one are partial (at most one)
+    i = 0
+    for a in range(ty0, ty1 + 1, per_band):
+        b = min(ty1, a + per_band - 1)
+        stop = min(b, last_full)
+        for k in range(stop - a + 1):
+            decode(tiles[i + k], shape=shape, dtype=dtype, nblock=nblock, out=slots[k])
+        i += max(0, stop - a + 1)
+        if b > stop:  # the image's last, partial tile row
+            npix = (ny - b * th) * buf.shape[1]
+            k = b - a
+            decode(tiles[i], shape=(npix,), dtype=dtype, nblock=nblock, out=slots[k][:npix])
+            i += 1
+        yield a * th, 0, buf[: min(ny, (b + 1) * th) - a * th]
 
 
 # --------------------------------------------------------------------------- frame assembly
@@ -1042,8 +1053,6 @@ def _plan_compressed(src: _Source, info: _HDU, comp: _Comp, whole: bool, window)
     if len(table) < tstop - tstart:
         raise FrameReadError(src.key, "truncated", "the file ends inside the tile table")
     desc = np.frombuffer(table, dtype=comp.desc_dtype, count=r_last - r_first + 1)
-    counts = desc["n"].tolist()
-    offsets = desc["off"].tolist()
     heap0 = info.data_start + comp.theap
     elem = comp.elem_size
     # the touched tiles' table rows (relative to r_first), checked with array operations
@@ -1063,31 +1072,24 @@ def _plan_compressed(src: _Source, info: _HDU, comp: _Comp, whole: bool, window)
         raise FrameReadError(
             src.key,
             "corrupt data",
-            f"tile {r + r_first} points at heap bytes {offsets[r]}+{counts[r] * elem}, "
+            f"tile {r + r_first} points at heap bytes {int(desc['off'][r])}"
+            f"+{int(desc['n'][r]) * elem}, "
             f"outside the HDU's data (which ends at byte {end})",
         )
-    if not whole:
-        ranges = list(zip(start_t.tolist(), stop_t.tolist(), strict=True))
-        src.fetch_many(ranges + _sentinel(src, end))
-        _check_present(src, end)
-
+    starts, stops = start_t.tolist(), stop_t.tolist()
     if whole:  # bounds were checked above against the file's data
         mv = memoryview(src.load_all())
-
-        def heap(off: int, nbytes: int):
-            return mv[heap0 + off : heap0 + off + nbytes]
-
-        return _comp_bands(comp, counts, offsets, r_first, heap, y0, y1, x0, x1)
-
-    def heap(off: int, nbytes: int):
-        got = src.get(heap0 + off, heap0 + off + nbytes)
-        if len(got) < nbytes:
-            raise FrameReadError(
-                src.key, "truncated", f"tile data at byte {heap0 + off} is past the end"
-            )
-        return got
-
-    return _comp_bands(comp, counts, offsets, r_first, heap, y0, y1, x0, x1)
+        tiles = [mv[s:e] for s, e in zip(starts, stops, strict=True)]
+    else:
+        src.fetch_many(list(zip(starts, stops, strict=True)) + _sentinel(src, end))
+        _check_present(src, end)
+        tiles = []
+        for s, e in zip(starts, stops, strict=True):
+            got = src.get(s, e)
+            if len(got) < e - s:
+                raise FrameReadError(src.key, "truncated", f"tile data at byte {s} is past the end")
+            tiles.append(got)
+    return _comp_bands(comp, tiles, y0, y1, x0, x1)
 
 
 def _astropy_pixels(src: _Source, info: _HDU, window) -> _Pixels:

@@ -156,6 +156,13 @@ def _cases():
         "rice_rows": (compressed(a), 1, True),
         "rice_whole_tile": (compressed(a, tile_shape=(128, 100)), 1, True),
         "rice_odd_tiles": (compressed(a, tile_shape=(50, 30)), 1, True),
+        # full-width tiles of 7 rows: 128 rows end in a partial tile row of 2
+        "rice_row_bands": (compressed(a, tile_shape=(7, 100)), 1, True),
+        "rice_int32_row_bands": (
+            compressed(RNG.poisson(1e6, (64, 48)).astype(np.int32), tile_shape=(5, 48)),
+            1,
+            True,
+        ),
         "rice_int32": (
             compressed(RNG.poisson(1e6, (64, 48)).astype(np.int32), header=plain),
             1,
