@@ -9,7 +9,9 @@ How a frame is read
 -------------------
 * A whole frame is fetched with **one** request (``fs.cat_file(path)``; no HEAD first, see
   :func:`_whole_file_kwargs`; ``whole_file=True`` does the same for a window that covers
-  the frame, e.g. ``rows=slice(0, ny)``). The HDU
+  the frame, e.g. ``rows=slice(0, ny)``); :func:`start_whole_read` starts that request
+  ahead of time, so that it overlaps other work (``ih.irradiance`` fetches the next
+  frame while it decodes one). The HDU
   headers are walked in the bytes (2880-byte blocks), and a tile-compressed image
   (RICE_1 or GZIP_1, integer pixels, or lossless GZIP_1 floats) is decoded tile by tile
   with :func:`imagecodecs.rcomp_decode` / :mod:`zlib`, which release the GIL, so that
@@ -31,6 +33,8 @@ Failures raise :class:`~intake_helio.errors.FrameReadError` with a stable ``reas
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import errno
 import io
 import math
@@ -88,6 +92,7 @@ __all__ = [
     "read_frame",
     "read_header_values",
     "retry_io",
+    "start_whole_read",
 ]
 
 #: Every ``reason`` a :class:`FrameReadError` raised here can carry.
@@ -325,14 +330,16 @@ def _datakey(fs, path: str) -> str:
         return str(path)
 
 
-def _guarded(fs, path: str, fn: Callable[[_Source], Any]) -> Any:
+def _guarded(
+    fs, path: str, fn: Callable[[_Source], Any], prefetched: concurrent.futures.Future | None = None
+) -> Any:
     """Run ``fn(source)`` and turn every failure into a FrameReadError.
 
     The error is raised outside the ``except`` block with a picklable cause, so that
     it crosses process boundaries (dask, distributed) intact even when the original
     exception cannot be unpickled (as imagecodecs' decoder errors cannot).
     """
-    src = _Source(fs, path)
+    src = _Source(fs, path, prefetched)
     key = src.key
     try:
         return fn(src)
@@ -354,9 +361,10 @@ def _guarded(fs, path: str, fn: Callable[[_Source], Any]) -> Any:
 class _Source:
     """The bytes of one file known so far, fetched on demand with ranged reads."""
 
-    def __init__(self, fs, path: str):
+    def __init__(self, fs, path: str, prefetched: concurrent.futures.Future | None = None):
         self.fs = fs
         self.path = path
+        self._prefetched = prefetched  # the whole file, being read (start_whole_read)
         self.key = _datakey(fs, path)
         self.segments: list[tuple[int, bytes]] = []
         self.size: int | None = None  # exact file size, when known
@@ -376,6 +384,9 @@ class _Source:
         return data
 
     def _cat_whole(self) -> bytes:
+        if self._prefetched is not None:  # first attempt: the read started ahead of time
+            fut, self._prefetched = self._prefetched, None
+            return fut.result()
         return self.fs.cat_file(self.path, **_whole_file_kwargs(self.fs))
 
     def _cat(self, start: int, end: int) -> bytes:
@@ -1193,6 +1204,39 @@ def _reduce(pix: _Pixels) -> tuple[float, int]:
 
 
 # --------------------------------------------------------------------------- public API
+def start_whole_read(fs, path: str) -> concurrent.futures.Future | None:
+    """Start fetching a whole file in the background, if ``fs`` can.
+
+    For fsspec's async filesystems used synchronously (s3fs, gcsfs, http, ...), the
+    request runs on the filesystem's own event-loop thread while the caller works on
+    something else, e.g. decodes the previous frame: the download of one frame then
+    overlaps the decoding of another, and a core is not left idle while bytes arrive.
+
+    Parameters
+    ----------
+    fs : fsspec.AbstractFileSystem
+        Filesystem holding the file.
+    path : str
+        Path of the file on ``fs``.
+
+    Returns
+    -------
+    concurrent.futures.Future or None
+        A future of the file's bytes, to pass as ``prefetched=`` to :func:`frame_sum` or
+        :func:`read_frame` (which retry a failed read as usual); ``cancel()`` it if it is
+        not used. None when ``fs`` has no event loop of its own (local files, memory):
+        there is nothing to gain, the file is read when needed.
+    """
+    from fsspec.asyn import AsyncFileSystem
+
+    if not isinstance(fs, AsyncFileSystem) or getattr(fs, "asynchronous", False):
+        return None
+    loop = getattr(fs, "loop", None)
+    if loop is None or not loop.is_running():
+        return None
+    return asyncio.run_coroutine_threadsafe(fs._cat_file(path, **_whole_file_kwargs(fs)), loop)
+
+
 def probe_frame(fs, path: str, hdu: int | str = "auto") -> FrameInfo:
     """Find the image HDU of one frame and describe it, reading only header bytes.
 
@@ -1238,6 +1282,7 @@ def read_frame(
     cols: slice | None = None,
     units: str = "DN",
     whole_file: bool | None = None,
+    prefetched: concurrent.futures.Future | None = None,
 ) -> np.ndarray:
     """Read one frame (or a cutout of it) as float32 physical values.
 
@@ -1261,6 +1306,9 @@ def read_frame(
         of the header and the touched tiles only; ``None`` (default), the whole file
         when ``rows`` and ``cols`` are both None, ranged reads otherwise. The values
         returned do not depend on it.
+    prefetched : concurrent.futures.Future, optional
+        The file's bytes being read, from :func:`start_whole_read`; used (instead of
+        a new request) by the first attempt of a whole-file read.
 
     Returns
     -------
@@ -1285,7 +1333,7 @@ def read_frame(
         exptime = _exptime(src, info) if units == "DN/s" else None
         return _to_float32(_pixels(src, info, whole, rows, cols), exptime)
 
-    return _guarded(fs, path, run)
+    return _guarded(fs, path, run, prefetched)
 
 
 def frame_sum(
@@ -1297,6 +1345,7 @@ def frame_sum(
     units: str = "DN",
     expect_shape: tuple[int, int] | None = None,
     whole_file: bool | None = None,
+    prefetched: concurrent.futures.Future | None = None,
 ) -> tuple[float, int]:
     """Sum the valid pixels of one frame (or a cutout) without a float copy of it.
 
@@ -1307,7 +1356,7 @@ def frame_sum(
 
     Parameters
     ----------
-    fs, path, hdu, rows, cols, units, whole_file
+    fs, path, hdu, rows, cols, units, whole_file, prefetched
         As for :func:`read_frame`.
     expect_shape : tuple of int, optional
         The ``(ny, nx)`` the selection must have (e.g. from a probe of another frame);
@@ -1345,7 +1394,7 @@ def frame_sum(
             total /= exptime
         return float(total), int(count)
 
-    return _guarded(fs, path, run)
+    return _guarded(fs, path, run, prefetched)
 
 
 def read_header_values(

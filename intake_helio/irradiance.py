@@ -31,7 +31,13 @@ __all__ = ["PART_COLUMNS", "irradiance", "iter_parts", "parts_to_dataset"]
 PART_COLUMNS = ["time", "datakey", "irradiance", "n_valid", "status"]
 
 
-def reduce_frame(datakey, storage_options, hdu, rows, cols, units, shape, whole_file=None):
+#: Most consecutive frames reduced by one task (see :func:`reduce_frames`).
+MAX_BATCH = 8
+
+
+def reduce_frame(
+    datakey, storage_options, hdu, rows, cols, units, shape, whole_file=None, prefetched=None
+):
     """Mean of one frame inside its read task: ``(mean, n_valid, status)``."""
     try:
         fs, path = filesystem(datakey, storage_options)
@@ -44,6 +50,7 @@ def reduce_frame(datakey, storage_options, hdu, rows, cols, units, shape, whole_
             units=units,
             expect_shape=shape,
             whole_file=whole_file,
+            prefetched=prefetched,
         )
     except Exception as exc:
         return math.nan, 0, fits_frames.frame_error_reason(exc)
@@ -51,25 +58,85 @@ def reduce_frame(datakey, storage_options, hdu, rows, cols, units, shape, whole_
     return mean, int(count), "ok" if count else "all pixels blank"
 
 
-def _collect(*results):
-    return list(results)
+def _start_read(datakey, storage_options):
+    try:
+        fs, path = filesystem(datakey, storage_options)
+        return fits_frames.start_whole_read(fs, path)
+    except Exception:  # the frame's own read reports it
+        return None
 
 
-def _fast_part(recipe: FrameRecipe, idx: range, units: str):
-    tasks = [
-        dask.delayed(reduce_frame, pure=True)(
-            recipe.datakeys[i],
-            recipe.storage_options,
-            recipe.hdu,
-            recipe.rows,
-            recipe.cols,
-            units,
-            recipe.shape,
-            recipe.whole,
-            dask_key_name=f"helio-mean-{units}-{recipe.name}-{i}",
+def reduce_frames(datakeys, storage_options, hdu, rows, cols, units, shape, whole_file=None):
+    """Means of consecutive frames in one task: a list of ``(mean, n_valid, status)``.
+
+    For whole-file reads, the next frame's file is fetched (on the filesystem's I/O
+    thread) while this one is decoded, so that the core does not wait for the network.
+    """
+    ahead = {}
+    prefetch = bool(whole_file) and len(datakeys) > 1
+
+    def start(i):
+        if prefetch and i < len(datakeys):
+            ahead[i] = _start_read(datakeys[i], storage_options)
+
+    out = []
+    try:
+        start(0)
+        for i, key in enumerate(datakeys):
+            start(i + 1)
+            fetched = ahead.pop(i, None)
+            args = (hdu, rows, cols, units, shape, whole_file, fetched)
+            out.append(reduce_frame(key, storage_options, *args))
+    finally:
+        for fut in ahead.values():
+            if fut is not None:
+                fut.cancel()
+    return out
+
+
+def _collect(*batches):
+    return [r for batch in batches for r in batch]
+
+
+def batch_sizes(frames: int, total: int, threads: int, single_part: bool) -> list[int]:
+    """How many consecutive frames each task of a part reduces.
+
+    Batches of up to :data:`MAX_BATCH` frames amortise dask's per-task cost and let a
+    task fetch one frame while it decodes another; they stay small enough that the
+    ``total`` frames of the job give every one of ``threads`` threads several tasks.
+    A job of one part gets a multiple of ``threads`` tasks of equal size (+-1 frame),
+    so that no thread is left with extra frames at the end.
+    """
+    if frames <= 0:
+        return []
+    threads = max(1, threads)
+    size = max(1, min(MAX_BATCH, total // (2 * threads)))
+    tasks = -(-frames // size)
+    if single_part and tasks % threads:
+        tasks = min(frames, tasks + threads - tasks % threads)
+    base, extra = divmod(frames, tasks)
+    return [base + 1] * extra + [base] * (tasks - extra)
+
+
+def _fast_part(recipe: FrameRecipe, idx: range, units: str, sizes: list[int]):
+    tasks = []
+    a = idx.start
+    for size in sizes:
+        b = a + size
+        tasks.append(
+            dask.delayed(reduce_frames, pure=True)(
+                recipe.datakeys[a:b],
+                recipe.storage_options,
+                recipe.hdu,
+                recipe.rows,
+                recipe.cols,
+                units,
+                recipe.shape,
+                recipe.whole,
+                dask_key_name=f"helio-mean-{units}-{recipe.name}-{a}-{b}",
+            )
         )
-        for i in idx
-    ]
+        a = b
     return dask.delayed(_collect, pure=True)(*tasks)
 
 
@@ -95,6 +162,16 @@ def _client():
         return default_client()
     except (ImportError, ValueError):
         return None
+
+
+def _threads(client) -> int:
+    """Threads that will run the tasks: the cluster's, or the local scheduler's."""
+    if client is not None:
+        return sum(client.nthreads().values()) or 1
+    scheduler = dask.config.get("scheduler", None)
+    if scheduler in ("sync", "synchronous", "single-threaded"):
+        return 1
+    return int(dask.config.get("num_workers", None) or dask.system.CPU_COUNT or 1)
 
 
 def _interactive() -> bool:
@@ -132,11 +209,15 @@ def iter_parts(
     keys = np.asarray(frames["datakey"].to_numpy() if "datakey" in frames.coords else [""] * n)
     skip = set(skip)
     todo = [p for p in range(math.ceil(n / part_size)) if p not in skip]
+    todo_frames = sum(min(n, (p + 1) * part_size) - p * part_size for p in todo)
+    client = _client()
+    threads = _threads(client)
 
     def build(p):
         idx = range(p * part_size, min(n, (p + 1) * part_size))
         if recipe is not None:
-            return idx, _fast_part(recipe, idx, units)
+            sizes = batch_sizes(len(idx), todo_frames, threads, len(todo) == 1)
+            return idx, _fast_part(recipe, idx, units, sizes)
         return idx, _generic_part(frames, idx, normalize)
 
     def to_frame(idx, computed) -> pd.DataFrame:
@@ -164,7 +245,6 @@ def iter_parts(
             }
         )
 
-    client = _client()
     if client is None:
         for p in todo:
             idx, work = build(p)
@@ -174,9 +254,9 @@ def iter_parts(
 
     from distributed import as_completed
 
-    if in_flight is None:
-        threads = sum(client.nthreads().values()) or 1
-        in_flight = max(2, math.ceil(4 * threads / part_size) + 1)
+    if in_flight is None:  # enough parts that every thread has a few tasks queued
+        per_task = MAX_BATCH if recipe is not None else 1
+        in_flight = max(2, math.ceil(4 * threads * per_task / part_size) + 1)
     pending = iter(todo)
     futures = {}
 
