@@ -10,9 +10,9 @@ S3 server running in a child process, then times, side by side in this process t
 (c)  intake-helio: ``open_bucket(...)[id].to_dataarray(on_error="nan")`` and
      ``irradiance(frames)`` on ``intake_helio.cluster.cluster("local", workers=2,
      worker_cores=1)`` started under ``dask.config.set(TUNED)`` (see below);
-(c0) with ``--compare-defaults`` only: the same on ``cluster("local", workers=2,
-     worker_cores=1)`` with dask's defaults (not run by default: its 2 idle workers take
-     CPU from every other method);
+(c0) with ``--compare-defaults`` only: the same job on a plain ``distributed.LocalCluster``
+     of 2 worker processes with dask's default settings (not run by default: its 2 idle
+     workers take CPU from every other method);
 (d)  the lean limit: 2 plain processes (``ProcessPoolExecutor``, spawned without dask's
      malloc setting), each with ONE boto3 client made by the pool initializer; per frame one
      GET, the FITS bintable descriptors parsed here and the tiles decoded with
@@ -21,18 +21,21 @@ S3 server running in a child process, then times, side by side in this process t
 (e)  intake-helio with ``cutout=dict(y=slice(1000, 1200))`` (200 rows) on the (c) cluster,
      which fetches only the header, the tile table and the touched tiles (ranged reads).
 
-Why (c) and (c0): ``TUNED`` makes two changes to dask's defaults for the workers.
+Why (c) and (c0): ``TUNED`` (``intake_helio.cluster.LOCAL_WORKER_CONFIG``, which
+``cluster("local")`` applies itself) changes dask's defaults for the workers.
 (1) dask's nannies start workers with ``MALLOC_TRIM_THRESHOLD_=65536``, and setting any glibc
 malloc variable freezes glibc's mmap threshold at 128 KiB: every larger allocation is then a
 fresh mmap with page faults. aiohttp (under s3fs) reads a 15 MB object as 256 KiB chunks
 plus one joined copy, ~7,000 extra page faults a frame, ~20 % of the CPU a frame costs;
-(c) leaves the variable unset. (2) Idle dask workers use ~4 % of a core each (measured here: 83
-ms of CPU per second for 2 idle workers), mostly the statistical profiler (stacks sampled
-every 10 ms, for a dashboard ``cluster("local")`` does not serve) and the event-loop tick
-(every 20 ms); (c) turns the profiler off and ticks every second (25 ms/s for 2 idle
-workers). The seed clusters (a, b) get (2) too, ``QUIET``, so that while idle they take
-little CPU from the other methods (it also makes the seed a little faster, never slower);
-they keep dask's malloc setting, as on Daskhub.
+(c) leaves the variable unset. (2) Idle dask processes take CPU from the busy ones: the
+statistical profiler (stacks sampled every 10 ms, for a dashboard ``cluster("local")``
+does not serve), the event-loop tick (every 20 ms), memory checks (every 100 ms, in each
+worker and each nanny) and system metrics (every 500 ms). (c) turns the profiler off,
+ticks every second, checks memory every second and metrics every 2 s (measured here:
+8 -> 2 ms/s of CPU per idle worker, 22 -> 6 ms/s in the scheduler's process). The seed
+clusters (a, b) get (2) too, ``QUIET``, so that while idle they take little CPU from the
+other methods (it also makes the seed a little faster, never slower); they keep dask's
+malloc setting, as on Daskhub.
 
 Each method is warmed up once outside the timed region (cluster start, imports, first
 connections); then the repetitions are interleaved (a, b, [c0,] c, d, e, a, ...) so that the
@@ -74,8 +77,16 @@ import numpy as np
 
 BUCKET = "bench-throughput"
 MALLOC_VAR = "MALLOC_TRIM_THRESHOLD_"
-QUIET = {"distributed.worker.profile.enabled": False, "distributed.admin.tick.interval": "1s"}
-TUNED = {f"distributed.nanny.pre-spawn-environ.{MALLOC_VAR}": None, **QUIET}
+
+
+def _configs() -> tuple[dict, dict]:
+    """``TUNED`` and ``QUIET`` (imported here: the lean processes (d) import nothing of ours)."""
+    from intake_helio.cluster import LOCAL_WORKER_CONFIG
+
+    tuned = dict(LOCAL_WORKER_CONFIG)
+    return tuned, {k: v for k, v in tuned.items() if MALLOC_VAR not in k}
+
+
 CUTOUT_ROWS = slice(1000, 1200)
 RTOL = 1e-6
 
@@ -349,6 +360,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from intake_helio.cluster import cluster
     from intake_helio.demo_data import write_demo_dataset
+
+    TUNED, QUIET = _configs()
     from intake_helio.local_s3 import LocalS3
 
     n = args.frames
@@ -377,13 +390,26 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         # ---- clusters and pools (started once, warmed up, then reused by every run)
         t = time.perf_counter()
+
+        def local_cluster(workers: int, threads: int) -> distributed.Client:
+            """A plain LocalCluster of processes with the dask config in effect."""
+            lc = distributed.LocalCluster(
+                n_workers=workers,
+                threads_per_worker=threads,
+                processes=True,
+                host="127.0.0.1",
+                dashboard_address="127.0.0.1:0",
+                scheduler_kwargs={"dashboard": False},
+                worker_dashboard_address=None,
+            )
+            stack.enter_context(lc)
+            return stack.enter_context(distributed.Client(lc, set_as_default=False))
+
         with dask.config.set(TUNED):
             client_c = stack.enter_context(cluster("local", workers=2, worker_cores=args.threads))
         lib_clients = {"c": client_c}
-        if args.compare_defaults:
-            lib_clients["c0"] = stack.enter_context(
-                cluster("local", workers=2, worker_cores=args.threads)
-            )
+        if args.compare_defaults:  # dask's defaults: not cluster("local"), which tunes them
+            lib_clients["c0"] = local_cluster(2, args.threads)
         worker_env = {
             m: sorted(set(c.run(_getenv, malloc_var).values()), key=str)
             for m, c in lib_clients.items()
@@ -393,17 +419,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not args.skip_seed:
             for label, workers, threads in (("a", 1, 2), ("b", 2, 1)):
                 with dask.config.set(QUIET):
-                    lc = distributed.LocalCluster(
-                        n_workers=workers,
-                        threads_per_worker=threads,
-                        processes=True,
-                        host="127.0.0.1",
-                        dashboard_address="127.0.0.1:0",
-                        scheduler_kwargs={"dashboard": False},
-                        worker_dashboard_address=None,
-                    )
-                stack.enter_context(lc)
-                clients[label] = stack.enter_context(distributed.Client(lc, set_as_default=False))
+                    clients[label] = local_cluster(workers, threads)
 
         def seed_runner(client, items=keys, nan_aware=False):
             meter = Meter({"workers": list(client.run(os.getpid).values()), **base_groups})

@@ -126,6 +126,32 @@ def test_local_worker_sizes_and_environment():
     assert "INTAKE_HELIO_TEST_VAR" not in os.environ
 
 
+def _worker_settings():
+    import dask as _dask
+
+    return (
+        os.environ.get("MALLOC_TRIM_THRESHOLD_"),
+        _dask.config.get("distributed.worker.profile.enabled"),
+        _dask.config.get("distributed.worker.memory.monitor-interval"),
+    )
+
+
+def _system_monitor_ms(dask_worker):
+    return dask_worker.periodic_callbacks["monitor"].callback_time
+
+
+def test_local_workers_run_without_dask_malloc_setting_and_idle_overheads():
+    """The measured speed-ups of ih.cluster("local") reach the worker processes."""
+    with cluster("local", workers=2) as client:
+        settings = set(client.run(_worker_settings).values())
+        worker = client.run(_system_monitor_ms)
+    assert settings == {(None, False, "1s")}
+    # the system monitor (dashboard metrics) runs every 2 s, in ms
+    assert set(worker.values()) == {2000}
+    # this process is untouched by the workers' settings
+    assert dask.config.get("distributed.worker.profile.enabled") is True
+
+
 def test_local_memory_as_gib_number_and_default_worker_count():
     with cluster("local", worker_memory=0.5) as client:
         workers = client.scheduler_info(n_workers=-1)["workers"].values()
