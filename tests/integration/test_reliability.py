@@ -18,6 +18,7 @@ the public path (``open_bucket`` -> ``to_dataarray(on_error="nan")`` -> ``irradi
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import io
 import os
 import re
@@ -258,6 +259,53 @@ def test_a_fault_that_never_ends_gives_a_reason_after_bounded_attempts(server, p
     assert p.stats["by_key"][key_path(victim)]["requests"] == 4
     assert fits_frames.RETRY_STATS["gave_up"] == before["gave_up"] + 1
     assert seconds < 30
+
+
+# ----------------------------------------------------------------------------- read-ahead
+def test_batched_frames_fetch_the_next_file_while_one_is_reduced(server, proxy):
+    """On a slow network (every GET held 0.4 s) a batch of 6 frames waits for ~3 GETs, not 6.
+
+    Each frame is still fetched with exactly one request, and the values are the same.
+    """
+    _, clean, _ = server
+    irr = importlib.import_module("intake_helio.irradiance")
+    keys = list(clean.datakeys[:6])
+    p = proxy([FaultRule("stall", delay=0.4, match=FITS_RE)])
+    so = options(server, p)
+    args = ("auto", None, None, "DN", (SIZE, SIZE), True)
+
+    t0 = time.perf_counter()
+    one_by_one = [irr.reduce_frame(k, so, *args) for k in keys]
+    sequential = time.perf_counter() - t0
+    p.reset_stats()
+    t0 = time.perf_counter()
+    batched = irr.reduce_frames(keys, so, *args)
+    ahead = time.perf_counter() - t0
+
+    assert batched == one_by_one
+    assert [m for m, _, _ in batched] == list(clean.expected_mean[:6])
+    assert per_key(p, clean, "requests")[:6] == [1] * 6
+    assert sequential >= 6 * 0.4  # the control: the stall holds every GET
+    # reading ahead overlaps each frame's GET with the previous one: ~3 x 0.4 s
+    assert ahead < 0.75 * sequential, (ahead, sequential)
+
+
+def test_a_failed_read_ahead_is_retried(server, proxy):
+    _, clean, _ = server
+    irr = importlib.import_module("intake_helio.irradiance")
+    keys = list(clean.datakeys[:4])
+    victim = keys[2]  # fetched ahead, while frame 1 is reduced
+    rule = FaultRule("status", status=500, code="InternalError", match=re.escape(key_path(victim)))
+    p = proxy([dataclasses.replace(rule, times=1)])
+    before = dict(fits_frames.RETRY_STATS)
+    got = irr.reduce_frames(
+        keys, options(server, p, **NO_BOTO_RETRY), "auto", None, None, "DN", (SIZE, SIZE), True
+    )
+    assert [r[2] for r in got] == ["ok"] * 4
+    assert [r[0] for r in got] == list(clean.expected_mean[:4])
+    stats = p.stats["by_key"][key_path(victim)]
+    assert (stats["requests"], stats["faults"]) == (2, 1)
+    assert fits_frames.RETRY_STATS["retried"] == before["retried"] + 1
 
 
 # ----------------------------------------------------------------------------- bad objects

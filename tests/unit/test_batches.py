@@ -1,0 +1,71 @@
+"""How ih.irradiance splits frames into tasks, and the read-ahead of batched tasks (no sockets)."""
+
+from __future__ import annotations
+
+import importlib
+
+import fsspec
+import numpy as np
+import pytest
+
+from intake_helio import fits_frames
+from intake_helio.demo_data import frame_bytes, make_aia_frame
+
+irr = importlib.import_module("intake_helio.irradiance")
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3, 4, 16, 200])
+@pytest.mark.parametrize("frames", [1, 2, 5, 30, 48, 255, 256])
+@pytest.mark.parametrize("single_part", [True, False])
+def test_batch_sizes_cover_the_part_in_balanced_batches(frames, threads, single_part):
+    total = frames if single_part else 129_758
+    sizes = irr.batch_sizes(frames, total, threads, single_part)
+    assert sum(sizes) == frames
+    assert all(1 <= s <= irr.MAX_BATCH for s in sizes)
+    assert max(sizes) - min(sizes) <= 1
+    if single_part:
+        # handed out in order to whichever thread is free first (threads of equal speed),
+        # no thread ends with more than its fair share of frames
+        loads = [0] * threads
+        for s in sizes:
+            loads[loads.index(min(loads))] += s
+        assert max(loads) == -(-frames // threads)
+
+
+def test_batch_sizes_give_every_thread_several_tasks_of_a_small_job():
+    # 30 frames on 2 threads: 6 tasks of 5, 3 per thread
+    assert irr.batch_sizes(30, 30, 2, True) == [5] * 6
+    # a year on 200 threads: batches of MAX_BATCH
+    assert irr.batch_sizes(256, 129_758, 200, False) == [irr.MAX_BATCH] * (256 // irr.MAX_BATCH)
+    # more threads than frames: one frame per task
+    assert irr.batch_sizes(5, 5, 16, True) == [1] * 5
+    assert irr.batch_sizes(0, 0, 2, True) == []
+
+
+def test_start_whole_read_is_none_without_an_event_loop_of_the_filesystem():
+    fs = fsspec.filesystem("memory")
+    fs.pipe_file("/x.fits", b"abc")
+    assert fits_frames.start_whole_read(fs, "/x.fits") is None
+    assert fits_frames.start_whole_read(fsspec.filesystem("file"), __file__) is None
+
+
+@pytest.fixture
+def frames_in_memory():
+    fs = fsspec.filesystem("memory")
+    keys = []
+    for i in range(5):
+        t = np.datetime64("2020-06-01T00:00") + np.timedelta64(12 * i, "s")
+        raw = frame_bytes(make_aia_frame(t, size=40, seed=i))
+        path = f"/batches/f{i}.fits"
+        fs.pipe_file(path, raw if i != 3 else raw[:3000])  # frame 3 is truncated
+        keys.append(f"memory://{path}")
+    yield keys
+    fs.rm("/batches", recursive=True)
+
+
+@pytest.mark.parametrize("whole_file", [True, None])
+def test_reduce_frames_equals_reduce_frame_one_by_one(frames_in_memory, whole_file):
+    args = ({}, "auto", None, None, "DN", (40, 40), whole_file)
+    one_by_one = [irr.reduce_frame(k, *args) for k in frames_in_memory]
+    assert irr.reduce_frames(frames_in_memory, *args) == one_by_one
+    assert [r[2] for r in one_by_one] == ["ok", "ok", "ok", "truncated", "ok"]
