@@ -2,8 +2,11 @@
 
 ``irradiance(frames)`` computes ``frames.mean(("y", "x"))`` (NaN-aware). For arrays
 made by :func:`~intake_helio.open_frames` and not modified since, each frame is
-reduced inside its own read task (BLANK-aware integer sums, no float copy of the
-frame), which gives the same values as the generic path, much faster. Either way
+reduced where it is read (BLANK-aware integer sums, no float copy of the frame),
+which gives the same values as the generic path, much faster: a task reduces a
+batch of up to :data:`MAX_BATCH` consecutive frames (see :func:`batch_sizes`) and
+fetches the next frame's file while it decodes one, so that a core does not wait
+for the network and dask's per-task cost is paid once per batch. Either way
 work is computed in parts of ``part_size`` frames on the active scheduler
 (a ``distributed.Client`` if one is active), so results can be saved as they
 complete and a run can be resumed.
@@ -14,7 +17,7 @@ from __future__ import annotations
 import math
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import dask
@@ -26,7 +29,15 @@ from . import fits_frames
 from .assembly import FrameRecipe, recipe_of
 from .storage import filesystem
 
-__all__ = ["PART_COLUMNS", "irradiance", "iter_parts", "parts_to_dataset"]
+__all__ = [
+    "MAX_BATCH",
+    "PART_COLUMNS",
+    "batch_sizes",
+    "irradiance",
+    "iter_parts",
+    "parts_to_dataset",
+    "reduce_frames",
+]
 
 PART_COLUMNS = ["time", "datakey", "irradiance", "n_valid", "status"]
 
@@ -66,11 +77,34 @@ def _start_read(datakey, storage_options):
         return None
 
 
-def reduce_frames(datakeys, storage_options, hdu, rows, cols, units, shape, whole_file=None):
-    """Means of consecutive frames in one task: a list of ``(mean, n_valid, status)``.
+def reduce_frames(
+    datakeys: Sequence[str],
+    storage_options: Mapping[str, Any] | None,
+    hdu: int | str,
+    rows: slice | None,
+    cols: slice | None,
+    units: str,
+    shape: tuple[int, int] | None,
+    whole_file: bool | None = None,
+) -> list[tuple[float, int, str]]:
+    """Means of consecutive frames, in one task: a list of ``(mean, n_valid, status)``.
 
-    For whole-file reads, the next frame's file is fetched (on the filesystem's I/O
-    thread) while this one is decoded, so that the core does not wait for the network.
+    With whole-file reads, the next frame's file is fetched (on the filesystem's I/O
+    thread, :func:`~intake_helio.fits_frames.start_whole_read`) while one is decoded, so
+    that the core does not wait for the network. A frame that cannot be read gets
+    ``(nan, 0, reason)``; it never stops the others.
+
+    Parameters
+    ----------
+    datakeys : sequence of str
+        URLs of the frames' files.
+    storage_options : mapping, optional
+        fsspec options (flat or per protocol, see :mod:`intake_helio.storage`).
+    hdu, rows, cols, units, whole_file
+        As for :func:`~intake_helio.fits_frames.frame_sum`.
+    shape : tuple of int, optional
+        The ``(ny, nx)`` every frame (or cutout) must have; another shape is
+        ``"shape mismatch"``.
     """
     ahead = {}
     prefetch = bool(whole_file) and len(datakeys) > 1
@@ -106,6 +140,22 @@ def batch_sizes(frames: int, total: int, threads: int, single_part: bool) -> lis
     ``total`` frames of the job give every one of ``threads`` threads several tasks.
     A job of one part gets a multiple of ``threads`` tasks of equal size (+-1 frame),
     so that no thread is left with extra frames at the end.
+
+    Parameters
+    ----------
+    frames : int
+        Frames in the part.
+    total : int
+        Frames the whole job computes.
+    threads : int
+        Threads of the cluster (or of the local scheduler).
+    single_part : bool
+        Whether the part is the whole job.
+
+    Returns
+    -------
+    list of int
+        Batch sizes, in order, summing to ``frames``.
     """
     if frames <= 0:
         return []
