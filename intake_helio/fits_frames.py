@@ -913,14 +913,13 @@ def _rice_bands(
     i = 0
     for a in range(ty0, ty1 + 1, per_band):
         b = min(ty1, a + per_band - 1)
-        stop = min(b, last_full)
-        for k in range(stop - a + 1):
+        full = min(b, last_full) - a + 1  # tile rows of the band that are whole
+        for k in range(full):
             decode(tiles[i + k], shape=shape, dtype=dtype, nblock=nblock, out=slots[k])
-        i += max(0, stop - a + 1)
-        if b > stop:  # the image's last, partial tile row
+        i += full
+        if full <= b - a:  # the image's last, partial tile row
             npix = (ny - b * th) * buf.shape[1]
-            k = b - a
-            decode(tiles[i], shape=(npix,), dtype=dtype, nblock=nblock, out=slots[k][:npix])
+            decode(tiles[i], shape=(npix,), dtype=dtype, nblock=nblock, out=slots[full][:npix])
             i += 1
         yield a * th, 0, buf[: min(ny, (b + 1) * th) - a * th]
 
@@ -1203,6 +1202,20 @@ def _reduce(pix: _Pixels) -> tuple[float, int]:
     return pix.bscale * raw + pix.bzero * count, count
 
 
+def _open_image(
+    src: _Source, hdu: int | str, rows, cols, units: str, whole_file: bool | None
+) -> tuple[bool, _HDU, float | None]:
+    """How the frame is fetched (whole or ranged), its image HDU and EXPTIME for DN/s.
+
+    A whole-file read fetches the file before the headers are walked, in one request.
+    """
+    whole = (rows is None and cols is None) if whole_file is None else bool(whole_file)
+    if whole:
+        src.load_all()
+    info = _locate(src, hdu)
+    return whole, info, _exptime(src, info) if units == "DN/s" else None
+
+
 # --------------------------------------------------------------------------- public API
 def start_whole_read(fs, path: str) -> concurrent.futures.Future | None:
     """Start fetching a whole file in the background, if ``fs`` can.
@@ -1326,11 +1339,7 @@ def read_frame(
     _check_args(units, hdu, rows, cols)
 
     def run(src: _Source) -> np.ndarray:
-        whole = (rows is None and cols is None) if whole_file is None else bool(whole_file)
-        if whole:
-            src.load_all()
-        info = _locate(src, hdu)
-        exptime = _exptime(src, info) if units == "DN/s" else None
+        whole, info, exptime = _open_image(src, hdu, rows, cols, units, whole_file)
         return _to_float32(_pixels(src, info, whole, rows, cols), exptime)
 
     return _guarded(fs, path, run, prefetched)
@@ -1377,11 +1386,7 @@ def frame_sum(
     _check_args(units, hdu, rows, cols)
 
     def run(src: _Source) -> tuple[float, int]:
-        whole = (rows is None and cols is None) if whole_file is None else bool(whole_file)
-        if whole:
-            src.load_all()
-        info = _locate(src, hdu)
-        exptime = _exptime(src, info) if units == "DN/s" else None
+        whole, info, exptime = _open_image(src, hdu, rows, cols, units, whole_file)
         pixels = _pixels(src, info, whole, rows, cols)
         if expect_shape is not None and tuple(pixels.shape) != tuple(expect_shape):
             raise FrameReadError(

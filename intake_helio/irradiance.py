@@ -128,6 +128,11 @@ def reduce_frames(
     return out
 
 
+def _part_range(p: int, part_size: int, n: int) -> range:
+    """The frames of part ``p``: ``part_size`` consecutive frames, fewer in the last part."""
+    return range(p * part_size, min(n, (p + 1) * part_size))
+
+
 def _collect(*batches):
     return [r for batch in batches for r in batch]
 
@@ -259,12 +264,12 @@ def iter_parts(
     keys = np.asarray(frames["datakey"].to_numpy() if "datakey" in frames.coords else [""] * n)
     skip = set(skip)
     todo = [p for p in range(math.ceil(n / part_size)) if p not in skip]
-    todo_frames = sum(min(n, (p + 1) * part_size) - p * part_size for p in todo)
+    todo_frames = sum(len(_part_range(p, part_size, n)) for p in todo)
     client = _client()
     threads = _threads(client)
 
     def build(p):
-        idx = range(p * part_size, min(n, (p + 1) * part_size))
+        idx = _part_range(p, part_size, n)
         if recipe is not None:
             sizes = batch_sizes(len(idx), todo_frames, threads, len(todo) == 1)
             return idx, _fast_part(recipe, idx, units, sizes)
@@ -407,9 +412,8 @@ def irradiance(
     """
     units = "DN/s" if normalize else frames.attrs.get("units", "DN")
     skip = set(skip)
-    n = frames.sizes["time"] - sum(
-        len(range(p * part_size, min(frames.sizes["time"], (p + 1) * part_size))) for p in skip
-    )
+    total = frames.sizes["time"]
+    n = total - sum(len(_part_range(p, part_size, total)) for p in skip)
     bar = None
     if progress and _interactive():
         from tqdm.auto import tqdm
