@@ -2,7 +2,7 @@
 
 Starts a moto S3 server in a child process (``LocalS3(process=True)``), writes small
 synthetic AIA frames with ``write_demo_dataset``, and reads them back through a
-:class:`~intake_helio.fault_proxy.FaultProxy` on 127.0.0.1 with the real job path
+:class:`~intake_helio.testing.fault_proxy.FaultProxy` on 127.0.0.1 with the real job path
 (``run_irradiance_job``: catalog -> index -> lazy frames -> ``irradiance`` -> saved CSV,
 netCDF and parts) on a ``LocalCluster`` of worker processes. Each scenario injects one kind
 of fault:
@@ -174,7 +174,7 @@ def pickles(root: Path) -> list[str]:
 
 # --------------------------------------------------------------------------- helpers
 def _retry_stats() -> dict:
-    from intake_helio import fits_frames
+    import intake_helio.fits.frame as fits_frames
 
     return dict(fits_frames.RETRY_STATS)
 
@@ -257,7 +257,7 @@ class Ctx:
 
 
 def run_job(ctx: Ctx, demo, out: Path, so: dict, normalize: bool = False):
-    from intake_helio.job import run_irradiance_job
+    from intake_helio.app.job import run_irradiance_job
 
     return run_irradiance_job(
         demo.root,
@@ -276,7 +276,7 @@ def run_job(ctx: Ctx, demo, out: Path, so: dict, normalize: bool = False):
 
 def frame_scenario(ctx: Ctx, name: str, rules, *, seed: int = 0, extra=None) -> Row:
     """The clean demo through a proxy with ``rules``; every frame must equal the clean run."""
-    from intake_helio.fault_proxy import FaultProxy
+    from intake_helio.testing.fault_proxy import FaultProxy
 
     demo = ctx.demo
     out = ctx.tmp / re.sub(r"\W+", "-", name).strip("-")
@@ -325,7 +325,7 @@ def frame_scenario(ctx: Ctx, name: str, rules, *, seed: int = 0, extra=None) -> 
 
 
 def bad_objects_scenario(ctx: Ctx) -> Row:
-    from intake_helio.fault_proxy import FaultProxy
+    from intake_helio.testing.fault_proxy import FaultProxy
 
     demo = ctx.bad_demo
     out = ctx.tmp / "bad-objects"
@@ -361,7 +361,7 @@ def bad_objects_scenario(ctx: Ctx) -> Row:
 def denied_scenario(ctx: Ctx) -> Row:
     """403 AccessDenied on one key: reason named, the key in the error, no (anonymous) retry."""
     import intake_helio as ih
-    from intake_helio.fault_proxy import FaultProxy, FaultRule
+    from intake_helio.testing.fault_proxy import FaultProxy, FaultRule
 
     demo = ctx.demo
     victim = demo.datakeys[len(demo.datakeys) // 3]
@@ -411,7 +411,7 @@ def kill_scenario(ctx: Ctx, name: str, client, extra_logs=lambda: "") -> Row:
     """SIGKILL one worker process while the job runs; every frame must equal the clean run."""
     import psutil
 
-    from intake_helio.fault_proxy import FaultProxy, FaultRule
+    from intake_helio.testing.fault_proxy import FaultProxy, FaultRule
 
     demo = ctx.demo
     out = ctx.tmp / re.sub(r"\W+", "-", name).strip("-")
@@ -478,7 +478,7 @@ def kill_scenario(ctx: Ctx, name: str, client, extra_logs=lambda: "") -> Row:
 
 def cli_interrupt_scenario(ctx: Ctx) -> Row:
     """The CLI SIGKILLed after 2 saved parts, then ``--resume``: the clean run's CSV."""
-    from intake_helio.fault_proxy import FaultProxy, FaultRule
+    from intake_helio.testing.fault_proxy import FaultProxy, FaultRule
 
     demo = ctx.demo
     out = ctx.tmp / "cli"
@@ -488,7 +488,7 @@ def cli_interrupt_scenario(ctx: Ctx) -> Row:
     t0 = time.perf_counter()
     with FaultProxy(ctx.s3.endpoint_url, [FaultRule("stall", delay=PACE, match=FITS)]) as proxy:
         args = [
-            sys.executable, "-m", "intake_helio.cli", "irradiance", demo.root, demo.dataset_id,
+            sys.executable, "-m", "intake_helio.app.cli", "irradiance", demo.root, demo.dataset_id,
             "--start", str(demo.start), "--stop", str(demo.stop), "--out", str(out),
             "--cluster", "none", "--no-progress", "--part-size", str(PART),
             "--endpoint-url", proxy.endpoint_url,
@@ -545,8 +545,8 @@ def cli_interrupt_scenario(ctx: Ctx) -> Row:
 
 def index_scenario(ctx: Ctx) -> Row:
     """129,758 index rows with 1 % bad rows (bad times, missing datakeys)."""
-    from intake_helio.errors import IndexParseError
-    from intake_helio.file_index import parse_index
+    from intake_helio.base.errors import IndexParseError
+    from intake_helio.catalog.index import parse_index
 
     path = "s3://helio-faults/sdo/aia/registries/aia_0094_2020.csv"
     t = pd.date_range("2020-01-01", "2021-01-01", periods=INDEX_ROWS + 1)[:-1].floor("ms")
@@ -601,7 +601,7 @@ def write_bad_dataset(s3, frames: int, size: int):
     from astropy.io import fits
 
     import intake_helio as ih
-    from intake_helio.demo_data import frame_bytes, make_aia_frame
+    from intake_helio.testing.demo_data import frame_bytes, make_aia_frame
 
     demo = ih.write_demo_dataset(
         "s3://helio-bad/", s3.storage_options, frames=frames, size=size, corrupt=0, seed=3
@@ -655,7 +655,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.frames < 12:
         ap.error("--frames must be >= 12")
 
-    from intake_helio.fault_proxy import FaultRule
+    from intake_helio.testing.fault_proxy import FaultRule
 
     started = time.perf_counter()
     rows: list[Row] = []
@@ -689,7 +689,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(args, tmp: Path, capture: Capture, say, FaultRule) -> list[Row]:
     import intake_helio as ih
-    from intake_helio.local_s3 import LocalS3
+    from intake_helio.testing.local_s3 import LocalS3
 
     rows: list[Row] = []
     with LocalS3(process=True) as s3:
@@ -762,7 +762,7 @@ def _run(args, tmp: Path, capture: Capture, say, FaultRule) -> list[Row]:
 
 def gateway_scenario(ctx: Ctx, args, say) -> Row:
     import intake_helio as ih
-    from intake_helio.gateway_server import LocalGateway
+    from intake_helio.testing.gateway_server import LocalGateway
 
     t0 = time.perf_counter()
     with LocalGateway(password=CANARY_PASSWORD) as gw:

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 import intake_helio as ih
-from intake_helio.local_s3 import LocalS3
+from intake_helio.testing.local_s3 import LocalS3
 
 
 def make_index(rows: int) -> bytes:

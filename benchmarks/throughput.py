@@ -8,7 +8,7 @@ S3 server running in a child process, then times, side by side in this process t
      on a LocalCluster of one worker with 2 threads (Daskhub's way);
 (b)  the same code on a LocalCluster of 2 single-thread worker processes;
 (c)  intake-helio: ``open_bucket(...)[id].to_dataarray(on_error="nan")`` and
-     ``irradiance(frames)`` on ``intake_helio.cluster.cluster("local", workers=2,
+     ``irradiance(frames)`` on ``intake_helio.compute.clusters.cluster("local", workers=2,
      worker_cores=1)`` started under ``dask.config.set(TUNED)`` (see below);
 (c0) with ``--compare-defaults`` only: the same job on a plain ``distributed.LocalCluster``
      of 2 worker processes with dask's default settings (not run by default: its 2 idle
@@ -21,7 +21,7 @@ S3 server running in a child process, then times, side by side in this process t
 (e)  intake-helio with ``cutout=dict(y=slice(1000, 1200))`` (200 rows) on the (c) cluster,
      which fetches only the header, the tile table and the touched tiles (ranged reads).
 
-Why (c) and (c0): ``TUNED`` (``intake_helio.cluster.LOCAL_WORKER_CONFIG``, which
+Why (c) and (c0): ``TUNED`` (``intake_helio.compute.clusters.LOCAL_WORKER_CONFIG``, which
 ``cluster("local")`` applies itself) changes dask's defaults for the workers.
 (1) dask's nannies start workers with ``MALLOC_TRIM_THRESHOLD_=65536``, and setting any glibc
 malloc variable freezes glibc's mmap threshold at 128 KiB: every larger allocation is then a
@@ -81,7 +81,7 @@ MALLOC_VAR = "MALLOC_TRIM_THRESHOLD_"
 
 def _configs() -> tuple[dict, dict]:
     """``TUNED`` and ``QUIET`` (imported here: the lean processes (d) import nothing of ours)."""
-    from intake_helio.cluster import LOCAL_WORKER_CONFIG
+    from intake_helio.compute.clusters import LOCAL_WORKER_CONFIG
 
     tuned = dict(LOCAL_WORKER_CONFIG)
     return tuned, {k: v for k, v in tuned.items() if MALLOC_VAR not in k}
@@ -274,7 +274,7 @@ class ByteCounter:
 def _library(root: str, so: dict, ds, cutout=None):
     """Open the frames as intake-helio users do; return a callable that runs the job."""
     import intake_helio as ih
-    from intake_helio.irradiance import irradiance
+    from intake_helio.compute.reduction import irradiance
 
     kwargs = {"on_error": "nan"}
     if cutout is not None:
@@ -359,11 +359,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     import dask
     import distributed
 
-    from intake_helio.cluster import cluster
-    from intake_helio.demo_data import write_demo_dataset
+    from intake_helio.compute.clusters import cluster
+    from intake_helio.testing.demo_data import write_demo_dataset
 
     TUNED, QUIET = _configs()
-    from intake_helio.local_s3 import LocalS3
+    from intake_helio.testing.local_s3 import LocalS3
 
     n = args.frames
     malloc_var = MALLOC_VAR

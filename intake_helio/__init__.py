@@ -1,22 +1,40 @@
-"""intake-helio: HelioCloud's CloudCatalog as intake catalogs and lazy xarray frames."""
+"""intake-helio: HelioCloud's CloudCatalog as intake catalogs and lazy xarray frames.
 
-from .assembly import open_frames
-from .cluster import cluster
-from .demo_data import write_demo_dataset
-from .errors import (
+The package is layered (imports run downward only, checked by import-linter):
+
+``app`` (CLI, job, results, demo, intake drivers)
+-> ``testing`` (local servers and synthetic data; never imported by the core)
+-> ``compute`` (per-frame reductions, batching, clusters)
+-> ``catalog`` (registry, buckets, datasets, yearly indexes)
+-> ``frames`` (lazy frame arrays: spec, tasks, graph)
+-> ``fits`` (one FITS frame: bytes, HDUs, tiles, pixels)
+-> ``io`` (storage options, retries, third-party shims)
+-> ``base`` (errors, per-frame reasons, settings, times).
+
+``import intake_helio`` stays light: clusters (``distributed``), plotting, netCDF and the
+testing servers are imported when first used.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from .base.errors import (
     BucketUnavailableError,
     CatalogFormatError,
     CatalogNotFoundError,
     DatasetNotFoundError,
     FrameReadError,
+    HelioError,
     HelioWarning,
     IndexParseError,
     TimeRangeError,
 )
-from .file_index import BadRow
-from .irradiance import irradiance
-from .local_s3 import LocalS3
-from .registry import (
+from .base.reasons import Reason
+from .base.times import parse_time
+from .catalog.index import BadRow
+from .catalog.registry import (
     DEFAULT_REGISTRY_URL,
     Bucket,
     Dataset,
@@ -26,9 +44,32 @@ from .registry import (
     open_bucket,
     open_registry,
 )
-from .times import parse_time
+from .frames.build import open_frames
 
 __version__ = "0.1.0"
+
+# Public names whose modules import heavy dependencies (distributed, tqdm): loaded on first use.
+_LAZY = {
+    "cluster": "intake_helio.compute.clusters",
+    "irradiance": "intake_helio.compute.reduction",
+}
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .compute.clusters import cluster
+    from .compute.reduction import irradiance
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'intake_helio' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
 
 __all__ = [
     "DEFAULT_REGISTRY_URL",
@@ -41,9 +82,10 @@ __all__ = [
     "DatasetNotFoundError",
     "Endpoint",
     "FrameReadError",
+    "HelioError",
     "HelioWarning",
     "IndexParseError",
-    "LocalS3",
+    "Reason",
     "Registry",
     "SearchResults",
     "TimeRangeError",
@@ -54,5 +96,4 @@ __all__ = [
     "open_frames",
     "open_registry",
     "parse_time",
-    "write_demo_dataset",
 ]

@@ -21,7 +21,7 @@ os.environ.pop("ROOT_CATALOG_REGISTRY_URL", None)
 @pytest.fixture(scope="session")
 def s3_server():
     """One moto S3 server (in-process thread) on 127.0.0.1 for the whole session."""
-    from intake_helio.local_s3 import LocalS3
+    from intake_helio.testing.local_s3 import LocalS3
 
     server = LocalS3().start()
     yield server

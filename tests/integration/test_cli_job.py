@@ -23,8 +23,8 @@ import pytest
 import xarray as xr
 from PIL import Image
 
-from intake_helio.cli import main
-from intake_helio.demo_data import write_demo_dataset
+from intake_helio.app.cli import main
+from intake_helio.testing.demo_data import write_demo_dataset
 
 FRAMES = 40
 PART = 4
@@ -34,14 +34,14 @@ CANARY_SECRET = "CANARY-SECRET-4f9a2b71d3"
 # run can be interrupted part-way; nothing else is changed
 SLOW_WRAPPER = """
 import importlib, sys, time
-irr = importlib.import_module("intake_helio.irradiance")
+irr = importlib.import_module("intake_helio.compute.reduction")
 read = irr.reduce_frame
 def slow_reduce_frame(*args, **kwargs):
     time.sleep(0.2)
     return read(*args, **kwargs)
 if __name__ == "__main__":
     irr.reduce_frame = slow_reduce_frame
-    from intake_helio.cli import main
+    from intake_helio.app.cli import main
     sys.exit(main(sys.argv[1:]))
 """
 
@@ -109,7 +109,7 @@ def _popen(args, **kwargs) -> subprocess.Popen:
 
 def _run(args, timeout=120, **kwargs) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "intake_helio.cli", *args],
+        [sys.executable, "-m", "intake_helio.app.cli", *args],
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -365,7 +365,7 @@ def _run_watching(args, log: Path, interrupt: str | None = None, timeout=300):
     seen: dict[int, tuple[float, str]] = {}
     with open(log, "w") as sink:
         proc = _popen(
-            [sys.executable, "-m", "intake_helio.cli", *args],
+            [sys.executable, "-m", "intake_helio.app.cli", *args],
             stdout=sink,
             stderr=subprocess.STDOUT,
         )
@@ -422,10 +422,10 @@ def _check_demo(out: Path, code: int, output: str, seen) -> None:
     for name in ("irradiance.csv", "irradiance.nc", "irradiance.png"):
         assert (out / name).stat().st_size > 0
     assert len(_read_csv(out / "irradiance.csv")) == 12
-    assert any("intake_helio.local_s3" in cmd for _, cmd in seen.values()), seen
+    assert any("intake_helio.testing.local_s3" in cmd for _, cmd in seen.values()), seen
     # the S3 server is stopped before the command exits; multiprocessing's resource tracker
     # (with a local cluster) ends by itself just after its parent
-    assert not [c for c in _left_over(seen) if "intake_helio.local_s3" in c]
+    assert not [c for c in _left_over(seen) if "intake_helio.testing.local_s3" in c]
     assert _left_over(seen, grace=10) == []
 
 
@@ -450,9 +450,11 @@ def test_demo_on_a_local_cluster(tmp_path):
 def test_demo_interrupted_while_its_s3_server_starts(tmp_path):
     out = tmp_path / "demo"
     args = ["demo", "--frames", "12", "--size", "64", "--out", str(out), "--cluster", "none"]
-    code, output, seen = _run_watching(args, tmp_path / "log", interrupt="intake_helio.local_s3")
+    code, output, seen = _run_watching(
+        args, tmp_path / "log", interrupt="intake_helio.testing.local_s3"
+    )
     assert code == 130, output
-    assert any("intake_helio.local_s3" in cmd for _, cmd in seen.values())
+    assert any("intake_helio.testing.local_s3" in cmd for _, cmd in seen.values())
     assert _left_over(seen) == []  # stopped before the command exited
     time.sleep(1)  # an orphaned server would print a BrokenPipeError traceback by now
     output = (tmp_path / "log").read_text()

@@ -13,7 +13,7 @@ import numpy as np
 import psutil
 import pytest
 
-from intake_helio.cluster import active_client, cluster, describe_cluster
+from intake_helio.compute.clusters import active_client, cluster, describe_cluster
 
 
 def _worker_pids(client: distributed.Client) -> set[int]:

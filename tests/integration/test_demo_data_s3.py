@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from astropy.io import fits
 
-from intake_helio.demo_data import write_demo_dataset
+from intake_helio.testing.demo_data import write_demo_dataset
 
 
 def _image(raw: bytes) -> np.ndarray:

@@ -18,7 +18,7 @@ import pytest
 import requests
 import s3fs
 
-from intake_helio.fault_proxy import FaultProxy, FaultRule
+from intake_helio.testing.fault_proxy import FaultProxy, FaultRule
 
 BUCKET = "fault-proxy-test"
 KEY = f"{BUCKET}/dir/frame.bin"

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 from astropy.io import fits
 
-from intake_helio import fits_frames as ff
-from intake_helio.errors import FrameReadError
-from intake_helio.storage import filesystem
+import intake_helio.fits.frame as ff
+from intake_helio.base.errors import FrameReadError
+from intake_helio.io.storage import filesystem
 
 BUCKET = "frames-test"
 EXPTIME = 2.9

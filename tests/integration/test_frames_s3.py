@@ -1,7 +1,7 @@
 """Lazy frames (issue 3) against the real local S3 server.
 
 Every value is compared with what astropy reads from the same file; requests are
-counted at a real HTTP proxy in front of the server (intake_helio.fault_proxy).
+counted at a real HTTP proxy in front of the server (intake_helio.testing.fault_proxy).
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ import pytest
 from astropy.io import fits
 
 import intake_helio as ih
-from intake_helio.assembly import open_frames
-from intake_helio.fault_proxy import FaultProxy, FaultRule
+from intake_helio.frames.build import open_frames, read_headers
+from intake_helio.testing.fault_proxy import FaultProxy, FaultRule
 
 BUCKET = "frames-s3"
 RNG = np.random.default_rng(7)
@@ -191,9 +191,7 @@ def test_header_keys_are_lazy_coords_and_headers_table(rice):
     np.testing.assert_allclose(exptime, [2.0 + 0.25 * i for i in range(6)])
     assert list(frames["T_OBS"].values) == [f"2020-02-17T00:{i:02d}:01.57Z" for i in range(6)]
     assert list(frames["QUALITY"].values) == [i % 3 for i in range(6)]
-    bucket_df = ih.assembly.read_headers(
-        df, ["EXPTIME", "T_OBS"], storage_options=s3.storage_options
-    )
+    bucket_df = read_headers(df, ["EXPTIME", "T_OBS"], storage_options=s3.storage_options)
     assert list(bucket_df.columns) == ["start", "datakey", "EXPTIME", "T_OBS"]
     assert bucket_df["EXPTIME"].tolist() == [2.0 + 0.25 * i for i in range(6)]
 
@@ -315,7 +313,7 @@ def test_graph_pickles_and_runs_on_every_scheduler(rice, scheduler):
 
 
 def test_dataset_to_dataarray_and_headers(s3):
-    from intake_helio.demo_data import write_demo_dataset
+    from intake_helio.testing.demo_data import write_demo_dataset
 
     demo = write_demo_dataset("s3://demo-frames/", s3.storage_options, frames=8, size=64, corrupt=0)
     ds = ih.open_bucket(demo.root, s3.storage_options)[demo.dataset_id]

@@ -17,8 +17,8 @@ import numpy as np
 import psutil
 import pytest
 
-from intake_helio.cluster import cluster
-from intake_helio.gateway_server import LocalGateway
+from intake_helio.compute.clusters import cluster
+from intake_helio.testing.gateway_server import LocalGateway
 
 pytestmark = [pytest.mark.gateway, pytest.mark.slow]
 
@@ -180,7 +180,7 @@ def test_environment_via_nanny_plugin_when_gateway_has_no_such_option():
 
 
 def test_stop_leaves_no_process_behind():
-    from intake_helio.cluster import _forget_closed_gateway
+    from intake_helio.compute.clusters import _forget_closed_gateway
 
     gateway = LocalGateway().start()
     workdir = gateway.workdir
@@ -212,7 +212,7 @@ def test_stop_leaves_no_process_behind():
 
 def test_command_line_server_prints_how_to_connect_and_stops_on_ctrl_c(tmp_path):
     proc = subprocess.Popen(
-        [sys.executable, "-m", "intake_helio.gateway_server"],
+        [sys.executable, "-m", "intake_helio.testing.gateway_server"],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

@@ -16,8 +16,8 @@ import psutil
 import pytest
 
 import intake_helio as ih
-from intake_helio.demo_data import write_demo_dataset
-from intake_helio.gateway_server import LocalGateway
+from intake_helio.testing.demo_data import write_demo_dataset
+from intake_helio.testing.gateway_server import LocalGateway
 
 pytestmark = [pytest.mark.gateway, pytest.mark.slow]
 
@@ -102,7 +102,7 @@ def test_cli_cluster_gateway_same_values_no_secret_printed(gw, s3, demo, tmp_pat
     argv = [
         sys.executable,
         "-m",
-        "intake_helio.cli",
+        "intake_helio.app.cli",
         "irradiance",
         demo.root,
         demo.dataset_id,

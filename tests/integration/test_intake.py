@@ -20,8 +20,8 @@ import pytest
 import yaml
 from astropy.io import fits
 
-from intake_helio.demo_data import write_demo_dataset
-from intake_helio.intake_driver import HelioBucketCatalog, HelioFramesSource
+from intake_helio.app.intake_v1 import HelioBucketCatalog, HelioFramesSource
+from intake_helio.testing.demo_data import write_demo_dataset
 
 pytestmark = pytest.mark.filterwarnings("error")
 

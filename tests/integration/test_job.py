@@ -18,12 +18,12 @@ import xarray as xr
 from astropy.io import fits
 
 import intake_helio as ih
-from intake_helio.demo_data import write_demo_dataset
-from intake_helio.irradiance import irradiance
-from intake_helio.job import run_irradiance_job
+from intake_helio.app.job import run_irradiance_job
+from intake_helio.compute.reduction import irradiance
+from intake_helio.testing.demo_data import write_demo_dataset
 
-# the module (``intake_helio.irradiance`` is the function, exported by the package)
-irr_mod = importlib.import_module("intake_helio.irradiance")
+# the module (``intake_helio.compute.reduction`` is the function, exported by the package)
+irr_mod = importlib.import_module("intake_helio.compute.reduction")
 FRAMES = 12
 SIZE = 64
 

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 import intake_helio as ih
-from intake_helio.cli import main
+from intake_helio.app.cli import main
 from tests.builders import catalog_json, dataset_entry, index_csv, make_rows
 
 ROOT = "s3://hdrl-test/"

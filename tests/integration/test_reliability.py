@@ -1,6 +1,6 @@
 """Faults and bad input never lose a frame: real S3 (moto), a FaultProxy, real clusters.
 
-Frames are read back through :class:`~intake_helio.fault_proxy.FaultProxy` on 127.0.0.1 with
+Frames are read back through :class:`~intake_helio.testing.fault_proxy.FaultProxy` on 127.0.0.1 with
 the public path (``open_bucket`` -> ``to_dataarray(on_error="nan")`` -> ``irradiance``):
 
 - transient faults (503 SlowDown, 500, resets, stalls past the read timeout, short bodies)
@@ -33,10 +33,10 @@ import pytest
 from astropy.io import fits
 
 import intake_helio as ih
-from intake_helio import fits_frames
-from intake_helio.demo_data import frame_bytes, make_aia_frame
-from intake_helio.fault_proxy import FaultProxy, FaultRule
-from intake_helio.local_s3 import LocalS3
+import intake_helio.fits.frame as fits_frames
+from intake_helio.testing.demo_data import frame_bytes, make_aia_frame
+from intake_helio.testing.fault_proxy import FaultProxy, FaultRule
+from intake_helio.testing.local_s3 import LocalS3
 
 FRAMES = 16
 SIZE = 48
@@ -268,7 +268,7 @@ def test_batched_frames_fetch_the_next_file_while_one_is_reduced(server, proxy):
     Each frame is still fetched with exactly one request, and the values are the same.
     """
     _, clean, _ = server
-    irr = importlib.import_module("intake_helio.irradiance")
+    irr = importlib.import_module("intake_helio.compute.reduction")
     keys = list(clean.datakeys[:6])
     p = proxy([FaultRule("stall", delay=0.4, match=FITS_RE)])
     so = options(server, p)
@@ -292,7 +292,7 @@ def test_batched_frames_fetch_the_next_file_while_one_is_reduced(server, proxy):
 
 def test_a_failed_read_ahead_is_retried(server, proxy):
     _, clean, _ = server
-    irr = importlib.import_module("intake_helio.irradiance")
+    irr = importlib.import_module("intake_helio.compute.reduction")
     keys = list(clean.datakeys[:4])
     victim = keys[2]  # fetched ahead, while frame 1 is reduced
     rule = FaultRule("status", status=500, code="InternalError", match=re.escape(key_path(victim)))
@@ -471,7 +471,7 @@ def test_worker_killed_mid_run_on_a_local_cluster(server, proxy):
 @pytest.mark.gateway
 def test_worker_killed_mid_run_on_a_gateway_cluster(server, proxy):
     pytest.importorskip("sqlalchemy", reason="dask-gateway-server's local backend needs it")
-    from intake_helio.gateway_server import LocalGateway
+    from intake_helio.testing.gateway_server import LocalGateway
 
     _, clean, _ = server
     p = proxy([FaultRule("stall", delay=PACE, match=FITS_RE)])

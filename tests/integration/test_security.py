@@ -25,10 +25,10 @@ import pytest
 import xarray as xr
 
 import intake_helio as ih
-from intake_helio.fault_proxy import FaultProxy, FaultRule
-from intake_helio.job import run_irradiance_job
-from intake_helio.local_s3 import LocalS3
-from intake_helio.storage import StorageOptions, filesystem
+from intake_helio.app.job import run_irradiance_job
+from intake_helio.io.storage import StorageOptions, filesystem
+from intake_helio.testing.fault_proxy import FaultProxy, FaultRule
+from intake_helio.testing.local_s3 import LocalS3
 
 CANARY_KEY = "AKIACANARY0SEC7E5T01"
 CANARY_SECRET = "canary-secret-e1b7c04d9a2f"
@@ -46,7 +46,7 @@ CANARIES = (
 )
 LOGGERS = ("intake_helio", "distributed", "s3fs", "dask_gateway")
 FRAMES = 8
-irradiance_module = importlib.import_module("intake_helio.irradiance")
+irradiance_module = importlib.import_module("intake_helio.compute.reduction")
 
 
 def leaks(*things) -> list[str]:
@@ -299,7 +299,9 @@ def test_fault_proxy_log_hides_presigned_credentials(server, debug_logs):
         with socket.create_connection((url.hostname, url.port), timeout=30) as sock:
             sock.sendall(line)
             assert b"Error code: 400" in sock.recv(4096)
-    logged = [r.getMessage() for r in debug_logs.records if r.name == "intake_helio.fault_proxy"]
+    logged = [
+        r.getMessage() for r in debug_logs.records if r.name == "intake_helio.testing.fault_proxy"
+    ]
     # control: the request line, query included, was logged
     assert any("catalog.json?" in m and "=***" in m for m in logged), logged
     assert leaks(all_logs(debug_logs)) == []
@@ -308,7 +310,7 @@ def test_fault_proxy_log_hides_presigned_credentials(server, debug_logs):
 # ----------------------------------------------------------------------------- intake
 def test_intake_yaml_repr_and_describe_show_no_credential(server):
     s3, demo = server
-    from intake_helio.intake_driver import HelioBucketCatalog, HelioFramesSource
+    from intake_helio.app.intake_v1 import HelioBucketCatalog, HelioFramesSource
 
     so = canary_options(s3)
     cat = HelioBucketCatalog(demo.root, storage_options=so)
@@ -341,7 +343,7 @@ def test_intake_yaml_repr_and_describe_show_no_credential(server):
 @pytest.fixture(scope="module")
 def gateway():
     pytest.importorskip("sqlalchemy", reason="dask-gateway-server's local backend needs it")
-    from intake_helio.gateway_server import LocalGateway
+    from intake_helio.testing.gateway_server import LocalGateway
 
     with LocalGateway(password=CANARY_PASSWORD) as gw:
         yield gw
@@ -368,7 +370,7 @@ def refused_errors(gw) -> list[PermissionError]:
 def test_gateway_password_api_token_and_worker_environment_leak_nowhere(
     server, gateway, debug_logs, capfd
 ):
-    from intake_helio.cluster import describe_cluster
+    from intake_helio.compute.clusters import describe_cluster
 
     s3, demo = server
     so = canary_options(s3)

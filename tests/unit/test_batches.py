@@ -8,10 +8,10 @@ import fsspec
 import numpy as np
 import pytest
 
-from intake_helio import fits_frames
-from intake_helio.demo_data import frame_bytes, make_aia_frame
+import intake_helio.fits.frame as fits_frames
+from intake_helio.testing.demo_data import frame_bytes, make_aia_frame
 
-irr = importlib.import_module("intake_helio.irradiance")
+irr = importlib.import_module("intake_helio.compute.reduction")
 
 
 @pytest.mark.parametrize("threads", [1, 2, 3, 4, 16, 200])

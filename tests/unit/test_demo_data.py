@@ -13,14 +13,14 @@ import pandas as pd
 import pytest
 from astropy.io import fits
 
-from intake_helio.demo_data import (
+from intake_helio.base.errors import TimeRangeError
+from intake_helio.testing.demo_data import (
     DemoDataset,
     flare_profile,
     frame_bytes,
     make_aia_frame,
     write_demo_dataset,
 )
-from intake_helio.errors import TimeRangeError
 
 T0 = pd.Timestamp("2021-03-04T05:06:00")
 

@@ -6,7 +6,7 @@ import pytest
 from fsspec.implementations.memory import MemoryFileSystem
 
 import intake_helio as ih
-from intake_helio.file_index import parse_index
+from intake_helio.catalog.index import parse_index
 from tests.builders import catalog_json, dataset_entry, index_csv, make_rows, put, zip_bytes
 
 ROOT = "memory://bucket/"

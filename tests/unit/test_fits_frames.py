@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 from astropy.io import fits
 
-from intake_helio import fits_frames as ff
-from intake_helio.errors import FrameReadError
+import intake_helio.fits.frame as ff
+from intake_helio.base.errors import FrameReadError
 
 RNG = np.random.default_rng(20200217)
 EXPTIME = 2.9

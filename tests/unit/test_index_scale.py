@@ -16,7 +16,7 @@ import pytest
 from fsspec.implementations.memory import MemoryFileSystem
 
 import intake_helio as ih
-from intake_helio.file_index import BadRow, parse_index
+from intake_helio.catalog.index import BadRow, parse_index
 from tests.builders import catalog_json, dataset_entry, put
 
 ROWS = 129_758

@@ -22,14 +22,14 @@ import pytest
 import yaml
 from astropy.io import fits
 
-from intake_helio.demo_data import frame_bytes, make_aia_frame
-from intake_helio.errors import FrameReadError, TimeRangeError
-from intake_helio.intake_driver import (
+from intake_helio.app.intake_v1 import (
     HelioBucketCatalog,
     HelioEntry,
     HelioFramesSource,
     HelioRegistryCatalog,
 )
+from intake_helio.base.errors import FrameReadError, TimeRangeError
+from intake_helio.testing.demo_data import frame_bytes, make_aia_frame
 from tests.builders import catalog_json, dataset_entry, put
 
 pytestmark = pytest.mark.filterwarnings("error")

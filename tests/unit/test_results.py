@@ -18,8 +18,8 @@ import pytest
 import xarray as xr
 from PIL import Image
 
-from intake_helio.irradiance import PART_COLUMNS, irradiance, iter_parts, parts_to_dataset
-from intake_helio.results import PartStore, plot_irradiance, save_results, to_dataframe
+from intake_helio.app.results import PartStore, plot_irradiance, save_results, to_dataframe
+from intake_helio.compute.reduction import PART_COLUMNS, irradiance, iter_parts, parts_to_dataset
 
 RNG = np.random.default_rng(94)
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

@@ -15,9 +15,9 @@ from typing import Any
 
 import xarray as xr
 
-from .irradiance import irradiance, parts_to_dataset
-from .registry import open_bucket
-from .results import PartStore, save_results, to_dataframe
+from ..app.results import PartStore, save_results, to_dataframe
+from ..catalog.registry import open_bucket
+from ..compute.reduction import irradiance, parts_to_dataset
 
 __all__ = ["JobSummary", "run_irradiance_job"]
 
@@ -85,9 +85,9 @@ def run_irradiance_job(
     cluster_kind : {"local", "gateway", None}
         Where to compute; None uses the active dask scheduler.
     cluster_kwargs : dict, optional
-        Passed to :func:`intake_helio.cluster` (workers, worker_cores, address, ...).
+        Passed to :func:`intake_helio.compute.clusters` (workers, worker_cores, address, ...).
     normalize, cutout
-        As for :func:`intake_helio.irradiance` and :meth:`Dataset.to_dataarray`.
+        As for :func:`intake_helio.compute.reduction` and :meth:`Dataset.to_dataarray`.
     resume : bool
         Keep the parts saved by an interrupted run with the same arguments.
     """
@@ -118,7 +118,7 @@ def run_irradiance_job(
     if cluster_kind is None:
         ctx = contextlib.nullcontext()
     else:
-        from .cluster import cluster
+        from ..compute.clusters import cluster
 
         ctx = cluster(cluster_kind, **dict(cluster_kwargs or {}))
 

@@ -5,7 +5,7 @@ process (a thread) or as a child process (so that serving bytes does not compete
 this process's GIL, as in benchmarks). It always binds 127.0.0.1 and is stopped on
 ``stop()``, on leaving the ``with`` block, and at interpreter exit.
 
-Run ``python -m intake_helio.local_s3`` to serve one in the foreground.
+Run ``python -m intake_helio.testing.local_s3`` to serve one in the foreground.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from typing import Any
 __all__ = ["LocalS3"]
 
 _READY = "INTAKE_HELIO_S3_READY"
-_CHILD = "import sys; from intake_helio.local_s3 import main; main(sys.argv[1:])"
+_CHILD = "import sys; from intake_helio.testing.local_s3 import main; main(sys.argv[1:])"
 
 
 class LocalS3:

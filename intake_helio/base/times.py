@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .errors import TimeRangeError
+from ..base.errors import TimeRangeError
 
 __all__ = ["TimeLike", "parse_range", "parse_time"]
 

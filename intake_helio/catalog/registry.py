@@ -18,8 +18,7 @@ from typing import Any
 
 import pandas as pd
 
-from . import file_index
-from .errors import (
+from ..base.errors import (
     BucketUnavailableError,
     CatalogFormatError,
     CatalogNotFoundError,
@@ -27,8 +26,9 @@ from .errors import (
     HelioWarning,
     TimeRangeError,
 )
-from .storage import filesystem, options_for
-from .times import parse_range, parse_time
+from ..base.times import parse_range, parse_time
+from ..catalog import index as file_index
+from ..io.storage import filesystem, options_for
 
 __all__ = [
     "DEFAULT_REGISTRY_URL",
@@ -249,7 +249,7 @@ class Dataset:
 
         Keyword arguments go to :func:`~intake_helio.open_frames`.
         """
-        from .assembly import open_frames
+        from ..frames.build import open_frames
 
         errors = kwargs.pop("index_errors", "raise")
         kwargs.setdefault("storage_options", self.storage_options)
@@ -259,7 +259,7 @@ class Dataset:
 
     def headers(self, start: Any = None, stop: Any = None, keys=(), **kwargs) -> pd.DataFrame:
         """Header values of every file in range, read in parallel (no pixel data)."""
-        from .assembly import read_headers
+        from ..frames.build import read_headers
 
         kwargs.setdefault("storage_options", self.storage_options)
         return read_headers(self.files(start, stop), keys, **kwargs)

@@ -20,8 +20,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .errors import CatalogNotFoundError, IndexParseError
-from .storage import filesystem, options_for
+from ..base.errors import CatalogNotFoundError, IndexParseError
+from ..io.storage import filesystem, options_for
 
 __all__ = ["BadRow", "index_url", "index_years", "parse_index", "read_index", "select_range"]
 

@@ -27,9 +27,9 @@ import pandas as pd
 import xarray as xr
 from dask.highlevelgraph import HighLevelGraph
 
-from . import fits_frames
-from .errors import FrameReadError, picklable_cause
-from .storage import StorageOptions, filesystem
+from ..base.errors import FrameReadError, picklable_cause
+from ..fits import frame as fits_frames
+from ..io.storage import StorageOptions, filesystem
 
 __all__ = ["FrameRecipe", "open_frames", "read_headers", "recipe_of"]
 

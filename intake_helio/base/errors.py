@@ -1,7 +1,7 @@
 """Exceptions and warnings raised by intake-helio.
 
-Every error subclasses a built-in exception so that ordinary ``except`` clauses
-keep working (``FileNotFoundError``, ``ValueError``, ``PermissionError``,
+Every error subclasses :class:`HelioError` and a built-in exception so that ordinary
+``except`` clauses keep working (``FileNotFoundError``, ``ValueError``, ``PermissionError``,
 ``OSError``), and each message names the bad value, what was expected and what
 to do about it.
 """
@@ -14,6 +14,7 @@ __all__ = [
     "CatalogNotFoundError",
     "DatasetNotFoundError",
     "FrameReadError",
+    "HelioError",
     "HelioWarning",
     "IndexParseError",
     "TimeRangeError",
@@ -21,23 +22,32 @@ __all__ = [
 ]
 
 
+class HelioError(Exception):
+    """Base of every exception intake-helio raises.
+
+    Each subclass also derives from the matching built-in (``FileNotFoundError``,
+    ``ValueError``, ``OSError``, ...), so ``except HelioError`` catches everything the
+    package raises and ordinary ``except ValueError`` clauses keep working.
+    """
+
+
 class HelioWarning(UserWarning):
     """Something was skipped or tolerated, e.g. a malformed optional catalog field."""
 
 
-class CatalogNotFoundError(FileNotFoundError):
+class CatalogNotFoundError(HelioError, FileNotFoundError):
     """A registry, bucket catalog or index location does not exist."""
 
 
-class CatalogFormatError(ValueError):
+class CatalogFormatError(HelioError, ValueError):
     """A registry or catalog file is not valid JSON or lacks required keys."""
 
 
-class BucketUnavailableError(ConnectionError):
+class BucketUnavailableError(HelioError, ConnectionError):
     """A bucket catalog reports status 1400 (temporarily unavailable)."""
 
 
-class DatasetNotFoundError(KeyError):
+class DatasetNotFoundError(HelioError, KeyError):
     """A dataset id is not in a bucket catalog.
 
     Subclasses ``KeyError`` so that ``bucket["x"]`` behaves like a mapping, but
@@ -48,11 +58,11 @@ class DatasetNotFoundError(KeyError):
         return str(self.args[0]) if self.args else ""
 
 
-class TimeRangeError(ValueError):
+class TimeRangeError(HelioError, ValueError):
     """A time value cannot be parsed, or ``start`` is not before ``stop``."""
 
 
-class IndexParseError(ValueError):
+class IndexParseError(HelioError, ValueError):
     """A row of a yearly file index cannot be parsed.
 
     Attributes
@@ -69,7 +79,7 @@ class IndexParseError(ValueError):
         self.line = line
 
 
-class FrameReadError(OSError):
+class FrameReadError(HelioError, OSError):
     """One frame (one FITS file) could not be read.
 
     Attributes

@@ -2,7 +2,7 @@
 
 ``FaultProxy`` listens on ``127.0.0.1`` (ephemeral port by default) and forwards every request
 (any method, query string and headers, bodies streamed in both directions) to an upstream S3
-server such as :class:`intake_helio.local_s3.LocalS3`. Requests that match a :class:`FaultRule`
+server such as ``LocalS3``. Requests that match a :class:`FaultRule`
 are answered with a fault instead:
 
 ``"status"``
@@ -39,7 +39,7 @@ without a response) and logs one warning. Requests in flight are completed.
 
 Examples
 --------
->>> from intake_helio.local_s3 import LocalS3
+>>> from intake_helio.testing.local_s3 import LocalS3
 >>> rule = FaultRule("status", status=503, code="SlowDown", match="a.fits", times=2)
 >>> with LocalS3() as s3, FaultProxy(s3.endpoint_url, [rule]) as proxy:  # doctest: +SKIP
 ...     fs = s3fs.S3FileSystem(**{**s3.storage_options, "endpoint_url": proxy.endpoint_url})

@@ -1,7 +1,7 @@
 """Read one frame (one FITS file) fast: header probes, full frames, cutouts and sums.
 
 Every function takes an fsspec filesystem ``fs`` and a ``path`` (as returned by
-:func:`intake_helio.storage.filesystem`), is a picklable top-level function (they run
+:func:`intake_helio.io.storage.filesystem`), is a picklable top-level function (they run
 inside dask tasks on remote workers) and keeps no file handle open: all I/O goes
 through ``fs.cat_file`` / ``fs.cat_ranges``.
 
@@ -27,7 +27,7 @@ How a frame is read
 Pixel semantics follow astropy (``fits.open(...)[hdu].data``): integer BLANK pixels
 are NaN, BSCALE/BZERO are applied, and the result is float32.
 
-Failures raise :class:`~intake_helio.errors.FrameReadError` with a stable ``reason``
+Failures raise :class:`~intake_helio.base.errors.FrameReadError` with a stable ``reason``
 (see :data:`REASONS`); transient I/O errors are retried first (:func:`retry_io`).
 """
 
@@ -51,7 +51,7 @@ from typing import Any
 import numpy as np
 from astropy.io import fits
 
-from .errors import FrameReadError, picklable_cause
+from ..base.errors import FrameReadError, picklable_cause
 
 try:  # astropy's own ZIMAGE -> image header conversion (CompImageHDU.header semantics)
     from astropy.io.fits.hdu.compressed.header import _bintable_header_to_image_header

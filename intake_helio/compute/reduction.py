@@ -25,9 +25,9 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from . import fits_frames
-from .assembly import FrameRecipe, recipe_of
-from .storage import filesystem
+from ..fits import frame as fits_frames
+from ..frames.build import FrameRecipe, recipe_of
+from ..io.storage import filesystem
 
 __all__ = [
     "MAX_BATCH",
@@ -90,7 +90,7 @@ def reduce_frames(
     """Means of consecutive frames, in one task: a list of ``(mean, n_valid, status)``.
 
     With whole-file reads, the next frame's file is fetched (on the filesystem's I/O
-    thread, :func:`~intake_helio.fits_frames.start_whole_read`) while one is decoded, so
+    thread, :func:`~intake_helio.fits.frame.start_whole_read`) while one is decoded, so
     that the core does not wait for the network. A frame that cannot be read gets
     ``(nan, 0, reason)``; it never stops the others.
 
@@ -99,9 +99,9 @@ def reduce_frames(
     datakeys : sequence of str
         URLs of the frames' files.
     storage_options : mapping, optional
-        fsspec options (flat or per protocol, see :mod:`intake_helio.storage`).
+        fsspec options (flat or per protocol, see :mod:`intake_helio.io.storage`).
     hdu, rows, cols, units, whole_file
-        As for :func:`~intake_helio.fits_frames.frame_sum`.
+        As for :func:`~intake_helio.fits.frame.frame_sum`.
     shape : tuple of int, optional
         The ``(ny, nx)`` every frame (or cutout) must have; another shape is
         ``"shape mismatch"``.

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from .irradiance import PART_COLUMNS
+from ..compute.reduction import PART_COLUMNS
 
 __all__ = ["PartStore", "plot_irradiance", "save_results", "to_dataframe"]
 

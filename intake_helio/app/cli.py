@@ -43,7 +43,7 @@ def _storage_options(args) -> dict[str, Any]:
 def _resolve_endpoint(endpoint: str, args, so) -> str:
     if "://" in endpoint:
         return endpoint
-    from .registry import open_registry
+    from ..catalog.registry import open_registry
 
     return open_registry(args.registry, so).endpoint(endpoint, args.region)
 
@@ -100,7 +100,7 @@ def _cluster_kwargs(args) -> dict[str, Any]:
 
 # --------------------------------------------------------------------------- commands
 def cmd_ls(args) -> int:
-    from .registry import open_bucket
+    from ..catalog.registry import open_bucket
 
     so = _storage_options(args)
     bucket = open_bucket(_resolve_endpoint(args.endpoint, args, so), so)
@@ -114,7 +114,7 @@ def cmd_ls(args) -> int:
 
 
 def cmd_files(args) -> int:
-    from .registry import open_bucket
+    from ..catalog.registry import open_bucket
 
     so = _storage_options(args)
     bucket = open_bucket(_resolve_endpoint(args.endpoint, args, so), so)
@@ -132,7 +132,7 @@ def cmd_files(args) -> int:
 
 
 def cmd_irradiance(args) -> int:
-    from .job import run_irradiance_job
+    from ..app.job import run_irradiance_job
 
     so = _storage_options(args)
     out = _out_dir(args.out)
@@ -158,7 +158,7 @@ def cmd_irradiance(args) -> int:
 
 
 def cmd_demo(args) -> int:
-    from .demo import run_demo, serve_demo
+    from ..app.demo import run_demo, serve_demo
 
     if args.serve:
         serve_demo(frames=args.frames, size=args.size, port=args.port)
@@ -185,7 +185,7 @@ def cmd_demo(args) -> int:
 
 
 def cmd_gateway_server(args) -> int:
-    from .gateway_server import main as gateway_main
+    from ..testing.gateway_server import main as gateway_main
 
     argv = []
     if args.port:
@@ -315,7 +315,7 @@ def _interrupt(*_args) -> None:
 
 
 def _exit_code(exc: BaseException) -> int:
-    from .errors import BucketUnavailableError
+    from ..base.errors import BucketUnavailableError
 
     if isinstance(exc, BucketUnavailableError):
         return EXIT_ERROR

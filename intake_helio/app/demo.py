@@ -13,10 +13,10 @@ from dataclasses import dataclass
 import dask
 import numpy as np
 
-from .demo_data import DemoDataset, write_demo_dataset
-from .job import JobSummary, run_irradiance_job
-from .local_s3 import LocalS3
-from .registry import open_registry
+from ..app.job import JobSummary, run_irradiance_job
+from ..catalog.registry import open_registry
+from ..testing.demo_data import DemoDataset, write_demo_dataset
+from ..testing.local_s3 import LocalS3
 
 __all__ = ["DemoReport", "run_demo", "serve_demo"]
 
@@ -58,7 +58,7 @@ def run_demo(
         if cluster_kind == "gateway" and not (
             cluster_kwargs.get("address") or dask.config.get("gateway.address", None)
         ):
-            from .gateway_server import LocalGateway
+            from ..testing.gateway_server import LocalGateway
 
             gw = stack.enter_context(LocalGateway())
             log(f"local dask-gateway server on {gw.address} (no gateway.address configured)")

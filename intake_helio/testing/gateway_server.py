@@ -14,7 +14,7 @@ Like Daskhub, the gateway offers the cluster options ``worker_cores``,
 ``worker_memory`` (GiB) and ``environment`` (variables for scheduler and workers,
 merged over the ``environment`` given to ``LocalGateway``).
 
-Run ``python -m intake_helio.gateway_server`` to serve one in the foreground.
+Run ``python -m intake_helio.testing.gateway_server`` to serve one in the foreground.
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ _START_TIMEOUT = 60.0
 # environment, which may hold credentials) come from environment variables of the
 # server process, so the file itself holds none.
 _CONFIG_TEMPLATE = """\
-# Written by intake_helio.gateway_server.LocalGateway; holds no secrets.
+# Written by intake_helio.testing.gateway_server.LocalGateway; holds no secrets.
 import json
 import os
 
@@ -213,7 +213,7 @@ class LocalGateway:
         """A ``dask_gateway.Gateway`` client for this server, closed on leaving the block."""
         from dask_gateway import Gateway
 
-        from .cluster import _close_gateway
+        from ..compute.clusters import _close_gateway
 
         self._require_running()
         client = Gateway(self.address, proxy_address=self.proxy_address, auth=self.auth)
@@ -431,11 +431,11 @@ def main(argv: list[str] | None = None) -> int:
     """Run a ``LocalGateway`` in the foreground until Ctrl-C or SIGTERM.
 
     Prints the address and a dask config directory (readable only by you) that makes
-    ``intake_helio.cluster.cluster("gateway")`` and ``dask_gateway.Gateway()`` connect to
+    ``intake_helio.compute.clusters.cluster("gateway")`` and ``dask_gateway.Gateway()`` connect to
     it, as on Daskhub.
     """
     parser = argparse.ArgumentParser(
-        prog="python -m intake_helio.gateway_server",
+        prog="python -m intake_helio.testing.gateway_server",
         description="Serve a local dask-gateway (127.0.0.1 only) in the foreground.",
     )
     parser.add_argument("--port", type=int, default=0, help="HTTP port (default: a free one)")
@@ -469,7 +469,7 @@ def main(argv: list[str] | None = None) -> int:
         print("To connect, in another shell:\n")
         print(f"export DASK_CONFIG={config_dir}")
         print("python - <<'EOF'")
-        print("from intake_helio.cluster import cluster")
+        print("from intake_helio.compute.clusters import cluster")
         print('with cluster("gateway", workers=2) as client:')
         print("    print(client)")
         print("EOF\n")

@@ -9,13 +9,13 @@ openers and YAML ``driver:`` names work once the package is installed):
     One bucket's ``catalog.json``: one entry per dataset.
 ``helio_frames`` -> :class:`HelioFramesSource`
     The frames of one dataset in ``[start, stop)`` as a lazy ``(time, y, x)``
-    ``xarray.DataArray`` (see :func:`intake_helio.assembly.open_frames`).
+    ``xarray.DataArray`` (see :func:`intake_helio.frames.build.open_frames`).
 
 Catalogs are lazy: a bucket's ``catalog.json`` (or the registry JSON) is read on the
 first access to the entries, and index files only when a source is discovered or read.
 
 Every ``yaml()``, ``repr``, ``describe()`` and ``serialize()`` output passes storage
-options through :func:`intake_helio.storage.redact` (and also masks s3fs' ``key``), so
+options through :func:`intake_helio.io.storage.redact` (and also masks s3fs' ``key``), so
 credentials are never shown; pickling keeps them, so sources still work on dask workers.
 """
 
@@ -34,9 +34,10 @@ from intake.catalog.local import LocalCatalogEntry, UserParameter
 from intake.catalog.utils import merge_pars
 from intake.source.base import DataSource, NoEntry, Schema
 
-from . import __version__
-from .errors import DatasetNotFoundError, TimeRangeError
-from .registry import (
+from .. import __version__
+from ..base.errors import DatasetNotFoundError, TimeRangeError
+from ..base.times import parse_time
+from ..catalog.registry import (
     Bucket,
     Dataset,
     Endpoint,
@@ -46,8 +47,7 @@ from .registry import (
     open_bucket,
     open_registry,
 )
-from .storage import redact
-from .times import parse_time
+from ..io.storage import redact
 
 __all__ = [
     "HelioBucketCatalog",
@@ -583,7 +583,7 @@ class HelioFramesSource(_SafeOutputMixin, DataSource):
     storage_options : dict, optional
         fsspec options for ``catalog.json``, the index files and every frame.
     hdu, cutout, header_keys, units, on_error, chunks
-        As in :func:`intake_helio.assembly.open_frames`. ``cutout`` may give
+        As in :func:`intake_helio.frames.build.open_frames`. ``cutout`` may give
         ``[start, stop]`` lists instead of slices (as in YAML).
     metadata : dict, optional
         Extra metadata.

@@ -4,7 +4,7 @@
 shuts its cluster down when the block ends: normally, on an exception, and on Ctrl-C
 (a second Ctrl-C during shutdown is held back until the shutdown has finished).
 
->>> from intake_helio.cluster import cluster                  # doctest: +SKIP
+>>> from intake_helio.compute.clusters import cluster                  # doctest: +SKIP
 >>> with cluster("local", workers=2) as client:               # doctest: +SKIP
 ...     total = client.compute(frames.sum()).result()
 >>> with cluster("gateway", workers=8, worker_memory=4) as client:   # doctest: +SKIP

@@ -28,8 +28,8 @@ import numpy as np
 import pandas as pd
 from astropy.io import fits
 
-from .storage import filesystem
-from .times import parse_time
+from ..base.times import parse_time
+from ..io.storage import filesystem
 
 __all__ = [
     "DemoDataset",
@@ -292,7 +292,7 @@ def _frame_header(
     header = fits.Header()
     for key, value, comment in cards:
         header[key] = (value, comment) if comment else value
-    header["COMMENT"] = "Synthetic AIA-94-like frame written by intake_helio.demo_data."
+    header["COMMENT"] = "Synthetic AIA-94-like frame written by intake_helio.testing.demo_data."
     return header
 
 
@@ -708,7 +708,7 @@ def write_demo_dataset(
         "description": (
             f"Synthetic SDO/AIA 94 Å level-1-like images ({size}x{size}, int16, RICE_1) with a "
             f"flare peaking at {_iso_z(times[peak_index], ms=False)}; {len(bad)} file(s) "
-            "deliberately truncated. Made by intake_helio.demo_data; not real data."
+            "deliberately truncated. Made by intake_helio.testing.demo_data; not real data."
         ),
         "multiyear": False,
     }

@@ -1,0 +1,52 @@
+"""The one list of per-frame outcomes: ``"ok"`` or why a frame has no value.
+
+Every frame of every result ends with one of these in its ``status`` (or ``read_status``)
+coordinate. :class:`Reason` is a ``str`` enum, so its members compare equal to the plain
+strings saved in CSV/netCDF results (``Reason.TRUNCATED == "truncated"``).
+"""
+
+from __future__ import annotations
+
+import enum
+
+__all__ = ["FAILURE_REASONS", "Reason"]
+
+
+class Reason(enum.StrEnum):
+    """Why a frame has a value or not (the ``status`` of each frame)."""
+
+    OK = "ok"
+    #: The object does not exist (HTTP 404, ``NoSuchKey``).
+    MISSING_OBJECT = "missing object"
+    #: The store refused access (HTTP 403, ``AccessDenied``).
+    PERMISSION_DENIED = "permission denied"
+    #: The object has no bytes.
+    EMPTY_FILE = "empty file"
+    #: The bytes do not start with a FITS header.
+    NOT_FITS = "not FITS"
+    #: The file ends before its declared data.
+    TRUNCATED = "truncated"
+    #: No HDU holds a 2-D image (or the requested HDU does not).
+    NO_IMAGE_HDU = "no image HDU"
+    #: ``units="DN/s"`` but the header has no usable ``EXPTIME``.
+    NO_EXPTIME = "no EXPTIME"
+    #: Compressed tiles or headers that cannot be decoded.
+    CORRUPT_DATA = "corrupt data"
+    #: I/O that kept failing after the retries (5xx, resets, timeouts).
+    READ_ERROR = "read error"
+    #: The frame's shape differs from the array's.
+    SHAPE_MISMATCH = "shape mismatch"
+    #: Every pixel of the frame (or window) is BLANK.
+    ALL_PIXELS_BLANK = "all pixels blank"
+    #: Reading the frame raised ``ValueError``/``TypeError`` (e.g. a bad argument).
+    INVALID_ARGUMENT = "invalid argument"
+    #: Reading the frame ran out of memory.
+    OUT_OF_MEMORY = "out of memory"
+    #: Anything else (the error's type is kept in the detail).
+    UNEXPECTED_ERROR = "unexpected error"
+    #: No frame of the selection could be read to learn the frames' shape.
+    NO_READABLE_FRAME = "no readable frame to probe"
+
+
+#: Every reason except ``"ok"``.
+FAILURE_REASONS: tuple[Reason, ...] = tuple(r for r in Reason if r is not Reason.OK)
