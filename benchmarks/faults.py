@@ -600,10 +600,10 @@ def write_bad_dataset(s3, frames: int, size: int):
     """A second dataset whose frames 2..8 are each broken in its own way."""
     from astropy.io import fits
 
-    import intake_helio as ih
-    from intake_helio.testing.demo_data import frame_bytes, make_aia_frame
+    from intake_helio.testing.aia import frame_bytes, make_aia_frame
+    from intake_helio.testing.demo_data import write_demo_dataset
 
-    demo = ih.write_demo_dataset(
+    demo = write_demo_dataset(
         "s3://helio-bad/", s3.storage_options, frames=frames, size=size, corrupt=0, seed=3
     )
     fs = s3.filesystem()
@@ -689,12 +689,13 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(args, tmp: Path, capture: Capture, say, FaultRule) -> list[Row]:
     import intake_helio as ih
+    from intake_helio.testing.demo_data import write_demo_dataset
     from intake_helio.testing.local_s3 import LocalS3
 
     rows: list[Row] = []
     with LocalS3(process=True) as s3:
         t0 = time.perf_counter()
-        demo = ih.write_demo_dataset(
+        demo = write_demo_dataset(
             "s3://helio-faults/", s3.storage_options, frames=args.frames, size=args.size,
             corrupt=0,
         )  # fmt: skip

@@ -28,7 +28,7 @@ import pandas as pd
 from fsspec.implementations.memory import MemoryFileSystem
 
 from intake_helio.frames.build import open_frames
-from intake_helio.testing.demo_data import frame_bytes, make_aia_frame
+from intake_helio.testing.aia import frame_bytes, make_aia_frame
 
 
 def file_list(n: int) -> pd.DataFrame:

@@ -19,7 +19,14 @@ S3 server running in a child process, then times, side by side in this process t
      ``imagecodecs.rcomp_decode``, then the mean. No dask, no xarray, nothing from
      intake_helio: an independent limit;
 (e)  intake-helio with ``cutout=dict(y=slice(1000, 1200))`` (200 rows) on the (c) cluster,
-     which fetches only the header, the tile table and the touched tiles (ranged reads).
+     which fetches only the header, the tile table and the touched tiles (ranged reads);
+(f)  ``irradiance`` on a selection, ``frames.isel(time=slice(0, None))``, on the (c) cluster
+     (the frame engine finds files and window in the selected array's graph);
+(g)  ``map_frames(frames, ["mean", "max", "min", "std"])``: four built-ins from one read;
+(h)  ``map_frames(frames, user_peak)``, a user's Python function ``np.nanmax(data)`` on the
+     float32 frame;
+(i)  the generic ``frames.mean(("y", "x")).compute()`` (dask computes each frame, then the
+     mean), for scale. ``--skip-engine`` leaves (f)-(i) out.
 
 Why (c) and (c0): ``TUNED`` (``intake_helio.compute.clusters.LOCAL_WORKER_CONFIG``, which
 ``cluster("local")`` applies itself) changes dask's defaults for the workers.
@@ -51,8 +58,9 @@ method's per-frame values are checked against each other and the generator's mea
 frame with a BLANK pixel (these frames have 0.1 %); for the value check the same code is run
 once more, untimed, with ``np.nanmean`` (which costs more than ``.mean()``: both are printed).
 
-Goal (issue 8): c >= 5 x a and c >= 0.9 x d (with c the faster of (c) and (c0) when both
-run); the exit status is 1 when either fails or values disagree.
+Goals: c >= 5 x a and c >= 0.9 x d (with c the faster of (c) and (c0) when both run);
+f >= 0.9 x d, g >= 0.9 x d, h >= 0.75 x d; the exit status is 1 when one fails or values
+disagree.
 
     python benchmarks/throughput.py [--frames 30] [--size 4096] [--repeat 5] [--quick]
 """
@@ -271,10 +279,53 @@ class ByteCounter:
 
 
 # --------------------------------------------------------------------------- runners
-def _library(root: str, so: dict, ds, cutout=None):
+def user_peak(data, header):
+    """A user's own per-frame function, as a notebook would write it."""
+    return np.nanmax(data)
+
+
+#: What each intake-helio method computes on the opened frames -> per-frame values.
+def _irradiance(frames):
+    from intake_helio.compute.reduction import irradiance
+
+    res = irradiance(frames, progress=False)
+    return res["status"].values, res["irradiance"].values
+
+
+def _irradiance_selection(frames):
+    return _irradiance(frames.isel(time=slice(0, None)))
+
+
+def _four_builtins(frames):
+    from intake_helio.compute.engine import map_frames
+
+    res = map_frames(frames, ["mean", "max", "min", "std"], progress=False)
+    return res["status"].values, res["mean"].values
+
+
+def _user_function(frames):
+    from intake_helio.compute.engine import map_frames
+
+    res = map_frames(frames, user_peak, progress=False)
+    return res["status"].values, res["user_peak"].values
+
+
+def _generic_mean(frames):
+    return np.array(["ok"] * frames.sizes["time"]), frames.mean(("y", "x")).compute().values
+
+
+HOW = {
+    "irradiance": _irradiance,
+    "selection": _irradiance_selection,
+    "builtins": _four_builtins,
+    "user": _user_function,
+    "generic": _generic_mean,
+}
+
+
+def _library(root: str, so: dict, ds, cutout=None, how: str = "irradiance"):
     """Open the frames as intake-helio users do; return a callable that runs the job."""
     import intake_helio as ih
-    from intake_helio.compute.reduction import irradiance
 
     kwargs = {"on_error": "nan"}
     if cutout is not None:
@@ -284,11 +335,11 @@ def _library(root: str, so: dict, ds, cutout=None):
         raise RuntimeError(f"opened {frames.sizes['time']} frames, wrote {len(ds.datakeys)}")
 
     def run() -> list[float]:
-        res = irradiance(frames, progress=False)
-        bad = [s for s in res["status"].values if s != "ok"]
+        status, values = HOW[how](frames)
+        bad = [s for s in status if s != "ok"]
         if bad:
             raise RuntimeError(f"{len(bad)} frame(s) failed: {sorted(set(bad))}")
-        return res["irradiance"].values.tolist()
+        return np.asarray(values, dtype=np.float64).tolist()
 
     return run
 
@@ -342,6 +393,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=1, help="threads per worker for (c), (c0)")
     ap.add_argument("--quick", action="store_true", help="6 frames, 3 runs (about a minute)")
     ap.add_argument("--skip-seed", action="store_true", help="leave out (a) and (b)")
+    ap.add_argument(
+        "--skip-engine", action="store_true", help="leave out the frame engine's (f)-(i)"
+    )
     ap.add_argument(
         "--compare-defaults",
         action="store_true",
@@ -444,12 +498,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             runners[label] = seed_runner(client)
             seed_runner(client, warm)()
 
-        def library_runner(client, cutout=None, options=so):
+        def library_runner(client, cutout=None, options=so, how="irradiance"):
             meter = Meter({"workers": list(client.run(os.getpid).values()), **base_groups})
 
             def run() -> list[float]:
                 with client.as_current():
-                    job = _library(root, options, ds, cutout)
+                    job = _library(root, options, ds, cutout, how)
                     with meter.measure():
                         out = job()
                 return out
@@ -461,6 +515,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             runners["c0"] = library_runner(lib_clients["c0"])
         runners["c"] = library_runner(client_c)
         runners["e"] = library_runner(client_c, dict(y=CUTOUT_ROWS))
+        if not args.skip_engine:
+            for m, how in (("f", "selection"), ("g", "builtins"), ("h", "user"), ("i", "generic")):
+                runners[m] = library_runner(client_c, how=how)
 
         # the lean processes get this process's own environment, not the nannies' malloc value
         if own_malloc is None:
@@ -486,7 +543,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         lean_run.meter = lean_meter
         runners["d"] = lean_run
-        for m in ("c0", "c", "d", "e"):
+        for m in ("c0", "c", "d", "e", "f", "g", "h", "i"):
             if m in runners:
                 runners[m]()  # warm-up
         profiler = {
@@ -502,7 +559,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
 
         # ---- timed runs, interleaved
-        order = [m for m in ("a", "b", "c0", "c", "d", "e") if m in runners]
+        order = [m for m in ("a", "b", "c0", "c", "d", "e", "f", "g", "h", "i") if m in runners]
         times: dict[str, list[float]] = {m: [] for m in order}
         cpu: dict[str, list[dict[str, float]]] = {m: [] for m in order}
         values: dict[str, list[float]] = {}
@@ -539,6 +596,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         if "b" in clients:
             values["seed nanmean"] = seed_runner(clients["b"], nan_aware=True)()
 
+        # ---- astropy's nanmax of every frame, for (h)'s values
+        if "h" in runners:
+            from astropy.io import fits as _fits
+
+            peaks = []
+            for key in keys:
+                with _fits.open(io.BytesIO(fs.cat_file(key))) as hdul:
+                    peaks.append(float(np.nanmax(hdul[1].data)))
+            values["seed max"] = peaks
+
         # ---- lean code on the cutout rows, for (e)'s values
         lean_rows = list(pool.map(lean_mean, keys, [(CUTOUT_ROWS.start, CUTOUT_ROWS.stop)] * n))
 
@@ -564,6 +631,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         "c": f"(c) intake-helio, 2w x {args.threads}t, TUNED",
         "d": "(d) lean limit, 2 processes",
         "e": "(e) intake-helio cutout, 200 rows",
+        "f": "(f) irradiance on isel(time=slice(0,None))",
+        "g": "(g) map_frames mean,max,min,std",
+        "h": "(h) map_frames user fn np.nanmax",
+        "i": "(i) generic frames.mean((y, x))",
     }
     print()
     print(f"{'method':<38}{'files/s':>8}{'MB/s':>7}   CPU ms/frame: work main  S3   runs (files/s)")
@@ -584,7 +655,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     best = "c0" if rate.get("c0", 0) > rate["c"] else "c"
     print()
     ratios = []
-    for num, den in (("c", "a"), ("c", "b"), ("c", "d"), ("c0", "a"), ("c0", "d"), ("e", "c")):
+    pairs = (("c", "a"), ("c", "b"), ("c", "d"), ("c0", "a"), ("c0", "d"), ("e", "c"))
+    pairs += (("f", "d"), ("g", "d"), ("h", "d"), ("i", "d"))
+    for num, den in pairs:
         if num in rate and den in rate:
             ratios.append(f"{num}/{den} = {rate[num] / rate[den]:.2f}")
     print("ratios: " + ", ".join(ratios))
@@ -618,6 +691,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         ok_values &= same
     ok_values &= _check("(e) cutout", values["e"], lean_rows, "(d) lean on rows")
+    if "f" in values:
+        ok_values &= _check("(f) selection", values["f"], values["d"], "(d) lean")
+        ok_values &= _check("(g) built-ins mean", values["g"], values["d"], "(d) lean")
+        ok_values &= _check("(i) generic mean", values["i"], values["d"], "(d) lean")
+        seed_max = values.get("seed max")
+        if seed_max is not None:
+            ok_values &= _check("(h) user nanmax", values["h"], seed_max, "astropy nanmax")
     ok = True
     print(f"goals, with ({best}) (the faster intake-helio configuration):")
     if "a" in rate:
@@ -627,6 +707,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     goal_d = rate[best] / rate["d"] >= 0.9
     print(f"  {best}/d = {rate[best] / rate['d']:.2f} >= 0.9: {'met' if goal_d else 'NOT met'}")
     ok &= goal_d
+    for m, bound, what in (
+        ("f", 0.9, "irradiance on a selection"),
+        ("g", 0.9, "four built-ins together"),
+        ("h", 0.75, "a user's Python function"),
+    ):
+        if m in rate:
+            met = rate[m] / rate["d"] >= bound
+            print(
+                f"  {m}/d = {rate[m] / rate['d']:.2f} >= {bound} ({what}): "
+                + ("met" if met else "NOT met")
+            )
+            ok &= met
     if not ok_values:
         print("values DISAGREE")
     return 0 if ok and ok_values else 1

@@ -52,10 +52,12 @@ __version__ = "0.1.0"
 _LAZY = {
     "cluster": "intake_helio.compute.clusters",
     "irradiance": "intake_helio.compute.reduction",
+    "map_frames": "intake_helio.compute.engine",
 }
 
 if TYPE_CHECKING:  # pragma: no cover
     from .compute.clusters import cluster
+    from .compute.engine import map_frames
     from .compute.reduction import irradiance
 
 
@@ -92,6 +94,7 @@ __all__ = [
     "__version__",
     "cluster",
     "irradiance",
+    "map_frames",
     "open_bucket",
     "open_frames",
     "open_registry",

@@ -1,7 +1,9 @@
 """``intake-helio``: list catalogs, list files, run the irradiance job and the demo.
 
 Exit codes: 0 success (every frame ok), 3 finished with failed frames (listed in the
-CSV), 2 bad input, 1 unexpected error, 130 interrupted. Errors print one readable line.
+CSV), 2 bad input (something the user gave), 4 unexpected data (a registry, catalog or
+index on the server is malformed), 1 unexpected error, 130 interrupted. Errors print one
+readable line.
 """
 
 from __future__ import annotations
@@ -13,12 +15,15 @@ import signal
 import sys
 from typing import Any
 
+from ..base.errors import HelioError
+
 __all__ = ["main"]
 
 EXIT_OK, EXIT_ERROR, EXIT_BAD_INPUT, EXIT_FAILED_FRAMES, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+EXIT_BAD_DATA = 4
 
 
-class BadInput(ValueError):
+class BadInput(HelioError, ValueError):
     """A command-line value that cannot be used."""
 
 
@@ -132,7 +137,7 @@ def cmd_files(args) -> int:
 
 
 def cmd_irradiance(args) -> int:
-    from ..app.job import run_irradiance_job
+    from .job import run_irradiance_job
 
     so = _storage_options(args)
     out = _out_dir(args.out)
@@ -157,8 +162,116 @@ def cmd_irradiance(args) -> int:
     return EXIT_FAILED_FRAMES if summary.failed else EXIT_OK
 
 
+def _parse_formats(values: list[str] | None) -> tuple[str, ...]:
+    """``--format csv,nc,zarr,png`` (repeatable) -> the formats, in that order."""
+    from .job import FORMATS
+
+    if not values:
+        return ("csv", "nc")
+    items = [f.strip().lower() for v in values for f in v.split(",") if f.strip()]
+    bad = [f for f in items if f not in FORMATS]
+    if bad or not items:
+        raise BadInput(
+            f"--format {','.join(values)!r}: expected a comma-separated list of "
+            f"{', '.join(FORMATS)}, e.g. csv,nc,zarr"
+        )
+    return tuple(f for f in FORMATS if f in items)
+
+
+def _science(value: str):
+    """``--science MODULE:FUNCTION`` -> the function, imported here (on the client).
+
+    The current directory is searched first, then the Python path. The function reaches
+    the workers by value (see :func:`intake_helio.app.job.ship_by_value`).
+    """
+    import importlib
+    import os
+
+    expected = "expected MODULE:FUNCTION naming a function f(data, header), e.g. mylimb:brightness"
+    module_name, sep, attr = value.partition(":")
+    module_name, attr = module_name.strip(), attr.strip()
+    if not sep or not module_name or not attr:
+        raise BadInput(f"--science {value!r}: {expected}")
+    if os.getcwd() not in sys.path and "" not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        missing = exc.name or module_name
+        if module_name == missing or module_name.startswith(missing + "."):
+            raise BadInput(
+                f"--science {value!r}: no module named {missing!r} in the current directory "
+                f"or on the Python path; {expected}"
+            ) from None
+        raise BadInput(
+            f"--science {value!r}: importing {module_name!r} failed: {exc}; it needs module "
+            f"{missing!r} installed"
+        ) from None
+    except Exception as exc:
+        text = str(exc).splitlines()[0] if str(exc) else ""
+        raise BadInput(
+            f"--science {value!r}: importing {module_name!r} failed: {type(exc).__name__}: {text}"
+        ) from None
+    obj: Any = module
+    for part in attr.split("."):
+        try:
+            obj = getattr(obj, part)
+        except AttributeError:
+            raise BadInput(
+                f"--science {value!r}: module {module_name!r} has no attribute {attr!r}; {expected}"
+            ) from None
+    if not callable(obj):
+        raise BadInput(
+            f"--science {value!r}: {module_name}.{attr} is a {type(obj).__name__}, not "
+            f"callable; {expected}"
+        )
+    return obj
+
+
+def cmd_reduce(args) -> int:
+    from .job import run_reduce_job
+
+    so = _storage_options(args)
+    out = _out_dir(args.out)
+    cutout = _parse_cutout(args.cutout)
+    formats = _parse_formats(args.format)
+    science = [_science(v) for v in args.science or []]
+    stats = args.stat or ([] if science else ["mean"])
+    endpoint = _resolve_endpoint(args.endpoint, args, so)
+    try:
+        _, summary = run_reduce_job(
+            endpoint,
+            args.dataset,
+            args.start,
+            args.stop,
+            out,
+            funcs=[*stats, *science],
+            formats=formats,
+            storage_options=so,
+            cluster_kind=None if args.cluster == "none" else args.cluster,
+            cluster_kwargs=_cluster_kwargs(args),
+            normalize=args.normalize,
+            resume=args.resume,
+            cutout=cutout,
+            part_size=args.part_size,
+            progress=not args.no_progress,
+        )
+    except KeyboardInterrupt:  # the saved parts are kept: say how to continue
+        print("intake-helio: interrupted; rerun with --resume to continue", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    print(summary.text())
+    return EXIT_FAILED_FRAMES if summary.failed else EXIT_OK
+
+
 def cmd_demo(args) -> int:
-    from ..app.demo import run_demo, serve_demo
+    from ..testing.extras import require_extra
+
+    require_extra("`intake-helio demo`", "moto[server]", "moto", "flask")
+    if args.cluster == "gateway":
+        require_extra(
+            "`intake-helio demo --cluster gateway`", "dask-gateway-server", "dask_gateway_server"
+        )
+    from .demo import run_demo, serve_demo
 
     if args.serve:
         serve_demo(frames=args.frames, size=args.size, port=args.port)
@@ -185,6 +298,9 @@ def cmd_demo(args) -> int:
 
 
 def cmd_gateway_server(args) -> int:
+    from ..testing.extras import require_extra
+
+    require_extra("`intake-helio gateway-server`", "dask-gateway-server", "dask_gateway_server")
     from ..testing.gateway_server import main as gateway_main
 
     argv = []
@@ -247,6 +363,58 @@ def _add_cluster(p: argparse.ArgumentParser, default: str) -> None:
     )
 
 
+def _add_reduce(sub) -> None:
+    from ..frames.tasks import BUILTINS
+
+    p = sub.add_parser(
+        "reduce",
+        help="statistics and/or your function of every frame over a time range, saved",
+        description="Compute built-in statistics (--stat) and/or a function of your own "
+        "(--science) on every frame, saved part by part (resumable) as reduce.csv "
+        "(scalar outputs), reduce.nc, reduce.zarr and reduce.png.",
+    )
+    p.add_argument("endpoint")
+    p.add_argument("dataset")
+    p.add_argument("--start", required=True)
+    p.add_argument("--stop", required=True)
+    p.add_argument("--out", required=True, metavar="DIR")
+    p.add_argument(
+        "--stat",
+        action="append",
+        choices=BUILTINS,
+        metavar="NAME",
+        help=f"a statistic of each frame, repeatable: {', '.join(BUILTINS)} "
+        "(default: mean, when no --science is given)",
+    )
+    p.add_argument(
+        "--science",
+        action="append",
+        metavar="MODULE:FUNCTION",
+        help="your function f(data, header) -> number, numpy array or dict of those "
+        "(repeatable); imported here and sent to the workers by value",
+    )
+    p.add_argument(
+        "--format",
+        action="append",
+        metavar="csv,nc,zarr,png",
+        help="files to write (default: csv,nc); csv holds the scalar outputs, png is made "
+        "when every output is a scalar",
+    )
+    p.add_argument("--normalize", action="store_true", help="divide by EXPTIME (DN/s)")
+    p.add_argument("--resume", action="store_true", help="keep parts of an interrupted run")
+    p.add_argument("--cutout", metavar="Y0:Y1,X0:X1")
+    p.add_argument(
+        "--part-size",
+        type=_positive,
+        default=None,
+        help="frames per saved part and Zarr chunk (default: setting intake_helio.part-size)",
+    )
+    p.add_argument("--no-progress", action="store_true")
+    _add_storage(p)
+    _add_cluster(p, "local")
+    p.set_defaults(func=cmd_reduce)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="intake-helio",
@@ -290,6 +458,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_cluster(p, "local")
     p.set_defaults(func=cmd_irradiance)
 
+    _add_reduce(sub)
+
     p = sub.add_parser("demo", help="the job on a local S3 endpoint with synthetic AIA data")
     p.add_argument("--out", default="demo-output", metavar="DIR")
     p.add_argument("--frames", type=_positive, default=48)
@@ -314,14 +484,18 @@ def _interrupt(*_args) -> None:
     raise KeyboardInterrupt
 
 
-def _exit_code(exc: BaseException) -> int:
-    from ..base.errors import BucketUnavailableError
+def _exit_code(exc: BaseException) -> tuple[int, str]:
+    """The exit code and the message's label for an error that ended a command."""
+    from ..base.errors import BucketUnavailableError, CatalogFormatError, IndexParseError
+    from ..testing.extras import MissingExtraError as MissingExtra
 
-    if isinstance(exc, BucketUnavailableError):
-        return EXIT_ERROR
+    if isinstance(exc, CatalogFormatError | IndexParseError):
+        return EXIT_BAD_DATA, "unexpected data"
+    if isinstance(exc, MissingExtra | BucketUnavailableError):
+        return EXIT_ERROR, "error"
     if isinstance(exc, ValueError | KeyError | FileNotFoundError | PermissionError):
-        return EXIT_BAD_INPUT
-    return EXIT_ERROR
+        return EXIT_BAD_INPUT, "error"
+    return EXIT_ERROR, "error"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -348,8 +522,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.debug:
             raise
         msg = str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
-        print(f"intake-helio: error: {msg}", file=sys.stderr)
-        return _exit_code(exc)
+        code, label = _exit_code(exc)
+        print(f"intake-helio: {label}: {msg}", file=sys.stderr)
+        return code
 
 
 if __name__ == "__main__":  # pragma: no cover

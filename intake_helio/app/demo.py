@@ -13,10 +13,10 @@ from dataclasses import dataclass
 import dask
 import numpy as np
 
-from ..app.job import JobSummary, run_irradiance_job
 from ..catalog.registry import open_registry
 from ..testing.demo_data import DemoDataset, write_demo_dataset
 from ..testing.local_s3 import LocalS3
+from .job import JobSummary, run_irradiance_job
 
 __all__ = ["DemoReport", "run_demo", "serve_demo"]
 

@@ -9,14 +9,20 @@ to do about it.
 from __future__ import annotations
 
 __all__ = [
+    "ArgumentError",
+    "ArgumentTypeError",
     "BucketUnavailableError",
     "CatalogFormatError",
     "CatalogNotFoundError",
+    "ClusterError",
+    "ClusterTimeoutError",
     "DatasetNotFoundError",
     "FrameReadError",
     "HelioError",
     "HelioWarning",
     "IndexParseError",
+    "StorageAccessError",
+    "StorageReadError",
     "TimeRangeError",
     "picklable_cause",
 ]
@@ -29,6 +35,30 @@ class HelioError(Exception):
     ``ValueError``, ``OSError``, ...), so ``except HelioError`` catches everything the
     package raises and ordinary ``except ValueError`` clauses keep working.
     """
+
+
+class ArgumentError(HelioError, ValueError):
+    """A value given to a function of the package cannot be used."""
+
+
+class ArgumentTypeError(HelioError, TypeError):
+    """A value given to a function of the package has the wrong type."""
+
+
+class StorageAccessError(HelioError, PermissionError):
+    """The store refused access to a catalog, index or file (names the URL)."""
+
+
+class StorageReadError(HelioError, OSError):
+    """A catalog or index could not be read (names the URL and the cause)."""
+
+
+class ClusterError(HelioError, RuntimeError):
+    """A cluster could not be started, reached or stopped."""
+
+
+class ClusterTimeoutError(HelioError, TimeoutError):
+    """A cluster did not become ready (or stop) in time."""
 
 
 class HelioWarning(UserWarning):

@@ -1,15 +1,19 @@
 """The one list of per-frame outcomes: ``"ok"`` or why a frame has no value.
 
 Every frame of every result ends with one of these in its ``status`` (or ``read_status``)
-coordinate. :class:`Reason` is a ``str`` enum, so its members compare equal to the plain
-strings saved in CSV/netCDF results (``Reason.TRUNCATED == "truncated"``).
+coordinate; a status may add detail after the reason and a colon
+(``"function error: peak raised ValueError: ..."``); :func:`reason_of` gives the reason.
+:class:`Reason` is a ``str`` enum, so its members compare equal to the plain strings saved
+in CSV/netCDF results (``Reason.TRUNCATED == "truncated"``).
 """
 
 from __future__ import annotations
 
 import enum
 
-__all__ = ["FAILURE_REASONS", "Reason"]
+from .errors import ArgumentError
+
+__all__ = ["FAILURE_REASONS", "Reason", "reason_of"]
 
 
 class Reason(enum.StrEnum):
@@ -46,7 +50,26 @@ class Reason(enum.StrEnum):
     UNEXPECTED_ERROR = "unexpected error"
     #: No frame of the selection could be read to learn the frames' shape.
     NO_READABLE_FRAME = "no readable frame to probe"
+    #: A science function given to ``map_frames`` raised on this frame, or returned
+    #: something unusable; the status continues with ``": <function> raised <Type>: ..."``.
+    FUNCTION_ERROR = "function error"
+    #: The worker reading the frame died (e.g. out of memory) more often than dask allows.
+    WORKER_DIED = "worker died while reading"
 
 
 #: Every reason except ``"ok"``.
 FAILURE_REASONS: tuple[Reason, ...] = tuple(r for r in Reason if r is not Reason.OK)
+
+
+def reason_of(status: str) -> Reason:
+    """The :class:`Reason` a status string starts with.
+
+    Raises
+    ------
+    ValueError
+        When ``status`` does not start with a known reason.
+    """
+    for reason in sorted(Reason, key=lambda r: -len(r.value)):
+        if status == reason.value or status.startswith(reason.value + ":"):
+            return reason
+    raise ArgumentError(f"status {status!r} does not start with a known reason")

@@ -20,7 +20,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..base.errors import CatalogNotFoundError, IndexParseError
+from ..base.errors import (
+    ArgumentError,
+    CatalogNotFoundError,
+    IndexParseError,
+    StorageAccessError,
+    StorageReadError,
+)
 from ..io.storage import filesystem, options_for
 
 __all__ = ["BadRow", "index_url", "index_years", "parse_index", "read_index", "select_range"]
@@ -43,7 +49,7 @@ def index_url(index: str, dataset_id: str, year: int, indextype: str = "csv") ->
     try:
         suffix = _SUFFIX[indextype]
     except KeyError:
-        raise ValueError(
+        raise ArgumentError(
             f"indextype={indextype!r} is not supported; expected one of {sorted(_SUFFIX)}"
         ) from None
     return f"{index}{dataset_id}_{year:04d}{suffix}"
@@ -188,7 +194,7 @@ def parse_index(
         ``filesize`` (int64), then extra columns with their own names.
     """
     if errors not in ("raise", "report"):
-        raise ValueError(f"errors={errors!r}; expected 'raise' or 'report'")
+        raise ArgumentError(f"errors={errors!r}; expected 'raise' or 'report'")
     decoded = _decode(data, path, indextype)
     if isinstance(decoded, pd.DataFrame):
         raw = decoded.copy()
@@ -328,12 +334,12 @@ def read_index(
             if isinstance(data, FileNotFoundError) or data is None:
                 continue
             if isinstance(data, PermissionError):
-                raise PermissionError(
+                raise StorageAccessError(
                     f"access denied to index file {url}; pass credentials in storage_options "
                     "(or anon=True if the bucket is public)"
                 ) from data
             if isinstance(data, BaseException):
-                raise OSError(f"cannot read index file {url}: {data}") from data
+                raise StorageReadError(f"cannot read index file {url}: {data}") from data
             found += 1
             df, bad = parse_index(data, url, indextype, errors)
             bad_rows.extend(bad)

@@ -19,11 +19,14 @@ from typing import Any
 import pandas as pd
 
 from ..base.errors import (
+    ArgumentError,
     BucketUnavailableError,
     CatalogFormatError,
     CatalogNotFoundError,
     DatasetNotFoundError,
     HelioWarning,
+    StorageAccessError,
+    StorageReadError,
     TimeRangeError,
 )
 from ..base.times import parse_range, parse_time
@@ -56,14 +59,14 @@ def read_json(url: str, storage_options: Mapping[str, Any] | None, what: str) ->
             f"(given: {sorted(options_for(url, storage_options)) or 'none'})"
         ) from exc
     except PermissionError as exc:
-        raise PermissionError(
+        raise StorageAccessError(
             f"access denied to {what} {url}; pass credentials in storage_options, or "
             "anon=True if the bucket is public"
         ) from exc
     except OSError:
         raise
     except Exception as exc:  # botocore/aiohttp errors are not OSErrors
-        raise OSError(
+        raise StorageReadError(
             f"cannot read {what} {url}: {type(exc).__name__}: {exc}; check the network, the "
             "endpoint_url and the credentials in storage_options"
         ) from exc
@@ -111,7 +114,7 @@ def did_you_mean(name: str, candidates: list[str]) -> str:
 def endpoint_root(endpoint: str, what: str = "endpoint") -> str:
     """``s3://bucket``, ``s3://bucket/`` or ``s3://bucket/catalog.json`` -> ``s3://bucket/``."""
     if not isinstance(endpoint, str) or not endpoint.strip():
-        raise ValueError(
+        raise ArgumentError(
             f"{what}={endpoint!r}; expected a bucket root URL such as 's3://gov-nasa-hdrl-data1/'"
         )
     endpoint = endpoint.strip()
@@ -415,7 +418,7 @@ class Registry:
                 f"(names: {', '.join(map(repr, names))})"
             )
         regions = ", ".join(repr(e.region) for e in hits)
-        raise ValueError(
+        raise ArgumentError(
             f"{len(hits)} buckets are named {name!r} in registry {self.url} (regions {regions}); "
             "pass region=... to choose one"
         )

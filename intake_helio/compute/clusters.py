@@ -31,6 +31,9 @@ import dask
 import distributed
 from dask.utils import parse_bytes
 
+from ..base.errors import ArgumentError, ArgumentTypeError, ClusterError, ClusterTimeoutError
+from .scheduling import active_client
+
 __all__ = ["KINDS", "active_client", "cluster", "describe_cluster"]
 
 logger = logging.getLogger(__name__)
@@ -41,20 +44,6 @@ _GIB = 2**30
 
 
 # --------------------------------------------------------------------------- public API
-def active_client() -> distributed.Client | None:
-    """Return the current (default, not closed) ``distributed.Client``, or None.
-
-    Inside ``with cluster(...) as client:`` this is ``client``.
-    """
-    try:
-        client = distributed.default_client()
-    except ValueError:
-        return None
-    if client.status in ("closing", "closed"):
-        return None
-    return client
-
-
 def describe_cluster(
     kind: str = "local",
     workers: int | None = None,
@@ -160,7 +149,7 @@ def cluster(
         If the cluster does not start or no worker joins within ``timeout`` seconds.
     """
     if kind not in KINDS:
-        raise ValueError(
+        raise ArgumentError(
             f"unknown cluster kind {kind!r}: expected one of {', '.join(map(repr, KINDS))}"
         )
     _check_count("workers", workers)
@@ -168,7 +157,7 @@ def cluster(
     memory_bytes = _memory_bytes(worker_memory)
     adapt = _check_adapt(adapt)
     if environment is not None and not isinstance(environment, Mapping):
-        raise TypeError(
+        raise ArgumentTypeError(
             f"environment must be a dict of variable names to values, "
             f"got {type(environment).__name__}"
         )
@@ -275,7 +264,7 @@ def _start_local(
         try:
             client.wait_for_workers(n_workers, timeout=timeout)
         except TimeoutError as exc:
-            raise TimeoutError(
+            raise ClusterTimeoutError(
                 f"the local cluster did not start {n_workers} worker(s) within {timeout:g} s; "
                 "pass a larger timeout= or fewer workers="
             ) from exc
@@ -299,7 +288,7 @@ def _start_gateway(
 
     address = address or dask.config.get("gateway.address", None)
     if not address:
-        raise ValueError(
+        raise ArgumentError(
             "no dask-gateway address: pass address='http(s)://host:port' or set the dask "
             "config 'gateway.address' (Daskhub sets it; or export DASK_GATEWAY__ADDRESS)"
         )
@@ -371,7 +360,7 @@ def _start_gateway_cluster(
         try:
             client.wait_for_workers(1, timeout=timeout)
         except TimeoutError as exc:
-            raise TimeoutError(
+            raise ClusterTimeoutError(
                 f"no dask worker joined cluster {name} of the gateway at {shown} within "
                 f"{timeout:g} s; check the gateway's quotas and logs, or pass a larger "
                 "timeout="
@@ -418,7 +407,7 @@ def _set_option(options, offered: set[str], key: str, value: Any, shown: str) ->
     try:
         options[key] = value
     except (TypeError, ValueError) as exc:
-        raise ValueError(f"gateway at {shown} does not accept {key}={value!r}: {exc}") from exc
+        raise ArgumentError(f"gateway at {shown} does not accept {key}={value!r}: {exc}") from exc
 
 
 def _wait_running(gateway, name: str, shown: str, timeout: float) -> None:
@@ -431,12 +420,12 @@ def _wait_running(gateway, name: str, shown: str, timeout: float) -> None:
         if report.status == ClusterStatus.RUNNING:
             return
         if report.status in (ClusterStatus.FAILED, ClusterStatus.STOPPED):
-            raise RuntimeError(
+            raise ClusterError(
                 f"cluster {name} of the gateway at {shown} is {report.status.name.lower()}; "
                 "see the gateway's logs"
             )
         if time.monotonic() > deadline:
-            raise TimeoutError(
+            raise ClusterTimeoutError(
                 f"cluster {name} of the gateway at {shown} did not start within {timeout:g} s "
                 f"(status {report.status.name.lower()}); pass a larger timeout="
             )
@@ -506,7 +495,7 @@ def _check_count(name: str, value: Any, minimum: int = 0) -> None:
     if value is None:
         return
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+        raise ArgumentError(f"{name} must be an integer >= {minimum}, got {value!r}")
 
 
 def _check_adapt(adapt: Any) -> tuple[int, int] | None:
@@ -515,12 +504,12 @@ def _check_adapt(adapt: Any) -> tuple[int, int] | None:
     try:
         minimum, maximum = adapt
     except (TypeError, ValueError):
-        raise ValueError(f"adapt must be (minimum, maximum) workers, got {adapt!r}") from None
+        raise ArgumentError(f"adapt must be (minimum, maximum) workers, got {adapt!r}") from None
     for v in (minimum, maximum):
         if isinstance(v, bool) or not isinstance(v, int) or v < 0:
-            raise ValueError(f"adapt must be two integers >= 0, got {adapt!r}")
+            raise ArgumentError(f"adapt must be two integers >= 0, got {adapt!r}")
     if minimum > maximum:
-        raise ValueError(f"adapt minimum must not exceed maximum, got {adapt!r}")
+        raise ArgumentError(f"adapt minimum must not exceed maximum, got {adapt!r}")
     return (minimum, maximum)
 
 
@@ -532,17 +521,17 @@ def _memory_bytes(worker_memory: str | float | None) -> int | None:
         try:
             value = parse_bytes(worker_memory)
         except ValueError as exc:
-            raise ValueError(
+            raise ArgumentError(
                 f"worker_memory {worker_memory!r} is not a size; use e.g. '4 GiB' or 4 (GiB)"
             ) from exc
     elif isinstance(worker_memory, int | float) and not isinstance(worker_memory, bool):
         value = worker_memory * _GIB
     else:
-        raise ValueError(
+        raise ArgumentError(
             f"worker_memory must be a number of GiB or a string like '4 GiB', got {worker_memory!r}"
         )
     if value <= 0:
-        raise ValueError(f"worker_memory must be positive, got {worker_memory!r}")
+        raise ArgumentError(f"worker_memory must be positive, got {worker_memory!r}")
     return int(value)
 
 
@@ -553,7 +542,7 @@ def _check_auth(auth: Any) -> Any:
     if isinstance(auth, str):
         if auth in AUTH_NAMES or "." in auth:
             return auth
-        raise ValueError(
+        raise ArgumentError(
             f"unknown gateway auth {auth!r}: expected one of "
             f"{', '.join(map(repr, AUTH_NAMES))}, a dotted import path, or a "
             "dask_gateway auth object"
@@ -562,7 +551,7 @@ def _check_auth(auth: Any) -> Any:
 
     if isinstance(auth, GatewayAuth):
         return auth
-    raise TypeError(
+    raise ArgumentTypeError(
         f"auth must be a dask_gateway auth object or one of {AUTH_NAMES}, "
         f"got an object of type {type(auth).__name__}"
     )

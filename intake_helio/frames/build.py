@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import operator
-from collections import OrderedDict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import dask
@@ -27,11 +25,16 @@ import pandas as pd
 import xarray as xr
 from dask.highlevelgraph import HighLevelGraph
 
-from ..base.errors import FrameReadError, picklable_cause
+from ..base.errors import FrameReadError, HelioError
+from ..base.options import ON_ERROR, UNITS, check_choice
+from ..base.reasons import Reason
+from ..base.settings import Settings, current
 from ..fits import frame as fits_frames
 from ..io.storage import StorageOptions, filesystem
+from .spec import FrameLayer, FrameSpec
+from .tasks import read_block, read_header_row
 
-__all__ = ["FrameRecipe", "open_frames", "read_headers", "recipe_of"]
+__all__ = ["FramesError", "open_frames", "read_headers"]
 
 WCS_KEYS = (
     "CRPIX1",
@@ -47,90 +50,19 @@ WCS_KEYS = (
     "RSUN_OBS",
     "WAVELNTH",
 )
-UNITS = ("DN", "DN/s")
-ON_ERROR = ("raise", "nan")
-_MAX_PROBES = 20
 
 
-@dataclass(frozen=True)
-class FrameRecipe:
-    """Everything needed to read the frames of one lazy array (kept for fast reductions)."""
-
-    datakeys: tuple[str, ...]
-    storage_options: Mapping[str, Any] = field(repr=False)
-    hdu: int | str
-    rows: slice
-    cols: slice
-    units: str
-    on_error: str
-    shape: tuple[int, int]
-    name: str = ""
-    whole: bool = False  # the window is the whole frame: fetch each file in one request
-
-
-# Recipes of arrays built in this process, by dask name (a bounded cache: a missing
-# entry only means ih.irradiance uses the generic reduction).
-_RECIPES: OrderedDict[str, FrameRecipe] = OrderedDict()
-
-
-def recipe_of(frames: xr.DataArray) -> FrameRecipe | None:
-    """The recipe of an unmodified array made by :func:`open_frames`, else None."""
-    data = frames.data
-    if not isinstance(data, da.Array):
-        return None
-    return _RECIPES.get(data.name)
-
-
-# --------------------------------------------------------------------------- tasks
-def read_block(datakey, storage_options, hdu, rows, cols, units, shape, on_error, whole=None):
-    """Read one frame (or row band) as a ``(1, ny, nx)`` float32 block.
-
-    With ``on_error="nan"`` returns ``(block, reason)``, the block all NaN and the
-    reason set when the frame cannot be read; ``reason`` is ``"ok"`` otherwise.
-    """
-    try:
-        fs, path = filesystem(datakey, storage_options)
-        block = fits_frames.read_frame(
-            fs, path, hdu=hdu, rows=rows, cols=cols, units=units, whole_file=whole
-        )
-        if block.shape != shape:
-            raise FrameReadError(
-                datakey, "shape mismatch", f"found {block.shape}, expected {shape} from the probe"
-            )
-        block = block.astype(np.float32, copy=False)[np.newaxis]
-    except FrameReadError as exc:
-        if on_error == "raise":
-            raise
-        return np.full((1, *shape), np.nan, dtype=np.float32), exc.reason
-    except Exception as exc:
-        if on_error == "nan":
-            return np.full((1, *shape), np.nan, dtype=np.float32), fits_frames.frame_error_reason(
-                exc
-            )
-        err, cause = FrameReadError(datakey, fits_frames.frame_error_reason(exc), str(exc)), exc
-    else:
-        return (block, "ok") if on_error == "nan" else block
-    # raised outside the except block: no unpicklable __context__ travels back from workers
-    raise err from picklable_cause(cause)
-
-
-def _band_status(*reasons: str) -> np.ndarray:
-    """One frame's status as a 1-element object array (a chunk of ``read_status``)."""
-    bad = [r for r in reasons if r != "ok"]
-    return _as_object(bad[0] if bad else "ok")
-
-
-def read_header_row(datakey, storage_options, keys, hdu):
-    """Header values of one file as a tuple in ``keys`` order, ``(None, ...)`` if unreadable."""
-    try:
-        fs, path = filesystem(datakey, storage_options)
-        values = fits_frames.read_header_values(fs, path, keys, hdu=hdu)
-    except Exception:
-        return tuple(None for _ in keys)
-    return tuple(values.get(k) for k in keys)
+class FramesError(HelioError, ValueError):
+    """An argument of :func:`open_frames` cannot be used (file list, cutout, chunks)."""
 
 
 # --------------------------------------------------------------------------- building
+def _band_status(*reasons: str) -> np.ndarray:
+    """One frame's status as a 1-element object array (a chunk of ``read_status``)."""
+    bad = [r for r in reasons if r != Reason.OK]
+    return _as_object(bad[0] if bad else str(Reason.OK))
+
+
 def _token(*parts: Any, datakeys: Sequence[str]) -> str:
     h = hashlib.sha1()
     for p in parts:
@@ -144,7 +76,7 @@ def _normalize_cutout(cutout, shape) -> tuple[slice, slice]:
     if cutout is None:
         return slice(0, shape[0]), slice(0, shape[1])
     if not isinstance(cutout, Mapping) or set(cutout) - {"y", "x"}:
-        raise ValueError(
+        raise FramesError(
             f"cutout={cutout!r}; expected dict(y=slice(y0, y1), x=slice(x0, x1)) "
             "(either key may be left out)"
         )
@@ -154,10 +86,10 @@ def _normalize_cutout(cutout, shape) -> tuple[slice, slice]:
         if isinstance(s, tuple | list) and len(s) == 2:
             s = slice(*s)
         if not isinstance(s, slice) or s.step not in (None, 1):
-            raise ValueError(f"cutout[{dim!r}]={s!r}; expected a slice with step 1")
+            raise FramesError(f"cutout[{dim!r}]={s!r}; expected a slice with step 1")
         start, stop, _ = s.indices(n)
         if stop <= start:
-            raise ValueError(
+            raise FramesError(
                 f"cutout[{dim!r}]={s!r} selects no pixels of a frame {n} pixels along {dim}"
             )
         out.append(slice(start, stop))
@@ -169,30 +101,31 @@ def _bands(rows: slice, chunks) -> list[slice]:
     size = n
     if chunks is not None:
         if not isinstance(chunks, Mapping) or set(chunks) - {"time", "y"}:
-            raise ValueError(f"chunks={chunks!r}; expected None or {{'y': N}} (rows per chunk)")
+            raise FramesError(f"chunks={chunks!r}; expected None or {{'y': N}} (rows per chunk)")
         if chunks.get("time", 1) not in (1, None, -1):
-            raise ValueError(f"chunks['time']={chunks['time']!r}; frames are always one per chunk")
+            raise FramesError(f"chunks['time']={chunks['time']!r}; frames are always one per chunk")
         y = chunks.get("y")
         if y not in (None, -1):
             if not isinstance(y, int) or y < 1:
-                raise ValueError(f"chunks['y']={y!r}; expected a positive number of rows")
+                raise FramesError(f"chunks['y']={y!r}; expected a positive number of rows")
             size = y
     return [slice(a, min(a + size, rows.stop)) for a in range(rows.start, rows.stop, size)]
 
 
-def _probe(datakeys, storage_options, hdu, on_error):
+def _probe(datakeys, storage_options, hdu, on_error, settings: Settings):
     errors = []
-    for key in datakeys[: (_MAX_PROBES if on_error == "nan" else 1)]:
+    for key in datakeys[: (settings.max_probes if on_error == "nan" else 1)]:
         try:
             fs, path = filesystem(key, storage_options)
-            return fits_frames.probe_frame(fs, path, hdu=hdu)
+            return fits_frames.probe_frame(fs, path, hdu=hdu, settings=settings)
         except Exception as exc:
+            err = fits_frames.as_frame_error(key, exc)
             if on_error == "raise":
-                if isinstance(exc, FrameReadError):
+                if err is exc:
                     raise
-                raise FrameReadError(key, fits_frames.frame_error_reason(exc), str(exc)) from exc
-            errors.append(f"{key}: {fits_frames.frame_error_reason(exc)}")
-    raise FrameReadError(datakeys[0], "no readable frame to probe", "; ".join(errors[:3]) + " ...")
+                raise err from exc
+            errors.append(f"{key}: {err.reason}")
+    raise FrameReadError(datakeys[0], Reason.NO_READABLE_FRAME, "; ".join(errors[:3]) + " ...")
 
 
 def open_frames(
@@ -242,20 +175,19 @@ def open_frames(
         ``filesize``, ``y``, ``x`` and any ``header_keys``.
     """
     if not isinstance(df, pd.DataFrame) or not {"start", "datakey"} <= set(df.columns):
-        raise ValueError(
+        raise FramesError(
             "open_frames needs a DataFrame with 'start' and 'datakey' columns "
             "(e.g. from Dataset.files()); got "
             + (f"columns {list(df.columns)}" if isinstance(df, pd.DataFrame) else type(df).__name__)
         )
     if len(df) == 0:
-        raise ValueError(
+        raise FramesError(
             "no files in the requested range (the file list is empty); widen start/stop "
             "or check the dataset's time coverage"
         )
-    if units not in UNITS:
-        raise ValueError(f"units={units!r}; expected one of {UNITS}")
-    if on_error not in ON_ERROR:
-        raise ValueError(f"on_error={on_error!r}; expected one of {ON_ERROR}")
+    check_choice("units", units, UNITS)
+    check_choice("on_error", on_error, ON_ERROR)
+    settings = current()
     if isinstance(header_keys, str):
         header_keys = (header_keys,)
     header_keys = tuple(str(k).upper() for k in header_keys)
@@ -263,7 +195,7 @@ def open_frames(
     datakeys = tuple(df["datakey"].astype(str).tolist())
     n = len(datakeys)
 
-    info = _probe(datakeys, options, hdu, on_error)
+    info = _probe(datakeys, options, hdu, on_error, settings)
     rows, cols = _normalize_cutout(cutout, info.shape)
     hdu_sel = info.hdu if hdu == "auto" else hdu
     bands = _bands(rows, chunks)
@@ -274,7 +206,7 @@ def open_frames(
         0,
         info.shape[1],
     )
-    ny, nx = rows.stop - rows.start, cols.stop - cols.start
+    nx = cols.stop - cols.start
 
     token = _token(
         hdu_sel,
@@ -293,22 +225,27 @@ def open_frames(
     # return (block, reason) and the array and read_status layers pick from them
     read = name if on_error == "raise" else f"helio-read-{token}"
     suffix = (0,) if on_error == "raise" else ()
-    layers[read] = {
-        (read, i, j, *suffix): (
-            read_block,
-            key,
-            options,
-            hdu_sel,
-            band,
-            cols,
-            units,
-            (band.stop - band.start, nx),
-            on_error,
-            whole,
-        )
-        for i, key in enumerate(datakeys)
-        for j, band in enumerate(bands)
-    }
+    spec = FrameSpec(datakeys, options, hdu_sel, rows, cols, units, tuple(info.shape), settings)
+    layers[read] = FrameLayer(
+        {
+            (read, i, j, *suffix): (
+                read_block,
+                key,
+                options,
+                hdu_sel,
+                band,
+                cols,
+                units,
+                (band.stop - band.start, nx),
+                on_error,
+                whole,
+                settings,
+            )
+            for i, key in enumerate(datakeys)
+            for j, band in enumerate(bands)
+        },
+        spec,
+    )
     deps[read] = set()
     if on_error == "nan":
         layers[name] = {
@@ -348,7 +285,9 @@ def open_frames(
             dtype=object,
         )
         coords["read_status"] = ("time", status)
-    coords.update(_header_coords(datakeys, options, header_keys, hdu_sel, info.header, token))
+    coords.update(
+        _header_coords(datakeys, options, header_keys, hdu_sel, info.header, token, settings)
+    )
 
     out_attrs = {k: v for k, v in (attrs or {}).items() if v is not None}
     out_attrs["units"] = units
@@ -366,22 +305,17 @@ def open_frames(
         attrs=out_attrs,
         name=str(out_attrs.get("dataset") or "frames"),
     )
-    if len(bands) == 1:
-        _RECIPES[name] = FrameRecipe(
-            datakeys, options, hdu_sel, rows, cols, units, on_error, (ny, nx), name, whole
-        )
-        while len(_RECIPES) > 64:
-            _RECIPES.popitem(last=False)
     return frames
 
 
-def _header_coords(datakeys, options, keys, hdu, probe_header, token) -> dict[str, Any]:
+def _header_coords(datakeys, options, keys, hdu, probe_header, token, settings) -> dict[str, Any]:
     if not keys:
         return {}
     n = len(datakeys)
     hname = f"helio-headers-{token}-{'-'.join(keys)}"
     hlayer = {
-        (hname, i): (read_header_row, key, options, keys, hdu) for i, key in enumerate(datakeys)
+        (hname, i): (read_header_row, key, options, keys, hdu, settings)
+        for i, key in enumerate(datakeys)
     }
     out = {}
     for k_index, key in enumerate(keys):
@@ -431,8 +365,9 @@ def read_headers(
         keys = (keys,)
     keys = tuple(str(k).upper() for k in keys)
     options = StorageOptions(storage_options or {})
+    settings = current()
     tasks = [
-        dask.delayed(read_header_row, pure=True)(key, options, keys, hdu)
+        dask.delayed(read_header_row, pure=True)(key, options, keys, hdu, settings)
         for key in df["datakey"].astype(str)
     ]
     rows = dask.compute(*tasks) if tasks else []

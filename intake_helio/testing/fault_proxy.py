@@ -2,34 +2,11 @@
 
 ``FaultProxy`` listens on ``127.0.0.1`` (ephemeral port by default) and forwards every request
 (any method, query string and headers, bodies streamed in both directions) to an upstream S3
-server such as ``LocalS3``. Requests that match a :class:`FaultRule`
-are answered with a fault instead:
-
-``"status"``
-    an S3 XML error response (e.g. ``503 SlowDown``, ``500 InternalError``) without contacting
-    the upstream; a request body is read and discarded first, so the connection stays usable.
-``"reset"``
-    the connection is closed abruptly (TCP RST), no response at all.
-``"stall"``
-    the request is held for ``delay`` seconds and then forwarded normally; if the client
-    disconnects (gives up) meanwhile, the request is dropped without reaching the upstream.
-``"truncate"``
-    the upstream response is forwarded with its full ``Content-Length`` but only the first
-    ``fraction`` of the body is sent, then the connection is closed.
-
-Matching
---------
-A rule's ``match`` is searched with :func:`re.search` in the request's **full URL path,
-percent-decoded, without the query string**, i.e. ``"/bucket/dir/key.fits"`` (path-style
-addressing, as s3fs uses with ``endpoint_url``). A plain substring such as ``"key.fits"`` works
-as a pattern too. ``match=None`` matches every path of the rule's ``methods``, including
-bucket listings (``GET /bucket?list-type=2...``). Rules are tried in order; the first that
-fires answers the request. Statistics per key use the same path.
-
-Reproducibility
----------------
-Every probabilistic decision (``rate < 1``) draws from one ``random.Random(seed)`` in request
-arrival order, so the same sequence of requests under the same seed gets the same faults.
+server such as ``LocalS3``. Requests that match a :class:`FaultRule` are answered with a fault
+instead: an S3 error status, a reset connection, a stall or a truncated body. The kinds, how
+rules match a request's path and how ``rate < 1`` stays reproducible are described in
+:mod:`intake_helio.testing.fault_rules`; ``FaultRule`` and ``FAULT_KINDS`` are importable
+from here too. Statistics per key use the same decoded ``/bucket/key`` path as matching.
 
 Bounds
 ------
@@ -62,17 +39,17 @@ import threading
 import time
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
-from xml.sax.saxutils import escape
+
+from ..base.errors import HelioError
+from .errors import FaultConfigError, FaultConfigTypeError
+from .fault_rules import FAULT_KINDS, FaultRule, choose_rule, s3_error_body
 
 __all__ = ["FAULT_KINDS", "FaultProxy", "FaultRule"]
 
 logger = logging.getLogger(__name__)
-
-FAULT_KINDS = ("status", "reset", "stall", "truncate")
 
 _CHUNK = 1 << 20  # bytes copied per read/write when streaming bodies
 _UPSTREAM_TIMEOUT = 300.0  # seconds, per socket operation towards the upstream
@@ -96,95 +73,10 @@ _HOP_BY_HOP = frozenset(
 _PRESIGNED = re.compile(
     r"(?i)\b(X-Amz-(?:Credential|Security-Token|Signature)|AWSAccessKeyId|Signature)=[^&\s]*"
 )
-_MESSAGES = {
-    "SlowDown": "Please reduce your request rate.",
-    "ServiceUnavailable": "Service is unable to handle request.",
-    "InternalError": "We encountered an internal error. Please try again.",
-}
 
 
-@dataclass(frozen=True)
-class FaultRule:
-    """One kind of fault and the requests it applies to.
-
-    Parameters
-    ----------
-    kind : {"status", "reset", "stall", "truncate"}
-        What happens to a matching request (see the module docstring).
-    status : int
-        HTTP status of a ``"status"`` fault (400-599), e.g. 503 or 500.
-    code : str
-        S3 error code in the XML body of a ``"status"`` fault, e.g. ``"SlowDown"``,
-        ``"ServiceUnavailable"``, ``"InternalError"``.
-    delay : float
-        Seconds a ``"stall"`` fault holds the request before forwarding it.
-    fraction : float
-        Share of the body a ``"truncate"`` fault sends, in ``[0, 1)``.
-    match : str or None
-        Regular expression searched (``re.search``) in the percent-decoded URL path
-        ``/bucket/key``; a plain substring works too. ``None`` matches every path.
-    methods : tuple of str
-        HTTP methods the rule applies to (case-insensitive).
-    times : int or None
-        Inject at most this many faults, then let matching requests pass (``None``:
-        unlimited). Counted per rule and reset by :meth:`FaultProxy.set_rules`.
-    rate : float
-        Probability, in ``[0, 1]``, that a matching request gets the fault (seeded RNG).
-    """
-
-    kind: str
-    status: int = 503
-    code: str = "SlowDown"
-    delay: float = 5.0
-    fraction: float = 0.5
-    match: str | None = None
-    methods: tuple = ("GET",)
-    times: int | None = None
-    rate: float = 1.0
-    _pattern: re.Pattern | None = field(default=None, init=False, repr=False, compare=False)
-
-    def __post_init__(self) -> None:
-        if self.kind not in FAULT_KINDS:
-            raise ValueError(
-                f"FaultRule kind {self.kind!r} is not known; expected one of {FAULT_KINDS}"
-            )
-        if not 400 <= int(self.status) <= 599:
-            raise ValueError(
-                f"FaultRule status {self.status!r} is not an HTTP error; expected 400-599"
-            )
-        if not self.delay >= 0:
-            raise ValueError(f"FaultRule delay {self.delay!r} is invalid; expected seconds >= 0")
-        if not 0 <= self.fraction < 1:
-            raise ValueError(
-                f"FaultRule fraction {self.fraction!r} is invalid; expected 0 <= fraction < 1"
-            )
-        if not 0 <= self.rate <= 1:
-            raise ValueError(f"FaultRule rate {self.rate!r} is invalid; expected 0 <= rate <= 1")
-        if self.times is not None and self.times < 0:
-            raise ValueError(
-                f"FaultRule times {self.times!r} is invalid; expected None or an int >= 0"
-            )
-        if isinstance(self.methods, str):
-            raise TypeError(
-                f"FaultRule methods {self.methods!r} must be a tuple of methods, "
-                f"e.g. ({self.methods!r},)"
-            )
-        object.__setattr__(self, "methods", tuple(m.upper() for m in self.methods))
-        if self.match is not None:
-            try:
-                pattern = re.compile(self.match)
-            except re.error as exc:
-                raise ValueError(
-                    f"FaultRule match {self.match!r} is not a valid regular expression ({exc}); "
-                    "escape it with re.escape() to match it literally"
-                ) from exc
-            object.__setattr__(self, "_pattern", pattern)
-
-    def applies_to(self, method: str, path: str) -> bool:
-        """Whether ``method`` and the decoded URL ``path`` are selected by this rule."""
-        if method.upper() not in self.methods:
-            return False
-        return self._pattern is None or self._pattern.search(path) is not None
+class _ClientGone(HelioError, ConnectionError):
+    """The client closed its connection in the middle of a request body."""
 
 
 class _Server(ThreadingHTTPServer):
@@ -267,7 +159,7 @@ class _Handler(BaseHTTPRequestHandler):
         while remaining:
             data = self.rfile.read(min(remaining, _CHUNK))
             if not data:
-                raise ConnectionError("client closed the connection mid-body")
+                raise _ClientGone("client closed the connection mid-body")
             sink(data)
             remaining -= len(data)
 
@@ -319,12 +211,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _send_error(self, status: int, code: str, path: str) -> None:
         request_id = uuid.uuid4().hex[:16].upper()
-        message = _MESSAGES.get(code, f"Injected fault {code}.")
-        body = (
-            '<?xml version="1.0" encoding="UTF-8"?>\n'
-            f"<Error><Code>{escape(code)}</Code><Message>{escape(message)}</Message>"
-            f"<Resource>{escape(path)}</Resource><RequestId>{request_id}</RequestId></Error>"
-        ).encode()
+        body = s3_error_body(code, path, request_id)
         self.send_response_only(status)
         self.send_header("Content-Type", "application/xml")
         self.send_header("x-amz-request-id", request_id)
@@ -498,12 +385,12 @@ class FaultProxy:
     ):
         split = urlsplit(upstream)
         if split.scheme not in ("http", "https") or not split.hostname:
-            raise ValueError(
+            raise FaultConfigError(
                 f"FaultProxy upstream {upstream!r} is not an http(s) URL; "
                 "expected e.g. 'http://127.0.0.1:5000' (LocalS3().endpoint_url)"
             )
         if max_requests < 1 or max_seconds <= 0:
-            raise ValueError(
+            raise FaultConfigError(
                 f"FaultProxy bounds max_requests={max_requests!r}, max_seconds={max_seconds!r} "
                 "are invalid; expected max_requests >= 1 and max_seconds > 0"
             )
@@ -593,7 +480,7 @@ class FaultProxy:
         rules = list(rules)
         for rule in rules:
             if not isinstance(rule, FaultRule):
-                raise TypeError(
+                raise FaultConfigTypeError(
                     f"FaultProxy rule {rule!r} is a {type(rule).__name__}; expected a FaultRule"
                 )
         with self._lock:
@@ -665,18 +552,8 @@ class FaultProxy:
             if not signed:
                 self._stats["unsigned"] += 1
                 per_key["unsigned"] = per_key.get("unsigned", 0) + 1
-            chosen: FaultRule | bool = False
-            for i, rule in enumerate(self._rules):
-                if not rule.applies_to(method, path):
-                    continue
-                if rule.times is not None and self._fired[i] >= rule.times:
-                    continue
-                if rule.rate < 1 and self._rng.random() >= rule.rate:
-                    continue
-                self._fired[i] += 1
-                chosen = rule
-                break
-            if chosen:
+            chosen = choose_rule(self._rules, self._fired, self._rng, method, path)
+            if chosen is not None:
                 self._stats["faults"] += 1
                 self._stats[chosen.kind] += 1
                 per_key["faults"] += 1
@@ -693,7 +570,7 @@ class FaultProxy:
                     )
         if halt:
             self._halt(f"max_requests={self.max_requests} reached")
-        return chosen
+        return False if chosen is None else chosen
 
     def _halt(self, reason: str) -> None:
         with self._lock:

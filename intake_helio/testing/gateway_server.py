@@ -14,6 +14,10 @@ Like Daskhub, the gateway offers the cluster options ``worker_cores``,
 ``worker_memory`` (GiB) and ``environment`` (variables for scheduler and workers,
 merged over the ``environment`` given to ``LocalGateway``).
 
+dask-gateway-server runs only in the child process and is not imported here; without it
+(``pip install "intake-helio[demo]"`` brings it) :meth:`LocalGateway.start` raises
+:class:`~intake_helio.testing.extras.MissingExtraError` before starting anything.
+
 Run ``python -m intake_helio.testing.gateway_server`` to serve one in the foreground.
 """
 
@@ -37,6 +41,9 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+from .errors import LocalServerError
+from .extras import require_extra
 
 __all__ = ["LocalGateway", "main"]
 
@@ -251,12 +258,15 @@ class LocalGateway:
 
         Raises
         ------
-        RuntimeError
-            If the server exits or does not become healthy within 60 s; the message
-            ends with the tail of its log.
+        MissingExtraError
+            (an ``ImportError``) dask-gateway-server is not installed; nothing was started.
+        LocalServerError
+            (a ``RuntimeError``) If the server exits or does not become healthy within 60 s;
+            the message ends with the tail of its log.
         """
         if self.running:
             return self
+        require_extra("LocalGateway", "dask-gateway-server", "dask_gateway_server")
         if self._workdir_arg is None:
             self.workdir = Path(tempfile.mkdtemp(prefix="intake-helio-gateway-"))
             self._own_workdir = True
@@ -313,7 +323,7 @@ class LocalGateway:
         except Exception as exc:
             tail = self.log_tail()
             self.stop()
-            raise RuntimeError(
+            raise LocalServerError(
                 f"dask-gateway-server did not become healthy at http://127.0.0.1:{port}"
                 f"/api/health within {_START_TIMEOUT:.0f} s ({exc}); last lines of its "
                 f"log:\n{tail}"
@@ -330,7 +340,7 @@ class LocalGateway:
         while True:
             if self._proc is None or self._proc.poll() is not None:
                 code = None if self._proc is None else self._proc.returncode
-                raise RuntimeError(f"dask-gateway-server exited with code {code}")
+                raise LocalServerError(f"dask-gateway-server exited with code {code}")
             try:
                 with urllib.request.urlopen(url, timeout=5) as resp:
                     if resp.status == 200:
@@ -338,7 +348,7 @@ class LocalGateway:
             except (urllib.error.URLError, OSError):
                 pass
             if time.monotonic() > deadline:
-                raise TimeoutError(f"no 200 from {url} within {timeout:.0f} s")
+                raise LocalServerError(f"no 200 from {url} within {timeout:.0f} s")
             time.sleep(delay)
             delay = min(delay * 1.5, 0.5)
 
@@ -389,7 +399,7 @@ class LocalGateway:
 
     def _require_running(self) -> None:
         if not self.running:
-            raise RuntimeError("LocalGateway is not running; call start() first")
+            raise LocalServerError("LocalGateway is not running; call start() first")
 
 
 def _username() -> str:

@@ -5,6 +5,10 @@ process (a thread) or as a child process (so that serving bytes does not compete
 this process's GIL, as in benchmarks). It always binds 127.0.0.1 and is stopped on
 ``stop()``, on leaving the ``with`` block, and at interpreter exit.
 
+moto is imported only when a server starts; without it (``pip install "intake-helio[demo]"``
+brings ``moto[server]``) :meth:`LocalS3.start` raises
+:class:`~intake_helio.testing.extras.MissingExtraError`.
+
 Run ``python -m intake_helio.testing.local_s3`` to serve one in the foreground.
 """
 
@@ -19,10 +23,23 @@ import time
 import urllib.request
 from typing import Any
 
+from .errors import LocalServerError
+from .extras import missing_extra, require_extra
+
 __all__ = ["LocalS3"]
 
 _READY = "INTAKE_HELIO_S3_READY"
 _CHILD = "import sys; from intake_helio.testing.local_s3 import main; main(sys.argv[1:])"
+_WHO, _REQUIREMENT = "LocalS3", "moto[server]"
+
+
+def _moto_server_class():
+    """``moto.server.ThreadedMotoServer``, imported now; MissingExtraError without moto."""
+    try:
+        from moto.server import ThreadedMotoServer
+    except ImportError as exc:
+        raise missing_extra(_WHO, _REQUIREMENT, "moto.server") from exc
+    return ThreadedMotoServer
 
 
 class LocalS3:
@@ -57,9 +74,17 @@ class LocalS3:
         """Start the server and wait until it answers.
 
         If starting fails or is interrupted (Ctrl-C), whatever was started is stopped.
+
+        Raises
+        ------
+        MissingExtraError
+            (an ``ImportError``) moto's server is not installed; nothing was started.
+        LocalServerError
+            (a ``RuntimeError``) The child process did not report its address within 60 s.
         """
         if self.endpoint_url:
             return self
+        require_extra(_WHO, _REQUIREMENT, "moto", "flask")
         try:
             self._start()
         except BaseException:
@@ -83,13 +108,12 @@ class LocalS3:
                 if not line or line.startswith(_READY):
                     break
             if not line.startswith(_READY):
-                raise RuntimeError("local S3 server (moto) did not start within 60 s")
+                raise LocalServerError("local S3 server (moto) did not start within 60 s")
             self.endpoint_url = line.split()[1]
         else:
-            from moto.server import ThreadedMotoServer
-
+            server_class = _moto_server_class()
             logging.getLogger("werkzeug").setLevel(logging.WARNING)
-            self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
+            self._server = server_class(ip_address="127.0.0.1", port=self.port, verbose=False)
             self._server.start()
             host, port = self._server.get_host_and_port()
             self.endpoint_url = f"http://{host}:{port}"
@@ -123,7 +147,7 @@ class LocalS3:
     def storage_options(self) -> dict[str, Any]:
         """Options for s3fs (and intake-helio) that reach this server."""
         if not self.endpoint_url:
-            raise RuntimeError("LocalS3 is not started; call start() first")
+            raise LocalServerError("LocalS3 is not started; call start() first")
         return {"endpoint_url": self.endpoint_url, "key": self.key, "secret": self.secret}
 
     def filesystem(self, **kwargs):
@@ -140,10 +164,9 @@ class LocalS3:
 
 
 def _serve(port: int) -> None:
-    from moto.server import ThreadedMotoServer
-
+    server_class = _moto_server_class()
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server = server_class(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     host, real_port = server.get_host_and_port()
     print(f"{_READY} http://{host}:{real_port}", flush=True)

@@ -33,14 +33,14 @@ CANARY_SECRET = "CANARY-SECRET-4f9a2b71d3"
 # runs the real CLI with every frame read taking 0.2 s longer (a slow network), so that a
 # run can be interrupted part-way; nothing else is changed
 SLOW_WRAPPER = """
-import importlib, sys, time
-irr = importlib.import_module("intake_helio.compute.reduction")
-read = irr.reduce_frame
-def slow_reduce_frame(*args, **kwargs):
+import sys, time
+import intake_helio.frames.tasks as tasks
+read = tasks._one
+def slow_one(*args, **kwargs):
     time.sleep(0.2)
     return read(*args, **kwargs)
 if __name__ == "__main__":
-    irr.reduce_frame = slow_reduce_frame
+    tasks._one = slow_one
     from intake_helio.app.cli import main
     sys.exit(main(sys.argv[1:]))
 """
@@ -60,6 +60,8 @@ def served(s3_server):
     catalog["status"] = {"code": 1400, "message": "down for maintenance"}
     fs.mkdir("helio-down")
     fs.pipe_file("helio-down/catalog.json", json.dumps(catalog).encode())
+    fs.mkdir("helio-broken")  # a catalog.json that is not JSON: the server's data, not the user's
+    fs.pipe_file("helio-broken/catalog.json", b'{"CloudMe": "0.2", "catalog": [')
     yield s3_server, data
     s3_server.reset()
 
@@ -248,6 +250,40 @@ def test_exit_1_when_the_bucket_is_unavailable(served, tmp_path, cli):
     assert code == 1 and out == ""
     line = _one_error_line(err)
     assert "s3://helio-down/" in line and "1400" in line and "down for maintenance" in line
+
+
+def test_exit_4_when_the_server_holds_a_malformed_catalog(served, tmp_path, cli):
+    args = _args(served, tmp_path)
+    args[1] = "s3://helio-broken/"
+    code, out, err = cli(args)
+    assert code == 4 and out == ""
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in err, err
+    assert lines[0].startswith("intake-helio: unexpected data: "), lines[0]
+    assert "s3://helio-broken/catalog.json" in lines[0]
+
+
+@pytest.mark.parametrize(
+    ("argv", "missing", "requirement"),
+    [
+        (["demo"], "moto", "moto[server]"),
+        (["gateway-server"], "dask_gateway_server", "dask-gateway-server"),
+    ],
+)
+def test_commands_without_the_demo_extra_name_it(argv, missing, requirement):
+    # the package hidden as if not installed (a None entry makes every import of it fail)
+    code = (
+        f"import sys; sys.modules[{missing!r}] = None; "
+        "from intake_helio.app.cli import main; sys.exit(main(sys.argv[1:]))"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code, *argv], capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 1, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("intake-helio: error: ")
+    assert 'pip install "intake-helio[demo]"' in lines[0] and requirement in lines[0]
 
 
 # ----------------------------------------------------------------------------- files

@@ -6,7 +6,6 @@ Every value is checked against astropy reading the same bytes from S3, against t
 
 from __future__ import annotations
 
-import importlib
 import io
 import re
 import warnings
@@ -18,12 +17,12 @@ import xarray as xr
 from astropy.io import fits
 
 import intake_helio as ih
+import intake_helio.compute.progress as progress_mod
 from intake_helio.app.job import run_irradiance_job
 from intake_helio.compute.reduction import irradiance
 from intake_helio.testing.demo_data import write_demo_dataset
 
 # the module (``intake_helio.compute.reduction`` is the function, exported by the package)
-irr_mod = importlib.import_module("intake_helio.compute.reduction")
 FRAMES = 12
 SIZE = 64
 
@@ -163,7 +162,7 @@ BAR_DONE = re.compile(
 
 def test_progress_bar_in_a_terminal(s3, demo, capsys, monkeypatch):
     frames = _frames(s3, demo)
-    monkeypatch.setattr(irr_mod, "_interactive", lambda: True)
+    monkeypatch.setattr(progress_mod, "interactive", lambda: True)
     irradiance(frames, part_size=4)
     err = capsys.readouterr().err
     assert f"0/{FRAMES} [00:00<?, ?frame/s]" in err  # total known from the start
@@ -174,7 +173,7 @@ def test_no_progress_bar_when_asked_or_not_a_terminal(s3, demo, capsys, monkeypa
     frames = _frames(s3, demo)
     irradiance(frames, part_size=4)  # stderr is not a terminal under pytest
     assert capsys.readouterr().err == ""
-    monkeypatch.setattr(irr_mod, "_interactive", lambda: True)
+    monkeypatch.setattr(progress_mod, "interactive", lambda: True)
     irradiance(frames, part_size=4, progress=False)
     assert capsys.readouterr().err == ""
 

@@ -18,7 +18,6 @@ the public path (``open_bucket`` -> ``to_dataarray(on_error="nan")`` -> ``irradi
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import io
 import os
 import re
@@ -34,7 +33,11 @@ from astropy.io import fits
 
 import intake_helio as ih
 import intake_helio.fits.frame as fits_frames
-from intake_helio.testing.demo_data import frame_bytes, make_aia_frame
+import intake_helio.frames.tasks as tasks
+from intake_helio.base.settings import current
+from intake_helio.frames.spec import FrameSpec
+from intake_helio.testing.aia import frame_bytes, make_aia_frame
+from intake_helio.testing.demo_data import write_demo_dataset
 from intake_helio.testing.fault_proxy import FaultProxy, FaultRule
 from intake_helio.testing.local_s3 import LocalS3
 
@@ -66,10 +69,10 @@ def server():
     """A moto server of this module's own (child process): the ``s3`` fixture's resets
     of the shared server do not touch it. Holds a clean and a broken dataset."""
     with LocalS3(process=True) as s3:
-        clean = ih.write_demo_dataset(
+        clean = write_demo_dataset(
             "s3://helio-reliable/", s3.storage_options, frames=FRAMES, size=SIZE, corrupt=0
         )
-        broken = ih.write_demo_dataset(
+        broken = write_demo_dataset(
             "s3://helio-broken/", s3.storage_options, frames=FRAMES, size=SIZE, corrupt=0, seed=5
         )
         _break(s3.filesystem(), broken)
@@ -262,28 +265,36 @@ def test_a_fault_that_never_ends_gives_a_reason_after_bounded_attempts(server, p
 
 
 # ----------------------------------------------------------------------------- read-ahead
+WINDOW = (slice(0, SIZE), slice(0, SIZE), None, None)
+MEAN = [("mean", "mean"), ("count", "count")]
+
+
+def _spec(keys, so) -> FrameSpec:
+    """What ``open_frames`` records for whole frames of these files."""
+    full = slice(0, SIZE)
+    return FrameSpec(tuple(keys), so, "auto", full, full, "DN", (SIZE, SIZE), current())
+
+
 def test_batched_frames_fetch_the_next_file_while_one_is_reduced(server, proxy):
     """On a slow network (every GET held 0.4 s) a batch of 6 frames waits for ~3 GETs, not 6.
 
     Each frame is still fetched with exactly one request, and the values are the same.
     """
     _, clean, _ = server
-    irr = importlib.import_module("intake_helio.compute.reduction")
     keys = list(clean.datakeys[:6])
     p = proxy([FaultRule("stall", delay=0.4, match=FITS_RE)])
-    so = options(server, p)
-    args = ("auto", None, None, "DN", (SIZE, SIZE), True)
+    spec = _spec(keys, options(server, p))
 
     t0 = time.perf_counter()
-    one_by_one = [irr.reduce_frame(k, so, *args) for k in keys]
+    one_by_one = [tasks.map_batch(spec, [k], WINDOW, MEAN, "DN")[0] for k in keys]
     sequential = time.perf_counter() - t0
     p.reset_stats()
     t0 = time.perf_counter()
-    batched = irr.reduce_frames(keys, so, *args)
+    batched = tasks.map_batch(spec, keys, WINDOW, MEAN, "DN")
     ahead = time.perf_counter() - t0
 
     assert batched == one_by_one
-    assert [m for m, _, _ in batched] == list(clean.expected_mean[:6])
+    assert [v["mean"] for v, _ in batched] == list(clean.expected_mean[:6])
     assert per_key(p, clean, "requests")[:6] == [1] * 6
     assert sequential >= 6 * 0.4  # the control: the stall holds every GET
     # reading ahead overlaps each frame's GET with the previous one: ~3 x 0.4 s
@@ -292,17 +303,16 @@ def test_batched_frames_fetch_the_next_file_while_one_is_reduced(server, proxy):
 
 def test_a_failed_read_ahead_is_retried(server, proxy):
     _, clean, _ = server
-    irr = importlib.import_module("intake_helio.compute.reduction")
     keys = list(clean.datakeys[:4])
     victim = keys[2]  # fetched ahead, while frame 1 is reduced
     rule = FaultRule("status", status=500, code="InternalError", match=re.escape(key_path(victim)))
     p = proxy([dataclasses.replace(rule, times=1)])
     before = dict(fits_frames.RETRY_STATS)
-    got = irr.reduce_frames(
-        keys, options(server, p, **NO_BOTO_RETRY), "auto", None, None, "DN", (SIZE, SIZE), True
+    got = tasks.map_batch(
+        _spec(keys, options(server, p, **NO_BOTO_RETRY)), keys, WINDOW, MEAN, "DN"
     )
-    assert [r[2] for r in got] == ["ok"] * 4
-    assert [r[0] for r in got] == list(clean.expected_mean[:4])
+    assert [st for _, st in got] == ["ok"] * 4
+    assert [v["mean"] for v, _ in got] == list(clean.expected_mean[:4])
     stats = p.stats["by_key"][key_path(victim)]
     assert (stats["requests"], stats["faults"]) == (2, 1)
     assert fits_frames.RETRY_STATS["retried"] == before["retried"] + 1

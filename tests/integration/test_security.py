@@ -14,7 +14,6 @@ sources, catalogs, frames and results, ``yaml()``/``serialize()`` dumps, every s
 from __future__ import annotations
 
 import base64
-import importlib
 import logging
 import re
 import traceback
@@ -25,8 +24,10 @@ import pytest
 import xarray as xr
 
 import intake_helio as ih
+import intake_helio.compute.progress as progress_mod
 from intake_helio.app.job import run_irradiance_job
 from intake_helio.io.storage import StorageOptions, filesystem
+from intake_helio.testing.demo_data import write_demo_dataset
 from intake_helio.testing.fault_proxy import FaultProxy, FaultRule
 from intake_helio.testing.local_s3 import LocalS3
 
@@ -46,7 +47,6 @@ CANARIES = (
 )
 LOGGERS = ("intake_helio", "distributed", "s3fs", "dask_gateway")
 FRAMES = 8
-irradiance_module = importlib.import_module("intake_helio.compute.reduction")
 
 
 def leaks(*things) -> list[str]:
@@ -79,7 +79,7 @@ def files_text(root: Path) -> str:
 def server():
     """A moto server of this module's own with a small demo dataset (one truncated frame)."""
     with LocalS3(process=True) as s3:
-        demo = ih.write_demo_dataset(
+        demo = write_demo_dataset(
             "s3://helio-secure/", s3.storage_options, frames=FRAMES, size=32, corrupt=1
         )
         yield s3, demo
@@ -137,7 +137,7 @@ def test_job_on_a_local_cluster_leaks_no_credential(
     so = canary_options(s3)
     # the workers log at DEBUG too (their environment is read when distributed is imported)
     monkeypatch.setenv("DASK_LOGGING__DISTRIBUTED", "debug")
-    monkeypatch.setattr(irradiance_module, "_interactive", lambda: True)  # show the bar
+    monkeypatch.setattr(progress_mod, "interactive", lambda: True)  # show the bar
     out = tmp_path / "out"
     with ih.cluster("local", workers=1, worker_cores=2) as client:
         result, summary = run_irradiance_job(
@@ -310,7 +310,7 @@ def test_fault_proxy_log_hides_presigned_credentials(server, debug_logs):
 # ----------------------------------------------------------------------------- intake
 def test_intake_yaml_repr_and_describe_show_no_credential(server):
     s3, demo = server
-    from intake_helio.app.intake_v1 import HelioBucketCatalog, HelioFramesSource
+    from intake_helio.app.intake import HelioBucketCatalog, HelioFramesSource
 
     so = canary_options(s3)
     cat = HelioBucketCatalog(demo.root, storage_options=so)

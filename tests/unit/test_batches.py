@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-import importlib
-
 import fsspec
 import numpy as np
 import pytest
 
 import intake_helio.fits.frame as fits_frames
-from intake_helio.testing.demo_data import frame_bytes, make_aia_frame
+from intake_helio.base.settings import current
+from intake_helio.compute.scheduling import batch_sizes
+from intake_helio.frames.spec import FrameSpec
+from intake_helio.frames.tasks import map_batch
+from intake_helio.testing.aia import frame_bytes, make_aia_frame
 
-irr = importlib.import_module("intake_helio.compute.reduction")
+MAX_BATCH = 8  # the default of the intake_helio.batch-size setting
 
 
 @pytest.mark.parametrize("threads", [1, 2, 3, 4, 16, 200])
@@ -19,9 +21,9 @@ irr = importlib.import_module("intake_helio.compute.reduction")
 @pytest.mark.parametrize("single_part", [True, False])
 def test_batch_sizes_cover_the_part_in_balanced_batches(frames, threads, single_part):
     total = frames if single_part else 129_758
-    sizes = irr.batch_sizes(frames, total, threads, single_part)
+    sizes = batch_sizes(frames, total, threads, single_part, MAX_BATCH)
     assert sum(sizes) == frames
-    assert all(1 <= s <= irr.MAX_BATCH for s in sizes)
+    assert all(1 <= s <= MAX_BATCH for s in sizes)
     assert max(sizes) - min(sizes) <= 1
     if single_part:
         # handed out in order to whichever thread is free first (threads of equal speed),
@@ -34,12 +36,12 @@ def test_batch_sizes_cover_the_part_in_balanced_batches(frames, threads, single_
 
 def test_batch_sizes_give_every_thread_several_tasks_of_a_small_job():
     # 30 frames on 2 threads: 6 tasks of 5, 3 per thread
-    assert irr.batch_sizes(30, 30, 2, True) == [5] * 6
+    assert batch_sizes(30, 30, 2, True) == [5] * 6
     # a year on 200 threads: batches of MAX_BATCH
-    assert irr.batch_sizes(256, 129_758, 200, False) == [irr.MAX_BATCH] * (256 // irr.MAX_BATCH)
+    assert batch_sizes(256, 129_758, 200, False) == [MAX_BATCH] * (256 // MAX_BATCH)
     # more threads than frames: one frame per task
-    assert irr.batch_sizes(5, 5, 16, True) == [1] * 5
-    assert irr.batch_sizes(0, 0, 2, True) == []
+    assert batch_sizes(5, 5, 16, True) == [1] * 5
+    assert batch_sizes(0, 0, 2, True) == []
 
 
 def test_start_whole_read_is_none_without_an_event_loop_of_the_filesystem():
@@ -64,8 +66,12 @@ def frames_in_memory():
 
 
 @pytest.mark.parametrize("whole_file", [True, None])
-def test_reduce_frames_equals_reduce_frame_one_by_one(frames_in_memory, whole_file):
-    args = ({}, "auto", None, None, "DN", (40, 40), whole_file)
-    one_by_one = [irr.reduce_frame(k, *args) for k in frames_in_memory]
-    assert irr.reduce_frames(frames_in_memory, *args) == one_by_one
-    assert [r[2] for r in one_by_one] == ["ok", "ok", "ok", "truncated", "ok"]
+def test_a_batch_equals_its_frames_one_by_one(frames_in_memory, whole_file):
+    full = slice(0, 40)
+    rows = full if whole_file else slice(0, 39)  # a window: ranged reads, no read-ahead
+    spec = FrameSpec(tuple(frames_in_memory), {}, "auto", full, full, "DN", (40, 40), current())
+    window = (rows, full, None, None)
+    funcs = [("mean", "mean"), ("max", "max"), ("count", "count")]
+    one_by_one = [map_batch(spec, [k], window, funcs, "DN")[0] for k in frames_in_memory]
+    assert map_batch(spec, frames_in_memory, window, funcs, "DN") == one_by_one
+    assert [st for _, st in one_by_one] == ["ok", "ok", "ok", "truncated", "ok"]

@@ -14,13 +14,8 @@ import pytest
 from astropy.io import fits
 
 from intake_helio.base.errors import TimeRangeError
-from intake_helio.testing.demo_data import (
-    DemoDataset,
-    flare_profile,
-    frame_bytes,
-    make_aia_frame,
-    write_demo_dataset,
-)
+from intake_helio.testing.aia import flare_profile, frame_bytes, make_aia_frame
+from intake_helio.testing.demo_data import DemoDataset, write_demo_dataset
 
 T0 = pd.Timestamp("2021-03-04T05:06:00")
 

@@ -6,19 +6,27 @@ compared with what astropy itself reads from the same bytes.
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import io
 import pickle
 import uuid
 import warnings
 
+import dask.config
 import fsspec
 import numpy as np
 import pytest
 from astropy.io import fits
 
 import intake_helio.fits.frame as ff
-from intake_helio.base.errors import FrameReadError
+import intake_helio.fits.pixels as fpix
+import intake_helio.io.retry as retry
+import intake_helio.io.shims as shims
+from intake_helio.base.errors import FrameReadError, HelioError
+from intake_helio.base.options import OptionError
+from intake_helio.base.reasons import Reason
+from intake_helio.base.settings import current
 
 RNG = np.random.default_rng(20200217)
 EXPTIME = 2.9
@@ -85,8 +93,9 @@ def mem():
 
 
 @pytest.fixture(autouse=True)
-def _fast_retries(monkeypatch):
-    monkeypatch.setattr(ff, "_RETRY_BASE_DELAY", 0.001)
+def _fast_retries():
+    with dask.config.set({"intake_helio.retry.base-delay": 0.001}):
+        yield
 
 
 def to_bytes(hdul: fits.HDUList) -> bytes:
@@ -210,7 +219,7 @@ def frame(request, mem, monkeypatch):
     raw, hdu, fast = CASES[request.param]
     path = put(mem, f"{request.param}.fits", raw)
     calls = []
-    real = ff._astropy_pixels
+    real = fpix._astropy_pixels
 
     def spy(*args, **kwargs):
         calls.append(1)
@@ -218,7 +227,7 @@ def frame(request, mem, monkeypatch):
             raise AssertionError("the fast path fell back to astropy")
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(ff, "_astropy_pixels", spy)
+    monkeypatch.setattr(fpix, "_astropy_pixels", spy)
     yield mem[0], path, raw, hdu, fast
     if not fast:
         assert calls, "an unsupported compression did not go through astropy"
@@ -269,13 +278,25 @@ def test_frame_sum_mean_equals_nanmean(frame):
 
 def test_small_bands_give_the_same_results(frame, monkeypatch):
     """Frames are decoded in bands of tile rows: force many bands on these small frames."""
-    fs, path, raw, hdu, _ = frame
-    monkeypatch.setattr(ff, "_BAND_PIXELS", 700)
+    fs, path, raw, hdu, fast = frame
+    sizes = []
+    real_sub = fpix._sub
+
+    def spy(pix, by0, bx0, band):
+        sizes.append(band.size)
+        return real_sub(pix, by0, bx0, band)
+
+    monkeypatch.setattr(fpix, "_sub", spy)
+    info = ff.probe_frame(fs, path)
+    tile_row = (info.tile_shape[0] if info.tile_shape else 1) * info.shape[1]
     want = astropy_data(raw, hdu)
-    np.testing.assert_allclose(ff.read_frame(fs, path), want, rtol=1e-6, equal_nan=True)
-    cut = ff.read_frame(fs, path, rows=slice(9, 61), cols=slice(11, 47))
-    np.testing.assert_allclose(cut, want[9:61, 11:47], rtol=1e-6, equal_nan=True)
-    total, count = ff.frame_sum(fs, path, rows=slice(9, 61))
+    with dask.config.set({"intake_helio.band-pixels": 700}):
+        np.testing.assert_allclose(ff.read_frame(fs, path), want, rtol=1e-6, equal_nan=True)
+        if fast:  # the setting reached the decoders: no band is larger than it needs to be
+            assert max(sizes) <= max(700, tile_row)
+        cut = ff.read_frame(fs, path, rows=slice(9, 61), cols=slice(11, 47))
+        np.testing.assert_allclose(cut, want[9:61, 11:47], rtol=1e-6, equal_nan=True)
+        total, count = ff.frame_sum(fs, path, rows=slice(9, 61))
     assert count == np.count_nonzero(~np.isnan(want[9:61]))
     np.testing.assert_allclose(total / count, np.nanmean(want[9:61], dtype=np.float64), rtol=1e-6)
 
@@ -428,6 +449,29 @@ def test_whole_frame_is_one_request(mem):
     assert fs.reads == [(None, None, len(raw))]
 
 
+def test_header_read_size_setting(mem):
+    raw = compressed(aia_like())
+    fs = CountingFS(mem[0])
+    path = put(mem, "hdr-size.fits", raw)
+    with dask.config.set({"intake_helio.header-read-size": 2880}):
+        assert ff.read_header_values(fs, path, ["EXPTIME"]) == {"EXPTIME": EXPTIME}
+    assert fs.reads[0] == (0, 2880, 2880)
+
+
+def test_max_gap_setting_merges_ranged_reads(mem):
+    raw = compressed(RNG.poisson(100, (256, 256)).astype(np.int16), tile_shape=(16, 16))
+    path = put(mem, "gap.fits", raw)
+    want = astropy_data(raw, 1)[40:120, 100:120]
+    reads = {}
+    for gap in (0, 1 << 20):
+        fs = CountingFS(mem[0])
+        with dask.config.set({"intake_helio.max-gap": gap, "intake_helio.header-read-size": 2880}):
+            got = ff.read_frame(fs, path, rows=slice(40, 120), cols=slice(100, 120))
+        np.testing.assert_array_equal(got, want)
+        reads[gap] = len(fs.reads)
+    assert reads[0] > reads[1 << 20]
+
+
 # ----------------------------------------------------------------------------- failures
 def _reason(fs, path, **kw) -> FrameReadError:
     with pytest.raises(FrameReadError) as info:
@@ -526,10 +570,17 @@ def test_permission_denied_and_read_error(mem):
     assert denied.calls == 1, "permission errors are not retried"
     before = dict(ff.RETRY_STATS)
     broken = FlakyFS(mem[0], failures=99, exc=OSError(errno.EIO, "503 Slow Down"))
-    err = _reason(broken, path)
+    with dask.config.set({"intake_helio.retry.attempts": 3}):
+        err = _reason(broken, path)
     assert err.reason == "read error"
-    assert broken.calls == ff._RETRY_ATTEMPTS
+    assert broken.calls == 3
     assert ff.RETRY_STATS["gave_up"] == before["gave_up"] + 1
+    # explicit settings win over dask.config
+    broken = FlakyFS(mem[0], failures=99, exc=OSError(errno.EIO, "503 Slow Down"))
+    settings = dataclasses.replace(current(), retry_attempts=2)
+    with pytest.raises(FrameReadError, match="read error"):
+        ff.frame_sum(broken, path, settings=settings)
+    assert broken.calls == 2
 
 
 def test_transient_error_is_retried_and_read_succeeds(mem):
@@ -544,6 +595,17 @@ def test_transient_error_is_retried_and_read_succeeds(mem):
     assert ff.frame_sum(flaky, path, rows=slice(3, 60)) == ff.frame_sum(
         mem[0], path, rows=slice(3, 60)
     )
+
+
+def test_retry_base_delay_setting_reaches_the_reads(mem, monkeypatch):
+    sleeps = []
+    monkeypatch.setattr(retry.time, "sleep", sleeps.append)
+    path = put(mem, "ok.fits", compressed(aia_like()))
+    flaky = FlakyFS(mem[0], failures=2, exc=ConnectionError("connection reset"))
+    with dask.config.set({"intake_helio.retry.base-delay": 5.0}):
+        ff.read_frame(flaky, path)
+    assert len(sleeps) == 2
+    assert 2.5 <= sleeps[0] <= 7.5 and 5.0 <= sleeps[1] <= 15.0
 
 
 # ----------------------------------------------------------------------------- arguments
@@ -565,6 +627,30 @@ def test_bad_arguments(mem):
         ff.read_frame(fs, path, hdu=-1)
     with pytest.raises(TypeError):
         ff.read_header_values(fs, path, "EXPTIME")
+
+
+def test_argument_errors_are_helio_errors(mem):
+    fs, path = mem[0], put(mem, "ok.fits", compressed(aia_like()))
+    with pytest.raises(OptionError, match=r"units='erg'"):
+        ff.read_frame(fs, path, units="erg")
+    bad = [{"rows": slice(500, 600)}, {"rows": slice(0, 10, 2)}, {"rows": (0, 10)}, {"hdu": -1}]
+    for kw in bad:
+        with pytest.raises(HelioError):
+            ff.read_frame(fs, path, **kw)
+    with pytest.raises(HelioError):
+        ff.read_header_values(fs, path, "EXPTIME")
+
+
+def test_reasons_are_reason_members(mem):
+    fs, root = mem
+    with pytest.raises(FrameReadError) as info:
+        ff.read_frame(fs, f"{root}/nope.fits")
+    assert info.value.reason is Reason.MISSING_OBJECT
+    path = put(mem, "half.fits", compressed(aia_like())[:4000])
+    with pytest.raises(FrameReadError) as info:
+        ff.frame_sum(fs, path)
+    assert info.value.reason is Reason.TRUNCATED
+    assert ff.frame_error_reason(ValueError("v")) is Reason.INVALID_ARGUMENT
 
 
 # ----------------------------------------------------------------------------- retry_io
@@ -617,7 +703,7 @@ def test_retry_io_does_not_retry_permanent_errors(exc):
 
 def test_retry_io_backoff_grows(monkeypatch):
     sleeps = []
-    monkeypatch.setattr(ff.time, "sleep", sleeps.append)
+    monkeypatch.setattr(retry.time, "sleep", sleeps.append)
     with pytest.raises(ConnectionError):
         ff.retry_io(lambda: (_ for _ in ()).throw(ConnectionError("x")), attempts=4, base_delay=0.2)
     assert len(sleeps) == 3
@@ -644,6 +730,14 @@ def test_frame_error_reason(exc, reason):
     assert ff.frame_error_reason(exc) == reason
 
 
+def test_as_frame_error():
+    err = FrameReadError("s3://b/k", Reason.TRUNCATED)
+    assert ff.as_frame_error("s3://b/other", err) is err
+    made = ff.as_frame_error("s3://b/k", FileNotFoundError("no such key"))
+    assert isinstance(made, FrameReadError)
+    assert (made.datakey, made.reason, made.detail) == ("s3://b/k", "missing object", "no such key")
+
+
 def test_functions_are_picklable():
     for fn in (ff.probe_frame, ff.read_frame, ff.frame_sum, ff.read_header_values, ff.retry_io):
         assert pickle.loads(pickle.dumps(fn)) is fn
@@ -659,3 +753,33 @@ def test_local_files(tmp_path):
         astropy_data(raw, 1)[40:60, 25:35],
     )
     assert ff.read_header_values(fs, path, ["EXPTIME"]) == {"EXPTIME": EXPTIME}
+
+
+# ----------------------------------------------------------------------------- shims
+def test_image_header_fallback_agrees_with_astropy():
+    raw = compressed(aia_like())
+    with fits.open(io.BytesIO(raw), disable_image_compression=True) as hdul:
+        table = hdul[1].header.copy()
+    want = shims.bintable_header_to_image_header(table)
+    got = shims._bintable_header_to_image_header_fallback(table)
+    keys = ("XTENSION", "BITPIX", "NAXIS", "NAXIS1", "NAXIS2", "BLANK", "EXPTIME", "T_OBS")
+    for key in keys:
+        assert got[key] == want[key], key
+    assert not [k for k in got if k.startswith(("Z", "TFORM", "TTYPE"))]
+
+
+def test_fsspec_shims(mem):
+    from fsspec.asyn import get_loop
+
+    async def add(a, b=0):
+        return a + b
+
+    assert shims.fsspec_sync(get_loop(), add, 1, b=2) == 3
+    fs = mem[0]
+    path = put(mem, "x.bin", b"abc")
+    assert shims.start_async_cat_file(fs, path) is None  # no loop of its own
+
+    async def read():
+        return await shims.fsspec_cat_file(fs, path)
+
+    assert shims.fsspec_sync(get_loop(), read) == b"abc"

@@ -14,6 +14,7 @@ import socket
 import uuid
 from pathlib import Path
 
+import dask.config
 import fsspec
 import intake
 import numpy as np
@@ -22,14 +23,11 @@ import pytest
 import yaml
 from astropy.io import fits
 
-from intake_helio.app.intake_v1 import (
-    HelioBucketCatalog,
-    HelioEntry,
-    HelioFramesSource,
-    HelioRegistryCatalog,
-)
-from intake_helio.base.errors import FrameReadError, TimeRangeError
-from intake_helio.testing.demo_data import frame_bytes, make_aia_frame
+from intake_helio.app.intake import HelioBucketCatalog, HelioFramesSource, HelioRegistryCatalog
+from intake_helio.app.intake.catalogs import HelioEntry
+from intake_helio.base.errors import FrameReadError, HelioError, TimeRangeError
+from intake_helio.base.options import OptionError
+from intake_helio.testing.aia import frame_bytes, make_aia_frame
 from tests.builders import catalog_json, dataset_entry, put
 
 pytestmark = pytest.mark.filterwarnings("error")
@@ -243,6 +241,44 @@ def test_default_window_is_clipped_to_the_dataset_start(root):
     np.testing.assert_array_equal(src.read().values, expected_stack(df))
 
 
+def test_default_window_follows_the_dask_setting(root):
+    """intake_helio.default-window sets the window of entries and of direct sources."""
+    df = write_dataset(root, n=12, cadence="8h")  # 2020-03-01T00:00 .. 2020-03-05T00:00
+    stop = pd.Timestamp("2020-03-05")
+    one_day = (stop - pd.Timedelta("1D"), stop)
+    two_days = (stop - pd.Timedelta("2D"), stop)
+    assert HelioFramesSource(root, "aia_0094").time_range() == one_day
+    with dask.config.set({"intake_helio.default-window": "2 days"}):
+        direct = HelioFramesSource(root, "aia_0094")
+        assert direct.time_range() == two_days
+        cat = intake.open_helio_bucket(root)
+        params = {p["name"]: p for p in cat._entries["aia_0094"].describe()["user_parameters"]}
+        assert params["start"]["default"] == two_days[0]
+        assert "2 days" in params["start"]["description"]
+        # only one end given, outside the default window: the other end is one window away
+        late = HelioFramesSource(root, "aia_0094", start="2020-03-10")
+        assert late.time_range() == (pd.Timestamp("2020-03-10"), pd.Timestamp("2020-03-12"))
+        early = HelioFramesSource(root, "aia_0094", stop="2020-03-03")
+        assert early.time_range() == (pd.Timestamp("2020-03-01"), pd.Timestamp("2020-03-03"))
+    # the window is fixed once resolved (entries and a source's range do not drift)
+    assert cat.aia_0094.time_range() == two_days
+    assert direct.time_range() == two_days
+    frames = direct.to_dask()
+    want = select(df, *two_days)
+    np.testing.assert_array_equal(frames["time"].values, want["start"].values)
+    assert HelioFramesSource(root, "aia_0094").time_range() == one_day
+
+
+def test_bad_default_window_setting_names_the_key(root):
+    write_dataset(root)
+    source = HelioFramesSource(root, "aia_0094")
+    with (
+        dask.config.set({"intake_helio.default-window": "soon"}),
+        pytest.raises(ValueError, match="intake_helio.default-window='soon'"),
+    ):
+        source.time_range()
+
+
 @pytest.mark.parametrize(
     ("start", "stop"),
     [
@@ -418,6 +454,31 @@ def test_bad_arguments_name_the_value(root):
         HelioBucketCatalog("")
     with pytest.raises(KeyError, match="did you mean 'aia_0094'"):
         HelioFramesSource(root, "aia_009").to_dask()
+
+
+def test_driver_errors_are_helio_errors(root):
+    """Every error the drivers raise is a HelioError and keeps its built-in type."""
+    write_dataset(root)
+    cat = intake.open_helio_bucket(root)
+    cases = [
+        (OptionError, lambda: cat.aia_0094(units="W")),
+        (OptionError, lambda: cat.aia_0094(on_error="skip")),
+        (TimeRangeError, lambda: cat.aia_0094(start="2020-03-02", stop="2020-03-01")),
+        (ValueError, lambda: HelioFramesSource(root, "")),
+        (TypeError, lambda: HelioBucketCatalog(root, storage_options=["anon"])),
+        (ValueError, lambda: HelioBucketCatalog(root, storage_options={"endpoint_url": " "})),
+        (ValueError, lambda: HelioRegistryCatalog(storage_options={"s3": {"endpoint_url": ""}})),
+        (TypeError, lambda: HelioRegistryCatalog(url=42)),
+        (KeyError, lambda: cat["aia_094"]),
+        (KeyError, lambda: cat[("aia_094",)]),
+        (KeyError, lambda: cat[["aia_094"]]),
+        (KeyError, lambda: cat[3]),
+        (IndexError, lambda: cat.aia_0094.read_partition(1)),
+    ]
+    for builtin, call in cases:
+        with pytest.raises(builtin) as info:
+            call()
+        assert isinstance(info.value, HelioError), (builtin, info.value)
 
 
 # --------------------------------------------------------------------------- navigation

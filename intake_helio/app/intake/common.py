@@ -1,0 +1,232 @@
+"""Pieces shared by the intake drivers: errors, argument checks, redacted output, lazy entries.
+
+Nothing here knows about a particular driver. The catalogs (:mod:`.catalogs`) and the
+frames source (:mod:`.source`) build on it; the CloudCatalog logic itself lives in
+:mod:`intake_helio.catalog.registry` and :mod:`intake_helio.frames.build`.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import threading
+from collections.abc import Callable, Iterator, Mapping, MutableMapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from intake.source.base import NoEntry
+
+from ...base.errors import HelioError
+from ...base.settings import current
+from ...catalog.registry import Dataset
+from ...io.storage import redact
+
+__all__ = [
+    "DriverArgumentError",
+    "DriverArgumentTypeError",
+    "LazyEntries",
+    "PartitionIndexError",
+    "SafeOutputMixin",
+    "check_storage_options",
+    "default_window",
+    "safe",
+]
+
+
+# --------------------------------------------------------------------------- errors
+class DriverArgumentError(HelioError, ValueError):
+    """An argument of an intake driver or catalog entry has an unusable value."""
+
+
+class DriverArgumentTypeError(HelioError, TypeError):
+    """An argument of an intake driver has the wrong type."""
+
+
+class PartitionIndexError(HelioError, IndexError):
+    """A partition number is out of range (a frames source has one partition)."""
+
+
+# --------------------------------------------------------------------------- arguments
+def check_storage_options(storage_options: Any) -> dict[str, Any]:
+    """Validate ``storage_options`` and return a plain dict copy.
+
+    Parameters
+    ----------
+    storage_options : dict or None
+        fsspec options, flat or keyed by protocol.
+
+    Returns
+    -------
+    dict
+        A copy (``{}`` for ``None``).
+
+    Raises
+    ------
+    DriverArgumentTypeError
+        ``storage_options`` is not a mapping.
+    DriverArgumentError
+        An ``endpoint_url`` (flat or in a per-protocol dict) is empty or not a string,
+        typically an unset environment variable in a catalog template.
+    """
+    if storage_options is None:
+        return {}
+    if not isinstance(storage_options, Mapping):
+        raise DriverArgumentTypeError(
+            f"storage_options has type {type(storage_options).__name__}; expected a dict such "
+            "as {'anon': True} or {'endpoint_url': ..., 'key': ..., 'secret': ...}"
+        )
+    nested = [v for v in storage_options.values() if isinstance(v, Mapping)]
+    for scope in [storage_options, *nested]:
+        url = scope.get("endpoint_url", None)
+        if url is not None and (not isinstance(url, str) or not url.strip()):
+            raise DriverArgumentError(
+                f"storage_options endpoint_url={url!r} is empty; set it to the S3 server's URL "
+                "(if it comes from a catalog template such as {{ env('NAME') }}, that "
+                "environment variable is not set), or leave it out to use AWS"
+            )
+    return dict(storage_options)
+
+
+def default_window(
+    dataset: Dataset, window: pd.Timedelta | None = None
+) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """The default ``[start, stop)`` of a dataset: its last ``window``, clipped to its start.
+
+    Parameters
+    ----------
+    dataset : Dataset
+    window : pandas.Timedelta, optional
+        Defaults to the ``intake_helio.default-window`` setting (``dask.config``; one day
+        unless changed), read now.
+
+    Returns
+    -------
+    (pandas.Timestamp, pandas.Timestamp)
+        ``(max(dataset.start, dataset.stop - window), dataset.stop)``; a dataset whose
+        ``stop`` is not after its ``start`` gets ``[start, start + window)``.
+    """
+    if window is None:
+        window = current().default_window
+    stop = dataset.stop
+    if stop <= dataset.start:
+        stop = dataset.start + window
+    return max(dataset.start, stop - window), stop
+
+
+# --------------------------------------------------------------------------- output
+def _plain(value: Any) -> Any:
+    """Turn a value into YAML-safe builtins (datetimes stay YAML timestamps)."""
+    if isinstance(value, pd.Timestamp):
+        return value.floor("us").to_pydatetime() if value is not pd.NaT else None
+    if isinstance(value, np.datetime64):
+        return _plain(pd.Timestamp(value))
+    if isinstance(value, _dt.datetime | _dt.date):
+        return value
+    if isinstance(value, slice):
+        if value.step in (None, 1):
+            return [value.start, value.stop]
+        return [value.start, value.stop, value.step]
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [_plain(v) for v in value]
+    if isinstance(value, np.dtype):
+        return str(value)
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, str | int | float | bool) or value is None:
+        return value
+    return str(value)
+
+
+def safe(value: Any) -> Any:
+    """``value`` with credentials replaced by ``'***'`` and turned into YAML-safe builtins."""
+    return _plain(redact(value))
+
+
+class SafeOutputMixin:
+    """Redacted ``yaml()``, ``repr`` and ``describe()`` for intake sources and catalogs.
+
+    Mixed in before :class:`intake.source.base.DataSource` (or ``Catalog``): every
+    output passes through :func:`intake_helio.io.storage.redact`, so storage options
+    show ``'***'`` for keys, secrets and tokens while the object itself keeps them.
+    """
+
+    def _yaml(self) -> dict[str, Any]:
+        data = super()._yaml()
+        for spec in data["sources"].values():
+            spec["args"] = safe(spec.get("args") or {})
+            spec["metadata"] = safe(spec.get("metadata") or {})
+        return data
+
+    def yaml(self) -> str:
+        """YAML for an intake catalog that re-creates this object (credentials as ``'***'``)."""
+        import yaml
+
+        return yaml.dump(self._yaml(), default_flow_style=False, allow_unicode=True)
+
+    def describe(self) -> dict[str, Any]:
+        """Description from the catalog entry (or, for a directly opened object, its
+        arguments), with credentials replaced by ``'***'``."""
+        try:
+            return redact(self.entry.describe())
+        except NoEntry:
+            spec = next(iter(self._yaml()["sources"].values()))
+            return {
+                "name": self.name,
+                "container": self.container,
+                "driver": type(self).name,
+                "description": self.description or spec.get("description") or "",
+                "user_parameters": [],
+                "metadata": spec["metadata"],
+                "args": spec["args"],
+            }
+
+
+# --------------------------------------------------------------------------- entries
+class LazyEntries(MutableMapping):
+    """The entries of a catalog, built by ``load()`` on first access (thread-safe).
+
+    Parameters
+    ----------
+    load : callable
+        Returns the entries as a dict; called at most once.
+    """
+
+    def __init__(self, load: Callable[[], dict[str, Any]]):
+        self._load = load
+        self._data: dict[str, Any] | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def loaded(self) -> bool:
+        """Whether the entries have been read."""
+        return self._data is not None
+
+    def _entries(self) -> dict[str, Any]:
+        if self._data is None:
+            with self._lock:
+                if self._data is None:
+                    self._data = self._load()
+        return self._data
+
+    def __getitem__(self, key: str) -> Any:
+        return self._entries()[key]
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self._entries()[key] = value
+
+    def __delitem__(self, key: str) -> None:
+        del self._entries()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._entries())
+
+    def __len__(self) -> int:
+        return len(self._entries())
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._entries()
+
+    def __repr__(self) -> str:
+        return f"<lazy entries: {'loaded' if self.loaded else 'not read yet'}>"

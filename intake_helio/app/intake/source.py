@@ -1,0 +1,216 @@
+"""The ``helio_frames`` intake driver: one dataset's frames as a lazy DataArray.
+
+A thin intake v1 ``DataSource`` over :meth:`intake_helio.catalog.registry.Dataset.to_dataarray`
+(which lists the files with the dataset's index and calls
+:func:`intake_helio.frames.build.open_frames`); it adds the default time window and
+intake's ``discover``/``read``/pickling.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import pandas as pd
+from intake.source.base import DataSource, Schema
+
+from ... import __version__
+from ...base.options import ON_ERROR, UNITS, check_choice
+from ...base.settings import current
+from ...base.times import parse_range
+from ...catalog.registry import Dataset, endpoint_root, open_bucket
+from .common import (
+    DriverArgumentError,
+    PartitionIndexError,
+    SafeOutputMixin,
+    check_storage_options,
+    default_window,
+)
+
+__all__ = ["HelioFramesSource"]
+
+
+class HelioFramesSource(SafeOutputMixin, DataSource):
+    """The frames of one CloudCatalog dataset as a lazy ``(time, y, x)`` DataArray.
+
+    Parameters
+    ----------
+    endpoint : str
+        Bucket root such as ``"s3://gov-nasa-hdrl-data1/"``.
+    dataset : str
+        Dataset id in the bucket's ``catalog.json`` (e.g. ``"aia_0094"``).
+    start, stop : str, datetime, date, numpy.datetime64 or pandas.Timestamp, optional
+        Half-open range ``[start, stop)`` (UTC). Missing values default to the dataset's
+        last window, ``[stop - window, stop)`` clipped to the dataset's start, where
+        ``window`` is the ``intake_helio.default-window`` setting (one day by default).
+    storage_options : dict, optional
+        fsspec options for ``catalog.json``, the index files and every frame.
+    hdu, cutout, header_keys, units, on_error, chunks
+        As in :func:`intake_helio.frames.build.open_frames`. ``cutout`` may give
+        ``[start, stop]`` lists instead of slices (as in YAML).
+    metadata : dict, optional
+        Extra metadata.
+
+    Raises
+    ------
+    TimeRangeError
+        ``start`` or ``stop`` is not a time, or ``start`` is not before ``stop``.
+    OptionError
+        ``units`` or ``on_error`` is not one of the accepted choices.
+    DriverArgumentError
+        ``dataset`` is not a non-empty string, or ``storage_options`` has an empty
+        ``endpoint_url``.
+
+    Notes
+    -----
+    ``discover()`` reads the dataset's index and one frame's header (no pixels) and
+    returns shape, dtype, dims and coords; ``to_dask()`` returns the lazy DataArray;
+    ``read()`` computes it. Sources pickle with their arguments and re-open lazily. The
+    default window is read from ``dask.config`` when the time range is first needed.
+    """
+
+    container = "xarray"
+    name = "helio_frames"
+    version = __version__
+    partition_access = False
+
+    def __init__(
+        self,
+        endpoint: str,
+        dataset: str,
+        start: Any = None,
+        stop: Any = None,
+        storage_options: Mapping[str, Any] | None = None,
+        hdu: int | str = "auto",
+        cutout: Mapping[str, Any] | None = None,
+        header_keys: Sequence[str] = (),
+        units: str = "DN",
+        on_error: str = "raise",
+        chunks: Mapping[str, int] | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ):
+        self.endpoint = endpoint_root(endpoint)
+        if not isinstance(dataset, str) or not dataset:
+            raise DriverArgumentError(
+                f"dataset={dataset!r}; expected a dataset id such as 'aia_0094'"
+            )
+        self.dataset = dataset
+        self.start, self.stop = parse_range(start, stop)
+        self.units = check_choice("units", units, UNITS)
+        self.on_error = check_choice("on_error", on_error, ON_ERROR)
+        self.hdu = hdu
+        self.cutout = None if cutout is None else dict(cutout)
+        if isinstance(header_keys, str):
+            header_keys = (header_keys,)
+        self.header_keys = tuple(header_keys or ())
+        self.chunks = None if chunks is None else dict(chunks)
+        self._record: Dataset | None = None
+        self._range: tuple[pd.Timestamp, pd.Timestamp] | None = None
+        self._frames = None
+        super().__init__(
+            storage_options=check_storage_options(storage_options), metadata=dict(metadata or {})
+        )
+
+    # ---------------------------------------------------------------- records
+    def _attach(self, record: Dataset) -> None:
+        """Reuse a Dataset record already read by a catalog (no second catalog.json read)."""
+        if record.id == self.dataset and self._record is None:
+            self._record = dataclasses.replace(
+                record, storage_options=dict(self.storage_options or {})
+            )
+
+    @property
+    def record(self) -> Dataset:
+        """The dataset's catalog record (reads ``catalog.json`` if not known yet)."""
+        if self._record is None:
+            self._record = open_bucket(self.endpoint, self.storage_options)[self.dataset]
+        return self._record
+
+    def time_range(self) -> tuple[pd.Timestamp, pd.Timestamp]:
+        """The ``[start, stop)`` this source reads, with defaults filled in.
+
+        Missing ends come from the dataset's default window (the
+        ``intake_helio.default-window`` setting, read on the first call; ``close()``
+        forgets it).
+        """
+        if self.start is not None and self.stop is not None:
+            return self.start, self.stop
+        if self._range is None:
+            window = current().default_window
+            t0, t1 = default_window(self.record, window)
+            start = self.start if self.start is not None else t0
+            stop = self.stop if self.stop is not None else t1
+            if start >= stop:  # only one end given and it falls outside the default window
+                if self.start is None:
+                    start = max(self.record.start, stop - window)
+                else:
+                    stop = start + window
+            self._range = (start, stop)
+        return self._range
+
+    # ---------------------------------------------------------------- intake API
+    def to_dask(self):
+        """The lazy ``xarray.DataArray`` ``(time, y, x)`` (index and one header read)."""
+        if self._frames is None:
+            start, stop = self.time_range()
+            self._frames = self.record.to_dataarray(
+                start,
+                stop,
+                hdu=self.hdu,
+                cutout=self.cutout,
+                header_keys=self.header_keys,
+                units=self.units,
+                on_error=self.on_error,
+                chunks=self.chunks,
+                storage_options=dict(self.storage_options or {}),
+            )
+        return self._frames
+
+    def _get_schema(self) -> Schema:
+        frames = self.to_dask()
+        start, stop = self.time_range()
+        return Schema(
+            datashape=None,
+            dtype=frames.dtype,
+            shape=tuple(frames.shape),
+            npartitions=int(frames.data.npartitions),
+            extra_metadata={
+                "dims": list(frames.dims),
+                "coords": {k: list(v.dims) for k, v in frames.coords.items()},
+                "time_range": [start.isoformat(), stop.isoformat()],
+            },
+        )
+
+    def discover(self) -> dict[str, Any]:
+        """Shape, dtype, dims and coords, from the index and one header (no pixel read)."""
+        self._load_metadata()
+        frames = self.to_dask()
+        return {
+            "dtype": self.dtype,
+            "shape": self.shape,
+            "npartitions": self.npartitions,
+            "dims": tuple(frames.dims),
+            "coords": {k: tuple(v.dims) for k, v in frames.coords.items()},
+            "metadata": self.metadata,
+        }
+
+    def _get_partition(self, i: int):
+        if i != 0:
+            raise PartitionIndexError(
+                f"partition {i} is out of range; this source has one partition"
+            )
+        return self.read()
+
+    def read(self):
+        """Compute every frame (and lazy coordinate) into memory."""
+        return self.to_dask().compute()
+
+    def read_partition(self, i: int):
+        """The whole array for ``i == 0`` (this source is not partitioned)."""
+        return self._get_partition(i)
+
+    def _close(self) -> None:
+        self._frames = None
+        self._range = None
+        self._schema = None

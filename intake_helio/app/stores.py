@@ -1,0 +1,282 @@
+"""A run's results in a Zarr store, written part by part, resumable after any interruption.
+
+The store (Zarr format 2, readable by ``xarray.open_zarr`` and by zarr-python 2 and 3) is
+created with the run's whole time axis: ``time`` (CF-encoded like the netCDF files:
+int64 microseconds since 1970), ``datakey`` and ``status`` (variable-length UTF-8; ``""``
+until the frame's part is saved), chunked along ``time`` by part so that every part
+writes whole chunks of its own. The outputs' arrays (float64 with NaN fill, ``count``
+int64) are added when the first frame with values arrives, their shapes taken from it.
+
+The group ``_resume`` (ignored by xarray) holds the run's identity and ``part_done``, one
+byte per part set only after that part's data is written: it is the authoritative record
+of what is saved. ``--resume`` with the same identity skips those parts; an identity that
+differs is refused. The root attribute ``complete`` is False until every part is saved and
+is set (then the metadata consolidated) last, so a reader can tell a finished store from
+an interrupted one.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+from ..base.errors import ArgumentError, HelioError
+from ..base.reasons import Reason
+from .results import TIME_ENCODING, cf_times
+
+__all__ = ["StoreError", "ZarrStore"]
+
+_RESUME = "_resume"
+_DONE = "part_done"
+_TEXT = ("status", "datakey")
+
+
+class StoreError(HelioError, RuntimeError):
+    """A Zarr store that cannot be used as it is (e.g. a part missing at the end)."""
+
+
+def _json(value: Any) -> Any:
+    return json.loads(json.dumps(value, default=str, sort_keys=True))
+
+
+def _open_group(path: Path, mode: str = "r+"):
+    import zarr
+
+    return zarr.open_group(str(path), mode=mode, zarr_format=2, use_consolidated=False)
+
+
+class ZarrStore:
+    """The results of one run in a Zarr store at ``path``, saved part by part.
+
+    Parameters
+    ----------
+    path : path
+        The store's directory (e.g. ``<out>/reduce.zarr``).
+    identity : dict
+        What makes two runs the same (dataset, range, functions, options, frames);
+        resuming with a different identity is refused.
+    resume : bool
+        Keep the parts saved by an earlier run with the same identity; otherwise (or when
+        there is no such store) start afresh.
+    times, datakeys : array-like
+        The whole run's frame times and files, in frame order.
+    part_size : int
+        Frames per part (the chunk length along ``time``).
+    attrs : dict, optional
+        Attributes of the dataset (dataset, title, units, ...).
+    var_attrs : dict, optional
+        Attributes of each output variable, by name, set when the variable is created.
+
+    Raises
+    ------
+    ArgumentError
+        ``resume`` with a store of a different run, or ``path`` holds something that is
+        not a Zarr store.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        identity: Mapping[str, Any],
+        resume: bool,
+        *,
+        times,
+        datakeys,
+        part_size: int,
+        attrs: Mapping[str, Any] | None = None,
+        var_attrs: Mapping[str, Mapping[str, Any]] | None = None,
+    ):
+        self.path = Path(path)
+        self.identity = _json(dict(identity))
+        self.part_size = int(part_size)
+        self.n = len(times)
+        self.parts = math.ceil(self.n / self.part_size)
+        self.var_attrs = {k: dict(v) for k, v in (var_attrs or {}).items()}
+        old = self._stored_identity() if resume else None
+        if old is not None:
+            if old != self.identity:
+                diff = sorted(
+                    k for k in set(old) | set(self.identity) if old.get(k) != self.identity.get(k)
+                )
+                raise ArgumentError(
+                    f"--resume: {self.path} holds parts of a different run (differs in "
+                    f"{', '.join(diff)}); use another --out, or drop --resume to start afresh"
+                )
+        else:
+            self._create(times, datakeys, attrs or {})
+        self._group = _open_group(self.path)
+        self._done = self._group[f"{_RESUME}/{_DONE}"]
+
+    # ----------------------------------------------------------------- creation
+    def _stored_identity(self) -> dict | None:
+        """The identity of the run saved at ``path``, None if there is no readable one."""
+        if not (self.path / _RESUME / ".zattrs").exists():
+            return None
+        try:
+            group = _open_group(self.path, mode="r")
+            ident = group[_RESUME].attrs.get("identity")
+            done = group[f"{_RESUME}/{_DONE}"]
+        except Exception:  # a store killed while it was being created: nothing saved yet
+            return None
+        if ident is None or done.shape != (self.parts,):
+            return None
+        return dict(ident)
+
+    def _create(self, times, datakeys, attrs: Mapping[str, Any]) -> None:
+        if self.path.exists():
+            if not self.path.is_dir():
+                raise ArgumentError(f"{self.path} is a file; expected a Zarr store (directory)")
+            if any(self.path.iterdir()) and not (self.path / ".zgroup").exists():
+                raise ArgumentError(
+                    f"{self.path} holds files that are not a Zarr store; use another --out"
+                )
+            shutil.rmtree(self.path)
+        chunk = (min(self.part_size, max(self.n, 1)),)
+        base = xr.Dataset(
+            {
+                "datakey": (
+                    "time",
+                    np.asarray(datakeys, dtype=str).astype(object),
+                    {"long_name": "URL of the frame's file"},
+                ),
+                "status": (
+                    "time",
+                    np.full(self.n, "", dtype=object),
+                    {"long_name": "'ok' or the reason the frame has no value ('' not yet saved)"},
+                ),
+            },
+            coords={"time": ("time", cf_times(times))},
+            attrs={**_json(dict(attrs)), "complete": False},
+        )
+        enc = {
+            "time": {**TIME_ENCODING, "chunks": chunk},
+            "datakey": {"chunks": chunk},
+            "status": {"chunks": chunk},
+        }
+        base.to_zarr(str(self.path), mode="w", encoding=enc, zarr_format=2, consolidated=True)
+        group = _open_group(self.path)
+        resume = group.create_group(_RESUME)
+        resume.create_array(
+            _DONE,
+            shape=(self.parts,),
+            chunks=(1,),  # one tiny file per part: marking a part never rewrites another's
+            dtype="u1",
+            fill_value=0,
+            compressors=None,
+        )
+        # the identity last: a store without it is one whose creation did not finish
+        resume.update_attributes(
+            {"part_size": self.part_size, "outputs": [], "identity": self.identity}
+        )
+        self._consolidate()
+
+    def _consolidate(self) -> None:
+        import zarr
+
+        zarr.consolidate_metadata(str(self.path), zarr_format=2)
+
+    # ----------------------------------------------------------------- state
+    def done(self) -> set[int]:
+        """Numbers of the parts saved (the store's own record)."""
+        return {int(p) for p in np.flatnonzero(self._done[:])}
+
+    @property
+    def complete(self) -> bool:
+        """Whether the store was marked complete (every part saved)."""
+        return bool(self._group.attrs.get("complete", False))
+
+    def outputs(self) -> dict[str, tuple[int, ...]]:
+        """The output variables created so far (in output order), with one frame's shape."""
+        names = self._group[_RESUME].attrs.get("outputs", [])
+        return {str(k): tuple(self._group[k].shape[1:]) for k in names}
+
+    def _region(self, number: int) -> slice:
+        if not 0 <= number < self.parts:
+            raise StoreError(f"part {number} is not a part of {self.path} (0..{self.parts - 1})")
+        a = number * self.part_size
+        return slice(a, min(a + self.part_size, self.n))
+
+    # ----------------------------------------------------------------- writing
+    def _add_outputs(self, part: xr.Dataset, names: list[str]) -> None:
+        for name in names:
+            var = part[name]
+            ints = np.issubdtype(var.dtype, np.integer)
+            arr = self._group.create_array(
+                name,
+                shape=(self.n, *var.shape[1:]),
+                chunks=(min(self.part_size, self.n), *var.shape[1:]),
+                dtype="i8" if ints else "f8",
+                fill_value=None if ints else np.nan,
+                attributes={
+                    "_ARRAY_DIMENSIONS": list(var.dims),
+                    **_json(self.var_attrs.get(name, {})),
+                },
+                overwrite=True,  # one left by a run killed before it was listed below
+            )
+            if ints:  # no fill value (xarray would mask it), so zeros are written
+                arr[:] = np.zeros(arr.shape, dtype=np.int64)
+        self._group[_RESUME].update_attributes({"outputs": names})
+        self._consolidate()
+
+    def save(self, number: int, part: xr.Dataset) -> None:
+        """Save one part (as ``map_frames`` passes it to ``on_part``), then mark it done.
+
+        A part whose outputs differ in names or shapes from those already in the store (a
+        function whose outputs changed between an interrupted run and its resumption)
+        has its frames' status set to a function error instead, as ``map_frames`` does
+        for such frames within one run.
+        """
+        region = self._region(number)
+        if part.sizes.get("time") != region.stop - region.start:
+            raise StoreError(
+                f"part {number} has {part.sizes.get('time')} frames; expected "
+                f"{region.stop - region.start} (part size {self.part_size})"
+            )
+        names = [str(k) for k in part.data_vars if k not in _TEXT]
+        layout = {k: tuple(part[k].shape[1:]) for k in names}
+        status = part["status"].to_numpy().astype(str).astype(object)
+        have = self.outputs()
+        if names and not have:
+            self._add_outputs(part, names)
+        elif names and layout != have:
+            ok = status == str(Reason.OK)
+            status[ok] = (
+                f"{Reason.FUNCTION_ERROR}: outputs {layout} differ from the other frames' {have}"
+            )
+            names = []
+        for name in names:
+            self._group[name][region] = part[name].to_numpy()
+        self._group["status"][region] = status
+        self._done[number] = 1  # after the data: the record of what is saved
+
+    def mark_complete(self) -> None:
+        """Mark the store complete (every part saved); refused while a part is missing."""
+        missing = sorted(set(range(self.parts)) - self.done())
+        if missing:
+            raise StoreError(
+                f"{self.path}: {len(missing)} part(s) not saved (first: {missing[0]}); "
+                "rerun with --resume to compute them"
+            )
+        self._group.attrs["complete"] = True
+        self._consolidate()
+
+    # ----------------------------------------------------------------- reading
+    def load(self) -> xr.Dataset:
+        """The whole store in memory, text as ``str`` objects, ``time`` decoded."""
+        with xr.open_zarr(str(self.path), consolidated=False) as ds:
+            ds = ds.load()
+        for name in _TEXT:
+            values = np.empty(ds.sizes["time"], dtype=object)
+            values[:] = [str(v) for v in ds[name].to_numpy().tolist()]
+            ds[name] = ("time", values, ds[name].attrs)
+        for var in ds.variables.values():
+            var.encoding = {}
+        return ds[[*self.outputs(), *_TEXT]]

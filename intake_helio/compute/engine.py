@@ -1,0 +1,419 @@
+"""The frame engine: any per-frame science, inside each frame's read task.
+
+:func:`map_frames` applies built-in statistics and user functions to every frame of a
+lazy ``(time, y, x)`` array. For arrays made by :func:`~intake_helio.open_frames` and
+selected in any way (``sel``/``isel``/slices/steps/masks, ``y``/``x`` windows,
+``xr.concat``, unpickled elsewhere), each task reads a batch of consecutive frames (one
+read per frame, only the touched tiles for windows, the next file fetched while one is
+decoded) and computes every function on each frame where it was read. Arrays changed by
+arithmetic take the generic path: dask computes each frame, then the functions run on it.
+Either way every frame ends with values or a reason in ``status``, and work is done in
+parts (for progress, saving and resuming) on the active scheduler: the local one, a
+``LocalCluster``, a gateway cluster or any ``distributed.Client``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any
+
+import dask
+import numpy as np
+import xarray as xr
+
+from ..base.errors import HelioError
+from ..base.reasons import Reason
+from ..base.settings import current
+from ..frames.spec import Resolved, resolve
+from ..frames.tasks import BUILTINS, map_batch
+from .generic import generic_tasks
+from .progress import Progress
+from .scheduling import active_client, batch_sizes, part_range, threads_of
+
+__all__ = ["EngineError", "FuncSpec", "frame_funcs", "iter_map_parts", "map_frames"]
+
+#: ``(output name, built-in statistic name or callable)``.
+FuncSpec = tuple[str, str | Callable]
+
+
+class EngineError(HelioError, ValueError):
+    """``map_frames`` was given something it cannot compute."""
+
+
+def frame_funcs(func: Any) -> list[FuncSpec]:
+    """Normalise ``func`` (a name, a callable, or a list of those) to named functions.
+
+    Raises
+    ------
+    EngineError
+        For an unknown statistic, a non-callable, or two outputs with the same name.
+    """
+    items = list(func) if isinstance(func, list | tuple) else [func]
+    if not items:
+        raise EngineError("func=[]; expected a statistic name, a function or a list of those")
+    out: list[FuncSpec] = []
+    for item in items:
+        if isinstance(item, str):
+            if item not in BUILTINS:
+                raise EngineError(
+                    f"func={item!r} is not a built-in statistic; expected one of "
+                    f"{list(BUILTINS)} or a function f(data, header)"
+                )
+            out.append((item, item))
+        elif callable(item):
+            name = getattr(item, "__name__", None) or type(item).__name__
+            out.append(("func" if name == "<lambda>" else name, item))
+        else:
+            raise EngineError(
+                f"func={item!r}; expected a statistic name ({', '.join(BUILTINS)}), a "
+                "function f(data, header) or a list of those"
+            )
+    names = [n for n, _ in out]
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise EngineError(
+            f"two outputs named {dup}: give functions distinct names (def ...) or return a "
+            "dict with distinct keys"
+        )
+    return out
+
+
+def _token(*parts: Any) -> str:
+    h = hashlib.sha1()
+    for p in parts:
+        h.update(repr(p).encode())
+        h.update(b"\0")
+    return h.hexdigest()[:16]
+
+
+def _fast_part(plan: Resolved, idx: range, funcs, units_of, sizes: list[int], token: str):
+    """Delayed batch tasks for the frames ``idx`` of a resolved array."""
+    tasks, spans = [], []
+    window = (plan.rows, plan.cols, plan.pick_rows, plan.pick_cols)
+    a = idx.start
+    for size in sizes:
+        b = a + size
+        # a batch holds frames of one spec: split where the spec changes (concat of arrays)
+        start = a
+        while start < b:
+            s = plan.frames[start][0]
+            stop = start
+            while stop < b and plan.frames[stop][0] == s:
+                stop += 1
+            spec = plan.specs[s]
+            keys = [k for _, k in plan.frames[start:stop]]
+            tasks.append(
+                dask.delayed(map_batch, pure=True)(
+                    spec,
+                    keys,
+                    window,
+                    funcs,
+                    units_of(spec),
+                    dask_key_name=f"helio-map-{token}-{start}-{stop}",
+                )
+            )
+            spans.append((start, stop))
+            start = stop
+        a = b
+    return tasks, spans
+
+
+def iter_map_parts(
+    frames: xr.DataArray,
+    funcs: Sequence[FuncSpec],
+    *,
+    normalize: bool = False,
+    part_size: int | None = None,
+    skip: Iterable[int] = (),
+    progress: Progress | None = None,
+) -> Iterator[tuple[int, range, list[tuple[dict[str, Any], str]]]]:
+    """Compute ``funcs`` on every frame, part by part.
+
+    Yields ``(part_number, frames_range, records)`` as parts complete, where ``records``
+    holds one ``(values, status)`` per frame of the part. Parts in ``skip`` are not
+    computed. With a distributed client several parts are in flight at once and are
+    yielded in completion order.
+    """
+    settings = current()
+    part_size = settings.part_size if part_size is None else part_size
+    if isinstance(part_size, bool) or not isinstance(part_size, int) or part_size < 1:
+        raise EngineError(f"part_size={part_size!r}; expected a positive number of frames")
+    if frames.ndim != 3 or frames.dims != ("time", "y", "x"):
+        raise EngineError(
+            f"frames has dimensions {frames.dims}; expected ('time', 'y', 'x') as made by "
+            "ih.open_frames or Dataset.to_dataarray (select frames with slices or lists "
+            "along time, not a single time)"
+        )
+    n = frames.sizes["time"]
+    plan = resolve(frames)
+    skip = set(skip)
+    todo = [p for p in range(math.ceil(n / part_size)) if p not in skip]
+    todo_frames = sum(len(part_range(p, part_size, n)) for p in todo)
+    client = active_client()
+    threads = threads_of(client)
+    token = _token(getattr(frames.data, "name", id(frames)), funcs, normalize, n)
+
+    def units_of(spec) -> str:
+        return "DN/s" if normalize else spec.units
+
+    def build(p: int):
+        idx = part_range(p, part_size, n)
+        if plan is not None:
+            sizes = batch_sizes(len(idx), todo_frames, threads, len(todo) == 1, settings.batch_size)
+            tasks, spans = _fast_part(plan, idx, funcs, units_of, sizes, f"{token}-{p}")
+        else:
+            tasks, spans = generic_tasks(frames, idx, funcs, normalize, f"{token}-{p}")
+        return idx, tasks, spans
+
+    def records_of(idx: range, spans, results) -> list:
+        out: list = [None] * len(idx)
+        for (a, b), res in zip(spans, results, strict=True):
+            out[a - idx.start : b - idx.start] = res
+        return out
+
+    bar = progress or Progress(None)
+    if client is None:
+        for p in todo:
+            idx, tasks, spans = build(p)
+            with bar.local_callback():
+                results = _compute_local(tasks, spans, frames, funcs, normalize)
+            yield p, idx, records_of(idx, spans, results)
+        return
+
+    from distributed import as_completed
+
+    per_task = settings.batch_size if plan is not None else 1
+    in_flight = max(2, math.ceil(4 * threads * per_task / part_size) + 1)
+    pending = iter(todo)
+    running: dict[int, dict] = {}
+    owner: dict[Any, tuple[int, int]] = {}
+
+    def submit_next() -> list:
+        p = next(pending, None)
+        if p is None:
+            return []
+        idx, tasks, spans = build(p)
+        futures = client.compute(tasks)
+        running[p] = {
+            "idx": idx,
+            "spans": spans,
+            "results": [None] * len(tasks),
+            "left": len(tasks),
+        }
+        for j, fut in enumerate(futures):
+            owner[fut] = (p, j)
+        if not futures:  # an empty part cannot happen (parts have >= 1 frame)
+            raise EngineError(f"part {p} has no tasks")
+        return futures
+
+    first = []
+    for _ in range(in_flight):
+        first += submit_next()
+    ac = as_completed(first, with_results=False)
+    try:
+        for fut in ac:
+            p, j = owner.pop(fut)
+            state = running[p]
+            span = state["spans"][j]
+            try:
+                result = fut.result()
+            except Exception as exc:
+                result = _failed(span, exc)
+            state["results"][j] = result
+            state["left"] -= 1
+            bar.update(span[1] - span[0])
+            if state["left"] == 0:
+                del running[p]
+                for nxt in submit_next():
+                    ac.add(nxt)
+                yield p, state["idx"], records_of(state["idx"], state["spans"], state["results"])
+    finally:
+        for fut in owner:
+            fut.cancel()
+
+
+def _failed(span: tuple[int, int], exc: BaseException) -> list[tuple[dict, str]]:
+    """Records for the frames of a task that failed as a whole (e.g. its worker died)."""
+    from ..fits.frame import frame_error_reason
+
+    reason = frame_error_reason(exc)
+    if type(exc).__name__ == "KilledWorker":
+        reason = Reason.WORKER_DIED
+    return [({}, str(reason))] * (span[1] - span[0])
+
+
+def _compute_local(tasks, spans, frames, funcs, normalize) -> list:
+    """Compute a part's tasks with the local scheduler; a failing task fails only itself."""
+    try:
+        return list(dask.compute(*tasks))
+    except Exception:
+        pass
+    out = []
+    for task, span in zip(tasks, spans, strict=True):
+        try:
+            (res,) = dask.compute(task)
+        except Exception as exc:
+            res = _failed(span, exc)
+        out.append(res)
+    return out
+
+
+# --------------------------------------------------------------------------- assembly
+def _layout(records: Iterable[tuple[dict[str, Any], str]]) -> dict[str, tuple[int, ...]]:
+    for values, status in records:
+        if status == Reason.OK and values:
+            return {k: np.shape(v) for k, v in values.items()}
+    return {}
+
+
+def _dataset(
+    times: np.ndarray,
+    keys: np.ndarray,
+    records: Sequence[tuple[dict[str, Any], str]],
+    layout: Mapping[str, tuple[int, ...]],
+    order: Sequence[str],
+    attrs: Mapping[str, Any],
+) -> xr.Dataset:
+    n = len(records)
+    status = np.array([s for _, s in records], dtype=object)
+    data: dict[str, Any] = {}
+    names = [k for k in order if k in layout] + [k for k in layout if k not in order]
+    arrays = {k: np.full((n, *layout[k]), np.nan, dtype=np.float64) for k in names}
+    for i, (values, _) in enumerate(records):
+        if not values:
+            continue
+        if set(values) != set(layout) or any(np.shape(values[k]) != layout[k] for k in layout):
+            shapes = {k: np.shape(v) for k, v in values.items()}
+            status[i] = (
+                f"{Reason.FUNCTION_ERROR}: outputs {shapes} differ from the other frames' "
+                f"{dict(layout)}"
+            )
+            continue
+        for k in names:
+            arrays[k][i] = values[k]
+    for k in names:
+        dims = ("time", *(f"{k}_dim_{d}" for d in range(len(layout[k]))))
+        values = arrays[k]
+        if k == "count":
+            values = np.where(np.isnan(values), 0, values).astype(np.int64)
+        data[k] = (dims, values)
+    data["status"] = ("time", status)
+    ds = xr.Dataset(data, coords={"time": ("time", times)}, attrs=dict(attrs))
+    ds["datakey"] = ("time", np.asarray(keys, dtype=object))
+    return ds
+
+
+def _attrs(frames: xr.DataArray, units: str) -> dict[str, Any]:
+    keep = ("dataset", "title", "endpoint", "WAVELNTH")
+    out = {k: frames.attrs[k] for k in keep if k in frames.attrs}
+    out["units"] = units
+    return out
+
+
+def map_frames(
+    frames: xr.DataArray,
+    func: str | Callable | Sequence[str | Callable],
+    *,
+    normalize: bool = False,
+    progress: bool = True,
+    part_size: int | None = None,
+    on_part: Callable[[int, xr.Dataset], Any] | None = None,
+    skip: Iterable[int] = (),
+) -> xr.Dataset:
+    """Apply per-frame science to every frame, in the frames' read tasks.
+
+    Parameters
+    ----------
+    frames : xarray.DataArray
+        Lazy ``(time, y, x)`` frames (:func:`~intake_helio.open_frames`,
+        :meth:`~intake_helio.Dataset.to_dataarray`), selected in any way.
+    func : str, callable or list of those
+        Built-in statistics (``"mean"``, ``"sum"``, ``"min"``, ``"max"``, ``"std"``
+        (population), ``"count"`` (valid pixels)) and/or functions ``f(data, header)``:
+        ``data`` is the frame (or its window) as float32 with NaN for BLANK, ``header``
+        a read-only mapping of the image HDU's cards. A function returns a number, a
+        numpy array of a fixed shape, or a dict of those. All of them are computed
+        from one read of each frame.
+    normalize : bool
+        Divide each frame by its own ``EXPTIME`` (DN/s) before computing.
+    progress : bool
+        Show a progress bar (frames done, per task) in a terminal or a notebook.
+    part_size : int, optional
+        Frames per part (setting ``intake_helio.part-size``, default 256).
+    on_part : callable, optional
+        Called with ``(part_number, part_dataset)`` as each part completes.
+    skip : iterable of int
+        Part numbers not to compute (saved by an earlier run); the result then holds
+        only the parts computed now.
+
+    Returns
+    -------
+    xarray.Dataset
+        Along ``time``: one variable per output (named after the statistic, the
+        function's ``__name__`` or its dict keys; arrays add dimensions after ``time``),
+        ``status`` (``"ok"`` or the reason: see :class:`~intake_helio.Reason`) and
+        ``datakey``. An exception raised by a function on one frame becomes that
+        frame's status; it never fails the job.
+    """
+    return run_map(frames, frame_funcs(func), normalize, progress, part_size, on_part, skip)
+
+
+def run_map(
+    frames: xr.DataArray,
+    funcs: Sequence[FuncSpec],
+    normalize: bool,
+    progress: bool,
+    part_size: int | None,
+    on_part: Callable[[int, xr.Dataset], Any] | None,
+    skip: Iterable[int],
+    desc: str = "map_frames",
+) -> xr.Dataset:
+    """:func:`map_frames` with normalised ``funcs`` and the progress bar's label."""
+    units = "DN/s" if normalize else str(frames.attrs.get("units", "DN"))
+    n = frames.sizes.get("time", 0)
+    skip = set(skip)
+    times = frames["time"].to_numpy() if "time" in frames.coords else np.arange(n)
+    keys = (
+        frames["datakey"].to_numpy().astype(str)
+        if "datakey" in frames.coords
+        else np.full(n, "", dtype=object)
+    )
+    total = n - sum(
+        len(part_range(p, part_size or current().part_size, n))
+        for p in skip
+        if p * (part_size or current().part_size) < n
+    )
+    attrs = _attrs(frames, units)
+    order = [name for name, _ in funcs]
+    t0 = time.perf_counter()
+    chunks: list[tuple[range, list]] = []
+    layout: dict[str, tuple[int, ...]] = {}
+    with Progress.maybe(progress, total, desc) as bar:
+        for p, idx, records in iter_map_parts(
+            frames, funcs, normalize=normalize, part_size=part_size, skip=skip, progress=bar
+        ):
+            chunks.append((idx, records))
+            layout = layout or _layout(records)
+            if on_part is not None:
+                part_layout = layout or _layout(records)
+                on_part(
+                    p,
+                    _dataset(
+                        times[idx.start : idx.stop],
+                        keys[idx.start : idx.stop],
+                        records,
+                        part_layout,
+                        order,
+                        attrs,
+                    ),
+                )
+    chunks.sort(key=lambda c: c[0].start)
+    sel = np.concatenate([np.arange(i.start, i.stop) for i, _ in chunks]) if chunks else []
+    records = [r for _, rs in chunks for r in rs]
+    sel = np.asarray(sel, dtype=np.intp)
+    ds = _dataset(times[sel], keys[sel], records, layout, order, attrs)
+    ds.attrs["elapsed_seconds"] = round(time.perf_counter() - t0, 3)
+    return ds

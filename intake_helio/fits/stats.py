@@ -1,0 +1,216 @@
+"""Built-in statistics of one frame, computed on the raw pixels while they are decoded.
+
+:func:`frame_stats` gives any of ``mean``, ``sum``, ``min``, ``max``, ``std`` (population)
+and ``count`` (valid pixels) from one read, band by band, with no float copy of the frame:
+integer pixels are summed exactly as integers (BLANK excluded), ``min``/``max`` use
+masked reductions, ``std`` exact integer sums of squares (float64 with a pivot for float
+images); BSCALE, BZERO and EXPTIME are applied to the results. Values equal numpy's
+nan-functions on astropy's float32 data to float32 precision.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from ..base.errors import FrameReadError
+from ..base.reasons import Reason
+from ..base.settings import Settings, current
+from .frame import _check_args, _datakey, _guarded, _open_image
+from .pixels import _int_sum, _MaskBuffer, _Pixels, _pixels, _sub
+
+__all__ = ["STATISTICS", "frame_stats"]
+
+#: What :func:`frame_stats` computes.
+STATISTICS: tuple[str, ...] = ("mean", "sum", "min", "max", "std", "count")
+
+
+class _Acc:
+    """Running sums over bands: exact integers for integer pixels, float64 otherwise."""
+
+    def __init__(self, want_minmax: bool, want_sq: bool):
+        self.minmax, self.sq = want_minmax, want_sq
+        self.s_int = 0
+        self.ss_int = 0
+        self.s_f = 0.0
+        self.ss_f = 0.0
+        self.pivot: float | None = None
+        self.ipivot: int | None = None
+        self.n = 0
+        self.lo: float | None = None
+        self.hi: float | None = None
+        self.mask = _MaskBuffer()
+
+    def _extremes(self, lo, hi) -> None:
+        self.lo = lo if self.lo is None else min(self.lo, lo)
+        self.hi = hi if self.hi is None else max(self.hi, hi)
+
+    def add_int(self, sub: np.ndarray, blank: int | None) -> None:
+        n = sub.size
+        s = _int_sum(sub)
+        bad = None
+        if blank is not None:
+            bad = self.mask.equal(sub, blank)
+            nb = int(np.count_nonzero(bad))
+            s -= blank * nb
+            n -= nb
+        self.s_int += s
+        self.n += n
+        if n == 0:
+            return
+        if self.minmax:
+            if bad is None or n == sub.size:
+                self._extremes(int(sub.min()), int(sub.max()))
+            else:
+                info = np.iinfo(sub.dtype)
+                good = ~bad
+                lo = np.minimum.reduce(sub, axis=None, where=good, initial=info.max)
+                hi = np.maximum.reduce(sub, axis=None, where=good, initial=info.min)
+                self._extremes(int(lo), int(hi))
+        if self.sq:
+            # squares about a pivot (the first valid value): small numbers, little cancellation
+            if self.ipivot is None:
+                self.ipivot = int(
+                    sub.ravel()[np.flatnonzero(~bad)[0]] if bad is not None else sub.flat[0]
+                )
+            d = sub.astype(np.int64).ravel()
+            d -= self.ipivot
+            if sub.dtype.itemsize <= 2:  # |d| < 2**17: exact int64 dot products per band
+                ss = int(np.dot(d, d))
+                if bad is not None:
+                    ss -= (blank - self.ipivot) ** 2 * (sub.size - n)
+                self.ss_int += ss
+            else:
+                df = d.astype(np.float64)
+                ss = float(np.dot(df, df))
+                if bad is not None:
+                    ss -= float(blank - self.ipivot) ** 2 * (sub.size - n)
+                self.ss_f += ss
+
+    def add_float(self, sub: np.ndarray) -> None:
+        finite = ~np.isnan(sub)
+        n = int(np.count_nonzero(finite))
+        self.n += n
+        if n == 0:
+            return
+        vals = sub[finite] if n != sub.size else sub.ravel()
+        vals = vals.astype(np.float64, copy=False)
+        if self.minmax:
+            self._extremes(float(vals.min()), float(vals.max()))
+        if self.pivot is None:
+            self.pivot = float(vals[0])
+        d = vals - self.pivot
+        self.s_f += float(d.sum())
+        if self.sq:
+            self.ss_f += float(np.dot(d, d))
+
+
+def _accumulate(pix: _Pixels, want: set[str]) -> _Acc:
+    acc = _Acc(bool(want & {"min", "max"}), "std" in want)
+    for by0, bx0, band in pix.bands:
+        sub, _ = _sub(pix, by0, bx0, band)
+        if sub.dtype.kind in "iu":
+            acc.add_int(sub, pix.blank)
+        else:
+            acc.add_float(sub)
+    return acc
+
+
+def _finish(acc: _Acc, pix: _Pixels, exptime: float | None, want: set[str]) -> dict[str, Any]:
+    n = acc.n
+    out: dict[str, Any] = {"count": n}
+    scale = 1.0 if exptime is None else 1.0 / exptime
+    if n == 0:
+        out.update({k: math.nan for k in want if k != "count"})
+        return out
+    bscale, bzero = pix.bscale, pix.bzero
+    if acc.pivot is None:  # integer pixels: exact raw sums
+        raw_sum = float(acc.s_int)
+        raw_mean = acc.s_int / n
+        raw_var = 0.0
+        if acc.sq:
+            sd = acc.s_int - acc.ipivot * n  # sum of (x - pivot), exact
+            ssd = acc.ss_int + acc.ss_f  # sum of (x - pivot)**2
+            raw_var = max(ssd / n - (sd / n) ** 2, 0.0)
+    else:
+        raw_sum = acc.pivot * n + acc.s_f
+        raw_mean = acc.pivot + acc.s_f / n
+        raw_var = max(acc.ss_f / n - (acc.s_f / n) ** 2, 0.0) if acc.sq else 0.0
+    if "sum" in want:
+        out["sum"] = (bscale * raw_sum + bzero * n) * scale
+    if "mean" in want:
+        out["mean"] = (bscale * raw_mean + bzero) * scale
+    if "std" in want:
+        out["std"] = abs(bscale) * math.sqrt(raw_var) * abs(scale)
+    if want & {"min", "max"}:
+        ends = sorted(((bscale * acc.lo + bzero) * scale, (bscale * acc.hi + bzero) * scale))
+        out["min"], out["max"] = ends
+    return out
+
+
+def frame_stats(
+    fs,
+    path: str,
+    stats: Sequence[str],
+    hdu: int | str = "auto",
+    rows: slice | None = None,
+    cols: slice | None = None,
+    units: str = "DN",
+    expect_shape: tuple[int, int] | None = None,
+    whole_file: bool | None = None,
+    prefetched: concurrent.futures.Future | None = None,
+    *,
+    settings: Settings | None = None,
+) -> dict[str, Any]:
+    """Built-in statistics of one frame (or a cutout) from one read, without a float copy.
+
+    Parameters
+    ----------
+    fs, path, hdu, rows, cols, units, whole_file, prefetched
+        As for :func:`~intake_helio.fits.frame.read_frame`.
+    stats : sequence of str
+        Any of :data:`STATISTICS`.
+    expect_shape : tuple of int, optional
+        The ``(ny, nx)`` the selection must have; another shape raises
+        ``FrameReadError`` with reason ``"shape mismatch"``.
+    settings : Settings, optional
+        Retries, read sizes and band size; None reads ``dask.config``.
+
+    Returns
+    -------
+    dict
+        The requested statistics (float; NaN when no pixel is valid) and always
+        ``"count"`` (int, valid pixels).
+
+    Raises
+    ------
+    ValueError
+        For an unknown statistic or ``units``, a slice with a step, or an empty cutout.
+    FrameReadError
+        When the file cannot be read.
+    """
+    want = set(stats)
+    unknown = sorted(want - set(STATISTICS))
+    if unknown:
+        from .pixels import _BadArgument
+
+        raise _BadArgument(f"stats {unknown} unknown; expected any of {list(STATISTICS)}")
+    _check_args(units, hdu, rows, cols)
+    settings = current() if settings is None else settings
+
+    def run(src) -> dict[str, Any]:
+        whole, info, exptime = _open_image(src, hdu, rows, cols, units, whole_file, settings)
+        pixels = _pixels(src, info, whole, rows, cols, settings.band_pixels)
+        if expect_shape is not None and tuple(pixels.shape) != tuple(expect_shape):
+            raise FrameReadError(
+                _datakey(fs, path),
+                Reason.SHAPE_MISMATCH,
+                f"found {tuple(pixels.shape)}, expected {tuple(expect_shape)}",
+            )
+        return _finish(_accumulate(pixels, want), pixels, exptime, want)
+
+    return _guarded(fs, path, settings, run, prefetched)

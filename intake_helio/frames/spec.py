@@ -1,0 +1,189 @@
+"""What a task needs to read frames, carried by the lazy array's own graph.
+
+:func:`~intake_helio.frames.build.open_frames` puts its read tasks in a :class:`FrameLayer`:
+a dask graph layer that also holds the :class:`FrameSpec` (files, storage options, HDU,
+pixel window, units, settings). Layers travel with every dask collection built from the
+array: ``sel``/``isel``/slices/steps/boolean masks, ``xr.concat``, pickling to another
+process. :func:`resolve` finds, for any such array, which file and which pixel window each
+of its frames is, so that the frame engine can read each frame once and compute inside the
+read task. No process-local registry is involved.
+
+An array changed by anything other than selection (arithmetic, ``where``, ``astype``, ...)
+is not resolved: the engine then computes its chunks as dask would (the generic path).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import xarray as xr
+from dask.highlevelgraph import MaterializedLayer
+
+from ..base.settings import Settings
+
+__all__ = ["FrameLayer", "FrameSpec", "Resolved", "frame_specs", "resolve"]
+
+#: Layers that only select, reorder or regroup existing chunks (dask's own names).
+_SELECTION_LAYERS = ("getitem", "concatenate", "rechunk", "rechunk-merge", "rechunk-split")
+
+
+@dataclass(frozen=True)
+class FrameSpec:
+    """How to read the frames of one array made by ``open_frames``.
+
+    Attributes
+    ----------
+    datakeys : tuple of str
+        The frames' files, in the array's time order.
+    storage_options : mapping
+        fsspec options for the files (not shown in reprs).
+    hdu : int or str
+        The image HDU (resolved from ``"auto"`` by the probe).
+    rows, cols : slice
+        The array's pixel window in each frame.
+    units : str
+        ``"DN"`` or ``"DN/s"``.
+    shape : tuple of int
+        The full frame's ``(ny, nx)`` as probed.
+    settings : Settings
+        The ``intake_helio.*`` settings in force when the array was built.
+    """
+
+    datakeys: tuple[str, ...]
+    storage_options: Mapping[str, Any] = field(repr=False)
+    hdu: int | str
+    rows: slice
+    cols: slice
+    units: str
+    shape: tuple[int, int]
+    settings: Settings = field(repr=False)
+
+    @property
+    def window_shape(self) -> tuple[int, int]:
+        """``(ny, nx)`` of the array's window."""
+        return (self.rows.stop - self.rows.start, self.cols.stop - self.cols.start)
+
+    @property
+    def whole(self) -> bool:
+        """Whether the window is the whole frame (each file is then fetched in one request)."""
+        return (self.rows.start, self.cols.start) == (0, 0) and (
+            self.rows.stop,
+            self.cols.stop,
+        ) == tuple(self.shape)
+
+
+class FrameLayer(MaterializedLayer):
+    """A materialized graph layer of frame-read tasks that also carries its :class:`FrameSpec`."""
+
+    def __init__(self, mapping: Mapping, spec: FrameSpec):
+        super().__init__(mapping)
+        self.spec = spec
+
+    def __reduce__(self):
+        return (FrameLayer, (dict(self.mapping), self.spec))
+
+
+def frame_specs(data: Any) -> list[FrameSpec]:
+    """The specs of every :class:`FrameLayer` in a dask collection's graph (none for others)."""
+    graph = getattr(data, "dask", None)
+    layers = getattr(graph, "layers", None)
+    if not layers:
+        return []
+    return [layer.spec for layer in layers.values() if isinstance(layer, FrameLayer)]
+
+
+def _only_selections(data: Any) -> bool:
+    for name, layer in data.dask.layers.items():
+        if isinstance(layer, FrameLayer) or name.startswith("helio-"):
+            continue
+        if name.rsplit("-", 1)[0] not in _SELECTION_LAYERS:
+            return False
+    return True
+
+
+def _window(coord: np.ndarray, full: slice) -> tuple[slice, np.ndarray | None] | None:
+    """The pixel window covering ``coord`` (pixel indices), and a pick inside it if needed."""
+    if coord.size == 0 or not np.issubdtype(coord.dtype, np.integer):
+        return None
+    lo, hi = int(coord.min()), int(coord.max()) + 1
+    if lo < full.start or hi > full.stop:
+        return None
+    if coord.size == hi - lo and np.array_equal(coord, np.arange(lo, hi)):
+        return slice(lo, hi), None
+    return slice(lo, hi), (coord - lo).astype(np.intp)
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """Which file, spec and window each frame of an (unmodified) array is.
+
+    Attributes
+    ----------
+    specs : tuple of FrameSpec
+        The distinct specs the frames come from.
+    frames : tuple of (int, str)
+        Per frame of the array, in its order: the index into ``specs`` and the datakey.
+    rows, cols : slice
+        The window read from every frame (pixel indices of the full frame).
+    pick_rows, pick_cols : numpy.ndarray or None
+        Indices inside the window when the array's ``y``/``x`` are not contiguous.
+    """
+
+    specs: tuple[FrameSpec, ...]
+    frames: tuple[tuple[int, str], ...]
+    rows: slice
+    cols: slice
+    pick_rows: np.ndarray | None = None
+    pick_cols: np.ndarray | None = None
+
+
+def resolve(frames: xr.DataArray) -> Resolved | None:
+    """How to read each frame of ``frames`` directly, or None for the generic path.
+
+    Parameters
+    ----------
+    frames : xarray.DataArray
+        ``(time, y, x)`` frames from :func:`~intake_helio.open_frames`, possibly selected
+        along any dimension, concatenated along ``time`` or unpickled elsewhere.
+
+    Returns
+    -------
+    Resolved or None
+        None when the array is not made of our frames, was changed by anything other than
+        selection, or its frames cannot be told apart unambiguously.
+    """
+    data = frames.data
+    if frames.dims != ("time", "y", "x") or not hasattr(data, "dask"):
+        return None
+    if "datakey" not in frames.coords or "y" not in frames.coords or "x" not in frames.coords:
+        return None
+    specs = frame_specs(data)
+    if not specs or not _only_selections(data):
+        return None
+    distinct: list[FrameSpec] = []
+    by_key: dict[str, int] = {}
+    for spec in specs:
+        if spec in distinct:
+            continue
+        distinct.append(spec)
+        s = len(distinct) - 1
+        for key in spec.datakeys:
+            if by_key.setdefault(key, s) != s:
+                return None  # the same file in two differently read arrays: ambiguous
+    first = distinct[0]
+    if any((s.rows, s.cols) != (first.rows, first.cols) for s in distinct[1:]):
+        return None
+    rows = _window(np.asarray(frames["y"].values), first.rows)
+    cols = _window(np.asarray(frames["x"].values), first.cols)
+    if rows is None or cols is None:
+        return None
+    items = []
+    for key in np.asarray(frames["datakey"].values, dtype=object):
+        s = by_key.get(str(key))
+        if s is None:
+            return None
+        items.append((s, str(key)))
+    return Resolved(tuple(distinct), tuple(items), rows[0], cols[0], rows[1], cols[1])

@@ -1,0 +1,289 @@
+"""Worker-side tasks: read a frame (or a batch of frames) and compute on it in the same task.
+
+Every function here is a picklable top-level function that receives all it needs as
+arguments (a :class:`~intake_helio.frames.spec.FrameSpec` and plain values), so that it
+runs the same on the local scheduler, a ``LocalCluster``, a gateway cluster or any
+``distributed.Client``. A frame that cannot be read, or whose science function raises,
+gets a reason; it never stops the other frames of its task.
+"""
+
+from __future__ import annotations
+
+import math
+import types
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from ..base.errors import FrameReadError, picklable_cause
+from ..base.reasons import Reason
+from ..fits import frame as fits_frames
+from ..fits.stats import frame_stats
+from ..io.storage import filesystem
+from .spec import FrameSpec
+
+__all__ = [
+    "BUILTINS",
+    "FrameResult",
+    "apply_funcs",
+    "map_batch",
+    "read_block",
+    "read_header_row",
+]
+
+#: Statistics the engine computes itself (``func="mean"`` etc.), from one read per frame.
+BUILTINS: tuple[str, ...] = ("mean", "sum", "min", "max", "std", "count")
+
+#: One frame's outcome: ``(status, values)``, ``values`` aligned with the output names
+#: (None when the frame has no value).
+FrameResult = tuple[str, tuple[Any, ...] | None]
+
+
+# --------------------------------------------------------------------------- array tasks
+def read_block(datakey, storage_options, hdu, rows, cols, units, shape, on_error, whole, settings):
+    """Read one frame (or row band) as a ``(1, ny, nx)`` float32 block.
+
+    With ``on_error="nan"`` returns ``(block, reason)``, the block all NaN and the
+    reason set when the frame cannot be read; ``reason`` is ``"ok"`` otherwise.
+    """
+    try:
+        fs, path = filesystem(datakey, storage_options)
+        block = fits_frames.read_frame(
+            fs,
+            path,
+            hdu=hdu,
+            rows=rows,
+            cols=cols,
+            units=units,
+            whole_file=whole,
+            settings=settings,
+        )
+        if block.shape != shape:
+            raise FrameReadError(
+                datakey,
+                Reason.SHAPE_MISMATCH,
+                f"found {block.shape}, expected {shape} from the probe",
+            )
+        block = block.astype(np.float32, copy=False)[np.newaxis]
+    except Exception as exc:
+        err = fits_frames.as_frame_error(datakey, exc)
+        if on_error == "nan":
+            return np.full((1, *shape), np.nan, dtype=np.float32), str(err.reason)
+        cause = exc
+    else:
+        return (block, str(Reason.OK)) if on_error == "nan" else block
+    # raised outside the except block: no unpicklable __context__ travels back from workers
+    if err is cause:
+        raise err
+    raise err from picklable_cause(cause)
+
+
+def read_header_row(datakey, storage_options, keys, hdu, settings=None):
+    """Header values of one file as a tuple in ``keys`` order, ``(None, ...)`` if unreadable."""
+    try:
+        fs, path = filesystem(datakey, storage_options)
+        values = fits_frames.read_header_values(fs, path, keys, hdu=hdu, settings=settings)
+    except Exception:
+        return tuple(None for _ in keys)
+    return tuple(values.get(k) for k in keys)
+
+
+# --------------------------------------------------------------------------- science
+class _Header(Mapping):
+    """A read-only view of a frame's header cards (``header["EXPTIME"]``)."""
+
+    __slots__ = ("_cards",)
+
+    def __init__(self, cards: Mapping[str, Any]):
+        self._cards = types.MappingProxyType(dict(cards))
+
+    def __getitem__(self, key: str) -> Any:
+        return self._cards[key.upper() if isinstance(key, str) else key]
+
+    def __iter__(self):
+        return iter(self._cards)
+
+    def __len__(self) -> int:
+        return len(self._cards)
+
+    def __repr__(self) -> str:
+        return f"<header: {len(self._cards)} cards>"
+
+
+def _builtin(name: str, data: np.ndarray) -> Any:
+    with np.errstate(invalid="ignore", divide="ignore"):
+        if name == "count":
+            return int(np.count_nonzero(~np.isnan(data)))
+        valid = data[~np.isnan(data)]
+        if valid.size == 0:
+            return math.nan
+        if name == "mean":
+            return float(valid.mean(dtype=np.float64))
+        if name == "sum":
+            return float(valid.sum(dtype=np.float64))
+        if name == "min":
+            return float(valid.min())
+        if name == "max":
+            return float(valid.max())
+        if name == "std":
+            return float(valid.std(dtype=np.float64))
+    raise ValueError(f"unknown statistic {name!r}; expected one of {list(BUILTINS)}")
+
+
+def _as_value(value: Any) -> Any:
+    """A function's return value as a float or a float64 array, or raise TypeError."""
+    if isinstance(value, bool | np.bool_):
+        return float(value)
+    if isinstance(value, int | float | np.integer | np.floating):
+        return float(value)
+    if isinstance(value, np.ndarray) and value.dtype.kind in "biuf":
+        return value.astype(np.float64, copy=False) if value.ndim else float(value)
+    raise TypeError(
+        f"returned {type(value).__name__}; expected a number, a numeric numpy array or a "
+        "dict of those"
+    )
+
+
+def apply_funcs(
+    funcs: Sequence[tuple[str, str | Callable]],
+    data: np.ndarray,
+    header: Mapping[str, Any],
+    names: Sequence[str] | None = None,
+) -> tuple[dict[str, Any], str]:
+    """Apply each function to one frame: ``(values by output name, status)``.
+
+    A function that raises, or returns something other than a number, a numeric array or
+    a dict of those, makes the frame's status ``"function error: <Type>: <message>"``.
+    """
+    out: dict[str, Any] = {}
+    view = _Header(header)
+    for name, func in funcs:
+        if isinstance(func, str):
+            out[name] = _builtin(func, data)
+            continue
+        try:
+            value = func(data, view)
+            if isinstance(value, Mapping):
+                for key, v in value.items():
+                    out[str(key)] = _as_value(v)
+            else:
+                out[name] = _as_value(value)
+        except Exception as exc:
+            label = getattr(func, "__name__", name)
+            text = str(exc).splitlines()[0][:200] if str(exc) else ""
+            return {}, f"{Reason.FUNCTION_ERROR}: {label} raised {type(exc).__name__}: {text}"
+    if names is not None and set(out) != set(names):
+        return {}, (
+            f"{Reason.FUNCTION_ERROR}: outputs {sorted(out)} differ from the other frames' "
+            f"{sorted(names)}"
+        )
+    return out, str(Reason.OK)
+
+
+def _read(spec: FrameSpec, key: str, rows, cols, units, prefetched, header: bool):
+    fs, path = filesystem(key, spec.storage_options)
+    return fits_frames.read_frame(
+        fs,
+        path,
+        hdu=spec.hdu,
+        rows=rows,
+        cols=cols,
+        units=units,
+        whole_file=spec.whole and (rows, cols) == (spec.rows, spec.cols),
+        prefetched=prefetched,
+        settings=spec.settings,
+        with_header=header,
+    )
+
+
+def _start_read(spec: FrameSpec, key: str):
+    try:
+        fs, path = filesystem(key, spec.storage_options)
+        return fits_frames.start_whole_read(fs, path)
+    except Exception:  # the frame's own read reports it
+        return None
+
+
+def _one(
+    spec: FrameSpec,
+    key: str,
+    window: tuple[slice, slice, Any, Any],
+    funcs: Sequence[tuple[str, str | Callable]],
+    units: str,
+    prefetched,
+) -> tuple[dict[str, Any], str]:
+    rows, cols, pick_rows, pick_cols = window
+    expect = (rows.stop - rows.start, cols.stop - cols.start)
+    builtin_only = all(isinstance(f, str) for _, f in funcs)
+    try:
+        if builtin_only and pick_rows is None and pick_cols is None:
+            fs, path = filesystem(key, spec.storage_options)
+            stats = frame_stats(
+                fs,
+                path,
+                [f for _, f in funcs],
+                hdu=spec.hdu,
+                rows=rows,
+                cols=cols,
+                units=units,
+                expect_shape=expect,
+                whole_file=spec.whole and (rows, cols) == (spec.rows, spec.cols),
+                prefetched=prefetched,
+                settings=spec.settings,
+            )
+            values = {name: stats[f] for name, f in funcs}
+            return values, str(Reason.OK if stats["count"] else Reason.ALL_PIXELS_BLANK)
+        data, header = _read(spec, key, rows, cols, units, prefetched, header=True)
+        if data.shape != expect:
+            raise FrameReadError(
+                key, Reason.SHAPE_MISMATCH, f"found {data.shape}, expected {expect}"
+            )
+        if pick_rows is not None:
+            data = data[pick_rows]
+        if pick_cols is not None:
+            data = data[:, pick_cols]
+    except Exception as exc:
+        return {}, str(fits_frames.frame_error_reason(exc))
+    values, status = apply_funcs(funcs, data, header)
+    if status == Reason.OK and builtin_only and values and not np.any(~np.isnan(data)):
+        status = str(Reason.ALL_PIXELS_BLANK)
+    return values, status
+
+
+def map_batch(
+    spec: FrameSpec,
+    keys: Sequence[str],
+    window: tuple[slice, slice, Any, Any],
+    funcs: Sequence[tuple[str, str | Callable]],
+    units: str,
+) -> list[tuple[dict[str, Any], str]]:
+    """Read consecutive frames of one spec and apply ``funcs`` to each, in one task.
+
+    With whole-file reads the next frame's file is fetched (on the filesystem's I/O
+    thread) while one is computed, so the core does not wait for the network.
+
+    Returns
+    -------
+    list of (dict, str)
+        Per frame: the values by output name (empty when the frame has none) and its
+        status (``"ok"`` or the reason).
+    """
+    ahead: dict[int, Any] = {}
+    prefetch = spec.whole and (window[0], window[1]) == (spec.rows, spec.cols) and len(keys) > 1
+
+    def start(i: int) -> None:
+        if prefetch and i < len(keys):
+            ahead[i] = _start_read(spec, keys[i])
+
+    out = []
+    try:
+        start(0)
+        for i, key in enumerate(keys):
+            start(i + 1)
+            out.append(_one(spec, key, window, funcs, units, ahead.pop(i, None)))
+    finally:
+        for fut in ahead.values():
+            if fut is not None:
+                fut.cancel()
+    return out
