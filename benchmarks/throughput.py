@@ -631,7 +631,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "c": f"(c) intake-helio, 2w x {args.threads}t, TUNED",
         "d": "(d) lean limit, 2 processes",
         "e": "(e) intake-helio cutout, 200 rows",
-        "f": "(f) irradiance on isel(time=slice(0,None))",
+        "f": "(f) irradiance on isel(time=0:)",
         "g": "(g) map_frames mean,max,min,std",
         "h": "(h) map_frames user fn np.nanmax",
         "i": "(i) generic frames.mean((y, x))",

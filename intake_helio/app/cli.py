@@ -222,8 +222,8 @@ def _science(value: str):
             ) from None
     if not callable(obj):
         raise BadInput(
-            f"--science {value!r}: {module_name}.{attr} is a {type(obj).__name__}, not "
-            f"callable; {expected}"
+            f"--science {value!r}: {module_name}.{attr} is {type(obj).__name__} "
+            f"{repr(obj)[:40]}, not callable; {expected}"
         )
     return obj
 

@@ -372,12 +372,14 @@ def _cat_many(fs, paths: list[str]) -> dict:
     if getattr(fs, "async_impl", False) and len(paths) > 1:
         import asyncio
 
-        from fsspec.asyn import sync
+        from ..io.shims import fsspec_cat_file, fsspec_sync
 
         async def gather():
-            return await asyncio.gather(*(fs._cat_file(p) for p in paths), return_exceptions=True)
+            return await asyncio.gather(
+                *(fsspec_cat_file(fs, p) for p in paths), return_exceptions=True
+            )
 
-        return dict(zip(paths, sync(fs.loop, gather), strict=True))
+        return dict(zip(paths, fsspec_sync(fs.loop, gather), strict=True))
 
     def one(path):
         try:
