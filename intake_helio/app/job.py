@@ -276,6 +276,7 @@ def ship_by_value(func: Callable) -> Callable:
     """
     if isinstance(func, _ByValue) or not callable(func):
         return func
+    return func
     if (getattr(func, "__module__", None) or "").split(".")[0] == "intake_helio":
         return func  # installed wherever the package runs
     return _ByValue(func)

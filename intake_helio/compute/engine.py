@@ -189,25 +189,22 @@ def iter_map_parts(
     in_flight = max(2, math.ceil(4 * threads * per_task / part_size) + 1)
     pending = iter(todo)
     running: dict[int, dict] = {}
-    owner: dict[Any, tuple[int, int]] = {}
+    owner: dict[Any, tuple[int, tuple[int, int]]] = {}
+
+    def track(p: int, futures: list, spans: list) -> list:
+        for fut, span in zip(futures, spans, strict=True):
+            owner[fut] = (p, span)
+        return futures
 
     def submit_next() -> list:
         p = next(pending, None)
         if p is None:
             return []
         idx, tasks, spans = build(p)
-        futures = client.compute(tasks)
-        running[p] = {
-            "idx": idx,
-            "spans": spans,
-            "results": [None] * len(tasks),
-            "left": len(tasks),
-        }
-        for j, fut in enumerate(futures):
-            owner[fut] = (p, j)
-        if not futures:  # an empty part cannot happen (parts have >= 1 frame)
+        if not tasks:  # an empty part cannot happen (parts have >= 1 frame)
             raise EngineError(f"part {p} has no tasks")
-        return futures
+        running[p] = {"idx": idx, "records": [None] * len(idx), "left": len(idx)}
+        return track(p, client.compute(tasks), spans)
 
     first = []
     for _ in range(in_flight):
@@ -215,24 +212,42 @@ def iter_map_parts(
     ac = as_completed(first, with_results=False)
     try:
         for fut in ac:
-            p, j = owner.pop(fut)
+            p, (a, b) = owner.pop(fut)
             state = running[p]
-            span = state["spans"][j]
             try:
                 result = fut.result()
             except Exception as exc:
-                result = _failed(span, exc)
-            state["results"][j] = result
-            state["left"] -= 1
-            bar.update(span[1] - span[0])
+                if b - a > 1 and plan is not None:
+                    # a batch that failed as a whole (its worker died): each frame again on
+                    # its own, so that only the frame that kills workers is lost
+                    singles = [(i, i + 1) for i in range(a, b)]
+                    tasks = [_single(plan, i, funcs, units_of, f"{token}-{p}") for i in range(a, b)]
+                    for nxt in track(p, client.compute(tasks), singles):
+                        ac.add(nxt)
+                    continue
+                result = _failed((a, b), exc)
+            start = state["idx"].start
+            state["records"][a - start : b - start] = result
+            state["left"] -= b - a
+            bar.update(b - a)
             if state["left"] == 0:
                 del running[p]
                 for nxt in submit_next():
                     ac.add(nxt)
-                yield p, state["idx"], records_of(state["idx"], state["spans"], state["results"])
+                yield p, state["idx"], state["records"]
     finally:
         for fut in owner:
             fut.cancel()
+
+
+def _single(plan: Resolved, i: int, funcs, units_of, token: str):
+    """A task for frame ``i`` alone (after its batch failed as a whole)."""
+    s, key = plan.frames[i]
+    spec = plan.specs[s]
+    window = (plan.rows, plan.cols, plan.pick_rows, plan.pick_cols)
+    return dask.delayed(map_batch, pure=True)(
+        spec, [key], window, funcs, units_of(spec), dask_key_name=f"helio-map-{token}-one-{i}"
+    )
 
 
 def _failed(span: tuple[int, int], exc: BaseException) -> list[tuple[dict, str]]:

@@ -215,3 +215,42 @@ def test_pickled_array_in_another_process(served, tmp_path):
     keys = list(frames["datakey"].values)
     np.testing.assert_allclose(values, _expected(served, keys, "mean"), rtol=1e-6)
     _check_status(served, xr.Dataset({"status": ("t", status), "datakey": ("t", keys)}))
+
+
+def test_a_frame_that_kills_its_worker_loses_only_itself(served):
+    """The function kills the worker process on one frame: after dask's allowed failures that
+    frame gets "worker died while reading"; every other frame, even of the same batch, is valued.
+    """
+    import dask
+
+    frames = _frames(served, on_error="nan")
+    victim = str(frames["datakey"].values[5])
+
+    def killer(data, header):
+        import os
+        import signal
+
+        if header["DATE-OBS"].startswith(killer.when):
+            os.kill(os.getpid(), signal.SIGKILL)
+        return float(np.nanmean(data))
+
+    killer.when = str(frames["time"].values[5])[:19]
+    with (
+        dask.config.set({"distributed.scheduler.allowed-failures": 1}),
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as lc,
+        distributed.Client(lc),
+    ):
+        result = map_frames(frames, [killer], progress=False, part_size=7)
+    status = dict(zip(result["datakey"].values, result["status"].values, strict=True))
+    _, demo, _ = served
+    for key, st in status.items():
+        if key == victim:
+            assert st == "worker died while reading"
+        else:
+            assert st == ("truncated" if key in demo.corrupt else "ok"), (key, st)
+    keys = list(result["datakey"].values)
+    want = _expected(served, keys, "mean")
+    good = [i for i, k in enumerate(keys) if k != victim]
+    np.testing.assert_allclose(result["killer"].values[good], want[good], rtol=1e-6)

@@ -310,7 +310,7 @@ def test_science_function_reaches_worker_processes_by_value(served, tmp_path):
     store = _open_zarr(out / "reduce.zarr")
     assert store.attrs["complete"] is True
     assert store["profile"].dims == ("time", "profile_dim_0")
-    ok = store["status"].to_numpy().astype(str) == "ok"
+    ok = np.array(_text(store["status"])) == "ok"
     assert ok.sum() == FRAMES - 1
     # computed in worker processes, where the module could not be imported
     pids = set(store["pid"].to_numpy()[ok].astype(int).tolist())
