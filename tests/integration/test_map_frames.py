@@ -254,3 +254,21 @@ def test_a_frame_that_kills_its_worker_loses_only_itself(served):
     want = _expected(served, keys, "mean")
     good = [i for i, k in enumerate(keys) if k != victim]
     np.testing.assert_allclose(result["killer"].values[good], want[good], rtol=1e-6)
+
+
+def test_progress_on_a_cluster_moves_per_task(served, client):
+    from intake_helio.compute.engine import frame_funcs, iter_map_parts
+    from intake_helio.compute.progress import Progress
+
+    steps = []
+
+    class Recording(Progress):
+        def update(self, frames: int) -> None:
+            steps.append(frames)
+
+    frames = _frames(served, on_error="nan")
+    parts = list(
+        iter_map_parts(frames, frame_funcs("mean"), part_size=FRAMES, progress=Recording(None))
+    )
+    assert len(parts) == 1
+    assert len(steps) > 1 and sum(steps) == FRAMES

@@ -20,7 +20,8 @@ from astropy.io import fits
 
 import intake_helio as ih
 from intake_helio.base.reasons import FAILURE_REASONS, Reason, reason_of
-from intake_helio.compute.engine import EngineError, frame_funcs, map_frames
+from intake_helio.compute.engine import EngineError, frame_funcs, iter_map_parts, map_frames
+from intake_helio.compute.progress import Progress
 from intake_helio.frames.spec import resolve
 from intake_helio.testing.aia import frame_bytes, make_aia_frame
 
@@ -191,3 +192,21 @@ def test_the_readme_lists_every_reason():
     readme = (Path(__file__).parents[2] / "README.md").read_text()
     missing = [r.value for r in Reason if f"| `{r.value}` |" not in readme]
     assert missing == []
+
+
+class _Recording(Progress):
+    def __init__(self):
+        super().__init__(None)
+        self.steps = []
+
+    def update(self, frames: int) -> None:
+        super().update(frames)
+        self.steps.append(frames)
+
+
+def test_progress_moves_per_task_not_per_part(files):
+    frames = _open(files)
+    bar = _Recording()
+    parts = list(iter_map_parts(frames, frame_funcs("mean"), part_size=N, progress=bar))
+    assert len(parts) == 1  # one part ...
+    assert len(bar.steps) > 1 and sum(bar.steps) == N  # ... reported task by task
