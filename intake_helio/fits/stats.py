@@ -63,33 +63,19 @@ class _Acc:
         if n == 0:
             return
         if self.minmax:
-            if bad is None or n == sub.size:
-                self._extremes(int(sub.min()), int(sub.max()))
-            else:
-                info = np.iinfo(sub.dtype)
-                good = ~bad
-                lo = np.minimum.reduce(sub, axis=None, where=good, initial=info.max)
-                hi = np.maximum.reduce(sub, axis=None, where=good, initial=info.min)
-                self._extremes(int(lo), int(hi))
+            self._extremes(*_int_extremes(sub, bad, blank, n))
         if self.sq:
-            # squares about a pivot (the first valid value): small numbers, little cancellation
+            # squares about a pivot (the first valid value), as float64 dot products (BLAS):
+            # integers below 2**53 add up exactly, so 16-bit bands give exact sums
             if self.ipivot is None:
-                self.ipivot = int(
-                    sub.ravel()[np.flatnonzero(~bad)[0]] if bad is not None else sub.flat[0]
-                )
-            d = sub.astype(np.int64).ravel()
+                first = np.flatnonzero(~bad)[0] if bad is not None else 0
+                self.ipivot = int(sub.ravel()[first])
+            d = sub.ravel().astype(np.float64)
             d -= self.ipivot
-            if sub.dtype.itemsize <= 2:  # |d| < 2**17: exact int64 dot products per band
-                ss = int(np.dot(d, d))
-                if bad is not None:
-                    ss -= (blank - self.ipivot) ** 2 * (sub.size - n)
-                self.ss_int += ss
-            else:
-                df = d.astype(np.float64)
-                ss = float(np.dot(df, df))
-                if bad is not None:
-                    ss -= float(blank - self.ipivot) ** 2 * (sub.size - n)
-                self.ss_f += ss
+            ss = float(np.dot(d, d))
+            if bad is not None:
+                ss -= float(blank - self.ipivot) ** 2 * (sub.size - n)
+            self.ss_f += ss
 
     def add_float(self, sub: np.ndarray) -> None:
         finite = ~np.isnan(sub)
@@ -107,6 +93,22 @@ class _Acc:
         self.s_f += float(d.sum())
         if self.sq:
             self.ss_f += float(np.dot(d, d))
+
+
+def _int_extremes(sub: np.ndarray, bad, blank: int | None, n: int) -> tuple[int, int]:
+    """Min and max of the valid pixels of an integer band (``n`` of them, > 0)."""
+    if bad is None or n == sub.size:
+        return int(sub.min()), int(sub.max())
+    info = np.iinfo(sub.dtype)
+    if blank == info.min:  # AIA's BLANK: below every valid value
+        # minus one wraps BLANK to the top of the range, every other value stays below it
+        return int(np.subtract(sub, 1, dtype=sub.dtype).min()) + 1, int(sub.max())
+    if blank == info.max:
+        return int(sub.min()), int(np.add(sub, 1, dtype=sub.dtype).max()) - 1
+    good = ~bad
+    lo = np.minimum.reduce(sub, axis=None, where=good, initial=info.max)
+    hi = np.maximum.reduce(sub, axis=None, where=good, initial=info.min)
+    return int(lo), int(hi)
 
 
 def _accumulate(pix: _Pixels, want: set[str]) -> _Acc:
