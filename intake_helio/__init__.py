@@ -45,6 +45,7 @@ from .catalog.registry import (
     open_registry,
 )
 from .frames.build import open_frames
+from .frames.maps import to_map
 
 __version__ = "0.1.0"
 
@@ -99,4 +100,5 @@ __all__ = [
     "open_frames",
     "open_registry",
     "parse_time",
+    "to_map",
 ]

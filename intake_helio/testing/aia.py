@@ -150,7 +150,9 @@ def _geometry(t: pd.Timestamp, size: int) -> dict[str, float]:
     cdelt = 0.6 * 4096 / size
     dsun = _sun_distance_au(t)
     rsun_obs = _RSUN_1AU / dsun
+    day = (t - pd.Timestamp("2020-03-06")).total_seconds() / 86400.0
     return {
+        "b0": 7.25 * math.sin(2 * math.pi * day / 365.25),  # solar B0 angle, roughly
         "cdelt": cdelt,
         "crpix": (size + 1) / 2.0,
         "rsun_obs": rsun_obs,
@@ -285,6 +287,9 @@ def _frame_header(
         ("RSUN_OBS", round(geo["rsun_obs"], 4), "[arcsec] apparent solar radius"),
         ("R_SUN", round(geo["r_sun"], 4), "[pixel] apparent solar radius"),
         ("DSUN_OBS", round(geo["dsun_m"], 1), "[m] distance to Sun centre"),
+        ("HGLN_OBS", 0.0, "[deg] Stonyhurst longitude of the observer"),
+        ("HGLT_OBS", round(geo["b0"], 4), "[deg] Stonyhurst latitude of the observer (B0)"),
+        ("RSUN_REF", 696000000.0, "[m] reference radius of the Sun"),
         ("DATAMIN", vmin, "minimum of good pixels"),
         ("DATAMAX", vmax, "maximum of good pixels"),
         ("DATAMEAN", mean, "mean of good pixels"),

@@ -1,15 +1,16 @@
 """Pieces shared by the intake drivers: errors, argument checks, redacted output, lazy entries.
 
-Nothing here knows about a particular driver. The catalogs (:mod:`.catalogs`) and the
-frames source (:mod:`.source`) build on it; the CloudCatalog logic itself lives in
-:mod:`intake_helio.catalog.registry` and :mod:`intake_helio.frames.build`.
+Nothing here knows about a particular driver. The intake v1 catalogs (:mod:`.catalogs`)
+and frames source (:mod:`.source`) and the intake 2 readers (:mod:`.v2`) build on it; the
+CloudCatalog logic itself lives in :mod:`intake_helio.catalog.registry` and
+:mod:`intake_helio.frames.build`.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
 import threading
-from collections.abc import Callable, Iterator, Mapping, MutableMapping
+from collections.abc import Callable, Iterator, Mapping, MutableMapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -17,20 +18,31 @@ import pandas as pd
 from intake.source.base import NoEntry
 
 from ...base.errors import HelioError
+from ...base.options import ON_ERROR, UNITS, check_choice
 from ...base.settings import current
-from ...catalog.registry import Dataset
+from ...catalog.registry import Dataset, Endpoint
 from ...io.storage import redact
 
 __all__ = [
+    "REDACTED",
     "DriverArgumentError",
     "DriverArgumentTypeError",
     "LazyEntries",
     "PartitionIndexError",
     "SafeOutputMixin",
+    "check_dataset_id",
+    "check_frame_options",
     "check_storage_options",
+    "dataset_metadata",
     "default_window",
+    "drop_redacted",
+    "entry_names",
+    "fill_range",
     "safe",
 ]
+
+#: What :func:`intake_helio.io.storage.redact` puts in place of a credential.
+REDACTED = "***"
 
 
 # --------------------------------------------------------------------------- errors
@@ -87,6 +99,78 @@ def check_storage_options(storage_options: Any) -> dict[str, Any]:
     return dict(storage_options)
 
 
+def drop_redacted(storage_options: Mapping[str, Any]) -> dict[str, Any]:
+    """``storage_options`` without the entries that hold the redaction marker ``'***'``.
+
+    A catalog saved with redacted credentials reads back ``{"key": "***", ...}``: those
+    entries are left out, so that the credentials come from the usual places (environment
+    variables, AWS profiles, instance roles) instead of being sent as ``'***'``.
+
+    Parameters
+    ----------
+    storage_options : dict
+        Flat or keyed by protocol; nested dicts are cleaned too.
+
+    Returns
+    -------
+    dict
+        A copy.
+    """
+    out: dict[str, Any] = {}
+    for k, v in storage_options.items():
+        if isinstance(v, Mapping):
+            out[k] = drop_redacted(v)
+        elif not (isinstance(v, str) and v == REDACTED):
+            out[k] = v
+    return out
+
+
+def check_dataset_id(dataset: Any) -> str:
+    """Return ``dataset`` if it is a non-empty string, else raise :class:`DriverArgumentError`."""
+    if not isinstance(dataset, str) or not dataset:
+        raise DriverArgumentError(f"dataset={dataset!r}; expected a dataset id such as 'aia_0094'")
+    return dataset
+
+
+def check_frame_options(
+    hdu: int | str = "auto",
+    cutout: Mapping[str, Any] | None = None,
+    header_keys: Sequence[str] | str = (),
+    units: str = "DN",
+    on_error: str = "raise",
+    chunks: Mapping[str, int] | None = None,
+) -> dict[str, Any]:
+    """Check the options that open a dataset's frames and return them normalised.
+
+    Parameters
+    ----------
+    hdu, cutout, header_keys, units, on_error, chunks
+        As in :func:`intake_helio.frames.build.open_frames`; a single header key may be
+        given as a string.
+
+    Returns
+    -------
+    dict
+        ``hdu``, ``cutout`` (a dict or None), ``header_keys`` (a tuple), ``units``,
+        ``on_error`` and ``chunks`` (a dict or None).
+
+    Raises
+    ------
+    OptionError
+        ``units`` or ``on_error`` is not one of the accepted choices.
+    """
+    if isinstance(header_keys, str):
+        header_keys = (header_keys,)
+    return {
+        "hdu": hdu,
+        "cutout": None if cutout is None else dict(cutout),
+        "header_keys": tuple(header_keys or ()),
+        "units": check_choice("units", units, UNITS),
+        "on_error": check_choice("on_error", on_error, ON_ERROR),
+        "chunks": None if chunks is None else dict(chunks),
+    }
+
+
 def default_window(
     dataset: Dataset, window: pd.Timedelta | None = None
 ) -> tuple[pd.Timestamp, pd.Timestamp]:
@@ -111,6 +195,77 @@ def default_window(
     if stop <= dataset.start:
         stop = dataset.start + window
     return max(dataset.start, stop - window), stop
+
+
+def fill_range(
+    dataset: Dataset,
+    start: pd.Timestamp | None,
+    stop: pd.Timestamp | None,
+    window: pd.Timedelta | None = None,
+) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """``[start, stop)`` with missing ends taken from the dataset's default window.
+
+    Parameters
+    ----------
+    dataset : Dataset
+    start, stop : pandas.Timestamp or None
+        Parsed ends (see :func:`intake_helio.base.times.parse_range`).
+    window : pandas.Timedelta, optional
+        Defaults to the ``intake_helio.default-window`` setting, read now.
+
+    Returns
+    -------
+    (pandas.Timestamp, pandas.Timestamp)
+        Both ends given: unchanged. Otherwise the missing ends of :func:`default_window`;
+        a single given end outside that window gets the other end ``window`` away
+        (``start`` clipped to the dataset's start).
+    """
+    if start is not None and stop is not None:
+        return start, stop
+    if window is None:
+        window = current().default_window
+    t0, t1 = default_window(dataset, window)
+    new_start = start if start is not None else t0
+    new_stop = stop if stop is not None else t1
+    if new_start >= new_stop:  # only one end given and it falls outside the default window
+        if start is None:
+            new_start = max(dataset.start, new_stop - window)
+        else:
+            new_stop = new_start + window
+    return new_start, new_stop
+
+
+def dataset_metadata(ds: Dataset) -> dict[str, Any]:
+    """Metadata of a dataset's catalog entry: its catalog record plus its extra keys."""
+    meta = {
+        "id": ds.id,
+        "title": ds.title,
+        "start": ds.start.isoformat(),
+        "stop": ds.stop.isoformat(),
+        "index": ds.index,
+        "indextype": ds.indextype,
+        "filetype": ds.filetype,
+        "multiyear": ds.multiyear,
+        "endpoint": ds.endpoint,
+    }
+    for k, v in ds.metadata.items():
+        meta.setdefault(k, v)
+    return meta
+
+
+def entry_names(endpoints: Sequence[Endpoint]) -> list[str]:
+    """Bucket names, disambiguated with the region (then the endpoint) when they repeat."""
+    counts: dict[str, int] = {}
+    for e in endpoints:
+        counts[e.name] = counts.get(e.name, 0) + 1
+    names = [e.name if counts[e.name] == 1 else f"{e.name} ({e.region})" for e in endpoints]
+    seen: dict[str, int] = {}
+    for n in names:
+        seen[n] = seen.get(n, 0) + 1
+    return [
+        n if seen[n] == 1 else f"{e.name} ({e.endpoint})"
+        for n, e in zip(names, endpoints, strict=True)
+    ]
 
 
 # --------------------------------------------------------------------------- output
