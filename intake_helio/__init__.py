@@ -33,6 +33,7 @@ from .base.errors import (
 )
 from .base.reasons import Reason
 from .base.times import parse_time
+from .catalog.channels import open_channels
 from .catalog.index import BadRow
 from .catalog.registry import (
     DEFAULT_REGISTRY_URL,
@@ -54,9 +55,13 @@ _LAZY = {
     "cluster": "intake_helio.compute.clusters",
     "irradiance": "intake_helio.compute.reduction",
     "map_frames": "intake_helio.compute.engine",
+    "HelioBucketReader": "intake_helio.app.intake.v2",
+    "HelioFramesReader": "intake_helio.app.intake.v2",
+    "HelioRegistryReader": "intake_helio.app.intake.v2",
 }
 
 if TYPE_CHECKING:  # pragma: no cover
+    from .app.intake.v2 import HelioBucketReader, HelioFramesReader, HelioRegistryReader
     from .compute.clusters import cluster
     from .compute.engine import map_frames
     from .compute.reduction import irradiance
@@ -85,7 +90,10 @@ __all__ = [
     "DatasetNotFoundError",
     "Endpoint",
     "FrameReadError",
+    "HelioBucketReader",
     "HelioError",
+    "HelioFramesReader",
+    "HelioRegistryReader",
     "HelioWarning",
     "IndexParseError",
     "Reason",
@@ -97,6 +105,7 @@ __all__ = [
     "irradiance",
     "map_frames",
     "open_bucket",
+    "open_channels",
     "open_frames",
     "open_registry",
     "parse_time",

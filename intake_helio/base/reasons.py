@@ -40,6 +40,9 @@ class Reason(enum.StrEnum):
     READ_ERROR = "read error"
     #: The frame's shape differs from the array's.
     SHAPE_MISMATCH = "shape mismatch"
+    #: The frame declares more pixels than ``intake_helio.max-frame-pixels``, or its file
+    #: is larger than ``intake_helio.max-file-bytes`` (nothing that large is allocated).
+    IMAGE_TOO_LARGE = "image too large"
     #: Every pixel of the frame (or window) is BLANK.
     ALL_PIXELS_BLANK = "all pixels blank"
     #: Reading the frame raised ``ValueError``/``TypeError`` (e.g. a bad argument).
@@ -55,6 +58,8 @@ class Reason(enum.StrEnum):
     FUNCTION_ERROR = "function error"
     #: The worker reading the frame died (e.g. out of memory) more often than dask allows.
     WORKER_DIED = "worker died while reading"
+    #: A channel of ``open_channels`` has no frame near this time (nothing is read).
+    NO_FRAME_WITHIN_TOLERANCE = "no frame within tolerance"
 
 
 #: Every reason except ``"ok"``.

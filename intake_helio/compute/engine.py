@@ -329,7 +329,7 @@ def _attrs(frames: xr.DataArray, units: str) -> dict[str, Any]:
 
 
 def map_frames(
-    frames: xr.DataArray,
+    frames: xr.DataArray | xr.Dataset,
     func: str | Callable | Sequence[str | Callable],
     *,
     normalize: bool = False,
@@ -342,9 +342,11 @@ def map_frames(
 
     Parameters
     ----------
-    frames : xarray.DataArray
+    frames : xarray.DataArray or xarray.Dataset
         Lazy ``(time, y, x)`` frames (:func:`~intake_helio.open_frames`,
-        :meth:`~intake_helio.Dataset.to_dataarray`), selected in any way.
+        :meth:`~intake_helio.Dataset.to_dataarray`), selected in any way; or several
+        channels from :func:`~intake_helio.open_channels` (results then have dimensions
+        ``(channel, time)``).
     func : str, callable or list of those
         Built-in statistics (``"mean"``, ``"sum"``, ``"min"``, ``"max"``, ``"std"``
         (population), ``"count"`` (valid pixels)) and/or functions ``f(data, header)``:
@@ -373,7 +375,53 @@ def map_frames(
         ``datakey``. An exception raised by a function on one frame becomes that
         frame's status; it never fails the job.
     """
-    return run_map(frames, frame_funcs(func), normalize, progress, part_size, on_part, skip)
+    funcs = frame_funcs(func)
+    if isinstance(frames, xr.Dataset):
+        return by_channel(
+            frames,
+            lambda arr: run_map(arr, funcs, normalize, progress, part_size, on_part, skip),
+        )
+    return run_map(frames, funcs, normalize, progress, part_size, on_part, skip)
+
+
+def channel_arrays(frames: xr.Dataset) -> dict[str, xr.DataArray]:
+    """The ``(time, y, x)`` variables of a channels Dataset, with their own coordinates.
+
+    :func:`~intake_helio.catalog.channels.open_channels` prefixes each channel's coordinates
+    with its name (``aia_0171_datakey``); here they get their plain names back.
+    """
+    out = {}
+    for name, var in frames.data_vars.items():
+        if var.dims != ("time", "y", "x"):
+            continue
+        prefix = f"{name}_"
+        keep = {c: c[len(prefix) :] for c in var.coords if c.startswith(prefix)}
+        drop = [c for c in var.coords if c not in keep and c not in ("time", "y", "x")]
+        out[str(name)] = var.drop_vars(drop).rename(keep)
+    if not out:
+        raise EngineError(
+            "this Dataset has no (time, y, x) frames variables; make one with ih.open_channels"
+        )
+    return out
+
+
+def by_channel(frames: xr.Dataset, compute: Callable[[xr.DataArray], xr.Dataset]) -> xr.Dataset:
+    """``compute`` on each channel of ``frames``, stacked along a new ``channel`` dimension.
+
+    Per-channel variables (``datakey``) keep their ``(channel, time)`` shape; ``status`` is
+    ``(channel, time)`` too.
+    """
+    results = []
+    names = []
+    for name, arr in channel_arrays(frames).items():
+        res = compute(arr)
+        res = res.assign_coords(time=frames["time"].values[: res.sizes["time"]])
+        results.append(res.drop_attrs())
+        names.append(name)
+    out = xr.concat(results, dim="channel", data_vars="all", coords="minimal", join="override")
+    out = out.assign_coords(channel=("channel", names))
+    out.attrs = {"channels": names}
+    return out
 
 
 def run_map(

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from .engine import frame_funcs, run_map
+from .engine import by_channel, frame_funcs, run_map
 from .progress import Progress
 
 __all__ = ["PART_COLUMNS", "irradiance", "iter_parts", "parts_to_dataset"]
@@ -112,7 +112,7 @@ def parts_to_dataset(
 
 
 def irradiance(
-    frames: xr.DataArray,
+    frames: xr.DataArray | xr.Dataset,
     normalize: bool = False,
     progress: bool = True,
     part_size: int | None = None,
@@ -123,9 +123,10 @@ def irradiance(
 
     Parameters
     ----------
-    frames : xarray.DataArray
+    frames : xarray.DataArray or xarray.Dataset
         Lazy ``(time, y, x)`` frames, e.g. from :meth:`Dataset.to_dataarray`, selected in
-        any way.
+        any way; or channels from :func:`~intake_helio.open_channels` (then every variable
+        has dimensions ``(channel, time)``).
     normalize : bool
         Divide each frame by its own ``EXPTIME`` (values in DN/s).
     progress : bool
@@ -146,6 +147,10 @@ def irradiance(
         why the frame has no value) and ``datakey``. A frame that cannot be read never
         stops the computation: it has ``irradiance=NaN`` and a reason.
     """
+    if isinstance(frames, xr.Dataset):
+        return by_channel(
+            frames, lambda arr: irradiance(arr, normalize, progress, part_size, on_part, skip)
+        )
     units = "DN/s" if normalize else frames.attrs.get("units", "DN")
     parts: list[tuple[int, pd.DataFrame]] = []
 

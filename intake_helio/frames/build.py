@@ -114,7 +114,12 @@ def _bands(rows: slice, chunks) -> list[slice]:
 
 def _probe(datakeys, storage_options, hdu, on_error, settings: Settings):
     errors = []
-    for key in datakeys[: (settings.max_probes if on_error == "nan" else 1)]:
+    present = [k for k in datakeys if k]  # "" is a placeholder: no frame (open_channels)
+    if not present:
+        raise FrameReadError(
+            "", Reason.NO_FRAME_WITHIN_TOLERANCE, "no file in the list, only placeholders"
+        )
+    for key in present[: (settings.max_probes if on_error == "nan" else 1)]:
         try:
             fs, path = filesystem(key, storage_options)
             return fits_frames.probe_frame(fs, path, hdu=hdu, settings=settings)
@@ -125,7 +130,7 @@ def _probe(datakeys, storage_options, hdu, on_error, settings: Settings):
                     raise
                 raise err from exc
             errors.append(f"{key}: {err.reason}")
-    raise FrameReadError(datakeys[0], Reason.NO_READABLE_FRAME, "; ".join(errors[:3]) + " ...")
+    raise FrameReadError(present[0], Reason.NO_READABLE_FRAME, "; ".join(errors[:3]) + " ...")
 
 
 def open_frames(

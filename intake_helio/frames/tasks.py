@@ -48,6 +48,8 @@ def read_block(datakey, storage_options, hdu, rows, cols, units, shape, on_error
     reason set when the frame cannot be read; ``reason`` is ``"ok"`` otherwise.
     """
     try:
+        if not datakey:  # a placeholder: no frame here (open_channels)
+            raise FrameReadError("", Reason.NO_FRAME_WITHIN_TOLERANCE)
         fs, path = filesystem(datakey, storage_options)
         block = fits_frames.read_frame(
             fs,
@@ -198,6 +200,8 @@ def _read(spec: FrameSpec, key: str, rows, cols, units, prefetched, header: bool
 
 
 def _start_read(spec: FrameSpec, key: str):
+    if not key:
+        return None
     try:
         fs, path = filesystem(key, spec.storage_options)
         return fits_frames.start_whole_read(fs, path)
@@ -214,6 +218,8 @@ def _one(
     prefetched,
 ) -> tuple[dict[str, Any], str]:
     rows, cols, pick_rows, pick_cols = window
+    if not key:  # a placeholder: no frame here (open_channels)
+        return {}, str(Reason.NO_FRAME_WITHIN_TOLERANCE)
     expect = (rows.stop - rows.start, cols.stop - cols.start)
     builtin_only = all(isinstance(f, str) for _, f in funcs)
     try:

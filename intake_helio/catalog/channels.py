@@ -1,0 +1,147 @@
+"""Several channels (datasets) of a bucket on one shared time axis.
+
+AIA's wavelengths are separate datasets (``aia_0094``, ``aia_0171``, ...) whose frames are a
+few seconds apart. :func:`open_channels` opens each as lazy frames and aligns them on the
+first channel's times: each other channel contributes its nearest frame within
+``tolerance``; where it has none, its frame is an all-NaN placeholder whose reason is
+``"no frame within tolerance"`` (nothing is read for it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from ..base.errors import ArgumentError
+from ..frames.build import open_frames
+
+__all__ = ["align_files", "open_channels"]
+
+
+def align_files(reference: pd.DataFrame, other: pd.DataFrame, tolerance: Any) -> pd.DataFrame:
+    """``other``'s files aligned on ``reference``'s start times (nearest within tolerance).
+
+    Returns a file list with ``reference``'s ``start`` and, per row, the matched file's
+    ``datakey`` (empty where none is within ``tolerance``), ``filesize`` and its own start
+    as ``frame_time`` (NaT where none).
+    """
+    try:
+        tol = pd.Timedelta(tolerance)
+    except (TypeError, ValueError) as exc:
+        raise ArgumentError(f"tolerance={tolerance!r}; expected a duration such as '6s'") from exc
+    if tol < pd.Timedelta(0):
+        raise ArgumentError(f"tolerance={tolerance!r}; expected a duration >= 0")
+    ref_times = pd.DatetimeIndex(reference["start"])
+    times = pd.DatetimeIndex(other["start"])
+    order = np.argsort(times.asi8, kind="stable")
+    sorted_times = times[order]
+    if len(sorted_times):
+        pos = sorted_times.get_indexer(ref_times, method="nearest", tolerance=tol)
+    else:
+        pos = np.full(len(ref_times), -1)
+    found = pos >= 0
+    idx = order[np.where(found, pos, 0)] if len(order) else np.zeros(len(pos), dtype=int)
+    keys = np.where(found, other["datakey"].astype(str).to_numpy()[idx] if len(order) else "", "")
+    out = pd.DataFrame({"start": ref_times, "datakey": keys.astype(object)})
+    frame_time = times[idx] if len(order) else pd.DatetimeIndex([pd.NaT] * len(pos))
+    out["frame_time"] = pd.DatetimeIndex(np.where(found, frame_time, pd.NaT))
+    if "filesize" in other:
+        sizes = other["filesize"].to_numpy()[idx] if len(order) else np.zeros(len(pos))
+        out["filesize"] = np.where(found, sizes, 0).astype(np.int64)
+    return out
+
+
+def open_channels(
+    bucket: Any,
+    ids: Sequence[str],
+    start: Any = None,
+    stop: Any = None,
+    tolerance: Any = "6s",
+    **open_kwargs: Any,
+) -> xr.Dataset:
+    """Lazy frames of several datasets of ``bucket`` on the first one's time axis.
+
+    Parameters
+    ----------
+    bucket : Bucket
+        From :func:`~intake_helio.open_bucket`.
+    ids : sequence of str
+        Dataset ids, e.g. ``["aia_0094", "aia_0171"]``; the first gives the time axis.
+    start, stop : time-like
+        Half-open range.
+    tolerance : str or Timedelta
+        How far another channel's frame may be from the first channel's time.
+    **open_kwargs
+        As for :meth:`~intake_helio.Dataset.to_dataarray` (``cutout``, ``units``,
+        ``on_error``, ...); ``on_error`` defaults to ``"nan"`` here.
+
+    Returns
+    -------
+    xarray.Dataset
+        One lazy ``(time, y, x)`` variable per dataset id, sharing ``time``; each has its
+        own ``datakey`` and ``frame_time`` coordinates (``<id>_datakey``, ``<id>_time``).
+        ``ih.irradiance`` and ``ih.map_frames`` on it give ``(channel, time)`` results.
+    """
+    if isinstance(ids, str) or not ids:
+        raise ArgumentError(f"ids={ids!r}; expected a list of dataset ids such as ['aia_0094']")
+    if len(set(ids)) != len(ids):
+        raise ArgumentError(f"ids={list(ids)!r} repeats a dataset id")
+    open_kwargs.setdefault("on_error", "nan")
+    storage_options = open_kwargs.pop("storage_options", None)
+    datasets = [bucket[i] for i in ids]
+    files = [d.files(start, stop) for d in datasets]
+    reference = files[0]
+    if len(reference) == 0:
+        raise ArgumentError(
+            f"{ids[0]!r} has no files in [{start}, {stop}); the first channel gives the time "
+            "axis: widen the range or put a channel with data first"
+        )
+    variables: dict[str, xr.DataArray] = {}
+    for k, (ds, df) in enumerate(zip(datasets, files, strict=True)):
+        aligned = align_files(reference, df, tolerance)
+        if k and not (aligned["datakey"] != "").any():
+            raise ArgumentError(
+                f"{ds.id!r} has no frame within tolerance={tolerance!r} of any {ids[0]!r} "
+                f"frame in [{start}, {stop}) ({_nearest(reference, df)}); raise the tolerance "
+                "or leave that channel out"
+            )
+        if k == 0:
+            aligned["frame_time"] = pd.DatetimeIndex(reference["start"])
+        so = ds.storage_options if storage_options is None else storage_options
+        attrs = {"dataset": ds.id, "title": ds.title, "endpoint": ds.endpoint}
+        frames = open_frames(aligned, attrs=attrs, storage_options=so, **open_kwargs)
+        frames = frames.assign_coords(frame_time=("time", aligned["frame_time"].to_numpy()))
+        variables[ds.id] = frames
+    shapes = {i: v.shape[1:] for i, v in variables.items()}
+    if len(set(shapes.values())) > 1:
+        raise ArgumentError(
+            f"the channels' frames differ in shape {shapes}; give a cutout= that fits all, or "
+            "open them separately"
+        )
+    return _as_dataset(variables)
+
+
+def _nearest(reference: pd.DataFrame, other: pd.DataFrame) -> str:
+    if len(other) == 0:
+        return "it has no files there"
+    a = pd.DatetimeIndex(reference["start"]).asi8
+    b = np.sort(pd.DatetimeIndex(other["start"]).asi8)
+    pos = np.clip(np.searchsorted(b, a), 1, len(b) - 1) if len(b) > 1 else np.zeros_like(a)
+    gaps = np.abs(a - b[pos])
+    if len(b) > 1:
+        gaps = np.minimum(gaps, np.abs(a - b[pos - 1]))
+    return f"the nearest is {pd.Timedelta(int(gaps.min()), 'ns')} away"
+
+
+def _as_dataset(variables: Mapping[str, xr.DataArray]) -> xr.Dataset:
+    out = {}
+    for name, frames in variables.items():
+        renamed = frames.rename(
+            {c: f"{name}_{c}" for c in frames.coords if c not in ("time", "y", "x")}
+        )
+        out[name] = renamed
+    return xr.Dataset(out, attrs={"channels": list(variables)})
