@@ -7,19 +7,23 @@ shuts its cluster down when the block ends: normally, on an exception, and on Ct
 >>> from intake_helio.compute.clusters import cluster                  # doctest: +SKIP
 >>> with cluster("local", workers=2) as client:               # doctest: +SKIP
 ...     total = client.compute(frames.sum()).result()
->>> with cluster("gateway", workers=8, worker_memory=4) as client:   # doctest: +SKIP
+>>> with cluster("gateway", workers=8, worker_memory=4,              # doctest: +SKIP
+...              cluster_options={"profile": "gpu"}) as client:
 ...     ...
+>>> with cluster("local", dashboard=True) as client:          # doctest: +SKIP
+...     print(client.dashboard_link)                    # http://127.0.0.1:PORT/status
 
 On Daskhub the gateway address and authentication come from the dask config
 (``gateway.address``, ``gateway.proxy-address``, ``gateway.auth``), so
 ``cluster("gateway", ...)`` needs no address. Credentials never appear in log messages,
 reprs or exceptions raised here; ``describe_cluster`` is the safe way to show a
-cluster request.
+cluster request. The gateway half lives in :mod:`intake_helio.compute.gateway`.
 """
 
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import logging
 import signal
 import threading
@@ -31,16 +35,35 @@ import dask
 import distributed
 from dask.utils import parse_bytes
 
-from ..base.errors import ArgumentError, ArgumentTypeError, ClusterError, ClusterTimeoutError
+from ..base.errors import ArgumentError, ArgumentTypeError, ClusterTimeoutError
+from .gateway import (
+    AUTH_NAMES,
+    check_auth,
+    check_cluster_options,
+    close_gateway,
+    describe_auth,
+    forget_closed_gateway,
+    start_gateway,
+    strip_userinfo,
+)
 from .scheduling import active_client
 
-__all__ = ["KINDS", "active_client", "cluster", "describe_cluster"]
+__all__ = [
+    "AUTH_NAMES",
+    "KINDS",
+    "LOCAL_WORKER_CONFIG",
+    "active_client",
+    "cluster",
+    "describe_cluster",
+]
 
 logger = logging.getLogger(__name__)
 
 KINDS = ("local", "gateway")
-AUTH_NAMES = ("basic", "jupyterhub", "kerberos")
 _GIB = 2**30
+# Former private names, still imported by the testing servers and tests.
+_close_gateway = close_gateway
+_forget_closed_gateway = forget_closed_gateway
 
 
 # --------------------------------------------------------------------------- public API
@@ -53,12 +76,14 @@ def describe_cluster(
     address: str | None = None,
     auth: Any = None,
     environment: Mapping[str, Any] | None = None,
+    cluster_options: Mapping[str, Any] | None = None,
+    dashboard: bool = False,
     **_ignored: Any,
 ) -> str:
     """A one-line description of a cluster request that is safe to log.
 
     Takes the same arguments as :func:`cluster`. Shows the auth method by name only
-    and the names, never the values, of environment variables.
+    and the names, never the values, of environment variables and cluster options.
 
     Examples
     --------
@@ -69,7 +94,7 @@ def describe_cluster(
     parts = [f"{kind} cluster"]
     if kind == "gateway":
         where = address or dask.config.get("gateway.address", None) or "<no address>"
-        parts[0] += f" at {_strip_userinfo(str(where))} (auth: {_describe_auth(auth)})"
+        parts[0] += f" at {strip_userinfo(str(where))} (auth: {describe_auth(auth)})"
     if adapt is not None:
         parts.append(f"adapt={tuple(adapt)!r}")
     elif workers is not None:
@@ -80,6 +105,10 @@ def describe_cluster(
         parts.append(f"worker_memory={worker_memory!r}")
     if environment:
         parts.append(f"environment: {sorted(str(k) for k in environment)}")
+    if isinstance(cluster_options, Mapping) and cluster_options:
+        parts.append(f"cluster_options: {sorted(str(k) for k in cluster_options)}")
+    if dashboard:
+        parts.append("dashboard")
     return ", ".join(parts)
 
 
@@ -95,6 +124,8 @@ def cluster(
     environment: dict | None = None,
     timeout: float = 120,
     proxy_address: str | None = None,
+    cluster_options: Mapping[str, Any] | None = None,
+    dashboard: bool = False,
 ) -> Iterator[distributed.Client]:
     """Start a dask cluster, yield a client for it, and always shut it down.
 
@@ -102,8 +133,8 @@ def cluster(
     ----------
     kind : {"local", "gateway"}
         ``"local"``: worker processes on this machine (``distributed.LocalCluster``,
-        bound to 127.0.0.1, no dashboard). ``"gateway"``: a new cluster from a
-        dask-gateway server, as on Daskhub.
+        bound to 127.0.0.1, no dashboard unless ``dashboard=True``). ``"gateway"``: a
+        new cluster from a dask-gateway server, as on Daskhub.
     workers : int, optional
         Number of workers. Local default: CPU count // ``worker_cores``; gateway
         default: 2. Ignored when ``adapt`` is given.
@@ -131,6 +162,19 @@ def cluster(
     proxy_address : str, optional
         Gateway scheduler proxy address; default: dask config
         ``gateway.proxy-address``, else the gateway address. Gateway only.
+    cluster_options : dict, optional
+        Values for any cluster option the gateway offers (``{"profile": "gpu"}``,
+        ``{"image": ...}``; see ``dask_gateway.Gateway().cluster_options()``), set
+        before the cluster is submitted. ``environment`` here is merged with
+        ``environment=``; ``worker_cores``/``worker_memory`` may be given here or as
+        arguments, not both. A name the gateway does not offer fails, listing the
+        offered ones. Gateway only.
+    dashboard : bool
+        Serve the Dask dashboard and print its link (also ``client.dashboard_link``).
+        Local: on 127.0.0.1 with an ephemeral port (the live plots need bokeh; without
+        it the ``/info`` pages are served and the message says what to install).
+        Gateway: the link the gateway proxies. Default: no dashboard (local) and no
+        message.
 
     Yields
     ------
@@ -140,7 +184,11 @@ def cluster(
     Raises
     ------
     ValueError
-        For an unknown ``kind``, bad sizes, or a gateway with no address.
+        For an unknown ``kind``, bad sizes, a gateway with no address, a cluster option
+        the gateway does not offer or a value it does not accept, or ``cluster_options``
+        for a local cluster.
+    TypeError
+        ``environment``, ``cluster_options`` or ``auth`` of the wrong type.
     PermissionError
         If the gateway refuses the credentials (HTTP 401/403).
     ConnectionError
@@ -163,12 +211,20 @@ def cluster(
         )
     env = {str(k): str(v) for k, v in (environment or {}).items()}
     timeout = float(timeout)
+    options = check_cluster_options(cluster_options, worker_cores, worker_memory)
+    if options and kind != "gateway":
+        raise ArgumentError(
+            f"cluster_options {sorted(options)} apply to gateway clusters only; a "
+            f"{kind} cluster takes workers=, worker_cores=, worker_memory= and environment="
+        )
+    if not isinstance(dashboard, bool):
+        raise ArgumentTypeError(f"dashboard must be True or False, got {dashboard!r}")
     if kind == "gateway":
         import dask_gateway  # noqa: F401  (registers the 'gateway.*' dask config defaults)
 
-        auth = _check_auth(auth)
+        auth = check_auth(auth)
     description = describe_cluster(
-        kind, workers, worker_cores, worker_memory, adapt, address, auth, env
+        kind, workers, worker_cores, worker_memory, adapt, address, auth, env, options, dashboard
     )
 
     stack = contextlib.ExitStack()
@@ -176,9 +232,11 @@ def cluster(
         started = time.monotonic()
         logger.info("starting %s", description)
         if kind == "local":
-            client = _start_local(stack, workers, worker_cores, memory_bytes, adapt, env, timeout)
+            client = _start_local(
+                stack, workers, worker_cores, memory_bytes, adapt, env, timeout, dashboard
+            )
         else:
-            client = _start_gateway(
+            client = start_gateway(
                 stack,
                 workers,
                 worker_cores,
@@ -189,6 +247,7 @@ def cluster(
                 auth,
                 env,
                 timeout,
+                options,
             )
         logger.info(
             "%s ready in %.1f s: %d worker(s)",
@@ -196,6 +255,8 @@ def cluster(
             time.monotonic() - started,
             len(client.scheduler_info(n_workers=-1).get("workers", {})),
         )
+        if dashboard:
+            _announce_dashboard(client, kind)
         yield client
     finally:
         interrupted = _close_shielded(stack)
@@ -220,6 +281,12 @@ LOCAL_WORKER_CONFIG = {
     "distributed.worker.memory.monitor-interval": "1s",
     "distributed.admin.system-monitor.interval": "2s",
 }
+#: What a dashboard needs back from :data:`LOCAL_WORKER_CONFIG`: the profiler and the
+#: system metrics at dask's default rate.
+_DASHBOARD_NEEDS = (
+    "distributed.worker.profile.enabled",
+    "distributed.admin.system-monitor.interval",
+)
 
 
 def _start_local(
@@ -230,6 +297,7 @@ def _start_local(
     adapt: tuple[int, int] | None,
     env: dict[str, str],
     timeout: float,
+    dashboard: bool = False,
 ) -> distributed.Client:
     threads = worker_cores or 1
     if adapt is not None:
@@ -241,17 +309,20 @@ def _start_local(
     kwargs: dict[str, Any] = {}
     if env:
         kwargs["env"] = env  # passed on to each worker's Nanny
-    with dask.config.set(LOCAL_WORKER_CONFIG):
+    config = LOCAL_WORKER_CONFIG
+    if dashboard:
+        config = {k: v for k, v in config.items() if k not in _DASHBOARD_NEEDS}
+    with dask.config.set(config):
         local = distributed.LocalCluster(
             n_workers=n_workers,
             threads_per_worker=threads,
             memory_limit=memory_bytes if memory_bytes is not None else "auto",
             processes=True,
             host="127.0.0.1",
-            # No dashboard; the scheduler's small HTTP server (health, metrics) gets a
-            # random loopback port instead of 8787.
+            # The scheduler's HTTP server (health, metrics, and the dashboard if asked
+            # for) gets a random loopback port instead of 8787.
             dashboard_address="127.0.0.1:0",
-            scheduler_kwargs={"dashboard": False},
+            scheduler_kwargs={"dashboard": dashboard},
             worker_dashboard_address=None,
             **kwargs,
         )
@@ -271,202 +342,22 @@ def _start_local(
     return client
 
 
-# --------------------------------------------------------------------------- gateway
-def _start_gateway(
-    stack: contextlib.ExitStack,
-    workers: int | None,
-    worker_cores: int | None,
-    memory_bytes: int | None,
-    adapt: tuple[int, int] | None,
-    address: str | None,
-    proxy_address: str | None,
-    auth: Any,
-    env: dict[str, str],
-    timeout: float,
-) -> distributed.Client:
-    from dask_gateway import Gateway
-
-    address = address or dask.config.get("gateway.address", None)
-    if not address:
-        raise ArgumentError(
-            "no dask-gateway address: pass address='http(s)://host:port' or set the dask "
-            "config 'gateway.address' (Daskhub sets it; or export DASK_GATEWAY__ADDRESS)"
-        )
-    shown = _strip_userinfo(str(address))
-    gateway = Gateway(address, proxy_address=proxy_address, auth=auth)
-    stack.callback(_close_gateway, gateway)
-    import aiohttp
-
-    try:
-        return _start_gateway_cluster(
-            stack, gateway, shown, workers, worker_cores, memory_bytes, adapt, env, timeout
-        )
-    except aiohttp.ClientError as exc:
-        err = _gateway_error(exc, shown)
-    # raised outside the handler: no __context__ keeps aiohttp's error, whose request
-    # headers hold the Authorization credential
-    raise err from None
-
-
-def _start_gateway_cluster(
-    stack: contextlib.ExitStack,
-    gateway,
-    shown: str,
-    workers: int | None,
-    worker_cores: int | None,
-    memory_bytes: int | None,
-    adapt: tuple[int, int] | None,
-    env: dict[str, str],
-    timeout: float,
-) -> distributed.Client:
-    options = gateway.cluster_options()
-    offered = set(options)
-    if worker_cores is not None:
-        _set_option(options, offered, "worker_cores", int(worker_cores), shown)
-    if memory_bytes is not None:
-        _set_option(options, offered, "worker_memory", memory_bytes / _GIB, shown)
-    use_plugin = False
-    if env:
-        if "environment" in offered:
-            options.environment = {**dict(options.environment or {}), **env}
-        else:
-            use_plugin = True
-
-    name = gateway.submit(options)
-    stack.callback(_stop_gateway_cluster, gateway, name)
-    _wait_running(gateway, name, shown, timeout)
-    gw_cluster = gateway.connect(name, shutdown_on_close=True)
-    stack.callback(_shutdown_gateway_cluster, gw_cluster)
-
-    client = gw_cluster.get_client(set_as_default=True)
-    stack.callback(client.close)
-    if use_plugin:
-        from distributed.diagnostics.plugin import Environ
-
-        logger.info(
-            "gateway at %s offers no 'environment' option; setting %s with a nanny plugin",
-            shown,
-            sorted(env),
-        )
-        client.register_plugin(Environ(env), name="intake-helio-environment")
-
-    if adapt is not None:
-        gw_cluster.adapt(minimum=adapt[0], maximum=adapt[1])
-        wanted = adapt[0]
-    else:
-        wanted = 2 if workers is None else workers
-        gw_cluster.scale(wanted)
-    if wanted:
-        try:
-            client.wait_for_workers(1, timeout=timeout)
-        except TimeoutError as exc:
-            raise ClusterTimeoutError(
-                f"no dask worker joined cluster {name} of the gateway at {shown} within "
-                f"{timeout:g} s; check the gateway's quotas and logs, or pass a larger "
-                "timeout="
-            ) from exc
-    return client
-
-
-def _gateway_error(exc: Exception, shown: str) -> Exception:
-    """An error for a failed gateway request that carries no credentials.
-
-    aiohttp's ``ClientResponseError`` keeps the request headers (the ``Authorization``
-    header, i.e. the password or token) and shows them in its repr: it is neither
-    chained nor kept as context.
-    """
-    import aiohttp
-
-    if isinstance(exc, aiohttp.ClientResponseError):
-        status, url = exc.status, _strip_userinfo(str(exc.request_info.real_url))
-        if status in (401, 403):
-            return PermissionError(
-                f"the gateway at {shown} refused the credentials (HTTP {status} from {url}); "
-                "check auth= or the dask config 'gateway.auth'"
-            )
-        return ConnectionError(
-            f"the gateway at {shown} answered HTTP {status} for {url}; see the gateway's logs"
-        )
-    return ConnectionError(
-        f"cannot reach the gateway at {shown} ({type(exc).__name__}); check address= or "
-        "the dask config 'gateway.address'"
-    )
-
-
-def _set_option(options, offered: set[str], key: str, value: Any, shown: str) -> None:
-    if key not in offered:
-        logger.warning(
-            "gateway at %s offers no %r cluster option (it offers %s); %s=%r not applied",
-            shown,
-            key,
-            sorted(offered),
-            key,
-            value,
-        )
+def _announce_dashboard(client: distributed.Client, kind: str) -> None:
+    """Print (and log) the dashboard's link; say what is missing without bokeh."""
+    link = client.dashboard_link
+    if not link:
+        logger.warning("the %s cluster reports no dashboard link", kind)
         return
-    try:
-        options[key] = value
-    except (TypeError, ValueError) as exc:
-        raise ArgumentError(f"gateway at {shown} does not accept {key}={value!r}: {exc}") from exc
+    print(f"Dask dashboard: {link}", flush=True)
+    logger.info("dask dashboard: %s", link)
+    if kind == "local" and importlib.util.find_spec("bokeh") is None:
+        from distributed.versions import BOKEH_REQUIREMENT
 
-
-def _wait_running(gateway, name: str, shown: str, timeout: float) -> None:
-    from dask_gateway.client import ClusterStatus
-
-    deadline = time.monotonic() + timeout
-    delay = 0.1
-    while True:
-        report = gateway.get_cluster(name)
-        if report.status == ClusterStatus.RUNNING:
-            return
-        if report.status in (ClusterStatus.FAILED, ClusterStatus.STOPPED):
-            raise ClusterError(
-                f"cluster {name} of the gateway at {shown} is {report.status.name.lower()}; "
-                "see the gateway's logs"
-            )
-        if time.monotonic() > deadline:
-            raise ClusterTimeoutError(
-                f"cluster {name} of the gateway at {shown} did not start within {timeout:g} s "
-                f"(status {report.status.name.lower()}); pass a larger timeout="
-            )
-        time.sleep(delay)
-        delay = min(delay * 1.5, 1.0)
-
-
-def _stop_gateway_cluster(gateway, name: str) -> None:
-    """Ask the gateway to stop cluster ``name`` (idempotent; errors are logged)."""
-    from dask_gateway.client import ClusterStatus
-
-    try:
-        report = gateway.get_cluster(name)
-        if report.status in (ClusterStatus.PENDING, ClusterStatus.RUNNING):
-            gateway.stop_cluster(name)
-    except Exception as exc:
-        logger.warning("could not stop gateway cluster %s: %s", name, type(exc).__name__)
-
-
-def _shutdown_gateway_cluster(gw_cluster) -> None:
-    try:
-        gw_cluster.shutdown()  # also closes the cluster's own Gateway object
-    finally:
-        _forget_closed_gateway(gw_cluster.gateway)
-
-
-def _close_gateway(gateway) -> None:
-    """Close a ``dask_gateway.Gateway`` so that garbage collection leaves it alone."""
-    try:
-        gateway.close()
-    finally:
-        _forget_closed_gateway(gateway)
-
-
-def _forget_closed_gateway(gateway) -> None:
-    # dask-gateway 2026.3's Gateway.__del__ calls close() again, which with
-    # distributed >= 2023.6 raises "Accessing the loop property while the loop is not
-    # running" (printed as "Exception ignored in Gateway.__del__"). __del__ does
-    # nothing once the (stopped) loop runner is gone.
-    with contextlib.suppress(AttributeError):
-        del gateway._loop_runner
+        print(
+            f"  (bokeh is not installed: only the /info pages are served; "
+            f'pip install "{BOKEH_REQUIREMENT}" for the live plots)',
+            flush=True,
+        )
 
 
 # --------------------------------------------------------------------------- helpers
@@ -533,50 +424,3 @@ def _memory_bytes(worker_memory: str | float | None) -> int | None:
     if value <= 0:
         raise ArgumentError(f"worker_memory must be positive, got {worker_memory!r}")
     return int(value)
-
-
-def _check_auth(auth: Any) -> Any:
-    """Validate ``auth`` without ever putting it in a message."""
-    if auth is None:
-        return None
-    if isinstance(auth, str):
-        if auth in AUTH_NAMES or "." in auth:
-            return auth
-        raise ArgumentError(
-            f"unknown gateway auth {auth!r}: expected one of "
-            f"{', '.join(map(repr, AUTH_NAMES))}, a dotted import path, or a "
-            "dask_gateway auth object"
-        )
-    from dask_gateway.auth import GatewayAuth
-
-    if isinstance(auth, GatewayAuth):
-        return auth
-    raise ArgumentTypeError(
-        f"auth must be a dask_gateway auth object or one of {AUTH_NAMES}, "
-        f"got an object of type {type(auth).__name__}"
-    )
-
-
-def _describe_auth(auth: Any) -> str:
-    if auth is None:
-        configured = dask.config.get("gateway.auth.type", None)
-        return f"{configured} from dask config" if isinstance(configured, str) else "dask config"
-    if isinstance(auth, str):
-        return auth if (auth in AUTH_NAMES or "." in auth) else "<unknown>"
-    return type(auth).__name__
-
-
-def _strip_userinfo(url: str) -> str:
-    """Drop ``user:password@`` from a URL."""
-    from urllib.parse import urlsplit, urlunsplit
-
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "<unparsable address>"
-    if parts.username is None and parts.password is None:
-        return url
-    host = parts.hostname or ""
-    if parts.port:
-        host += f":{parts.port}"
-    return urlunsplit(parts._replace(netloc=host))

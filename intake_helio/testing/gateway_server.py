@@ -12,7 +12,9 @@ environment variable, never through its command line, config file or log.
 
 Like Daskhub, the gateway offers the cluster options ``worker_cores``,
 ``worker_memory`` (GiB) and ``environment`` (variables for scheduler and workers,
-merged over the ``environment`` given to ``LocalGateway``).
+merged over the ``environment`` given to ``LocalGateway``), and a ``profile``
+(``"default"`` or ``"gpu"``, as Daskhub's profiles; here only a label that the
+scheduler and workers see as the environment variable ``HELIO_PROFILE``).
 
 dask-gateway-server runs only in the child process and is not imported here; without it
 (``pip install "intake-helio[demo]"`` brings it) :meth:`LocalGateway.start` raises
@@ -59,7 +61,7 @@ _CONFIG_TEMPLATE = """\
 import json
 import os
 
-from dask_gateway_server.options import Float, Integer, Mapping, Options
+from dask_gateway_server.options import Float, Integer, Mapping, Options, Select
 
 c.DaskGateway.address = {api_address!r}
 c.DaskGateway.backend_class = "dask_gateway_server.backends.local.UnsafeLocalBackend"
@@ -101,6 +103,7 @@ def _options_handler(options):
     environment = dict(_base_environment)
     extra = options.get("environment", {{}})
     environment.update({{str(k): str(v) for k, v in extra.items()}})
+    environment["HELIO_PROFILE"] = options.profile
     return {{
         "worker_cores": options.worker_cores,
         "worker_threads": options.worker_cores,
@@ -112,6 +115,7 @@ def _options_handler(options):
 c.Backend.cluster_options = Options(
     Integer("worker_cores", 1, min=1, max=4, label="Worker cores"),
     Float("worker_memory", 1, min=0.5, max=8, label="Worker memory (GiB)"),
+    Select("profile", ["default", "gpu"], default="default", label="Profile"),
     *_extra_fields,
     handler=_options_handler,
 )

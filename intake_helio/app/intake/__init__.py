@@ -1,6 +1,6 @@
-"""Intake (v1 ``DataSource``/``Catalog`` API) drivers for HelioCloud's CloudCatalog.
+"""Intake drivers (v1 API) and readers (intake 2 API) for HelioCloud's CloudCatalog.
 
-Three drivers, registered as ``intake.drivers`` entry points (so ``intake.open_helio_*``
+Three v1 drivers, registered as ``intake.drivers`` entry points (so ``intake.open_helio_*``
 openers and YAML ``driver:`` names work once the package is installed):
 
 ``helio_registry`` -> :class:`HelioRegistryCatalog`
@@ -25,13 +25,29 @@ Every ``yaml()``, ``repr``, ``describe()`` and ``serialize()`` output passes sto
 options through :func:`intake_helio.io.storage.redact` (and also masks s3fs' ``key``), so
 credentials are never shown; pickling keeps them, so sources still work on dask workers.
 
-Modules: :mod:`.common` (errors, argument checks, redacted output, lazy entries),
-:mod:`.source` (``helio_frames``), :mod:`.catalogs` (``helio_registry``, ``helio_bucket``).
+And three intake 2 readers (:mod:`.v2`), registered through the ``intake.imports``
+entry point, over the same core and with the same arguments:
+:class:`HelioRegistryReader` and :class:`HelioBucketReader` (-> an
+:class:`intake.readers.entry.Catalog`) and :class:`HelioFramesReader` (-> a lazy
+``xarray.DataArray``). Catalogs they make can be saved with ``to_yaml_file`` (credentials
+written as ``'***'``) and opened with ``intake.from_yaml_file``.
+
+Modules: :mod:`.common` (errors, argument checks, redacted output, lazy entries, time
+ranges), :mod:`.source` (``helio_frames``), :mod:`.catalogs` (``helio_registry``,
+``helio_bucket``), :mod:`.v2` (the intake 2 readers).
 """
 
 from __future__ import annotations
 
 from .catalogs import HelioBucketCatalog, HelioRegistryCatalog
 from .source import HelioFramesSource
+from .v2 import HelioBucketReader, HelioFramesReader, HelioRegistryReader
 
-__all__ = ["HelioBucketCatalog", "HelioFramesSource", "HelioRegistryCatalog"]
+__all__ = [
+    "HelioBucketCatalog",
+    "HelioBucketReader",
+    "HelioFramesReader",
+    "HelioFramesSource",
+    "HelioRegistryCatalog",
+    "HelioRegistryReader",
+]

@@ -8,7 +8,7 @@ bucket entry a :class:`~intake_helio.app.intake.source.HelioFramesSource`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import pandas as pd
@@ -23,7 +23,6 @@ from ...base.times import parse_time
 from ...catalog.registry import (
     Bucket,
     Dataset,
-    Endpoint,
     Registry,
     did_you_mean,
     endpoint_root,
@@ -37,7 +36,9 @@ from .common import (
     LazyEntries,
     SafeOutputMixin,
     check_storage_options,
+    dataset_metadata,
     default_window,
+    entry_names,
     safe,
 )
 from .source import HelioFramesSource
@@ -181,23 +182,6 @@ class _HelioCatalogBase(SafeOutputMixin, Catalog):
 
 
 # --------------------------------------------------------------------------- bucket
-def _dataset_metadata(ds: Dataset) -> dict[str, Any]:
-    meta = {
-        "id": ds.id,
-        "title": ds.title,
-        "start": ds.start.isoformat(),
-        "stop": ds.stop.isoformat(),
-        "index": ds.index,
-        "indextype": ds.indextype,
-        "filetype": ds.filetype,
-        "multiyear": ds.multiyear,
-        "endpoint": ds.endpoint,
-    }
-    for k, v in ds.metadata.items():
-        meta.setdefault(k, v)
-    return meta
-
-
 class HelioBucketCatalog(_HelioCatalogBase):
     """One bucket's ``catalog.json`` as an intake catalog: one entry per dataset.
 
@@ -292,7 +276,7 @@ class HelioBucketCatalog(_HelioCatalogBase):
                 "storage_options": dict(self.storage_options or {}),
             },
             parameters=params,
-            metadata=_dataset_metadata(ds),
+            metadata=dataset_metadata(ds),
             getenv=self.getenv,
             getshell=self.getshell,
             catalog=self,
@@ -305,21 +289,6 @@ class HelioBucketCatalog(_HelioCatalogBase):
 
 
 # --------------------------------------------------------------------------- registry
-def _entry_names(endpoints: Sequence[Endpoint]) -> list[str]:
-    """Bucket names, disambiguated with the region (then the endpoint) when they repeat."""
-    counts: dict[str, int] = {}
-    for e in endpoints:
-        counts[e.name] = counts.get(e.name, 0) + 1
-    names = [e.name if counts[e.name] == 1 else f"{e.name} ({e.region})" for e in endpoints]
-    seen: dict[str, int] = {}
-    for n in names:
-        seen[n] = seen.get(n, 0) + 1
-    return [
-        n if seen[n] == 1 else f"{e.name} ({e.endpoint})"
-        for n, e in zip(names, endpoints, strict=True)
-    ]
-
-
 class HelioRegistryCatalog(_HelioCatalogBase):
     """The global HelioCloud registry as an intake catalog: one entry per bucket.
 
@@ -379,7 +348,7 @@ class HelioRegistryCatalog(_HelioCatalogBase):
     def _read_entries(self) -> dict[str, HelioEntry]:
         endpoints = self.registry.endpoints
         entries = {}
-        for key, ep in zip(_entry_names(endpoints), endpoints, strict=True):
+        for key, ep in zip(entry_names(endpoints), endpoints, strict=True):
             where = ", ".join(str(x) for x in (ep.provider, ep.region) if x)
             entries[key] = HelioEntry(
                 name=key,

@@ -38,6 +38,7 @@ __all__ = [
     "drop_redacted",
     "entry_names",
     "fill_range",
+    "plain",
     "safe",
 ]
 
@@ -292,6 +293,12 @@ def _plain(value: Any) -> Any:
     if isinstance(value, str | int | float | bool) or value is None:
         return value
     return str(value)
+
+
+def plain(value: Any) -> Any:
+    """``value`` turned into YAML-safe builtins (slices and tuples become lists, times
+    ``datetime``, unknown objects ``str``); nothing is redacted."""
+    return _plain(value)
 
 
 def safe(value: Any) -> Any:

@@ -16,16 +16,15 @@ import pandas as pd
 from intake.source.base import DataSource, Schema
 
 from ... import __version__
-from ...base.options import ON_ERROR, UNITS, check_choice
-from ...base.settings import current
 from ...base.times import parse_range
 from ...catalog.registry import Dataset, endpoint_root, open_bucket
 from .common import (
-    DriverArgumentError,
     PartitionIndexError,
     SafeOutputMixin,
+    check_dataset_id,
+    check_frame_options,
     check_storage_options,
-    default_window,
+    fill_range,
 )
 
 __all__ = ["HelioFramesSource"]
@@ -91,20 +90,12 @@ class HelioFramesSource(SafeOutputMixin, DataSource):
         metadata: Mapping[str, Any] | None = None,
     ):
         self.endpoint = endpoint_root(endpoint)
-        if not isinstance(dataset, str) or not dataset:
-            raise DriverArgumentError(
-                f"dataset={dataset!r}; expected a dataset id such as 'aia_0094'"
-            )
-        self.dataset = dataset
+        self.dataset = check_dataset_id(dataset)
         self.start, self.stop = parse_range(start, stop)
-        self.units = check_choice("units", units, UNITS)
-        self.on_error = check_choice("on_error", on_error, ON_ERROR)
-        self.hdu = hdu
-        self.cutout = None if cutout is None else dict(cutout)
-        if isinstance(header_keys, str):
-            header_keys = (header_keys,)
-        self.header_keys = tuple(header_keys or ())
-        self.chunks = None if chunks is None else dict(chunks)
+        options = check_frame_options(hdu, cutout, header_keys, units, on_error, chunks)
+        self.units, self.on_error = options["units"], options["on_error"]
+        self.hdu, self.cutout = options["hdu"], options["cutout"]
+        self.header_keys, self.chunks = options["header_keys"], options["chunks"]
         self._record: Dataset | None = None
         self._range: tuple[pd.Timestamp, pd.Timestamp] | None = None
         self._frames = None
@@ -137,16 +128,7 @@ class HelioFramesSource(SafeOutputMixin, DataSource):
         if self.start is not None and self.stop is not None:
             return self.start, self.stop
         if self._range is None:
-            window = current().default_window
-            t0, t1 = default_window(self.record, window)
-            start = self.start if self.start is not None else t0
-            stop = self.stop if self.stop is not None else t1
-            if start >= stop:  # only one end given and it falls outside the default window
-                if self.start is None:
-                    start = max(self.record.start, stop - window)
-                else:
-                    stop = start + window
-            self._range = (start, stop)
+            self._range = fill_range(self.record, self.start, self.stop)
         return self._range
 
     # ---------------------------------------------------------------- intake API
