@@ -182,7 +182,7 @@ def _science(value: str):
     """``--science MODULE:FUNCTION`` -> the function, imported here (on the client).
 
     The current directory is searched first, then the Python path. The function reaches
-    the workers by value (see :func:`intake_helio.app.job.ship_by_value`).
+    the workers by value (see :func:`intake_helio.compute.shipping.ship_by_value`).
     """
     import importlib
     import os

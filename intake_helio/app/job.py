@@ -10,8 +10,6 @@ save parts as they complete and resume an interrupted run with the same argument
 from __future__ import annotations
 
 import contextlib
-import functools
-import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
@@ -28,6 +26,7 @@ from ..base.settings import current
 from ..catalog.registry import open_bucket
 from ..compute.engine import frame_funcs, map_frames
 from ..compute.reduction import irradiance, parts_to_dataset
+from ..compute.shipping import func_id, ship_by_value
 from .results import PartStore, save_outputs, save_results, to_dataframe
 from .stores import ZarrStore
 
@@ -204,82 +203,6 @@ def run_irradiance_job(
     paths = save_results(result, out, plot=plot)
     table = to_dataframe(result)
     return result, _summary(table["status"], elapsed, computed, paths)
-
-
-# --------------------------------------------------------------------------- functions
-def func_id(func: str | Callable) -> str:
-    """A function's name in a run's identity: the statistic, or ``module:qualname``."""
-    if isinstance(func, str):
-        return func
-    func = getattr(func, "func", func) if isinstance(func, _ByValue) else func
-    module = getattr(func, "__module__", None) or type(func).__module__
-    name = getattr(func, "__qualname__", None) or type(func).__qualname__
-    return f"{module}:{name}"
-
-
-@functools.lru_cache(maxsize=32)
-def _restore(blob: bytes) -> Callable:
-    """The function shipped by :class:`_ByValue` (once per process and function)."""
-    import cloudpickle
-
-    return cloudpickle.loads(blob)
-
-
-class _ByValue:
-    """A user function that travels to workers by value, its module not needed there.
-
-    ``distributed`` pickles task graphs with plain ``pickle`` (functions by reference,
-    i.e. by module and name), so a function whose module exists only on the client would
-    fail to load on the workers. This wrapper pickles itself as the function's code
-    (``cloudpickle`` with the function's module registered by value).
-    """
-
-    def __init__(self, func: Callable):
-        self.func = func
-        self.__name__ = getattr(func, "__name__", None) or type(func).__name__
-        self.__qualname__ = getattr(func, "__qualname__", None) or self.__name__
-        self.__module__ = getattr(func, "__module__", None) or type(func).__module__
-        self.__doc__ = getattr(func, "__doc__", None)
-        self._blob: bytes | None = None
-
-    def __call__(self, data, header):
-        return self.func(data, header)
-
-    def _dumps(self) -> bytes:
-        if self._blob is None:
-            import cloudpickle
-
-            module = sys.modules.get(self.__module__ or "")
-            if module is not None and self.__module__ not in ("__main__", "builtins"):
-                cloudpickle.register_pickle_by_value(module)
-            self._blob = cloudpickle.dumps(self.func)
-        return self._blob
-
-    def __reduce__(self):
-        return _restore, (self._dumps(),)
-
-    def __dask_tokenize__(self):
-        return ("intake-helio-science", func_id(self.func))
-
-    def __repr__(self) -> str:
-        return f"<science function {func_id(self.func)}>"
-
-
-def ship_by_value(func: Callable) -> Callable:
-    """``func`` wrapped to reach the workers of any cluster by value.
-
-    The module holding ``func`` is registered with ``cloudpickle`` to be pickled by value
-    (its functions and classes travel as code; modules it imports still need to be
-    installed on the workers), so a module that exists only on the client, e.g. a script
-    next to the notebook, works on a ``LocalCluster`` of processes or a gateway cluster.
-    Calls, ``__name__`` and ``__module__`` are those of ``func``.
-    """
-    if isinstance(func, _ByValue) or not callable(func):
-        return func
-    return func
-    if (getattr(func, "__module__", None) or "").split(".")[0] == "intake_helio":
-        return func  # installed wherever the package runs
-    return _ByValue(func)
 
 
 # --------------------------------------------------------------------------- reduce

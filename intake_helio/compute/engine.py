@@ -32,6 +32,7 @@ from ..frames.tasks import BUILTINS, map_batch
 from .generic import generic_tasks
 from .progress import Progress
 from .scheduling import active_client, batch_sizes, part_range, threads_of
+from .shipping import ship_by_value
 
 __all__ = ["EngineError", "FuncSpec", "frame_funcs", "iter_map_parts", "map_frames"]
 
@@ -65,7 +66,7 @@ def frame_funcs(func: Any) -> list[FuncSpec]:
             out.append((item, item))
         elif callable(item):
             name = getattr(item, "__name__", None) or type(item).__name__
-            out.append(("func" if name == "<lambda>" else name, item))
+            out.append(("func" if name == "<lambda>" else name, ship_by_value(item)))
         else:
             raise EngineError(
                 f"func={item!r}; expected a statistic name ({', '.join(BUILTINS)}), a "
@@ -154,7 +155,9 @@ def iter_map_parts(
     todo_frames = sum(len(part_range(p, part_size, n)) for p in todo)
     client = active_client()
     threads = threads_of(client)
-    token = _token(getattr(frames.data, "name", id(frames)), funcs, normalize, n)
+    token = _token(
+        getattr(frames.data, "name", id(frames)), dask.base.tokenize(funcs), normalize, n
+    )
 
     def units_of(spec) -> str:
         return "DN/s" if normalize else spec.units

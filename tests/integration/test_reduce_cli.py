@@ -123,6 +123,22 @@ def _args(served, out, *extra, stop=None):
     ]
 
 
+def _popen(args, **kwargs) -> subprocess.Popen:
+    """Start a child whose SIGINT acts as under a terminal.
+
+    A shell may start the tests with SIGINT ignored, which children would inherit; a Python
+    handler here becomes the default disposition in the child.
+    """
+    ignored = signal.getsignal(signal.SIGINT) == signal.SIG_IGN
+    if ignored:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        return subprocess.Popen(args, **kwargs)
+    finally:
+        if ignored:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 @pytest.fixture
 def cli(capsys):
     """``main(argv)`` in-process -> (exit code, stdout, stderr); pytest's SIGTERM handler kept."""
@@ -350,6 +366,36 @@ def test_bad_science_exits_2_with_one_line(served, tmp_path, cli, monkeypatch, v
 
 
 # ----------------------------------------------------------------------------- resume
+def test_ctrl_c_exits_130_with_the_resume_hint(served, tmp_path):
+    wrapper = tmp_path / "slow_cli.py"
+    wrapper.write_text(SLOW_WRAPPER)
+    out = tmp_path / "out"
+    record = out / "reduce.zarr" / "_resume" / "part_done"
+    args = _args(served, out, "--cluster", "none", "--format", "zarr")
+    proc = _popen(
+        [sys.executable, str(wrapper), *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 90
+        while not [p for p in record.glob("*") if not p.name.startswith(".")]:
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "no part saved within 90 s"
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130
+    assert stdout == ""
+    assert stderr.strip() == "intake-helio: interrupted; rerun with --resume to continue"
+    assert _open_zarr(out / "reduce.zarr").attrs["complete"] is False
+
+
 def test_zarr_store_resumed_after_kill(served, tmp_path, cli):
     wrapper = tmp_path / "slow_cli.py"
     wrapper.write_text(SLOW_WRAPPER)
