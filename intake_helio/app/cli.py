@@ -1,4 +1,4 @@
-"""``intake-helio``: list catalogs, list files, run the irradiance job and the demo.
+"""``intake-helio``: list catalogs and files, run the irradiance and reduce jobs and the demo.
 
 Exit codes: 0 success (every frame ok), 3 finished with failed frames (listed in the
 CSV), 2 bad input (something the user gave), 4 unexpected data (a registry, catalog or
@@ -515,7 +515,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except KeyboardInterrupt:
-        hint = "; rerun with --resume to continue" if args.command == "irradiance" else ""
+        resumable = args.command in ("irradiance", "reduce")
+        hint = "; rerun with --resume to continue" if resumable else ""
         print(f"intake-helio: interrupted{hint}", file=sys.stderr)
         return EXIT_INTERRUPTED
     except Exception as exc:
