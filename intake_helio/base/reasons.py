@@ -58,6 +58,11 @@ class Reason(enum.StrEnum):
     FUNCTION_ERROR = "function error"
     #: The worker reading the frame died (e.g. out of memory) more often than dask allows.
     WORKER_DIED = "worker died while reading"
+    #: A URL named by catalog content (an index datakey, a dataset's index, a registry
+    #: endpoint) is refused by the URL policy (``intake_helio.url-policy.*``); never read.
+    URL_NOT_ALLOWED = "URL not allowed"
+    #: The store needs credentials and none were found (botocore ``NoCredentialsError``).
+    NO_CREDENTIALS = "no credentials"
     #: A channel of ``open_channels`` has no frame near this time (nothing is read).
     NO_FRAME_WITHIN_TOLERANCE = "no frame within tolerance"
 

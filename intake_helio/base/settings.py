@@ -11,16 +11,18 @@ configuration. Set them the dask way::
 from __future__ import annotations
 
 import pathlib
+import re
 from dataclasses import dataclass
 from typing import Any
 
 import dask.config
+import dask.utils
 import pandas as pd
 import yaml
 
 from .errors import HelioError
 
-__all__ = ["Settings", "SettingsError", "current"]
+__all__ = ["CatalogSettings", "Settings", "SettingsError", "catalog_settings", "current"]
 
 _DEFAULTS = pathlib.Path(__file__).with_name("settings.yaml")
 dask.config.update_defaults(yaml.safe_load(_DEFAULTS.read_text()))
@@ -46,6 +48,22 @@ class Settings:
     part_size: int
     max_probes: int
     default_window: pd.Timedelta
+    # frame-side limits (defaults here too, so tests may build a Settings without them)
+    max_file_bytes: int = 2**31
+    filesize_slack: int = 2**20
+    max_frame_pixels: int = 2**28
+    max_hdus: int = 1000
+    max_header_bytes: int = 2**23
+    shape_probes: int = 5
+    # catalog side: size limits, request timeouts and the URL policy (see CatalogSettings)
+    max_json_bytes: int = 64 * 2**20
+    max_index_bytes: int = 512 * 2**20
+    max_index_expanded_bytes: int = 512 * 2**20
+    connect_timeout: float = 10.0
+    read_timeout: float = 30.0
+    request_attempts: int = 3
+    allowed_schemes: tuple[str, ...] = ("s3", "https")
+    allowed_hosts: tuple[str, ...] = ()
 
 
 def _get(key: str) -> Any:
@@ -108,4 +126,107 @@ def current() -> Settings:
         part_size=_positive_int("part-size"),
         max_probes=_positive_int("max-probes"),
         default_window=_window("default-window"),
+        max_file_bytes=_positive_int("max-file-bytes", 2880),
+        filesize_slack=_positive_int("filesize-slack", 0),
+        max_frame_pixels=_positive_int("max-frame-pixels"),
+        max_hdus=_positive_int("max-hdus"),
+        max_header_bytes=_positive_int("max-header-bytes", 2880),
+        shape_probes=_positive_int("shape-probes"),
+        **_catalog_fields(),
     )
+
+
+# --------------------------------------------------------------------------- catalog side
+_SCHEME = re.compile(r"^[a-z][a-z0-9+.-]*$")
+_ORIGIN = re.compile(r"^([a-z][a-z0-9+.-]*)://([^/?#@\s]+)/?$")
+
+
+def _bytes(key: str, minimum: int = 1) -> int:
+    value = _get(key)
+    try:
+        n = value if isinstance(value, int) else dask.utils.parse_bytes(value)
+    except (TypeError, ValueError) as exc:
+        raise SettingsError(
+            f"dask config intake_helio.{key}={value!r}; expected a number of bytes such as "
+            f"67108864 or '64 MiB'"
+        ) from exc
+    if isinstance(n, bool) or not isinstance(n, int) or n < minimum:
+        raise SettingsError(
+            f"dask config intake_helio.{key}={value!r}; expected a number of bytes >= {minimum}"
+        )
+    return n
+
+
+def _seconds(key: str) -> float:
+    value = _get(key)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+        raise SettingsError(
+            f"dask config intake_helio.{key}={value!r}; expected a number of seconds > 0"
+        )
+    return float(value)
+
+
+def _names(key: str, pattern: re.Pattern, example: str) -> tuple[str, ...]:
+    value = _get(key)
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        value = [value]
+    out = []
+    for item in value if isinstance(value, list | tuple) else [value]:
+        text = item.strip().lower() if isinstance(item, str) else None
+        if not text or not pattern.match(text):
+            raise SettingsError(
+                f"dask config intake_helio.{key} holds {item!r}; expected a list of "
+                f"values such as {example}"
+            )
+        out.append(text.rstrip("/"))
+    return tuple(out)
+
+
+@dataclass(frozen=True)
+class CatalogSettings:
+    """The catalog-side part of :class:`Settings`: limits, timeouts and the URL policy.
+
+    Read by :func:`catalog_settings` (cheaper than :func:`current`, for per-request use).
+    """
+
+    max_json_bytes: int
+    max_index_bytes: int
+    max_index_expanded_bytes: int
+    connect_timeout: float
+    read_timeout: float
+    request_attempts: int
+    allowed_schemes: tuple[str, ...]
+    allowed_hosts: tuple[str, ...]
+
+
+def catalog_settings() -> CatalogSettings:
+    """The catalog-side settings in force now (``intake_helio.limits.*``, ``timeouts.*``,
+    ``url-policy.*``), checked.
+
+    Returns
+    -------
+    CatalogSettings
+
+    Raises
+    ------
+    SettingsError
+        When a value has the wrong type or range; the message names the key.
+    """
+    return CatalogSettings(**_catalog_fields())
+
+
+def _catalog_fields() -> dict[str, Any]:
+    return {
+        "max_json_bytes": _bytes("limits.json-bytes", 2),
+        "max_index_bytes": _bytes("limits.index-bytes", 1),
+        "max_index_expanded_bytes": _bytes("limits.index-expanded-bytes", 1),
+        "connect_timeout": _seconds("timeouts.connect"),
+        "read_timeout": _seconds("timeouts.read"),
+        "request_attempts": _positive_int("timeouts.attempts"),
+        "allowed_schemes": _names("url-policy.allowed-schemes", _SCHEME, "['s3', 'https']"),
+        "allowed_hosts": _names(
+            "url-policy.allowed-hosts", _ORIGIN, "['http://127.0.0.1:8000'] (scheme://host:port)"
+        ),
+    }

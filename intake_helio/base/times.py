@@ -54,7 +54,13 @@ def parse_time(value: Any, name: str = "time") -> pd.Timestamp:
         raise TimeRangeError(f"{name}={value!r} is not a time (NaT)")
     if ts.tzinfo is not None:
         ts = ts.tz_convert("UTC").tz_localize(None)
-    return ts.as_unit("ns")
+    try:
+        return ts.as_unit("ns")
+    except (OverflowError, ValueError) as exc:  # pandas' OutOfBoundsDatetime
+        raise TimeRangeError(
+            f"{name}={value!r} is outside the supported time range "
+            f"({pd.Timestamp.min:%Y-%m-%d} to {pd.Timestamp.max:%Y-%m-%d})"
+        ) from exc
 
 
 def parse_range(

@@ -18,6 +18,7 @@ import xarray as xr
 
 from ..base.errors import ArgumentError
 from ..frames.build import open_frames
+from ..io.storage import mask_url
 
 __all__ = ["align_files", "open_channels"]
 
@@ -112,7 +113,7 @@ def open_channels(
         if k == 0:
             aligned["frame_time"] = pd.DatetimeIndex(reference["start"])
         so = ds.storage_options if storage_options is None else storage_options
-        attrs = {"dataset": ds.id, "title": ds.title, "endpoint": ds.endpoint}
+        attrs = {"dataset": ds.id, "title": ds.title, "endpoint": mask_url(ds.endpoint)}
         frames = open_frames(aligned, attrs=attrs, storage_options=so, **open_kwargs)
         frames = frames.assign_coords(frame_time=("time", aligned["frame_time"].to_numpy()))
         variables[ds.id] = frames

@@ -5,6 +5,15 @@ or 4 (``start, stop, datakey, filesize``) leading columns plus extras; a header 
 that may start with ``#`` and contain spaces, a plain header or none; double or single
 quotes; ``csv``, ``csv-zip`` and ``parquet`` files; unsorted rows; missing years
 (gaps, not errors) and ``multiyear`` datasets. Years are fetched concurrently.
+
+Index files are third-party content: each is fetched to ``intake_helio.limits.index-bytes``
+(a csv-zip member or parquet data to ``limits.index-expanded-bytes``, checked from the zip
+header or parquet metadata before expanding and while expanding). A row is bad (reported
+with its file and line, like any other bad row) when a time is not ISO 8601 or outside
+pandas' nanosecond range (1677-2262), the filesize is not a whole number of bytes from 0
+to 2**53, the datakey is missing, or the URL policy refuses the datakey (reason
+``"URL not allowed"``; it is never read). Messages give the size of a bad value, never
+the value (a time made only of ISO 8601 characters excepted).
 """
 
 from __future__ import annotations
@@ -12,27 +21,29 @@ from __future__ import annotations
 import io
 import re
 import zipfile
+import zlib
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from ..base.errors import (
-    ArgumentError,
-    CatalogNotFoundError,
-    IndexParseError,
-    StorageAccessError,
-    StorageReadError,
-)
-from ..io.storage import filesystem, options_for
+from ..base.errors import ArgumentError, CatalogNotFoundError, IndexParseError
+from ..base.reasons import Reason
+from ..base.settings import catalog_settings
+from ..io.storage import ContentTooLargeError, filesystem, mask_url, options_for, shown
+from ..io.urlpolicy import UrlPolicy, quote_id
+from .fetch import fetch_many, storage_error
 
 __all__ = ["BadRow", "index_url", "index_years", "parse_index", "read_index", "select_range"]
 
 _SUFFIX = {"csv": ".csv", "csv-zip": ".csv.zip", "parquet": ".parquet"}
 LEADING = ("start", "stop", "datakey", "filesize")
+#: The largest filesize accepted (2**53 bytes, 8 PiB: exact in a float).
+MAX_FILESIZE = 2**53
+_TIME_CHARS = re.compile(r"^[0-9T:.\-+Z ]{1,40}$")
+_CHUNK = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -52,7 +63,7 @@ def index_url(index: str, dataset_id: str, year: int, indextype: str = "csv") ->
         raise ArgumentError(
             f"indextype={indextype!r} is not supported; expected one of {sorted(_SUFFIX)}"
         ) from None
-    return f"{index}{dataset_id}_{year:04d}{suffix}"
+    return f"{index}{quote_id(dataset_id, index)}_{year:04d}{suffix}"
 
 
 def index_years(
@@ -103,15 +114,89 @@ def _names_without_header(first_row: list[str]) -> list[str]:
     return lead[:n] + [f"extra_{i}" for i in range(1, n - len(lead) + 1)]
 
 
-def _decode(data: bytes, path: str, indextype: str) -> str | pd.DataFrame:
-    if indextype == "parquet":
-        return pd.read_parquet(io.BytesIO(data))
-    if indextype == "csv-zip" or data[:4] == b"PK\x03\x04":
+def _size(value: Any) -> str:
+    return f"a {len(str(value).encode('utf-8', 'replace'))}-byte value"
+
+
+def _expand_zip(data: bytes, path: str, limit: int) -> bytes:
+    """The first member of a zip archive, refused past ``limit`` bytes (header, then count)."""
+    where = shown(path)
+    try:
         with zipfile.ZipFile(io.BytesIO(data)) as zf:
-            members = [m for m in zf.namelist() if not m.endswith("/")]
+            members = [m for m in zf.infolist() if not m.is_dir()]
             if not members:
-                raise IndexParseError(f"{path}: the zip archive is empty", path, 0)
-            data = zf.read(members[0])
+                raise IndexParseError(f"{where}: the zip archive is empty", where, 0)
+            info = members[0]
+            if info.file_size > limit:
+                raise _too_large_member(where, limit, info.file_size)
+            parts, got = [], 0
+            with zf.open(info) as member:
+                while chunk := member.read(_CHUNK):
+                    got += len(chunk)
+                    if got > limit:
+                        raise _too_large_member(where, limit, None)
+                    parts.append(chunk)
+            return b"".join(parts)
+    except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError) as exc:
+        raise IndexParseError(
+            f"{where}: not a readable zip archive ({len(data)} bytes; {type(exc).__name__}); "
+            "expected a csv-zip index (one CSV member)",
+            where,
+            0,
+        ) from exc
+
+
+def _too_large_member(where: str, limit: int, declared: int | None) -> ContentTooLargeError:
+    said = f" (its header says {declared} bytes)" if declared is not None else ""
+    return ContentTooLargeError(
+        f"{where}: the csv-zip member expands past {limit} bytes{said}, the limit "
+        "intake_helio.limits.index-expanded-bytes; it was not expanded further. If the file "
+        "is genuine, raise the limit: dask.config.set("
+        "{'intake_helio.limits.index-expanded-bytes': '2 GiB'})",
+        where,
+        limit,
+    )
+
+
+def _read_parquet(data: bytes, path: str, limit: int) -> pd.DataFrame:
+    where = shown(path)
+    try:
+        import pyarrow.parquet as pq
+
+        meta = pq.ParquetFile(io.BytesIO(data)).metadata
+        # the larger of the uncompressed size and 16 bytes a cell (dictionary-encoded
+        # columns are small in the file, not once expanded)
+        expanded = max(
+            sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups)),
+            meta.num_rows * meta.num_columns * 16,
+        )
+        if expanded > limit:
+            raise ContentTooLargeError(
+                f"{where}: the parquet data expands to about {expanded} bytes, past the limit "
+                f"intake_helio.limits.index-expanded-bytes ({limit}); it was not read. If the "
+                "file is genuine, raise the limit",
+                where,
+                limit,
+            )
+        return pd.read_parquet(io.BytesIO(data))
+    except ContentTooLargeError:
+        raise
+    except ImportError:
+        return pd.read_parquet(io.BytesIO(data))
+    except Exception as exc:  # pyarrow's ArrowInvalid, OSError, ...
+        raise IndexParseError(
+            f"{where}: not a readable parquet file ({len(data)} bytes; {type(exc).__name__}); "
+            "expected a parquet index",
+            where,
+            0,
+        ) from exc
+
+
+def _decode(data: bytes, path: str, indextype: str, limit: int) -> str | pd.DataFrame:
+    if indextype == "parquet":
+        return _read_parquet(data, path, limit)
+    if indextype == "csv-zip" or data[:4] == b"PK\x03\x04":
+        data = _expand_zip(data, path, limit)
     return data.decode("utf-8-sig", errors="replace")
 
 
@@ -160,10 +245,11 @@ def _frame_from_csv(text: str, path: str) -> tuple[pd.DataFrame, np.ndarray]:
             line = int(linenos[row])
         else:
             line = row + first + 1 if row >= 0 else 0
+        where = shown(path)
         raise IndexParseError(
-            f"{path} line {line}: wrong number of fields (expected {len(names)}: "
-            f"{', '.join(names)}); fix the index file",
-            path,
+            f"{where} line {line}: wrong number of fields (expected {len(names)}, as in the "
+            "header or the first row); fix the index file",
+            where,
             line,
         ) from exc
     if linenos is None:
@@ -172,7 +258,12 @@ def _frame_from_csv(text: str, path: str) -> tuple[pd.DataFrame, np.ndarray]:
 
 
 def parse_index(
-    data: bytes, path: str, indextype: str = "csv", errors: str = "raise"
+    data: bytes,
+    path: str,
+    indextype: str = "csv",
+    errors: str = "raise",
+    *,
+    policy: UrlPolicy | None = None,
 ) -> tuple[pd.DataFrame, list[BadRow]]:
     """Parse one index file's bytes into typed columns.
 
@@ -181,25 +272,35 @@ def parse_index(
     data : bytes
         The file's content.
     path : str
-        Its URL, for error messages.
+        Its URL, for error messages and as the "same host" of the URL policy.
     indextype : {"csv", "csv-zip", "parquet"}
     errors : {"raise", "report"}
         ``"raise"`` stops at the first bad row; ``"report"`` drops bad rows and
         returns them as :class:`BadRow` records.
+    policy : UrlPolicy, optional
+        Which datakeys may be read; defaults to :meth:`UrlPolicy.current`.
 
     Returns
     -------
     (DataFrame, list of BadRow)
         Columns ``start``, ``stop`` (datetime64[ns], naive UTC), ``datakey`` (str),
         ``filesize`` (int64), then extra columns with their own names.
+
+    Raises
+    ------
+    IndexParseError
+        A bad row (with ``errors="raise"``) or an unreadable file; names file and line.
+    ContentTooLargeError
+        A csv-zip member or parquet data expands past ``intake_helio.limits.index-expanded-bytes``.
     """
     if errors not in ("raise", "report"):
         raise ArgumentError(f"errors={errors!r}; expected 'raise' or 'report'")
-    decoded = _decode(data, path, indextype)
+    policy = policy or UrlPolicy.current()
+    decoded = _decode(data, path, indextype, catalog_settings().max_index_expanded_bytes)
     if isinstance(decoded, pd.DataFrame):
         raw = decoded.copy()
         raw.columns = [str(c).strip().lstrip("#").strip().lower() for c in raw.columns]
-        if "start" not in raw.columns:
+        if "start" not in raw.columns and len(raw):
             raw.columns = _names_without_header([str(v) for v in raw.iloc[0].tolist()])[
                 : len(raw.columns)
             ]
@@ -208,10 +309,11 @@ def parse_index(
         raw, linenos = _frame_from_csv(decoded, path)
     for col in ("start", "datakey"):
         if col not in raw.columns:
+            where = shown(path)
             raise IndexParseError(
-                f"{path}: no {col!r} column (columns: {list(raw.columns)}); expected "
+                f"{where}: no {col!r} column (found {len(raw.columns)} columns); expected "
                 "'start, stop, datakey, filesize' or 'start, datakey, filesize'",
-                path,
+                where,
                 0,
             )
 
@@ -225,38 +327,45 @@ def parse_index(
         return s
 
     start_raw = as_str("start")
-    start = _to_utc(start_raw)
+    start, start_oor = _to_utc(start_raw)
     if "stop" in raw.columns:
         stop_raw = as_str("stop")
-        stop = _to_utc(stop_raw)
-        empty_stop = stop_raw.astype(str).str.len() == 0
+        stop, stop_oor = _to_utc(stop_raw)
+        empty_stop = (stop_raw.astype(str).str.len() == 0).to_numpy()
         stop = stop.where(~empty_stop, start)
+        stop_oor = stop_oor & ~empty_stop
     else:
-        stop_raw, stop = None, start.copy()
+        stop_raw, stop, stop_oor = None, start.copy(), np.zeros(len(raw), dtype=bool)
     datakey = as_str("datakey").astype(str)
-    if "filesize" in raw.columns and pd.api.types.is_integer_dtype(raw["filesize"]):
-        fs_raw, filesize = raw["filesize"], raw["filesize"]
-    elif "filesize" in raw.columns:
-        fs_raw = as_str("filesize")
-        filesize = pd.to_numeric(fs_raw, errors="coerce")
-    else:
-        fs_raw, filesize = None, pd.Series(np.zeros(len(raw)), index=raw.index)
+    fs_raw, filesize, bad_size = _filesizes(raw, as_str)
+    key_ok = policy.allowed_mask(datakey, path) | (datakey.str.len() == 0).to_numpy()
 
-    bad = start.isna() | stop.isna() | (datakey.str.len() == 0) | filesize.isna()
+    bad = (
+        start.isna().to_numpy()
+        | stop.isna().to_numpy()
+        | (datakey.str.len() == 0).to_numpy()
+        | bad_size
+        | ~key_ok
+    )
     bad_rows: list[BadRow] = []
+    file = mask_url(path)
     if bad.any():
-        for pos in np.flatnonzero(bad.to_numpy()):
-            reason = _row_reason(pos, start_raw, start, stop_raw, stop, datakey, fs_raw, filesize)
-            bad_rows.append(BadRow(path, int(linenos[pos]), reason))
+        for pos in np.flatnonzero(bad):
+            reason = _row_reason(
+                pos, (start_raw, start, start_oor), (stop_raw, stop, stop_oor), datakey,
+                fs_raw, filesize, policy, path,
+            )  # fmt: skip
+            bad_rows.append(BadRow(file, int(linenos[pos]), reason))
             if errors == "raise":
                 b = bad_rows[0]
+                where = shown(path)
                 raise IndexParseError(
-                    f"{path} line {b.line}: {b.reason}; fix the index or pass errors='report' "
+                    f"{where} line {b.line}: {b.reason}; fix the index or pass errors='report' "
                     "to skip bad rows and list them",
-                    path,
+                    where,
                     b.line,
                 )
-        keep = ~bad.to_numpy()
+        keep = ~bad
     else:
         keep = slice(None)
     out = pd.DataFrame(
@@ -264,7 +373,7 @@ def parse_index(
             "start": start.to_numpy()[keep],
             "stop": stop.to_numpy()[keep],
             "datakey": datakey.to_numpy()[keep],
-            "filesize": filesize.to_numpy()[keep].astype(np.int64),
+            "filesize": filesize[keep],
         }
     )
     out["datakey"] = out["datakey"].astype(str)
@@ -274,22 +383,89 @@ def parse_index(
     return out, bad_rows
 
 
-def _to_utc(s: pd.Series) -> pd.Series:
+def _filesizes(raw: pd.DataFrame, as_str) -> tuple[Any, np.ndarray, np.ndarray]:
+    """(raw values, int64 sizes with 0 where bad, bad mask) of the filesize column."""
+    n = len(raw)
+    if "filesize" not in raw.columns:
+        return None, np.zeros(n, dtype=np.int64), np.zeros(n, dtype=bool)
+    if pd.api.types.is_integer_dtype(raw["filesize"]) and not pd.api.types.is_bool_dtype(
+        raw["filesize"]
+    ):
+        fs_raw = raw["filesize"]
+        values = fs_raw.to_numpy()
+    else:
+        fs_raw = as_str("filesize")
+        values = pd.to_numeric(fs_raw.astype(str), errors="coerce").to_numpy()
+    if values.dtype.kind == "f":
+        with np.errstate(invalid="ignore"):
+            bad = (
+                ~np.isfinite(values)
+                | (values < 0)
+                | (values != np.floor(values))
+                | (values > MAX_FILESIZE)
+            )
+    elif values.dtype.kind in "iu":
+        bad = (values < 0) | (values > MAX_FILESIZE)
+    else:  # pragma: no cover - to_numeric gives numbers
+        bad = np.ones(n, dtype=bool)
+    sizes = np.where(bad, 0, values).astype(np.int64)
+    return fs_raw, sizes, np.asarray(bad, dtype=bool)
+
+
+def _to_utc(s: pd.Series) -> tuple[pd.Series, np.ndarray]:
+    """(naive-UTC datetime64[ns] with NaT where bad, mask of times outside the ns range)."""
     if pd.api.types.is_datetime64_any_dtype(s):
         t = pd.to_datetime(s, utc=True)
     else:
         t = pd.to_datetime(s.astype(str), format="ISO8601", utc=True, errors="coerce")
-    return t.dt.tz_localize(None).astype("datetime64[ns]")
+    t = t.dt.tz_localize(None)
+    out_of_range = np.zeros(len(t), dtype=bool)
+    if t.dtype != "datetime64[ns]":
+        lo, hi = pd.Timestamp.min.ceil("us"), pd.Timestamp.max.floor("us")
+        out_of_range = np.array(t.notna() & ((t < lo) | (t > hi)), dtype=bool)
+        if out_of_range.any():
+            t = t.where(~out_of_range)
+        t = t.astype("datetime64[ns]")
+    return t, out_of_range
 
 
-def _row_reason(pos, start_raw, start, stop_raw, stop, datakey, fs_raw, filesize) -> str:
+def _time_reason(name: str, raw: Any, out_of_range: bool) -> str:
+    text = str(raw)
+    value = f"{text!r}, " if _TIME_CHARS.match(text) else ""
+    if out_of_range:
+        return (
+            f"{name} ({value}{_size(text)}) is outside 1677-09-22 to 2262-04-11, the times a "
+            "nanosecond timestamp can hold"
+        )
+    return f"{name} ({value}{_size(text)}) is not an ISO 8601 time such as 2020-01-01T00:00:00Z"
+
+
+def _row_reason(pos, start3, stop3, datakey, fs_raw, filesize, policy, path) -> str:
+    start_raw, start, start_oor = start3
+    stop_raw, stop, stop_oor = stop3
     if pd.isna(start.iloc[pos]):
-        return f"start {start_raw.iloc[pos]!r} is not an ISO 8601 time"
+        return _time_reason("start", start_raw.iloc[pos], bool(start_oor[pos]))
     if pd.isna(stop.iloc[pos]):
-        return f"stop {stop_raw.iloc[pos]!r} is not an ISO 8601 time"
-    if not datakey.iloc[pos]:
+        return _time_reason("stop", stop_raw.iloc[pos], bool(stop_oor[pos]))
+    key = datakey.iloc[pos]
+    if not key:
         return "datakey is missing"
-    return f"filesize {fs_raw.iloc[pos]!r} is not a number of bytes"
+    why = policy.refusal(key, path)
+    if why is not None:
+        return f"{Reason.URL_NOT_ALLOWED}: datakey {why}"
+    raw = fs_raw.iloc[pos]
+    value = pd.to_numeric(pd.Series([str(raw)]), errors="coerce").iloc[0]
+    if pd.isna(value):
+        problem = "is not a number"
+    elif not np.isfinite(value):
+        problem = "is not finite"
+    elif value < 0:
+        problem = "is negative"
+    elif value != np.floor(value):
+        problem = "is not a whole number"
+    else:
+        problem = "is larger than 2**53"
+    return f"filesize ({_size(raw)}) {problem}; expected a whole number of bytes from 0 to 2**53"
 
 
 # --------------------------------------------------------------------------- reading
@@ -325,26 +501,25 @@ def read_index(
     frames: list[pd.DataFrame] = []
     bad_rows: list[BadRow] = []
     if urls:
-        fs, _ = filesystem(urls[0], storage_options)
-        paths = [fs._strip_protocol(u) for u in urls]
-        results = _cat_many(fs, paths)
+        limit = catalog_settings().max_index_bytes
+        policy = UrlPolicy.current()
+        try:
+            results = fetch_many(urls, storage_options, limit, "index file", "limits.index-bytes")
+        except Exception as exc:
+            raise storage_error(exc, urls[0], "index file", storage_options) from exc
         found = 0
-        for url, path in zip(urls, paths, strict=True):
-            data = results.get(path)
+        for url in urls:
+            data = results.get(url)
             if isinstance(data, FileNotFoundError) or data is None:
                 continue
-            if isinstance(data, PermissionError):
-                raise StorageAccessError(
-                    f"access denied to index file {url}; pass credentials in storage_options "
-                    "(or anon=True if the bucket is public)"
-                ) from data
             if isinstance(data, BaseException):
-                raise StorageReadError(f"cannot read index file {url}: {data}") from data
+                raise storage_error(data, url, "index file", storage_options) from data
             found += 1
-            df, bad = parse_index(data, url, indextype, errors)
+            df, bad = parse_index(data, url, indextype, errors, policy=policy)
             bad_rows.extend(bad)
             frames.append(df)
         if not found:
+            fs, _ = filesystem(urls[0], storage_options, catalog=True)
             _check_prefix_exists(fs, index, storage_options)
     if frames:
         df = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
@@ -364,36 +539,9 @@ def read_index(
     return df
 
 
-def _cat_many(fs, paths: list[str]) -> dict:
-    """Fetch whole files concurrently: one GET each (no existence checks first).
-
-    Returns ``{path: bytes or the exception raised}``.
-    """
-    if getattr(fs, "async_impl", False) and len(paths) > 1:
-        import asyncio
-
-        from ..io.shims import fsspec_cat_file, fsspec_sync
-
-        async def gather():
-            return await asyncio.gather(
-                *(fsspec_cat_file(fs, p) for p in paths), return_exceptions=True
-            )
-
-        return dict(zip(paths, fsspec_sync(fs.loop, gather), strict=True))
-
-    def one(path):
-        try:
-            return fs.cat_file(path)
-        except Exception as exc:
-            return exc
-
-    if len(paths) == 1:
-        return {paths[0]: one(paths[0])}
-    with ThreadPoolExecutor(max_workers=min(16, len(paths))) as pool:
-        return dict(zip(paths, pool.map(one, paths), strict=True))
-
-
 def _check_prefix_exists(fs, index: str, storage_options) -> None:
+    if index.lower().startswith(("http://", "https://")):
+        return  # http has no listings to trust (and a page could be any size)
     path = fs._strip_protocol(index)
     try:
         exists = fs.exists(path.rstrip("/")) or bool(fs.ls(path, detail=False))
@@ -403,7 +551,7 @@ def _check_prefix_exists(fs, index: str, storage_options) -> None:
         return  # cannot tell (e.g. https without listings): an empty result is honest
     if not exists:
         raise CatalogNotFoundError(
-            f"index location {index} does not exist (no index files and no such prefix); "
-            f"check the dataset's 'index' in catalog.json and the storage options "
-            f"({sorted(options_for(index, storage_options))})"
+            f"index location {shown(index)} does not exist (no index files and no such "
+            "prefix); check the dataset's 'index' in catalog.json and the storage options "
+            f"({sorted(options_for(index, storage_options, defaults=False))})"
         )

@@ -13,16 +13,21 @@ import concurrent.futures
 import functools
 import re
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pragma: no cover
     from astropy.io import fits
 
 __all__ = [
+    "BoundedBody",
     "bintable_header_to_image_header",
+    "cat_bounded",
+    "cat_ranges_bounded",
     "fsspec_cat_file",
     "fsspec_sync",
     "start_async_cat_file",
+    "start_cat_bounded",
 ]
 
 
@@ -176,3 +181,284 @@ def fsspec_sync(
         future = asyncio.run_coroutine_threadsafe(func(*args, **kwargs), loop)
         return future.result(timeout)
     return sync(loop, func, *args, timeout=timeout, **kwargs)
+
+
+# --------------------------------------------------------------------------- bounded reads
+#: Bytes asked of a response body per read while it is streamed to a bound.
+_BODY_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class BoundedBody:
+    """At most ``limit`` bytes of one response body (see :func:`cat_bounded`).
+
+    Attributes
+    ----------
+    data : bytes
+        The body's first bytes, never more than the ``limit`` asked for.
+    more : bool
+        The body went on past ``limit`` bytes; reading stopped there (the rest was never
+        read, the connection was dropped).
+    ranged : bool
+        False when the server answered a ranged request with the whole object (it ignores
+        ``Range``): ``data`` then starts at byte 0, not at the requested start (for a range
+        that does not start at 0, ``data`` is then empty and ``more`` True). True otherwise.
+    """
+
+    data: bytes
+    more: bool
+    ranged: bool = True
+
+
+async def _read_bounded(
+    read: Callable[[int], Awaitable[bytes]],
+    read_all: Callable[[], Awaitable[bytes]] | None,
+    limit: int,
+) -> tuple[bytes, bool]:
+    """``(data, more)``: at most ``limit`` bytes, read with ``read(n)`` until the body ends.
+
+    ``read_all`` (one read of a body framed by a ``Content-Length`` of at most ``limit``,
+    without transfer or content coding, so the transport itself stops there) is used
+    when given: it is the transport's own fast path.
+    """
+    if read_all is not None:
+        return await read_all(), False
+    parts: list[bytes] = []
+    got = 0
+    while got <= limit:
+        piece = await read(min(_BODY_CHUNK, limit + 1 - got))
+        if not piece:
+            return b"".join(parts), False
+        parts.append(piece)
+        got += len(piece)
+    parts[-1] = parts[-1][: len(parts[-1]) - (got - limit)]  # the byte that told "more"
+    return b"".join(parts), True
+
+
+def _framed_length(headers: Any) -> int | None:
+    """The body length the transport enforces by itself (``Content-Length``, no coding)."""
+    get = headers.get
+    if get("transfer-encoding") or get("Transfer-Encoding"):
+        return None
+    coding = get("content-encoding") or get("Content-Encoding") or "identity"
+    if str(coding).strip().lower() != "identity":
+        return None
+    value = get("content-length") or get("Content-Length")
+    try:
+        length = int(value)
+    except (TypeError, ValueError):
+        return None
+    return length if length >= 0 else None
+
+
+def _range_header(start: int | None, end: int | None) -> dict[str, str]:
+    return {} if start is None else {"Range": f"bytes={start}-{end - 1}"}
+
+
+def _body_errors() -> tuple[type[BaseException], ...]:
+    """Errors of a response body cut short in transfer (not timeouts): worth a new request."""
+    from aiohttp import ClientPayloadError
+    from botocore.exceptions import IncompleteReadError, ResponseStreamingError
+
+    return (ClientPayloadError, IncompleteReadError, ResponseStreamingError)
+
+
+async def _s3_bounded(fs: Any, path: str, start: int | None, end: int | None, limit: int):
+    # s3fs private API: S3FileSystem.set_session, get_s3, _get_s3_method_kwargs and retries,
+    # s3fs.core.version_id_kw and s3fs.errors.translate_boto_error, as _call_s3/_cat_file use
+    # them (written against s3fs 2026.9.0, aiobotocore 3.10): the same GetObject request
+    # and error translation, but the body is read to a bound instead of to its end, and only
+    # a body cut short is requested again here (``fs.retries`` times, as s3fs does):
+    # timeouts and errors are left to botocore's configured retries and the caller's, so
+    # that a stalled read fails after the time its settings give. Fallback when they are
+    # gone: _generic_bounded.
+    from botocore.exceptions import ClientError
+    from s3fs.core import version_id_kw
+    from s3fs.errors import translate_boto_error
+
+    bucket, key, version = fs.split_path(path)
+    await fs.set_session()
+    s3 = await fs.get_s3(bucket)
+    kwargs = fs._get_s3_method_kwargs(
+        s3.get_object, Bucket=bucket, Key=key, **version_id_kw(version), **_range_header(start, end)
+    )
+    cut_short = _body_errors()
+    attempts = max(1, int(getattr(fs, "retries", 1) or 1))
+    for attempt in range(attempts):
+        try:
+            resp = await s3.get_object(**kwargs)
+        except ClientError as exc:
+            raise translate_boto_error(exc) from exc
+        body = resp["Body"]
+        try:
+            meta = resp.get("ResponseMetadata", {})
+            ranged = start is None or meta.get("HTTPStatusCode") == 206
+            framed = _framed_length(meta.get("HTTPHeaders", {}))
+            if (not ranged and start) or (framed is not None and framed > limit and ranged):
+                return BoundedBody(b"", True, ranged)  # nothing of use in this body
+            fast = body.read if framed is not None and framed <= limit else None
+            data, more = await _read_bounded(body.read, fast, limit)
+            return BoundedBody(data, more, ranged)
+        except cut_short:
+            if attempt == attempts - 1:
+                raise
+            await asyncio.sleep(min(1.7**attempt * 0.1, 15))  # s3fs' backoff
+        finally:
+            body.close()
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+async def _http_bounded(fs: Any, url: str, start: int | None, end: int | None, limit: int):
+    # fsspec private API: HTTPFileSystem.set_session, kwargs, encode_url and
+    # _raise_not_found_for_status, as HTTPFileSystem._cat_file uses them (written against
+    # fsspec 2026.9.0, aiohttp 3.14). Fallback when they are gone: _open_bounded.
+    kw = dict(fs.kwargs)
+    headers = {**kw.pop("headers", {}), **_range_header(start, end)}
+    session = await fs.set_session()
+    async with session.get(fs.encode_url(url), headers=headers, **kw) as r:
+        if start is not None and r.status == 416:  # the range starts past the end
+            return BoundedBody(b"", False)
+        fs._raise_not_found_for_status(r, url)
+        ranged = start is None or r.status == 206
+        framed = _framed_length(r.headers)
+        if (not ranged and start) or (framed is not None and framed > limit and ranged):
+            r.close()  # nothing of use in this body: drop the connection unread
+            return BoundedBody(b"", True, ranged)
+        fast = r.read if framed is not None and framed <= limit else None
+        data, more = await _read_bounded(r.content.read, fast, limit)
+        if more:
+            r.close()  # drop the connection: the rest of the body is never read
+        return BoundedBody(data, more, ranged)
+
+
+def _is_async(fs: Any) -> bool:
+    from fsspec.asyn import AsyncFileSystem
+
+    return isinstance(fs, AsyncFileSystem)
+
+
+def _generic_bounded(fs: Any, path: str, start: int | None, end: int | None, limit: int):
+    """Any other filesystem: the public API, and no more than ``limit`` bytes accepted.
+
+    A whole file of a synchronous filesystem (local files, memory) is read with
+    ``fs.open(path).read(limit + 1)``, which stops there. Ranges, and whole files of other
+    async filesystems (gcsfs, adlfs, ...), use ``cat_file`` as before: what comes past
+    ``limit`` is not accepted, though the transfer itself cannot be cut short.
+    """
+    if start is None and hasattr(fs, "open") and not _is_async(fs):
+        with fs.open(path, "rb") as f:
+            data = f.read(limit + 1)
+    elif start is None:
+        # s3fs-like stores ask for the size (a HEAD) before a whole read unless told not to
+        concurrency = getattr(fs, "max_concurrency", None)
+        one = {"max_concurrency": 1} if isinstance(concurrency, int) and concurrency > 1 else {}
+        data = fs.cat_file(path, **one)
+    else:
+        data = fs.cat_file(path, start=start, end=end)
+    if len(data) > limit:
+        return BoundedBody(bytes(data[:limit]), True)
+    return BoundedBody(bytes(data), False)
+
+
+def _async_reader(fs: Any) -> Callable[..., Awaitable[BoundedBody]] | None:
+    """The bounded reader of an fsspec async filesystem used synchronously, if known."""
+    from fsspec.asyn import AsyncFileSystem
+
+    if not isinstance(fs, AsyncFileSystem) or getattr(fs, "asynchronous", False):
+        return None
+    loop = getattr(fs, "loop", None)
+    if loop is None or not loop.is_running():
+        return None
+    kind = type(fs).__module__.split(".")[0]
+    needs = ("set_session", "get_s3", "_get_s3_method_kwargs", "split_path")
+    if kind == "s3fs" and all(hasattr(fs, a) for a in needs):
+        return _s3_bounded
+    from fsspec.implementations.http import HTTPFileSystem
+
+    if isinstance(fs, HTTPFileSystem) and hasattr(fs, "_raise_not_found_for_status"):
+        return _http_bounded
+    return None
+
+
+def cat_bounded(
+    fs: Any, path: str, start: int | None = None, end: int | None = None, *, limit: int
+) -> BoundedBody:
+    """Read ``[start, end)`` of a file (or all of it) but never more than ``limit`` bytes.
+
+    ``fs.cat_file`` reads a response body to its end, whatever its size: a server that
+    ignores ``Range`` or sends a body without end makes it allocate without bound. Here the
+    body is read to ``limit`` bytes at most (one more chunk is looked at to tell whether
+    it goes on), then the connection is dropped. Honest responses (a ``Content-Length`` of
+    at most ``limit``, no transfer or content coding) are read in one call, as
+    ``cat_file`` does.
+
+    Parameters
+    ----------
+    fs : fsspec.AbstractFileSystem
+        Filesystem holding the file: s3fs and fsspec's HTTP filesystem stream the body;
+        others use their public API (:func:`_generic_bounded`).
+    path : str
+        Path of the file on ``fs``.
+    start, end : int, optional
+        The byte range (``end`` exclusive); both None for the whole file.
+    limit : int
+        The most bytes accepted (``end - start`` for a range).
+
+    Returns
+    -------
+    BoundedBody
+        The bytes, whether the body had more, and whether they are the range asked for.
+        A range past the end of the object gives no bytes.
+    """
+    reader = _async_reader(fs)
+    if reader is None:
+        return _generic_bounded(fs, path, start, end, limit)
+    return fsspec_sync(fs.loop, reader, fs, path, start, end, limit)
+
+
+def cat_ranges_bounded(
+    fs: Any, path: str, ranges: list[tuple[int, int]]
+) -> list[BoundedBody | BaseException]:
+    """:func:`cat_bounded` of several ranges of one file (concurrently when ``fs`` is async).
+
+    Returns
+    -------
+    list
+        Per range, a :class:`BoundedBody` (at most ``end - start`` bytes) or the exception
+        that range raised.
+    """
+    reader = _async_reader(fs)
+    if reader is None:
+        n = len(ranges)
+        got = fs.cat_ranges(
+            [path] * n, [s for s, _ in ranges], [e for _, e in ranges], on_error="return"
+        )
+        out: list[BoundedBody | BaseException] = []
+        for (s, e), data in zip(ranges, got, strict=True):
+            if isinstance(data, BaseException):
+                out.append(data)
+            else:
+                out.append(BoundedBody(bytes(data[: e - s]), len(data) > e - s))
+        return out
+
+    async def gather() -> list[Any]:
+        reads = [reader(fs, path, s, e, e - s) for s, e in ranges]
+        return await asyncio.gather(*reads, return_exceptions=True)
+
+    return fsspec_sync(fs.loop, gather)
+
+
+def start_cat_bounded(fs: Any, path: str, *, limit: int) -> concurrent.futures.Future | None:
+    """Start :func:`cat_bounded` of a whole file on the event loop of ``fs``.
+
+    Returns
+    -------
+    concurrent.futures.Future or None
+        A future of the :class:`BoundedBody`, or None when ``fs`` has no running loop of
+        its own or no bounded streaming reader (local files, memory, ...: read them with
+        :func:`cat_bounded` when needed).
+    """
+    reader = _async_reader(fs)
+    if reader is None:
+        return None
+    return asyncio.run_coroutine_threadsafe(reader(fs, path, None, None, limit), fs.loop)

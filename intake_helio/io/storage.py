@@ -6,19 +6,50 @@ applied to object-store URLs such as ``s3://``, or a dict keyed by protocol
 are not sent to ``http(s)://``, ``file://`` or ``memory://`` URLs, because a registry
 on https and buckets on S3 need different settings.
 
+Options may also be keyed by origin (``{"https://data.example.org": {"headers": ...}}``):
+they then reach that scheme, host and port only. :func:`scope_options` uses this to bind the
+credentials of the ``http``/``https`` entries (headers, auth, cookies) to the host of the URL
+the user gave, so that a host named by catalog content never receives them.
+
+Every S3 and HTTP(S) request gets the connect and read timeouts of ``intake_helio.timeouts.*``
+(and a bounded number of S3 attempts) unless the options set their own.
+
 Filesystems come from fsspec's instance cache, so each process (and thread) creates
 its S3 client once and reuses it for every file.
+
+Credentials inside URLs (``https://user:pass@host/``, ``s3://KEY:SECRET@bucket/``, query
+parameters such as ``X-Amz-Signature=``) are masked by :func:`mask_url`, and
+:func:`redact` masks them inside every string it is given.
 """
 
 from __future__ import annotations
 
+import os
+import re
+import threading
 from collections.abc import Mapping
 from typing import Any
 
 import fsspec
 from fsspec.core import split_protocol
 
-__all__ = ["StorageOptions", "filesystem", "options_for", "redact"]
+from ..base.errors import CatalogFormatError, HelioError
+from ..base.settings import catalog_settings
+
+__all__ = [
+    "ContentTooLargeError",
+    "MissingCredentialsError",
+    "StorageOptions",
+    "filesystem",
+    "is_no_credentials",
+    "mask_url",
+    "options_for",
+    "origin",
+    "read_limited",
+    "redact",
+    "scope_options",
+    "shown",
+]
 
 _NO_FLAT_OPTIONS = {"http", "https", "file", "local", "memory"}
 _SECRET_WORDS = (
@@ -39,42 +70,113 @@ _SECRET_NAMES = {
     "api_key",
     "private_key",
 }  # s3fs' access key id is plainly "key"
+_HTTP = ("http", "https")
+#: Options of the http(s) entries that carry credentials: bound to one origin.
+_HTTP_SECRET_OPTIONS = frozenset({"headers", "auth", "cookies", "proxy_auth", "proxy_headers"})
+_HTTP_SECRET_CLIENT_KWARGS = frozenset(
+    {"headers", "auth", "cookies", "cookie_jar", "proxy_auth", "proxy_headers"}
+)
+_DEFAULT_PORTS = {"http": "80", "https": "443"}
+
+# scheme://userinfo@ : the userinfo runs to the last "@" before the host's "/"
+_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*://)[^/\s?#\"<>\\]*@")
+_SECRET_QUERY = re.compile(
+    r"(?P<name>[?&;][^=&#\s]*?(?:signature|token|secret|password|credential|key|sig|auth)"
+    r"[^=&#\s]*=)[^&#\s'\"<>]*",
+    re.IGNORECASE,
+)
+_URL_START = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*)://(?P<netloc>[^/?#]*)")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
-def _protocol(url: str) -> str:
-    proto, _ = split_protocol(url)
-    return (proto or "file").lower()
+class ContentTooLargeError(CatalogFormatError):
+    """A registry, catalog or index file (or a member it expands to) passes its size limit.
+
+    Attributes
+    ----------
+    url : str
+        The file (credentials masked).
+    limit : int
+        The limit in bytes, from ``intake_helio.limits.*``.
+    """
+
+    def __init__(self, message: str, url: str = "", limit: int = 0):
+        super().__init__(message)
+        self.url = url
+        self.limit = limit
+
+    def __reduce__(self):
+        return (type(self), (self.args[0] if self.args else "", self.url, self.limit))
 
 
-def options_for(url: str, storage_options: Mapping[str, Any] | None) -> dict[str, Any]:
-    """Return the storage options that apply to ``url``."""
-    if not storage_options:
-        return {}
-    proto = _protocol(url)
-    per_protocol = {
-        k: v
-        for k, v in storage_options.items()
-        if isinstance(v, Mapping) and k in fsspec.available_protocols()
-    }
-    if per_protocol:
-        aliases = {"s3a": "s3", "local": "file"}
-        return dict(per_protocol.get(proto) or per_protocol.get(aliases.get(proto, proto)) or {})
-    if proto in _NO_FLAT_OPTIONS:
-        return {}
-    return dict(storage_options)
+class MissingCredentialsError(HelioError, PermissionError):
+    """A store needs credentials and none were found (botocore ``NoCredentialsError``)."""
 
 
-def filesystem(url: str, storage_options: Mapping[str, Any] | None = None):
-    """Return ``(fs, path)`` for ``url`` with the options that apply to it."""
-    fs, path = fsspec.core.url_to_fs(url, **options_for(url, storage_options))
-    return fs, path
+# --------------------------------------------------------------------------- masking
+def mask_url(url: Any) -> Any:
+    """``url`` with the credentials it holds replaced by ``***``.
+
+    Masks the userinfo of every ``scheme://user:pass@host`` in the text (also
+    ``s3://KEY:SECRET@bucket``) and the values of query parameters whose names look secret
+    (``X-Amz-Signature``, ``X-Amz-Credential``, ``token``, ``sig``, ``password``, ...).
+    Values that are not strings are returned unchanged.
+
+    Parameters
+    ----------
+    url : str
+        A URL, or any text holding URLs (an error message, a repr).
+
+    Returns
+    -------
+    str
+        The text with ``scheme://***@host`` and ``name=***``.
+    """
+    if not isinstance(url, str) or ("@" not in url and "=" not in url):
+        return url
+    text = _USERINFO.sub(r"\g<scheme>***@", url)
+    return _SECRET_QUERY.sub(r"\g<name>***", text)
+
+
+def shown(text: Any, limit: int = 200) -> str:
+    """Third-party text made safe to show: credentials masked, control characters (terminal
+    escapes) replaced by ``?``, cut to ``limit`` characters."""
+    text = mask_url(str(text))
+    text = _CONTROL.sub("?", text)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def origin(url: Any) -> str | None:
+    """``scheme://host[:port]`` of an absolute URL, normalised; None for anything else.
+
+    The scheme and host are lower-cased, the userinfo dropped and default ports (80 for
+    http, 443 for https) left out, so ``HTTP://u:p@Example.org:80/x`` and
+    ``http://example.org/`` have the same origin. ``s3://bucket/key`` has the origin
+    ``s3://bucket``.
+    """
+    if not isinstance(url, str):
+        return None
+    m = _URL_START.match(url.strip())
+    if not m:
+        return None
+    scheme = m.group("scheme").lower()
+    hostport = m.group("netloc").rpartition("@")[2].lower()
+    if hostport.startswith("["):  # [ipv6]:port
+        host, _, rest = hostport.partition("]")
+        host, port = host + "]", rest[1:] if rest.startswith(":") else ""
+    else:
+        host, _, port = hostport.partition(":")
+    if port == _DEFAULT_PORTS.get(scheme):
+        port = ""
+    return f"{scheme}://{host}" + (f":{port}" if port else "")
 
 
 def redact(value: Any) -> Any:
     """Return a copy of ``value`` with secret-looking entries replaced by ``'***'``.
 
     Used wherever storage options or configs could be shown (reprs, logs, YAML dumps,
-    saved attributes) so that credentials never leave the process.
+    saved attributes) so that credentials never leave the process. Strings (also nested
+    ones) have the credentials of the URLs they hold masked (:func:`mask_url`).
     """
     if isinstance(value, Mapping):
         out = {}
@@ -83,11 +185,272 @@ def redact(value: Any) -> Any:
             if low in _SECRET_NAMES or any(w in low for w in _SECRET_WORDS):
                 out[k] = "***"
             else:
-                out[k] = redact(v)
+                out[mask_url(k)] = redact(v)
         return out
     if isinstance(value, list | tuple):
         return type(value)(redact(v) for v in value)
+    if isinstance(value, str):
+        return mask_url(value)
     return value
+
+
+# --------------------------------------------------------------------------- options
+def _protocol(url: str) -> str:
+    proto, _ = split_protocol(url)
+    return (proto or "file").lower()
+
+
+def _is_origin_key(key: Any) -> bool:
+    return isinstance(key, str) and "://" in key
+
+
+def _merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
+    """``base`` updated with ``extra``; dicts inside (headers, client_kwargs) merged."""
+    out = dict(base)
+    for k, v in extra.items():
+        if isinstance(v, Mapping) and isinstance(out.get(k), Mapping):
+            out[k] = _merge(dict(out[k]), v)
+        else:
+            out[k] = v
+    return out
+
+
+def _protocol_options(url: str, storage_options: Mapping[str, Any]) -> dict[str, Any]:
+    proto = _protocol(url)
+    plain = {k: v for k, v in storage_options.items() if not _is_origin_key(k)}
+    per_protocol = {
+        k: v
+        for k, v in plain.items()
+        if isinstance(v, Mapping) and k in fsspec.available_protocols()
+    }
+    if per_protocol:
+        aliases = {"s3a": "s3", "local": "file"}
+        return dict(per_protocol.get(proto) or per_protocol.get(aliases.get(proto, proto)) or {})
+    if proto in _NO_FLAT_OPTIONS:
+        return {}
+    return plain
+
+
+def _origin_options(url: str, storage_options: Mapping[str, Any]) -> dict[str, Any]:
+    target = origin(url)
+    if target is None:
+        return {}
+    out: dict[str, Any] = {}
+    for k, v in storage_options.items():
+        if _is_origin_key(k) and isinstance(v, Mapping) and origin(k) == target:
+            out = _merge(out, v)
+    return out
+
+
+def _with_timeouts(url: str, opts: dict[str, Any]) -> dict[str, Any]:
+    """Default connect/read timeouts (and S3 attempts) where ``opts`` sets none."""
+    proto = _protocol(url)
+    if proto in ("s3", "s3a"):
+        cs = catalog_settings()
+        config = dict(opts.get("config_kwargs") or {})
+        config.setdefault("connect_timeout", cs.connect_timeout)
+        config.setdefault("read_timeout", cs.read_timeout)
+        if "retries" not in config:
+            config["retries"] = {"total_max_attempts": cs.request_attempts}
+        return {**opts, "config_kwargs": config}
+    if proto in _HTTP:
+        client = dict(opts.get("client_kwargs") or {})
+        if "timeout" not in client:
+            import aiohttp
+
+            cs = catalog_settings()
+            client["timeout"] = aiohttp.ClientTimeout(
+                total=None, sock_connect=cs.connect_timeout, sock_read=cs.read_timeout
+            )
+        return {**opts, "client_kwargs": client}
+    return opts
+
+
+def options_for(
+    url: str, storage_options: Mapping[str, Any] | None, *, defaults: bool = True
+) -> dict[str, Any]:
+    """Return the storage options that apply to ``url``.
+
+    Parameters
+    ----------
+    url : str
+        The URL to be read.
+    storage_options : dict, optional
+        Flat, keyed by protocol, and/or keyed by origin (``"https://host:port"``); see the
+        module's docstring.
+    defaults : bool
+        Add the default timeouts of ``intake_helio.timeouts.*`` (S3: ``config_kwargs``
+        ``connect_timeout``, ``read_timeout``, ``retries.total_max_attempts``; HTTP:
+        ``client_kwargs["timeout"]``) where the options set none.
+
+    Returns
+    -------
+    dict
+        The options for fsspec's filesystem of ``url``.
+    """
+    opts: dict[str, Any] = {}
+    if storage_options:
+        opts = _merge(
+            _protocol_options(url, storage_options), _origin_options(url, storage_options)
+        )
+    return _with_timeouts(url, opts) if defaults else opts
+
+
+def _split_http(entry: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(options without credentials, the credentials) of an http(s) options entry."""
+    public = {k: v for k, v in entry.items() if k not in _HTTP_SECRET_OPTIONS}
+    secret = {k: v for k, v in entry.items() if k in _HTTP_SECRET_OPTIONS}
+    client = entry.get("client_kwargs")
+    if isinstance(client, Mapping):
+        public["client_kwargs"] = {
+            k: v for k, v in client.items() if k not in _HTTP_SECRET_CLIENT_KWARGS
+        }
+        hidden = {k: v for k, v in client.items() if k in _HTTP_SECRET_CLIENT_KWARGS}
+        if hidden:
+            secret["client_kwargs"] = hidden
+    return public, secret
+
+
+def scope_options(storage_options: Mapping[str, Any] | None, url: str) -> dict[str, Any] | None:
+    """Bind the credentials of the ``http``/``https`` options to the host of ``url``.
+
+    Call it with the URL the user gave (a registry or bucket catalog): headers, ``auth``
+    and cookies of the ``"http"``/``"https"`` entries then reach that scheme, host and
+    port only (they move to an origin-keyed entry), never a host that catalog content
+    names. Options already keyed by origin are kept as given. When ``url`` is not an
+    http(s) URL, those credentials reach no host named by content: give them keyed by
+    origin (``{"https://host": {"headers": ...}}``) to use them there.
+
+    Parameters
+    ----------
+    storage_options : dict, optional
+    url : str
+        The URL the user gave.
+
+    Returns
+    -------
+    dict or None
+        A new dict (the input is not changed); None stays None.
+    """
+    if storage_options is None:
+        return None
+    out = dict(storage_options)
+    user = origin(url)
+    for proto in _HTTP:
+        entry = out.get(proto)
+        if not isinstance(entry, Mapping):
+            continue
+        public, secret = _split_http(entry)
+        if not secret:
+            continue
+        out[proto] = public
+        if user is not None and user.split("://")[0] in _HTTP:
+            key = proto + "://" + user.split("://", 1)[1]
+            out[key] = _merge(secret, dict(out.get(key) or {}))
+    return out
+
+
+def filesystem(
+    url: str, storage_options: Mapping[str, Any] | None = None, *, catalog: bool = False
+):
+    """Return ``(fs, path)`` for ``url`` with the options that apply to it.
+
+    Parameters
+    ----------
+    url : str
+    storage_options : dict, optional
+    catalog : bool
+        For reads of catalog content (registry, ``catalog.json``, index files): on S3, a
+        filesystem of its own whose s3fs retry loop (the ``retries`` attribute, 5 by
+        default, around botocore's own attempts) is off, so that a server that accepts and
+        never answers fails after ``intake_helio.timeouts.attempts`` x ``read`` seconds.
+    """
+    opts = options_for(url, storage_options)
+    if catalog and _protocol(url) in ("s3", "s3a"):
+        return _catalog_s3(url, opts)
+    fs, path = fsspec.core.url_to_fs(url, **opts)
+    return fs, path
+
+
+_CATALOG_FS: dict[str, Any] = {}
+_CATALOG_FS_LOCK = threading.Lock()
+
+
+def _catalog_s3(url: str, opts: dict[str, Any]):
+    from fsspec.utils import tokenize
+
+    cls = fsspec.get_filesystem_class(_protocol(url))
+    # credentials may come from the environment: a change there gives a new client
+    env = sorted((k, v) for k, v in os.environ.items() if k.startswith("AWS_"))
+    key = tokenize(os.getpid(), cls.__name__, opts, env)
+    with _CATALOG_FS_LOCK:
+        fs = _CATALOG_FS.get(key)
+        if fs is None:
+            if len(_CATALOG_FS) >= 16:
+                _CATALOG_FS.pop(next(iter(_CATALOG_FS)))
+            fs = cls(skip_instance_cache=True, **opts)
+            fs.retries = 1  # s3fs' public class attribute: its own retry loop, per instance
+            _CATALOG_FS[key] = fs
+    fs.invalidate_cache()  # catalog content is read fresh: no listings from an earlier call
+    return fs, fs._strip_protocol(url)
+
+
+# --------------------------------------------------------------------------- bounded reads
+def read_limited(fs, path: str, url: str, limit: int, what: str, setting: str) -> bytes:
+    """The whole file ``path`` of ``fs``, refused when it has more than ``limit`` bytes.
+
+    The body is streamed and reading stops after ``limit`` bytes (a server that sends
+    without end cannot make it allocate more); a ``Content-Length`` above the limit is
+    refused before the body is read.
+
+    Parameters
+    ----------
+    fs, path
+        Filesystem and path (from :func:`filesystem`).
+    url : str
+        The URL, for the message.
+    limit : int
+        The most bytes accepted.
+    what : str
+        What the file is ("registry", "bucket catalog", "index file").
+    setting : str
+        The ``dask.config`` key of the limit, named in the message.
+
+    Raises
+    ------
+    ContentTooLargeError
+        The file has more than ``limit`` bytes.
+    """
+    from .shims import cat_bounded
+
+    body = cat_bounded(fs, path, limit=limit)
+    if body.more:
+        raise too_large(url, limit, what, setting)
+    return body.data
+
+
+def too_large(url: str, limit: int, what: str, setting: str) -> ContentTooLargeError:
+    """The error for a file of more than ``limit`` bytes (not raised)."""
+    return ContentTooLargeError(
+        f"{what} {shown(url)} has more than {limit} bytes (the limit "
+        f"intake_helio.{setting}); it was not read further. If the file is genuine, raise the "
+        f"limit: dask.config.set({{'intake_helio.{setting}': '2 GiB'}})",
+        shown(url),
+        limit,
+    )
+
+
+def is_no_credentials(exc: BaseException | None) -> bool:
+    """Whether ``exc`` (or an error in its cause chain) is botocore's ``NoCredentialsError``."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, MissingCredentialsError):
+            return True
+        if any(c.__name__ == "NoCredentialsError" for c in type(exc).__mro__):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
 
 
 class StorageOptions(dict):

@@ -65,17 +65,32 @@ def test_registry_prerelease_key_and_env_default(monkeypatch):
         ("[1, 2]", ih.CatalogFormatError, "must hold a JSON object"),
         (json.dumps({"registry": []}), ih.CatalogFormatError, "no 'version'"),
         (json.dumps({"version": "1"}), ih.CatalogFormatError, "'registry'"),
-        (
-            json.dumps({"version": "1", "registry": [{"name": "x"}]}),
-            ih.CatalogFormatError,
-            "registry\\[0\\] lacks required key\\(s\\) 'endpoint'",
-        ),
     ],
 )
 def test_registry_bad_input(content, exc, match):
     put("memory://reg/bad.json", content)
     with pytest.raises(exc, match=match):
         ih.open_registry("memory://reg/bad.json")
+
+
+def test_registry_entry_without_endpoint_is_skipped_and_reported():
+    # one malformed entry no longer hides the others: it is skipped, warned about, listed in
+    # .invalid, and looking it up by name raises its error
+    put(
+        "memory://reg/bad.json",
+        json.dumps(
+            {
+                "version": "1",
+                "registry": [{"name": "x"}, {"endpoint": "s3://fine/", "name": "fine"}],
+            }
+        ),
+    )
+    with pytest.warns(ih.HelioWarning, match=r"registry\[0\] lacks required key\(s\) 'endpoint'"):
+        reg = ih.open_registry("memory://reg/bad.json")
+    assert [e.endpoint for e in reg.endpoints] == ["s3://fine/"]
+    assert list(reg.invalid) == ["registry[0]"]
+    with pytest.raises(ih.CatalogFormatError, match=r"lacks required key\(s\) 'endpoint'"):
+        reg.endpoint("x")
 
 
 def test_registry_missing_file_is_file_not_found():
@@ -128,15 +143,26 @@ def test_bucket_status_1400():
 def test_bucket_missing_required_dataset_key():
     entry = dataset_entry()
     del entry["index"]
-    put(ROOT + "catalog.json", catalog_json(ROOT, [entry]))
+    put(ROOT + "catalog.json", catalog_json(ROOT, [entry, dataset_entry("other")]))
+    # the bad entry is skipped and reported; the rest of the bucket works
+    with pytest.warns(ih.HelioWarning, match=r"lacks required key\(s\) 'index'"):
+        bucket = ih.open_bucket(ROOT)
+    assert list(bucket) == ["other"] and "aia_0094" not in bucket
     with pytest.raises(ih.CatalogFormatError, match=r"lacks required key\(s\) 'index'"):
-        ih.open_bucket(ROOT)
+        bucket["aia_0094"]
 
 
 def test_bucket_bad_required_time():
-    put(ROOT + "catalog.json", catalog_json(ROOT, [dataset_entry(start="yesterday")]))
-    with pytest.raises(ih.CatalogFormatError, match="aia_0094.*'yesterday'"):
-        ih.open_bucket(ROOT)
+    put(
+        ROOT + "catalog.json",
+        catalog_json(ROOT, [dataset_entry(start="yesterday"), dataset_entry("other")]),
+    )
+    with pytest.warns(ih.HelioWarning, match="aia_0094.*start is not a usable time"):
+        bucket = ih.open_bucket(ROOT)
+    assert list(bucket) == ["other"]
+    with pytest.raises(ih.CatalogFormatError, match="aia_0094.*start is not a usable time") as e:
+        bucket["aia_0094"]
+    assert "yesterday" not in str(e.value)  # the value is not quoted, its size is
 
 
 def test_unknown_dataset_lists_close_matches():

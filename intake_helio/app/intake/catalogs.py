@@ -29,7 +29,7 @@ from ...catalog.registry import (
     open_bucket,
     open_registry,
 )
-from ...io.storage import redact
+from ...io.storage import mask_url, redact
 from .common import (
     DriverArgumentError,
     DriverArgumentTypeError,
@@ -215,7 +215,7 @@ class HelioBucketCatalog(_HelioCatalogBase):
         self.endpoint = endpoint_root(endpoint)
         storage_options = check_storage_options(storage_options)
         self._bucket: Bucket | None = None
-        kwargs.setdefault("name", self.endpoint)
+        kwargs.setdefault("name", mask_url(self.endpoint))
         super().__init__(storage_options=storage_options, **kwargs)
 
     @property
@@ -285,7 +285,7 @@ class HelioBucketCatalog(_HelioCatalogBase):
         return entry
 
     def __repr__(self) -> str:
-        return f"<Intake catalog: {self.name} (helio_bucket {self.endpoint})>"
+        return f"<Intake catalog: {self.name} (helio_bucket {mask_url(self.endpoint)})>"
 
 
 # --------------------------------------------------------------------------- registry

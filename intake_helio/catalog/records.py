@@ -1,0 +1,291 @@
+"""Typed records parsed at the boundary: registry endpoints and bucket datasets.
+
+Catalog JSON is third-party content. Each entry is checked once, here: required keys,
+the dataset id (letters, digits, ``-``, ``_``; it goes into index URLs), the times (inside
+pandas' nanosecond range) and the URLs it names (the URL policy of
+:mod:`intake_helio.io.urlpolicy`; a relative ``index`` resolves against the catalog's own
+URL). Malformed optional fields are kept raw and never break a listing. Errors say which
+file and entry, what was expected and the size of the bad value, never the value itself.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from ..base.errors import ArgumentError, CatalogFormatError, TimeRangeError
+from ..base.times import parse_range, parse_time
+from ..io.storage import mask_url, shown
+from ..io.urlpolicy import UrlPolicy, check_dataset_id, resolve_prefix
+from . import index as file_index
+
+__all__ = [
+    "Dataset",
+    "Endpoint",
+    "did_you_mean",
+    "display_text",
+    "endpoint_root",
+    "require",
+    "version_of",
+]
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def display_text(value: Any, limit: int = 2000) -> str:
+    """A catalog text field made safe to print: control characters (terminal escapes) become
+    spaces, cut to ``limit`` characters."""
+    text = _CONTROL.sub(" ", value if isinstance(value, str) else str(value))
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def require(obj: Mapping, keys: tuple[str, ...], where: str) -> None:
+    """Raise :class:`~intake_helio.CatalogFormatError` when required ``keys`` are missing."""
+    missing = [k for k in keys if k not in obj or obj[k] in (None, "")]
+    if missing:
+        raise CatalogFormatError(
+            f"{where} lacks required key(s) {', '.join(map(repr, missing))} "
+            f"(it has {len(obj)} keys); expected {', '.join(map(repr, keys))}"
+        )
+
+
+def version_of(obj: Mapping, where: str, list_key: str, kind: str) -> str:
+    """The format version (``version``, or older ``Cloudy``/``CloudMe``); checks ``list_key``."""
+    if not any(k in obj for k in ("version", "Cloudy", "CloudMe")):
+        raise CatalogFormatError(
+            f"{where} has no 'version' (or older 'Cloudy'/'CloudMe') key; is it {kind}?"
+        )
+    require(obj, (list_key,), where)
+    return display_text(obj.get("version") or obj.get("Cloudy") or obj.get("CloudMe"), 40)
+
+
+def did_you_mean(name: str, candidates: list[str]) -> str:
+    """A "did you mean" hint: names containing ``name``, then spelling neighbours."""
+    low = str(name).lower()
+    close = [c for c in candidates if low and low in c.lower()]
+    close += [
+        c
+        for c in difflib.get_close_matches(str(name), candidates, n=5, cutoff=0.5)
+        if c not in close
+    ]
+    shown_close = [display_text(c, 80) for c in close[:5]]
+    return f"; did you mean {', '.join(map(repr, shown_close))}?" if close else ""
+
+
+def endpoint_root(endpoint: str, what: str = "endpoint") -> str:
+    """``s3://bucket``, ``s3://bucket/`` or ``s3://bucket/catalog.json`` -> ``s3://bucket/``."""
+    if not isinstance(endpoint, str) or not endpoint.strip():
+        raise ArgumentError(
+            f"{what}={mask_url(endpoint)!r}; expected a bucket root URL such as "
+            "'s3://gov-nasa-hdrl-data1/'"
+        )
+    endpoint = endpoint.strip()
+    if endpoint.endswith("catalog.json"):
+        endpoint = endpoint[: -len("catalog.json")]
+    return endpoint if endpoint.endswith("/") else endpoint + "/"
+
+
+def _time(entry: Mapping, key: str, ds_id: str, where: str) -> pd.Timestamp:
+    value = entry[key]
+    try:
+        return parse_time(value, key)
+    except (TimeRangeError, ValueError, OverflowError) as exc:
+        size = len(str(value).encode("utf-8", "replace"))
+        raise CatalogFormatError(
+            f"dataset {ds_id!r} in {where}: {key} is not a usable time (a {size}-byte "
+            f"{type(value).__name__}); expected ISO 8601 UTC between 1677-09-22 and "
+            "2262-04-11 such as '2010-05-13T00:00:00Z'"
+        ) from exc
+
+
+# --------------------------------------------------------------------------- records
+@dataclass(frozen=True)
+class Endpoint:
+    """One bucket listed in the global registry."""
+
+    name: str
+    endpoint: str
+    region: str | None = None
+    provider: str | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict, repr=False)
+
+    def __repr__(self) -> str:
+        return (
+            f"Endpoint(name={display_text(self.name, 200)!r}, endpoint={shown(self.endpoint)!r}"
+            f", region={self.region!r}, provider={self.provider!r})"
+        )
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """One dataset of a bucket catalog.
+
+    Attributes
+    ----------
+    id, title, index : str
+        Required catalog keys; ``index`` is the prefix of the yearly index files (absolute,
+        checked by the URL policy; a relative one resolved against the catalog's URL).
+    start, stop : pandas.Timestamp
+        The dataset's time range (naive UTC).
+    filetype, indextype : str
+    multiyear : bool
+    metadata : Mapping
+        Every other key of the catalog entry, as found (malformed values kept raw).
+    endpoint : str
+        The bucket root the dataset was listed in.
+    """
+
+    id: str
+    title: str
+    index: str
+    start: pd.Timestamp
+    stop: pd.Timestamp
+    filetype: str = "fits"
+    indextype: str = "csv"
+    multiyear: bool = False
+    metadata: Mapping[str, Any] = field(default_factory=dict, repr=False)
+    endpoint: str = ""
+    storage_options: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    def __repr__(self) -> str:
+        return (
+            f"Dataset(id={self.id!r}, title={display_text(self.title, 200)!r}, "
+            f"index={shown(self.index)!r}, start={self.start!r}, stop={self.stop!r}, "
+            f"filetype={display_text(self.filetype, 80)!r}, indextype={self.indextype!r}, "
+            f"multiyear={self.multiyear!r}, endpoint={shown(self.endpoint)!r})"
+        )
+
+    @classmethod
+    def from_entry(
+        cls,
+        entry: Mapping[str, Any],
+        endpoint: str,
+        storage_options=None,
+        where: str = "",
+        catalog_url: str = "",
+        policy: UrlPolicy | None = None,
+    ) -> Dataset:
+        """Build a Dataset from one ``catalog`` entry of ``catalog.json``.
+
+        Parameters
+        ----------
+        entry : Mapping
+            The entry.
+        endpoint : str
+            The bucket root (``s3://bucket/``).
+        storage_options : dict, optional
+        where : str
+            Where the entry is, for messages.
+        catalog_url : str
+            The URL of the catalog naming it (defaults to ``<endpoint>catalog.json``):
+            relative index prefixes resolve against it, and it is the "same host" of the
+            URL policy.
+        policy : UrlPolicy, optional
+            Defaults to :meth:`UrlPolicy.current`.
+
+        Raises
+        ------
+        CatalogFormatError
+            A required key is missing, a time is unusable, or (as
+            :class:`~intake_helio.io.urlpolicy.UrlNotAllowedError`) the id or the index
+            is refused.
+        """
+        catalog_url = catalog_url or endpoint + "catalog.json"
+        where = where or f"dataset entry in {shown(catalog_url)}"
+        if not isinstance(entry, Mapping):
+            raise CatalogFormatError(f"{where} must be a JSON object, found {type(entry).__name__}")
+        require(entry, ("id", "index", "title", "start", "stop"), where)
+        ds_id = check_dataset_id(entry["id"], where)
+        start = _time(entry, "start", ds_id, where)
+        stop = _time(entry, "stop", ds_id, where)
+        index = resolve_prefix(entry["index"], catalog_url, endpoint, policy)
+        multiyear = entry.get("multiyear", False)
+        if isinstance(multiyear, str):
+            multiyear = multiyear.strip().lower() in ("true", "1", "yes")
+        indextype = entry.get("indextype") or "csv"
+        indextype = indextype.lower() if isinstance(indextype, str) else "csv"
+        known = {"id", "index", "title", "start", "stop", "filetype", "indextype", "multiyear"}
+        return cls(
+            id=ds_id,
+            title=display_text(entry["title"]),
+            index=index,
+            start=start,
+            stop=stop,
+            filetype=display_text(entry.get("filetype") or "fits", 200),
+            indextype=display_text(indextype, 40),
+            multiyear=bool(multiyear),
+            metadata={k: v for k, v in entry.items() if k not in known},
+            endpoint=endpoint,
+            storage_options=dict(storage_options or {}),
+        )
+
+    @property
+    def description(self) -> str:
+        return display_text(self.metadata.get("description") or "")
+
+    def overlaps(self, start: pd.Timestamp | None, stop: pd.Timestamp | None) -> bool:
+        """Whether the dataset's range overlaps ``[start, stop)``."""
+        return (start is None or self.stop >= start) and (stop is None or self.start < stop)
+
+    def files(self, start: Any = None, stop: Any = None, errors: str = "raise") -> pd.DataFrame:
+        """The dataset's files that overlap ``[start, stop)``.
+
+        Parameters
+        ----------
+        start, stop : str, datetime, numpy.datetime64 or pandas.Timestamp, optional
+            Half-open time range; defaults to the dataset's own range.
+        errors : {"raise", "report"}
+            Bad index rows (unparseable, out-of-range times or sizes, datakeys refused by
+            the URL policy) raise :class:`~intake_helio.IndexParseError` (default) or are
+            skipped and listed in ``df.attrs["bad_rows"]``.
+
+        Returns
+        -------
+        pandas.DataFrame
+            ``start``, ``stop`` (datetime64, naive UTC), ``datakey``, ``filesize``
+            (int64) and any extra columns, sorted by start.
+        """
+        t0, t1 = parse_range(start, stop)
+        t0 = self.start if t0 is None else t0
+        t1 = self.stop + pd.Timedelta(1, "ns") if t1 is None else t1
+        if t0 >= t1:
+            raise TimeRangeError(
+                f"start={t0.isoformat()} is not before stop={t1.isoformat()}; the dataset "
+                f"{self.id!r} covers {self.start.isoformat()} to {self.stop.isoformat()}"
+            )
+        years = file_index.index_years(self.start, self.stop, t0, t1, self.multiyear)
+        return file_index.read_index(
+            self.index,
+            self.id,
+            years,
+            indextype=self.indextype,
+            start=t0,
+            stop=t1,
+            storage_options=self.storage_options,
+            errors=errors,
+        )
+
+    def to_dataarray(self, start: Any = None, stop: Any = None, **kwargs):
+        """Lazy ``(time, y, x)`` frames of ``[start, stop)``; see :func:`~intake_helio.open_frames`.
+
+        Keyword arguments go to :func:`~intake_helio.open_frames`.
+        """
+        from ..frames.build import open_frames
+
+        errors = kwargs.pop("index_errors", "raise")
+        kwargs.setdefault("storage_options", self.storage_options)
+        df = self.files(start, stop, errors=errors)
+        attrs = {"dataset": self.id, "title": self.title, "endpoint": mask_url(self.endpoint)}
+        return open_frames(df, attrs=attrs, **kwargs)
+
+    def headers(self, start: Any = None, stop: Any = None, keys=(), **kwargs) -> pd.DataFrame:
+        """Header values of every file in range, read in parallel (no pixel data)."""
+        from ..frames.build import read_headers
+
+        kwargs.setdefault("storage_options", self.storage_options)
+        return read_headers(self.files(start, stop), keys, **kwargs)
