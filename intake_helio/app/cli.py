@@ -100,6 +100,10 @@ def _cluster_kwargs(args) -> dict[str, Any]:
             kw["worker_memory"] = args.worker_memory
     if args.cluster == "gateway" and args.gateway_address:
         kw["address"] = args.gateway_address
+    if getattr(args, "scheduler_address", None):
+        if args.cluster == "gateway":
+            raise BadInput("--scheduler-address and --cluster gateway: choose one")
+        return {"scheduler_address": args.scheduler_address}
     return kw
 
 
@@ -136,16 +140,44 @@ def cmd_files(args) -> int:
     return EXIT_OK
 
 
+def _datasets(args) -> str | list[str]:
+    """DATASET (several allowed) and ``--dataset`` (repeatable): one id, or a list of several."""
+    ids = [*(args.dataset or []), *(args.datasets or [])]
+    if not ids:
+        raise BadInput(
+            "no dataset given: name one after ENDPOINT (or with --dataset ID); several "
+            "(e.g. aia_0094 aia_0171) are read as channels on the first one's time axis"
+        )
+    repeated = sorted({i for i in ids if ids.count(i) > 1})
+    if repeated:
+        raise BadInput(f"dataset {', '.join(map(repr, repeated))} given twice; name each once")
+    return ids[0] if len(ids) == 1 else ids
+
+
+def _duration(text: str) -> str:
+    """argparse type: a duration such as 6s, 500ms or 1min."""
+    import pandas as pd
+
+    try:
+        value = pd.Timedelta(text)
+    except (TypeError, ValueError):
+        value = None
+    if value is None or pd.isna(value) or value < pd.Timedelta(0):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a duration such as 6s or 1min")
+    return text
+
+
 def cmd_irradiance(args) -> int:
     from .job import run_irradiance_job
 
     so = _storage_options(args)
     out = _out_dir(args.out)
     cutout = _parse_cutout(args.cutout)
+    dataset = _datasets(args)
     endpoint = _resolve_endpoint(args.endpoint, args, so)
     _, summary = run_irradiance_job(
         endpoint,
-        args.dataset,
+        dataset,
         args.start,
         args.stop,
         out,
@@ -157,6 +189,7 @@ def cmd_irradiance(args) -> int:
         cutout=cutout,
         part_size=args.part_size,
         progress=not args.no_progress,
+        tolerance=args.tolerance,
     )
     print(summary.text())
     return EXIT_FAILED_FRAMES if summary.failed else EXIT_OK
@@ -237,11 +270,12 @@ def cmd_reduce(args) -> int:
     formats = _parse_formats(args.format)
     science = [_science(v) for v in args.science or []]
     stats = args.stat or ([] if science else ["mean"])
+    dataset = _datasets(args)
     endpoint = _resolve_endpoint(args.endpoint, args, so)
     try:
         _, summary = run_reduce_job(
             endpoint,
-            args.dataset,
+            dataset,
             args.start,
             args.stop,
             out,
@@ -255,6 +289,7 @@ def cmd_reduce(args) -> int:
             cutout=cutout,
             part_size=args.part_size,
             progress=not args.no_progress,
+            tolerance=args.tolerance,
         )
     except KeyboardInterrupt:  # the saved parts are kept: say how to continue
         print("intake-helio: interrupted; rerun with --resume to continue", file=sys.stderr)
@@ -286,8 +321,8 @@ def cmd_demo(args) -> int:
     )
     print(report.summary.text())
     print(
-        f"demo check: max relative difference from the generator's true means "
-        f"{report.max_rel_error:.2e}; failed frames "
+        f"demo check ({', '.join(d.dataset_id for d in report.channels)}): max relative "
+        f"difference from the generator's true means {report.max_rel_error:.2e}; failed frames "
         + (
             "are exactly the deliberately corrupt file(s)"
             if report.failed_as_expected
@@ -340,6 +375,11 @@ def _add_storage(p: argparse.ArgumentParser) -> None:
         help="registry JSON used when ENDPOINT is a bucket name",
     )
     g.add_argument("--region", default=None, help="bucket region, when the name is ambiguous")
+    g.add_argument(
+        "--no-cache",
+        action="store_true",
+        help="read catalog.json and index files from the store, not the on-disk cache",
+    )
 
 
 def _add_cluster(p: argparse.ArgumentParser, default: str) -> None:
@@ -361,6 +401,38 @@ def _add_cluster(p: argparse.ArgumentParser, default: str) -> None:
         default=None,
         help="dask-gateway address (default: dask config gateway.address)",
     )
+    g.add_argument(
+        "--scheduler-address",
+        metavar="ADDRESS",
+        default=None,
+        help="run on a dask scheduler you already run (e.g. tcp://10.0.0.5:8786); it and its "
+        "workers keep running afterwards",
+    )
+
+
+def _add_datasets(p: argparse.ArgumentParser) -> None:
+    """DATASET (one or more) and ``--dataset`` (repeatable), and ``--tolerance``."""
+    p.add_argument(
+        "dataset",
+        nargs="*",
+        metavar="DATASET",
+        help="dataset id; several (e.g. aia_0094 aia_0171) are channels on the first one's "
+        "time axis, with results of dimensions (channel, time)",
+    )
+    p.add_argument(
+        "--dataset",
+        dest="datasets",
+        action="append",
+        metavar="ID",
+        help="a dataset id (repeatable), after any given as DATASET",
+    )
+    p.add_argument(
+        "--tolerance",
+        type=_duration,
+        default="6s",
+        help="with several datasets: how far another channel's frame may be from the first "
+        "channel's time (default: %(default)s)",
+    )
 
 
 def _add_reduce(sub) -> None:
@@ -374,7 +446,7 @@ def _add_reduce(sub) -> None:
         "(scalar outputs), reduce.nc, reduce.zarr and reduce.png.",
     )
     p.add_argument("endpoint")
-    p.add_argument("dataset")
+    _add_datasets(p)
     p.add_argument("--start", required=True)
     p.add_argument("--stop", required=True)
     p.add_argument("--out", required=True, metavar="DIR")
@@ -445,7 +517,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("irradiance", help="mean of every frame over a time range, saved")
     p.add_argument("endpoint")
-    p.add_argument("dataset")
+    _add_datasets(p)
     p.add_argument("--start", required=True)
     p.add_argument("--stop", required=True)
     p.add_argument("--out", required=True, metavar="DIR")
@@ -460,7 +532,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_reduce(sub)
 
-    p = sub.add_parser("demo", help="the job on a local S3 endpoint with synthetic AIA data")
+    p = sub.add_parser(
+        "demo", help="the job on a local S3 endpoint with synthetic AIA 94 and 171 Å data"
+    )
     p.add_argument("--out", default="demo-output", metavar="DIR")
     p.add_argument("--frames", type=_positive, default=48)
     p.add_argument("--size", type=_positive, default=256, help="frame size in pixels (4096 = full)")
@@ -513,6 +587,11 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s", handlers=[handler]
     )
     try:
+        if getattr(args, "no_cache", False):
+            import dask.config
+
+            with dask.config.set({"intake_helio.cache.enabled": False}):
+                return args.func(args)
         return args.func(args)
     except KeyboardInterrupt:
         resumable = args.command in ("irradiance", "reduce")

@@ -1,37 +1,66 @@
-"""The embedded demo: local S3 + synthetic AIA 94 data + the irradiance job, no cloud account.
+"""The embedded demo: local S3 + synthetic AIA 94 and 171 Å data + the irradiance job.
 
-Everything goes through the public code path used for real data: the registry JSON
--> the bucket's ``catalog.json`` -> yearly indexes -> lazy frames -> per-frame means.
+No cloud account: everything goes through the public code path used for real data: the
+registry JSON -> the bucket's ``catalog.json`` -> yearly indexes -> two channels on one time
+axis (``ih.open_channels``; the 171 Å frames are 3 s after the 94 Å ones) -> per-frame means,
+saved as ``(channel, time)`` results and a PNG with one line per channel.
 """
 
 from __future__ import annotations
 
 import contextlib
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import dask
 import numpy as np
+import pandas as pd
+import xarray as xr
 
 from ..catalog.registry import open_registry
 from ..testing.demo_data import DemoDataset, write_demo_dataset
 from ..testing.local_s3 import LocalS3
 from .job import JobSummary, run_irradiance_job
 
-__all__ = ["DemoReport", "run_demo", "serve_demo"]
+__all__ = ["DemoReport", "check_against_truth", "run_demo", "serve_demo", "write_demo_channels"]
 
 DEMO_ROOT = "s3://helio-demo/"
 DEMO_NAME = "Local demo (intake-helio)"
+#: The demo's channels: (wavelength in Å, start after the first channel's frames).
+DEMO_CHANNELS: tuple[tuple[int, pd.Timedelta], ...] = (
+    (94, pd.Timedelta(0)),
+    (171, pd.Timedelta(seconds=3)),
+)
+TOLERANCE = "6s"
 
 
 @dataclass
 class DemoReport:
-    """What the demo did and whether its values match the generator's truth."""
+    """What the demo did and whether its values match the generator's truth.
+
+    Attributes
+    ----------
+    data : DemoDataset
+        The first channel (AIA 94 Å) as written.
+    summary : JobSummary
+        What the irradiance job did (frames of every channel).
+    max_rel_error : float
+        Largest relative difference of a value from the generator's true mean, over every
+        channel (``inf`` if a readable frame has no value).
+    failed_as_expected : bool
+        Whether the failed frames are exactly the deliberately corrupt files of every channel.
+    channels : tuple of DemoDataset
+        Every channel as written, in the job's channel order.
+    result : xarray.Dataset, optional
+        The job's ``(channel, time)`` result, as saved.
+    """
 
     data: DemoDataset
     summary: JobSummary
     max_rel_error: float
     failed_as_expected: bool
+    channels: tuple[DemoDataset, ...] = ()
+    result: xr.Dataset | None = field(default=None, repr=False)
 
     @property
     def ok(self) -> bool:
@@ -47,7 +76,13 @@ def run_demo(
     progress: bool = True,
     log=print,
 ) -> DemoReport:
-    """Start a local S3 endpoint, publish a synthetic dataset in it and run the job on it.
+    """Start a local S3 endpoint, publish the synthetic channels in it and run the job on them.
+
+    Writes AIA 94 Å and 171 Å datasets (``aia_0094``, ``aia_0171``; the 171 Å frames 3 s
+    after the 94 Å ones, one corrupt file each) and runs the irradiance job on both
+    (``tolerance="6s"``): ``<out>/irradiance.csv`` (long form), ``.nc`` (``(channel, time)``)
+    and ``.png`` (one line per channel). The report compares every value with the
+    generator's truth and the failed frames with the corrupt files.
 
     With ``cluster_kind="gateway"`` and no gateway address (neither in ``cluster_kwargs``
     nor in dask config ``gateway.address``), a local dask-gateway server on 127.0.0.1 is
@@ -66,16 +101,66 @@ def run_demo(
         return _run_demo(out, frames, size, cluster_kind, cluster_kwargs, progress, log)
 
 
+def write_demo_channels(storage_options, frames: int, size: int) -> tuple[DemoDataset, ...]:
+    """Write the demo's channels (:data:`DEMO_CHANNELS`) into :data:`DEMO_ROOT`.
+
+    Every channel has the same seed (so the same active regions), the same number of
+    frames and one deliberately corrupt file.
+    """
+    first = write_demo_dataset(
+        DEMO_ROOT, storage_options, frames=frames, size=size, registry_name=DEMO_NAME
+    )
+    written = [first]
+    for wavelength, offset in DEMO_CHANNELS[1:]:
+        written.append(
+            write_demo_dataset(
+                DEMO_ROOT,
+                storage_options,
+                frames=frames,
+                size=size,
+                start=first.start + offset,
+                registry_name=DEMO_NAME,
+                wavelength=wavelength,
+            )
+        )
+    return tuple(written)
+
+
+def check_against_truth(
+    result: xr.Dataset, channels: tuple[DemoDataset, ...]
+) -> tuple[float, bool]:
+    """``(max relative error, failed frames == corrupt files)`` of a ``(channel, time)`` result.
+
+    Each value is compared with the generator's true mean of the file in its ``datakey``;
+    every frame must be a file of the generator (none missing within the tolerance).
+    """
+    truth = {k: m for d in channels for k, m in zip(d.datakeys, d.expected_mean, strict=True)}
+    keys = result["datakey"].transpose("channel", "time").to_numpy().astype(str).ravel()
+    values = result["irradiance"].transpose("channel", "time").to_numpy().ravel()
+    status = result["status"].transpose("channel", "time").to_numpy().astype(str).ravel()
+    if not set(keys) <= set(truth):
+        return float("inf"), False
+    expected = np.array([truth[k] for k in keys], dtype=np.float64)
+    good = ~np.isnan(expected)
+    rel = np.abs(values[good] - expected[good]) / np.abs(expected[good])
+    max_rel = float(np.nanmax(rel)) if rel.size else 0.0
+    if np.isnan(values[good]).any():
+        max_rel = float("inf")
+    failed = set(keys[status != "ok"].tolist())
+    corrupt = {k for d in channels for k in d.corrupt}
+    return max_rel, failed == corrupt
+
+
 def _run_demo(out, frames, size, cluster_kind, cluster_kwargs, progress, log) -> DemoReport:
     with LocalS3(process=True) as s3:
         log(f"local S3 endpoint (moto) on {s3.endpoint_url}")
         t0 = time.perf_counter()
-        data = write_demo_dataset(
-            DEMO_ROOT, s3.storage_options, frames=frames, size=size, registry_name=DEMO_NAME
-        )
+        channels = write_demo_channels(s3.storage_options, frames, size)
+        data = channels[0]
+        waves = " and ".join(str(d.wavelength) for d in channels)
         log(
-            f"wrote {len(data.datakeys)} synthetic AIA 94 frames of {size}x{size} "
-            f"({data.start:%Y-%m-%d %H:%M} to {data.stop:%Y-%m-%d %H:%M}) in "
+            f"wrote {len(channels)} x {len(data.datakeys)} synthetic AIA {waves} Å frames of "
+            f"{size}x{size} ({data.start:%Y-%m-%d %H:%M} to {data.stop:%Y-%m-%d %H:%M}) in "
             f"{time.perf_counter() - t0:.1f} s, with catalog.json, yearly indexes and "
             f"registry {data.registry_url}"
         )
@@ -83,7 +168,7 @@ def _run_demo(out, frames, size, cluster_kind, cluster_kwargs, progress, log) ->
         endpoint = registry.endpoint(DEMO_NAME)
         result, summary = run_irradiance_job(
             endpoint,
-            data.dataset_id,
+            [d.dataset_id for d in channels],
             data.start,
             data.stop,
             out,
@@ -91,35 +176,31 @@ def _run_demo(out, frames, size, cluster_kind, cluster_kwargs, progress, log) ->
             cluster_kind=cluster_kind,
             cluster_kwargs=cluster_kwargs,
             progress=progress,
+            tolerance=TOLERANCE,
         )
-    values = result["irradiance"].to_numpy()
-    truth = np.asarray(data.expected_mean, dtype=np.float64)
-    good = ~np.isnan(truth)
-    rel = np.abs(values[good] - truth[good]) / np.abs(truth[good])
-    max_rel = float(np.nanmax(rel)) if rel.size else 0.0
-    if np.isnan(values[good]).any():
-        max_rel = float("inf")
-    failed = set(result["datakey"].to_numpy()[result["status"].to_numpy() != "ok"].astype(str))
-    return DemoReport(data, summary, max_rel, failed == set(data.corrupt))
+    max_rel, as_expected = check_against_truth(result, channels)
+    return DemoReport(data, summary, max_rel, as_expected, channels, result)
 
 
 def serve_demo(frames: int = 48, size: int = 256, port: int = 0, log=print) -> None:
     """Keep a local S3 endpoint with the demo dataset running until Ctrl-C."""
     with LocalS3(process=True, port=port) as s3:
-        data = write_demo_dataset(
-            DEMO_ROOT, s3.storage_options, frames=frames, size=size, registry_name=DEMO_NAME
-        )
+        channels = write_demo_channels(s3.storage_options, frames, size)
+        data = channels[0]
+        ids = [d.dataset_id for d in channels]
         so = s3.storage_options
         log(
-            f"Local S3 endpoint with the demo dataset: {s3.endpoint_url}\n"
-            f"  bucket {DEMO_ROOT}  dataset {data.dataset_id}  "
+            f"Local S3 endpoint with the demo datasets: {s3.endpoint_url}\n"
+            f"  bucket {DEMO_ROOT}  datasets {', '.join(ids)}  "
             f"{data.start.isoformat()} .. {data.stop.isoformat()}\n\n"
             "From Python:\n"
             "  import intake_helio as ih\n"
             f"  so = {{'endpoint_url': '{so['endpoint_url']}', 'key': '{so['key']}', "
             "'secret': '<the demo secret>'}\n"
-            f"  frames = ih.open_bucket('{DEMO_ROOT}', storage_options=so)['{data.dataset_id}']"
-            ".to_dataarray()\n\n"
+            f"  bucket = ih.open_bucket('{DEMO_ROOT}', storage_options=so)\n"
+            f"  frames = bucket['{data.dataset_id}'].to_dataarray()\n"
+            f"  chans = ih.open_channels(bucket, {ids!r}, '{data.start.isoformat()}', "
+            f"'{data.stop.isoformat()}', tolerance='{TOLERANCE}')\n\n"
             "With intake (catalogs/demo.yaml reads the endpoint from the environment):\n"
             f"  export INTAKE_HELIO_DEMO_ENDPOINT_URL={s3.endpoint_url}\n"
             "  python -c \"import intake; cat = intake.open_catalog('catalogs/demo.yaml'); "

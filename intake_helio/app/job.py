@@ -5,11 +5,18 @@ the mean of every frame; :func:`run_reduce_job` (``intake-helio reduce``) saves 
 statistics and user functions of every frame. Both take the same public code path as a
 notebook user (bucket -> dataset -> ``to_dataarray`` -> ``irradiance`` / ``map_frames``),
 save parts as they complete and resume an interrupted run with the same arguments.
+
+Given several dataset ids, both jobs open them with
+:func:`~intake_helio.catalog.channels.open_channels` (on the first one's time axis, within
+``tolerance``) and save results with dimensions ``(channel, time)``: the same values as
+``ih.irradiance(ih.open_channels(...))`` / ``ih.map_frames(...)``, computed channel by
+channel, part by part, resumable in the same way.
 """
 
 from __future__ import annotations
 
 import contextlib
+import math
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
@@ -18,16 +25,18 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import xarray as xr
 
 from ..base.errors import ArgumentError
 from ..base.reasons import Reason
 from ..base.settings import current
+from ..catalog.channels import open_channels
 from ..catalog.registry import open_bucket
-from ..compute.engine import frame_funcs, map_frames
+from ..compute.engine import channel_arrays, frame_funcs, map_frames
 from ..compute.reduction import irradiance, parts_to_dataset
 from ..compute.shipping import func_id, ship_by_value
-from .results import PartStore, save_outputs, save_results, to_dataframe
+from .results import CHANNEL, PartStore, save_outputs, save_results
 from .stores import ZarrStore
 
 __all__ = [
@@ -64,6 +73,8 @@ class JobSummary:
     computed: int
     paths: dict[str, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    #: Per channel of a run of several: ``{dataset id: (frames, ok)}``.
+    channels: dict[str, tuple[int, int]] = field(default_factory=dict)
 
     @property
     def files_per_second(self) -> float:
@@ -73,6 +84,8 @@ class JobSummary:
         lines = [
             f"frames: {self.frames}  ok: {self.ok}  failed: {sum(self.failed.values())}",
         ]
+        for name, (frames, ok) in self.channels.items():
+            lines.append(f"  channel {name}: frames: {frames}  ok: {ok}  failed: {frames - ok}")
         for reason, count in sorted(self.failed.items(), key=lambda kv: -kv[1]):
             lines.append(f"  failed ({reason}): {count}")
         lines.append(
@@ -118,7 +131,16 @@ def _identity(bucket, dataset: str, frames: xr.DataArray, normalize, cutout, par
 
 
 def _compute_on(cluster_kind: str | None, cluster_kwargs: Mapping[str, Any] | None):
-    """A context with the cluster to compute on (None: the active dask scheduler)."""
+    """A context with the cluster to compute on (None: the active dask scheduler).
+
+    ``cluster_kwargs={"scheduler_address": ...}``: a client of a scheduler the user runs,
+    the default inside the block and closed after it (the scheduler keeps running).
+    """
+    address = (cluster_kwargs or {}).get("scheduler_address")
+    if address:
+        import distributed
+
+        return distributed.Client(address, set_as_default=True)
     if cluster_kind is None:
         return contextlib.nullcontext()
     from ..compute.clusters import cluster
@@ -126,19 +148,100 @@ def _compute_on(cluster_kind: str | None, cluster_kwargs: Mapping[str, Any] | No
     return cluster(cluster_kind, **dict(cluster_kwargs or {}))
 
 
-def _summary(status, elapsed: float, computed: int, paths, notes=()) -> JobSummary:
+def _summary(status, elapsed: float, computed: int, paths, notes=(), channels=()) -> JobSummary:
+    """What a run did; ``status`` is ``(time,)``, or ``(channel, time)`` with ``channels``."""
     status = np.asarray(status).astype(str)
     ok = status == str(Reason.OK)
-    failed = Counter(status[~ok].tolist())
-    return JobSummary(
-        len(status), int(ok.sum()), dict(failed), elapsed, computed, dict(paths), list(notes)
+    per_channel = {
+        str(name): (int(ok[k].size), int(ok[k].sum())) for k, name in enumerate(channels)
+    }
+    counts = (int(status.size), int(ok.sum()), dict(Counter(status[~ok].tolist())))
+    return JobSummary(*counts, elapsed, computed, dict(paths), list(notes), per_channel)
+
+
+# --------------------------------------------------------------------------- channels
+def _dataset_ids(dataset: Any) -> list[str]:
+    """``dataset`` (an id or a sequence of ids) as a list of one or more ids."""
+    ids = [dataset] if isinstance(dataset, str) else list(dataset or ())
+    if not ids or not all(isinstance(i, str) and i for i in ids):
+        raise ArgumentError(
+            f"dataset={dataset!r}; expected a dataset id such as 'aia_0094' or a list of ids"
+        )
+    return ids
+
+
+def _seconds(tolerance: Any) -> str:
+    """A tolerance as ``"<seconds> s"`` (``"6s"`` and ``"6000ms"`` are the same run)."""
+    try:
+        return f"{pd.Timedelta(tolerance).total_seconds():g} s"
+    except (TypeError, ValueError) as exc:
+        raise ArgumentError(f"tolerance={tolerance!r}; expected a duration such as '6s'") from exc
+
+
+def _open_channels(endpoint, ids, start, stop, storage_options, cutout, tolerance):
+    """``(bucket, times, {id: lazy frames})``: the channels on the first one's time axis."""
+    bucket = open_bucket(endpoint, storage_options)
+    chans = open_channels(
+        bucket,
+        ids,
+        start,
+        stop,
+        tolerance,
+        cutout=cutout,
+        on_error="nan",
+        storage_options=storage_options,
     )
+    return bucket, chans["time"].to_numpy(), channel_arrays(chans)
+
+
+def _channels_identity(bucket, arrays, times, tolerance, normalize, cutout, part_size) -> dict:
+    """:func:`_identity` of a run of several channels (their ids, files and the tolerance)."""
+    keys = [str(k) for frames in arrays.values() for k in frames["datakey"].to_numpy()]
+    return {
+        "endpoint": bucket.endpoint,
+        "dataset": list(arrays),
+        "tolerance": _seconds(tolerance),
+        "start": str(times[0]),
+        "stop": str(times[-1]),
+        "frames": len(times),
+        "files": PartStore.fingerprint(keys),
+        "normalize": normalize,
+        "cutout": repr(cutout),
+        "part_size": part_size,
+    }
+
+
+def _channels_attrs(bucket, arrays, tolerance, source: str) -> dict[str, Any]:
+    """Attributes of a ``(channel, time)`` result (text only, so netCDF keeps them as they are)."""
+    titles = [str(f.attrs.get("title") or name) for name, f in arrays.items()]
+    return {
+        "channels": ",".join(arrays),
+        "titles": "; ".join(titles),
+        "endpoint": bucket.endpoint,
+        "tolerance": _seconds(tolerance),
+        "source": source,
+    }
+
+
+def _stack(results: list[xr.Dataset], names: list[str], attrs: Mapping[str, Any]) -> xr.Dataset:
+    """Per-channel results (same time axis) stacked along a leading ``channel`` dimension."""
+    out = xr.concat(
+        results,
+        dim=CHANNEL,
+        data_vars="all",
+        coords="minimal",
+        join="override",
+        combine_attrs="override",
+    )
+    out = out.assign_coords({CHANNEL: (CHANNEL, np.asarray(names, dtype=str).astype(object))})
+    out.attrs = dict(attrs)
+    return out
 
 
 # --------------------------------------------------------------------------- irradiance
 def run_irradiance_job(
     endpoint: str,
-    dataset: str,
+    dataset: str | Sequence[str],
     start: Any,
     stop: Any,
     out: str,
@@ -152,13 +255,19 @@ def run_irradiance_job(
     part_size: int = 256,
     progress: bool = True,
     plot: bool = True,
+    tolerance: Any = "6s",
 ) -> tuple[xr.Dataset, JobSummary]:
     """Compute and save the irradiance of ``dataset`` over ``[start, stop)``.
 
     Parameters
     ----------
-    endpoint, dataset : str
-        Bucket root (``s3://bucket/``) and dataset id.
+    endpoint : str
+        Bucket root (``s3://bucket/``).
+    dataset : str or sequence of str
+        Dataset id, or several (channels, e.g. ``["aia_0094", "aia_0171"]``): then they are
+        opened with :func:`~intake_helio.open_channels` on the first one's time axis and
+        every variable of the result (and of the files) has dimensions ``(channel, time)``;
+        the CSV is in long form (a ``channel`` column) and the PNG has one line per channel.
     start, stop : time-like
         Half-open range.
     out : str
@@ -174,8 +283,31 @@ def run_irradiance_job(
         As for :func:`intake_helio.compute.reduction` and :meth:`Dataset.to_dataarray`.
     resume : bool
         Keep the parts saved by an interrupted run with the same arguments.
+    tolerance : str or pandas.Timedelta
+        With several datasets: how far another channel's frame may be from the first
+        channel's time (see :func:`~intake_helio.open_channels`); unused with one.
     """
     part_size = _check_part_size(part_size)
+    ids = _dataset_ids(dataset)
+    if len(ids) > 1:
+        return _irradiance_channels(
+            endpoint,
+            ids,
+            start,
+            stop,
+            out,
+            storage_options=storage_options,
+            cluster_kind=cluster_kind,
+            cluster_kwargs=cluster_kwargs,
+            normalize=normalize,
+            resume=resume,
+            cutout=cutout,
+            part_size=part_size,
+            progress=progress,
+            plot=plot,
+            tolerance=tolerance,
+        )
+    dataset = ids[0]
     bucket, frames = _open_frames(endpoint, dataset, start, stop, storage_options, cutout)
     units = "DN/s" if normalize else frames.attrs.get("units", "DN")
     identity = _identity(bucket, dataset, frames, normalize, cutout, part_size)
@@ -201,8 +333,73 @@ def run_irradiance_job(
     result = parts_to_dataset(store.load(), dict(frames.attrs), units)
     elapsed = time.perf_counter() - t0
     paths = save_results(result, out, plot=plot)
-    table = to_dataframe(result)
-    return result, _summary(table["status"], elapsed, computed, paths)
+    return result, _summary(result["status"].to_numpy(), elapsed, computed, paths)
+
+
+def _irradiance_channels(
+    endpoint,
+    ids,
+    start,
+    stop,
+    out,
+    *,
+    storage_options,
+    cluster_kind,
+    cluster_kwargs,
+    normalize,
+    resume,
+    cutout,
+    part_size,
+    progress,
+    plot,
+    tolerance,
+) -> tuple[xr.Dataset, JobSummary]:
+    """:func:`run_irradiance_job` of several datasets: parts numbered channel by channel."""
+    bucket, times, arrays = _open_channels(
+        endpoint, ids, start, stop, storage_options, cutout, tolerance
+    )
+    first = next(iter(arrays.values()))
+    units = "DN/s" if normalize else first.attrs.get("units", "DN")
+    identity = _channels_identity(bucket, arrays, times, tolerance, normalize, cutout, part_size)
+    store = PartStore(out, identity, resume)
+    done = store.done()
+    per_channel = math.ceil(len(times) / part_size)
+    computed = 0
+    t0 = time.perf_counter()
+
+    def saver(base: int):
+        def on_part(p, df):
+            nonlocal computed
+            store.save(base + p, df)
+            computed += len(df)
+
+        return on_part
+
+    with _compute_on(cluster_kind, cluster_kwargs):
+        for k, frames in enumerate(arrays.values()):
+            base = k * per_channel
+            skip = {n - base for n in done if base <= n < base + per_channel}
+            if len(skip) < per_channel:
+                irradiance(
+                    frames,
+                    normalize=normalize,
+                    progress=progress,
+                    part_size=part_size,
+                    on_part=saver(base),
+                    skip=skip,
+                )
+    results = [
+        parts_to_dataset(
+            store.load(range(k * per_channel, (k + 1) * per_channel)), dict(f.attrs), units
+        )
+        for k, f in enumerate(arrays.values())
+    ]
+    source = "intake-helio irradiance: mean of every frame (NaN-aware) of each channel"
+    result = _stack(results, list(arrays), _channels_attrs(bucket, arrays, tolerance, source))
+    elapsed = time.perf_counter() - t0
+    paths = save_results(result, out, plot=plot)
+    status = result["status"].transpose(CHANNEL, "time").to_numpy()
+    return result, _summary(status, elapsed, computed, paths, channels=list(arrays))
 
 
 # --------------------------------------------------------------------------- reduce
@@ -230,7 +427,7 @@ def _var_attrs(specs, units: str) -> dict[str, dict[str, Any]]:
 
 def run_reduce_job(
     endpoint: str,
-    dataset: str,
+    dataset: str | Sequence[str],
     start: Any,
     stop: Any,
     out: str,
@@ -245,13 +442,17 @@ def run_reduce_job(
     cutout: Mapping[str, slice] | None = None,
     part_size: int | None = None,
     progress: bool = True,
+    tolerance: Any = "6s",
 ) -> tuple[xr.Dataset, JobSummary]:
     """Compute and save statistics and user functions of every frame over ``[start, stop)``.
 
     Parameters
     ----------
-    endpoint, dataset : str
-        Bucket root (``s3://bucket/``) and dataset id.
+    endpoint : str
+        Bucket root (``s3://bucket/``).
+    dataset : str or sequence of str
+        Dataset id, or several (channels): as for :func:`run_irradiance_job`, every output
+        then has a leading ``channel`` dimension (the CSV a ``channel`` column).
     start, stop : time-like
         Half-open range.
     out : str
@@ -266,7 +467,7 @@ def run_reduce_job(
         ``"nc"`` (``reduce.nc``: every output), ``"zarr"`` (``reduce.zarr``: every output,
         written part by part) and ``"png"`` (``reduce.png``: one panel per output, made
         only when every output is a scalar).
-    storage_options, cluster_kind, cluster_kwargs, normalize, cutout
+    storage_options, cluster_kind, cluster_kwargs, normalize, cutout, tolerance
         As for :func:`run_irradiance_job`.
     resume : bool
         Keep the parts saved by an interrupted run with the same arguments and functions
@@ -291,48 +492,105 @@ def run_reduce_job(
     part_size = _check_part_size(part_size)
     specs = frame_funcs(funcs)
     shipped = [f if isinstance(f, str) else ship_by_value(f) for _, f in specs]
+    ids = _dataset_ids(dataset)
+    reduce_id = {"job": "reduce", "funcs": [func_id(f) for _, f in specs]}
+    job = dict(
+        out=out,
+        specs=specs,
+        shipped=shipped,
+        formats=formats,
+        cluster_kind=cluster_kind,
+        cluster_kwargs=cluster_kwargs,
+        normalize=normalize,
+        resume=resume,
+        part_size=part_size,
+        progress=progress,
+    )
+    if len(ids) > 1:
+        bucket, times, arrays = _open_channels(
+            endpoint, ids, start, stop, storage_options, cutout, tolerance
+        )
+        ident = _channels_identity(bucket, arrays, times, tolerance, normalize, cutout, part_size)
+        attrs = _channels_attrs(bucket, arrays, tolerance, "")
+        return _reduce(arrays, {**ident, **reduce_id}, attrs, times, **job)
+    dataset = ids[0]
     bucket, frames = _open_frames(endpoint, dataset, start, stop, storage_options, cutout)
-    units = "DN/s" if normalize else str(frames.attrs.get("units", "DN"))
-    ids = [func_id(f) for _, f in specs]
-    identity = {
-        **_identity(bucket, dataset, frames, normalize, cutout, part_size),
-        "job": "reduce",
-        "funcs": ids,
-    }
+    identity = {**_identity(bucket, dataset, frames, normalize, cutout, part_size), **reduce_id}
     keep = ("dataset", "title", "endpoint", "WAVELNTH")
     attrs = {k: frames.attrs[k] for k in keep if k in frames.attrs}
+    return _reduce({dataset: frames}, identity, attrs, frames["time"].to_numpy(), **job)
+
+
+def _reduce(
+    arrays: Mapping[str, xr.DataArray],
+    identity: dict,
+    attrs: dict,
+    times,
+    *,
+    out,
+    specs,
+    shipped,
+    formats,
+    cluster_kind,
+    cluster_kwargs,
+    normalize,
+    resume,
+    part_size,
+    progress,
+) -> tuple[xr.Dataset, JobSummary]:
+    """:func:`run_reduce_job` on one dataset's frames, or on several channels' (``(channel,
+    time)`` results, parts numbered channel by channel: :meth:`ZarrStore.part_number`)."""
+    several = len(arrays) > 1
+    first = next(iter(arrays.values()))
+    units = "DN/s" if normalize else str(first.attrs.get("units", "DN"))
+    ids = identity["funcs"]
     attrs["units"] = units
     attrs["source"] = f"intake-helio reduce: {', '.join(ids)} of every frame"
+    if several:
+        attrs["source"] += " of each channel"
+        datakeys = np.stack([f["datakey"].to_numpy() for f in arrays.values()])
+    else:
+        datakeys = first["datakey"].to_numpy()
     store = ZarrStore(
         Path(out) / ("reduce.zarr" if "zarr" in formats else "parts.zarr"),
         identity,
         resume,
-        times=frames["time"].to_numpy(),
-        datakeys=frames["datakey"].to_numpy(),
+        times=times,
+        datakeys=datakeys,
         part_size=part_size,
         attrs=attrs,
         var_attrs=_var_attrs(specs, units),
+        channels=list(arrays) if several else None,
     )
     done = store.done()
     computed = 0
     t0 = time.perf_counter()
 
-    def on_part(p: int, part: xr.Dataset) -> None:
-        nonlocal computed
-        store.save(p, part)
-        computed += part.sizes["time"]
+    def saver(k: int):
+        def on_part(p: int, part: xr.Dataset) -> None:
+            nonlocal computed
+            store.save(store.part_number(k, p), part)
+            computed += part.sizes["time"]
+
+        return on_part
 
     if len(done) < store.parts:
         with _compute_on(cluster_kind, cluster_kwargs):
-            map_frames(
-                frames,
-                shipped,
-                normalize=normalize,
-                progress=progress,
-                part_size=part_size,
-                on_part=on_part,
-                skip=done,
-            )
+            for k, frames in enumerate(arrays.values()):
+                skip = {
+                    p for p in range(store.parts_per_channel) if store.part_number(k, p) in done
+                }
+                if len(skip) == store.parts_per_channel:
+                    continue
+                map_frames(
+                    frames,
+                    shipped,
+                    normalize=normalize,
+                    progress=progress,
+                    part_size=part_size,
+                    on_part=saver(k),
+                    skip=skip,
+                )
     store.mark_complete()
     result = store.load()
     result.attrs.pop("complete", None)
@@ -341,4 +599,6 @@ def run_reduce_job(
     if "zarr" in formats:
         written["zarr"] = str(store.path)
     paths = {k: written[k] for k in FORMATS if k in written}
-    return result, _summary(result["status"].to_numpy(), elapsed, computed, paths, notes)
+    status = result["status"].to_numpy()
+    channels = list(arrays) if several else ()
+    return result, _summary(status, elapsed, computed, paths, notes, channels)

@@ -6,6 +6,10 @@ run, so an interrupted run resumed with the same arguments computes only what is
 and ends with the same files as an uninterrupted one (the reduce job keeps its parts in
 a Zarr store: :mod:`intake_helio.app.stores`).
 
+Results of several channels (``ih.open_channels``) have dimensions ``(channel, time)``: the
+netCDF and Zarr files keep them, the CSV is in long form (a ``channel`` column, one row per
+channel and frame, in time order) and the PNG draws one line per channel.
+
 Times are saved the same way everywhere: floored to whole microseconds (the CSV's
 ``%Y-%m-%dT%H:%M:%S.%f``) and, in netCDF and Zarr, CF-encoded as int64 microseconds since
 1970 (:data:`TIME_ENCODING`), so every file decodes back to equal times.
@@ -31,6 +35,8 @@ __all__ = [
     "TIME_ENCODING",
     "PartStore",
     "cf_times",
+    "irradiance_figure",
+    "outputs_figure",
     "outputs_table",
     "plot_irradiance",
     "plot_outputs",
@@ -54,6 +60,8 @@ TIME_ENCODING: dict[str, Any] = {
 
 #: Variables of a result that are not per-frame outputs.
 _NOT_OUTPUTS = ("status", "datakey")
+#: The dimension of a result of several channels.
+CHANNEL = "channel"
 
 
 def cf_times(times) -> np.ndarray:
@@ -71,8 +79,34 @@ def _atomic_write(path: Path, write) -> None:
             tmp.unlink()
 
 
+def _channels(result: xr.Dataset) -> list[str]:
+    """The channel names of a ``(channel, time)`` result; ``[]`` for one dataset's result."""
+    if CHANNEL not in result.dims:
+        return []
+    return [str(c) for c in result[CHANNEL].to_numpy()]
+
+
+def _long(result: xr.Dataset, table) -> pd.DataFrame:
+    """``table(one channel's result)`` for every channel, with a ``channel`` column after
+    ``time``, rows in time order (a time's channels in channel order)."""
+    names = _channels(result)
+    frames = []
+    for k, name in enumerate(names):
+        df = table(result.isel({CHANNEL: k}, drop=True))
+        df.insert(1, CHANNEL, name)
+        df.index = np.arange(len(df)) * len(names) + k
+        frames.append(df)
+    return pd.concat(frames).sort_index(kind="stable").reset_index(drop=True)
+
+
 def to_dataframe(result: xr.Dataset) -> pd.DataFrame:
-    """The result as a table: time, datakey, irradiance, n_valid, status."""
+    """The result as a table: time, datakey, irradiance, n_valid, status.
+
+    A result of several channels gives the long form: time, channel, datakey, irradiance,
+    n_valid, status, one row per channel and frame.
+    """
+    if _channels(result):
+        return _long(result, to_dataframe)
     return pd.DataFrame(
         {
             "time": pd.DatetimeIndex(result["time"].to_numpy()),
@@ -103,14 +137,41 @@ def _read_csv(path: Path) -> pd.DataFrame:
     return df[PART_COLUMNS]
 
 
-def plot_irradiance(result: xr.Dataset, path: str | os.PathLike) -> None:
-    """PNG of the time series: time on x, labelled axes and units, failed frames marked."""
+def _pyplot():
     import matplotlib
 
     matplotlib.use("Agg", force=False)
-    import matplotlib.dates as mdates
     import matplotlib.pyplot as plt
 
+    return plt
+
+
+def _date_axis(ax) -> None:
+    import matplotlib.dates as mdates
+
+    locator = mdates.AutoDateLocator()
+    ax.xaxis.set_major_locator(locator)
+    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
+
+
+def _save_figure(fig, path: str | os.PathLike) -> None:
+    import matplotlib.pyplot as plt
+
+    try:
+        fig.savefig(path, format="png")
+    finally:
+        plt.close(fig)
+
+
+def irradiance_figure(result: xr.Dataset):
+    """The matplotlib Figure :func:`plot_irradiance` saves (close it when done).
+
+    One line per channel for a ``(channel, time)`` result, labelled with the channel's
+    dataset id; :func:`plot_irradiance` for what is drawn.
+    """
+    if _channels(result):
+        return _channels_figure(result, "irradiance", "irradiance")
+    plt = _pyplot()
     df = to_dataframe(result)
     units = result["irradiance"].attrs.get("units", "DN")
     ok = df["status"] == "ok"
@@ -142,14 +203,80 @@ def plot_irradiance(result: xr.Dataset, path: str | os.PathLike) -> None:
     ax.set_title(f"{title}: irradiance (mean of each frame)")
     ax.set_xlabel("time (UTC)")
     ax.set_ylabel(f"mean intensity [{units}]")
-    locator = mdates.AutoDateLocator()
-    ax.xaxis.set_major_locator(locator)
-    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
+    _date_axis(ax)
     ax.grid(alpha=0.3)
     ax.legend(loc="best", fontsize=9)
     fig.tight_layout()
-    fig.savefig(path, format="png")
-    plt.close(fig)
+    return fig
+
+
+def plot_irradiance(result: xr.Dataset, path: str | os.PathLike) -> None:
+    """PNG of the time series: time on x, labelled axes and units, failed frames marked.
+
+    A result of several channels (dimensions ``(channel, time)``) has one line per channel,
+    its legend naming the dataset ids; each channel's failed frames are marked with an ``x``
+    in its colour at the bottom of its line.
+    """
+    _save_figure(irradiance_figure(result), path)
+
+
+def _channels_figure(result: xr.Dataset, names, csv_stem: str):
+    """One panel per output in ``names`` (a name or a list), one line per channel in each."""
+    plt = _pyplot()
+    names = [names] if isinstance(names, str) else list(names)
+    channels = _channels(result)
+    times = pd.DatetimeIndex(result["time"].to_numpy())
+    status = result["status"].transpose(CHANNEL, "time").to_numpy().astype(str)
+    ok = status == "ok"
+    fig, axes = plt.subplots(
+        len(names),
+        1,
+        sharex=True,
+        squeeze=False,
+        figsize=(10, 4.5) if len(names) == 1 else (10, 1.6 + 2.6 * len(names)),
+        dpi=110,
+    )
+    for ax, name in zip(axes[:, 0], names, strict=True):
+        values = result[name].transpose(CHANNEL, "time").to_numpy().astype(np.float64)
+        for k, channel in enumerate(channels):
+            good = ok[k]
+            # failed frames are NaN here, so a line breaks at them instead of bridging them
+            line = np.where(good, values[k], np.nan)
+            ax.plot(
+                times,
+                line,
+                ".-",
+                lw=1.2,
+                ms=4,
+                color=f"C{k}",
+                label=f"{channel} ({int(good.sum())} of {good.size} frames ok)",
+            )
+            if (~good).any():
+                y0 = float(np.nanmin(line)) if good.any() else 0.0
+                for t in times[~good]:
+                    ax.axvline(t, color=f"C{k}", alpha=0.3, lw=1, ls="--")
+                ax.plot(
+                    times[~good],
+                    np.full(int((~good).sum()), y0),
+                    "x",
+                    color=f"C{k}",
+                    ms=9,
+                    mew=2,
+                    label=f"{channel}: failed frame ({int((~good).sum())})",
+                )
+        units = result[name].attrs.get("units")
+        label = "mean intensity" if name == "irradiance" else name
+        ax.set_ylabel(f"{label} [{units}]" if units else label)
+        ax.grid(alpha=0.3)
+    failed = int((~ok).sum())
+    note = f"; failed frames marked x (status in {csv_stem}.csv)" if failed else ""
+    what = "irradiance (mean of each frame)" if names == ["irradiance"] else ", ".join(names)
+    axes[0, 0].set_title(f"{', '.join(channels)}: {what}{note}", fontsize=11)
+    axes[0, 0].legend(loc="best", fontsize=9)
+    axes[-1, 0].set_xlabel("time (UTC)")
+    _date_axis(axes[-1, 0])
+    fig.tight_layout()
+    return fig
 
 
 def save_results(result: xr.Dataset, out_dir: str | os.PathLike, plot: bool = True) -> dict:
@@ -189,12 +316,19 @@ def scalar_outputs(result: xr.Dataset) -> tuple[list[str], list[str]]:
     for name, var in result.data_vars.items():
         if name in _NOT_OUTPUTS or "time" not in var.dims:
             continue
-        (scalars if var.ndim == 1 else arrays).append(str(name))
+        frame_dims = [d for d in var.dims if d not in ("time", CHANNEL)]
+        (arrays if frame_dims else scalars).append(str(name))
     return scalars, arrays
 
 
 def outputs_table(result: xr.Dataset) -> pd.DataFrame:
-    """The scalar outputs as a table: time, datakey, one column per output, status."""
+    """The scalar outputs as a table: time, datakey, one column per output, status.
+
+    A result of several channels gives the long form, with a ``channel`` column after
+    ``time`` (one row per channel and frame).
+    """
+    if _channels(result):
+        return _long(result, outputs_table)
     scalars, _ = scalar_outputs(result)
     cols: dict[str, Any] = {
         "time": pd.DatetimeIndex(result["time"].to_numpy()),
@@ -206,17 +340,14 @@ def outputs_table(result: xr.Dataset) -> pd.DataFrame:
     return pd.DataFrame(cols)
 
 
-def plot_outputs(result: xr.Dataset, path: str | os.PathLike) -> None:
-    """PNG of each scalar output against time (one panel and line each), failed frames marked."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.dates as mdates
-    import matplotlib.pyplot as plt
-
+def outputs_figure(result: xr.Dataset):
+    """The matplotlib Figure :func:`plot_outputs` saves (close it when done)."""
     scalars, _ = scalar_outputs(result)
     if not scalars:
         raise ArgumentError("the result has no scalar outputs to plot")
+    if _channels(result):
+        return _channels_figure(result, scalars, "reduce")
+    plt = _pyplot()
     df = outputs_table(result)
     ok = df["status"] == "ok"
     fig, axes = plt.subplots(
@@ -240,12 +371,18 @@ def plot_outputs(result: xr.Dataset, path: str | os.PathLike) -> None:
     note = f"; {failed} failed frame(s) marked in red (see status)" if failed else ""
     axes[0, 0].set_title(f"{title}: {', '.join(scalars)} of {int(ok.sum())} frames{note}")
     axes[-1, 0].set_xlabel("time (UTC)")
-    locator = mdates.AutoDateLocator()
-    axes[-1, 0].xaxis.set_major_locator(locator)
-    axes[-1, 0].xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
+    _date_axis(axes[-1, 0])
     fig.tight_layout()
-    fig.savefig(path, format="png")
-    plt.close(fig)
+    return fig
+
+
+def plot_outputs(result: xr.Dataset, path: str | os.PathLike) -> None:
+    """PNG of each scalar output against time (one panel and line each), failed frames marked.
+
+    A result of several channels has one line per channel in each panel (legend: the dataset
+    ids), each channel's failed frames marked in its colour.
+    """
+    _save_figure(outputs_figure(result), path)
 
 
 def save_outputs(
@@ -346,6 +483,8 @@ class PartStore:
         """Save one part atomically."""
         _atomic_write(self._path(number), lambda p: _write_csv(df, p))
 
-    def load(self) -> list[pd.DataFrame]:
-        """Every saved part, in part order."""
-        return [_read_csv(self._path(n)) for n in sorted(self.done())]
+    def load(self, numbers=None) -> list[pd.DataFrame]:
+        """Every saved part (or those numbered in ``numbers`` that are saved), in part order."""
+        done = self.done()
+        wanted = done if numbers is None else done & set(numbers)
+        return [_read_csv(self._path(n)) for n in sorted(wanted)]

@@ -7,6 +7,10 @@ until the frame's part is saved), chunked along ``time`` by part so that every p
 writes whole chunks of its own. The outputs' arrays (float64 with NaN fill, ``count``
 int64) are added when the first frame with values arrives, their shapes taken from it.
 
+A run of several channels (``channels=[...]``) adds a leading ``channel`` dimension to
+``datakey``, ``status`` and every output (chunks of one channel and one part); its parts are
+numbered channel by channel: part ``p`` of channel ``k`` is number ``k * parts_per_channel + p``.
+
 The group ``_resume`` (ignored by xarray) holds the run's identity and ``part_done``, one
 byte per part set only after that part's data is written: it is the authoritative record
 of what is saved. ``--resume`` with the same identity skips those parts; an identity that
@@ -30,7 +34,7 @@ import xarray as xr
 
 from ..base.errors import ArgumentError, HelioError
 from ..base.reasons import Reason
-from .results import TIME_ENCODING, cf_times
+from .results import CHANNEL, TIME_ENCODING, cf_times
 
 __all__ = ["StoreError", "ZarrStore"]
 
@@ -67,13 +71,17 @@ class ZarrStore:
         Keep the parts saved by an earlier run with the same identity; otherwise (or when
         there is no such store) start afresh.
     times, datakeys : array-like
-        The whole run's frame times and files, in frame order.
+        The whole run's frame times and files, in frame order; with ``channels``,
+        ``datakeys`` has one row per channel.
     part_size : int
         Frames per part (the chunk length along ``time``).
     attrs : dict, optional
         Attributes of the dataset (dataset, title, units, ...).
     var_attrs : dict, optional
         Attributes of each output variable, by name, set when the variable is created.
+    channels : sequence of str, optional
+        The channels (dataset ids) of a run of several: every variable gets a leading
+        ``channel`` dimension and :meth:`part_number` numbers the parts.
 
     Raises
     ------
@@ -93,12 +101,17 @@ class ZarrStore:
         part_size: int,
         attrs: Mapping[str, Any] | None = None,
         var_attrs: Mapping[str, Mapping[str, Any]] | None = None,
+        channels: list[str] | tuple[str, ...] | None = None,
     ):
         self.path = Path(path)
         self.identity = _json(dict(identity))
         self.part_size = int(part_size)
         self.n = len(times)
-        self.parts = math.ceil(self.n / self.part_size)
+        self.channels = None if channels is None else [str(c) for c in channels]
+        #: Parts of each channel (of the run, without channels).
+        self.parts_per_channel = math.ceil(self.n / self.part_size)
+        #: Parts in all: ``parts_per_channel`` times the number of channels.
+        self.parts = self.parts_per_channel * (len(self.channels) if self.channels else 1)
         self.var_attrs = {k: dict(v) for k, v in (var_attrs or {}).items()}
         old = self._stored_identity() if resume else None
         if old is not None:
@@ -140,27 +153,37 @@ class ZarrStore:
                 )
             shutil.rmtree(self.path)
         chunk = (min(self.part_size, max(self.n, 1)),)
+        dims: tuple[str, ...] = ("time",)
+        lead: tuple[int, ...] = ()
+        coords: dict[str, Any] = {"time": ("time", cf_times(times))}
+        if self.channels is not None:
+            dims, lead = (CHANNEL, "time"), (len(self.channels),)
+            coords[CHANNEL] = (CHANNEL, np.asarray(self.channels, dtype=str).astype(object))
+        keys = np.asarray(datakeys, dtype=str).astype(object)
+        if keys.shape != (*lead, self.n):
+            raise ArgumentError(
+                f"datakeys of shape {keys.shape}; expected {(*lead, self.n)} (channels, times)"
+            )
         base = xr.Dataset(
             {
-                "datakey": (
-                    "time",
-                    np.asarray(datakeys, dtype=str).astype(object),
-                    {"long_name": "URL of the frame's file"},
-                ),
+                "datakey": (dims, keys, {"long_name": "URL of the frame's file"}),
                 "status": (
-                    "time",
-                    np.full(self.n, "", dtype=object),
+                    dims,
+                    np.full((*lead, self.n), "", dtype=object),
                     {"long_name": "'ok' or the reason the frame has no value ('' not yet saved)"},
                 ),
             },
-            coords={"time": ("time", cf_times(times))},
+            coords=coords,
             attrs={**_json(dict(attrs)), "complete": False},
         )
+        text_chunks = (1,) * len(lead) + chunk
         enc = {
             "time": {**TIME_ENCODING, "chunks": chunk},
-            "datakey": {"chunks": chunk},
-            "status": {"chunks": chunk},
+            "datakey": {"chunks": text_chunks},
+            "status": {"chunks": text_chunks},
         }
+        if self.channels is not None:
+            enc[CHANNEL] = {"chunks": lead}
         base.to_zarr(str(self.path), mode="w", encoding=enc, zarr_format=2, consolidated=True)
         group = _open_group(self.path)
         resume = group.create_group(_RESUME)
@@ -193,30 +216,55 @@ class ZarrStore:
         """Whether the store was marked complete (every part saved)."""
         return bool(self._group.attrs.get("complete", False))
 
+    @property
+    def _lead(self) -> int:
+        """Leading dimensions before ``time``: 1 with channels, else 0."""
+        return 0 if self.channels is None else 1
+
     def outputs(self) -> dict[str, tuple[int, ...]]:
         """The output variables created so far (in output order), with one frame's shape."""
         names = self._group[_RESUME].attrs.get("outputs", [])
-        return {str(k): tuple(self._group[k].shape[1:]) for k in names}
+        return {str(k): tuple(self._group[k].shape[1 + self._lead :]) for k in names}
 
-    def _region(self, number: int) -> slice:
+    def part_number(self, channel: int, part: int) -> int:
+        """The number of part ``part`` of the ``channel``-th channel (``part`` without channels).
+
+        Raises
+        ------
+        StoreError
+            ``channel`` or ``part`` out of range.
+        """
+        count = len(self.channels) if self.channels is not None else 1
+        if not (0 <= channel < count and 0 <= part < self.parts_per_channel):
+            raise StoreError(
+                f"part {part} of channel {channel} is not a part of {self.path} "
+                f"({count} channel(s) of {self.parts_per_channel} part(s))"
+            )
+        return channel * self.parts_per_channel + part
+
+    def _region(self, number: int) -> tuple[slice, tuple]:
+        """``(time slice, index of the part's frames in every variable)``."""
         if not 0 <= number < self.parts:
             raise StoreError(f"part {number} is not a part of {self.path} (0..{self.parts - 1})")
-        a = number * self.part_size
-        return slice(a, min(a + self.part_size, self.n))
+        channel, part = divmod(number, self.parts_per_channel)
+        a = part * self.part_size
+        times = slice(a, min(a + self.part_size, self.n))
+        return times, ((channel, times) if self._lead else (times,))
 
     # ----------------------------------------------------------------- writing
     def _add_outputs(self, part: xr.Dataset, names: list[str]) -> None:
+        lead = (len(self.channels),) if self.channels is not None else ()
         for name in names:
             var = part[name]
             ints = np.issubdtype(var.dtype, np.integer)
             arr = self._group.create_array(
                 name,
-                shape=(self.n, *var.shape[1:]),
-                chunks=(min(self.part_size, self.n), *var.shape[1:]),
+                shape=(*lead, self.n, *var.shape[1:]),
+                chunks=((1,) * len(lead) + (min(self.part_size, self.n), *var.shape[1:])),
                 dtype="i8" if ints else "f8",
                 fill_value=None if ints else np.nan,
                 attributes={
-                    "_ARRAY_DIMENSIONS": list(var.dims),
+                    "_ARRAY_DIMENSIONS": [CHANNEL] * len(lead) + list(var.dims),
                     **_json(self.var_attrs.get(name, {})),
                 },
                 overwrite=True,  # one left by a run killed before it was listed below
@@ -229,16 +277,19 @@ class ZarrStore:
     def save(self, number: int, part: xr.Dataset) -> None:
         """Save one part (as ``map_frames`` passes it to ``on_part``), then mark it done.
 
+        With channels, ``number`` is :meth:`part_number` and ``part`` one channel's part
+        (dimension ``time``, as ``map_frames`` of that channel's frames gives it).
+
         A part whose outputs differ in names or shapes from those already in the store (a
         function whose outputs changed between an interrupted run and its resumption)
         has its frames' status set to a function error instead, as ``map_frames`` does
         for such frames within one run.
         """
-        region = self._region(number)
-        if part.sizes.get("time") != region.stop - region.start:
+        times, region = self._region(number)
+        if part.sizes.get("time") != times.stop - times.start:
             raise StoreError(
                 f"part {number} has {part.sizes.get('time')} frames; expected "
-                f"{region.stop - region.start} (part size {self.part_size})"
+                f"{times.stop - times.start} (part size {self.part_size})"
             )
         names = [str(k) for k in part.data_vars if k not in _TEXT]
         layout = {k: tuple(part[k].shape[1:]) for k in names}
@@ -273,10 +324,12 @@ class ZarrStore:
         """The whole store in memory, text as ``str`` objects, ``time`` decoded."""
         with xr.open_zarr(str(self.path), consolidated=False) as ds:
             ds = ds.load()
-        for name in _TEXT:
-            values = np.empty(ds.sizes["time"], dtype=object)
-            values[:] = [str(v) for v in ds[name].to_numpy().tolist()]
-            ds[name] = ("time", values, ds[name].attrs)
+        names = [*_TEXT, CHANNEL] if self.channels is not None else list(_TEXT)
+        for name in names:
+            raw = ds[name].to_numpy()
+            values = np.empty(raw.shape, dtype=object)
+            values.reshape(-1)[:] = [str(v) for v in raw.reshape(-1).tolist()]
+            ds[name] = (ds[name].dims, values, ds[name].attrs)
         for var in ds.variables.values():
             var.encoding = {}
         return ds[[*self.outputs(), *_TEXT]]

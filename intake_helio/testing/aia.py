@@ -1,12 +1,13 @@
-"""Synthetic SDO/AIA 94 Å level-1-like frames and a flare, for the demo, tests and benchmarks.
+"""Synthetic SDO/AIA level-1-like frames (94 Å and other EUV channels) and a flare.
 
-:func:`make_aia_frame` draws one AIA-94-like frame: a limb-darkened solar disk with a fainter
+:func:`make_aia_frame` draws one AIA-like frame: a limb-darkened solar disk with a fainter
 corona outside the limb, a few brighter active regions, Poisson (photon) noise plus Gaussian
 read noise, stored like AIA level 1 (int16, ``BLANK = -32768``, RICE_1 tile compression with
-one row per tile, in extension 1). :func:`flare_profile` gives the brightness factor of a
-flare over time and :func:`frame_bytes` the bytes of a FITS file. :func:`render_frame` and
-:func:`reheader_frame` are the fast paths :mod:`intake_helio.testing.demo_data` uses to write
-runs of frames.
+one row per tile, in extension 1). The channel (``wavelength``: 94, 131, 171, 193, 211, 304
+or 335 Å) sets ``WAVELNTH``, ``WAVE_STR``, ``INSTRUME`` and the brightness of the disk.
+:func:`flare_profile` gives the brightness factor of a flare over time and :func:`frame_bytes`
+the bytes of a FITS file. :func:`render_frame` and :func:`reheader_frame` are the fast paths
+:mod:`intake_helio.testing.demo_data` uses to write runs of frames.
 
 The data are synthetic: every header carries ``ORIGIN`` and a ``COMMENT`` saying so.
 """
@@ -28,6 +29,8 @@ from .errors import DemoDataError
 __all__ = [
     "BLANK",
     "REF_EXPTIME",
+    "WAVELENGTHS",
+    "flare_amplitude",
     "flare_profile",
     "frame_bytes",
     "make_aia_frame",
@@ -48,6 +51,28 @@ _CORONA_POWER = 6.0  # off-limb fall-off, I ~ rho**-p
 _READ_NOISE_DN = 1.2
 _RSUN_1AU = 959.63  # arcsec, solar radius seen from 1 AU
 _AU_M = 1.495978707e11
+
+# wavelength (Å) -> (INSTRUME, WAVE_STR, brightness relative to 94 Å, flare amplitude).
+# Not calibrated: the quiet-Sun brightness and flare response are only plausible in order
+# (the hot 94 Å channel brightens most in a flare; 171 Å is brighter but responds less).
+_CHANNELS: dict[int, tuple[str, str, float, float]] = {
+    94: ("AIA_4", "94_THIN", 1.0, 4.0),
+    131: ("AIA_1", "131_THIN", 1.0, 3.5),
+    171: ("AIA_3", "171_THIN", 1.8, 1.6),
+    193: ("AIA_2", "193_THIN", 1.8, 1.8),
+    211: ("AIA_2", "211_THIN", 1.4, 2.0),
+    304: ("AIA_4", "304_THIN", 1.2, 1.8),
+    335: ("AIA_1", "335_THIN", 1.0, 2.5),
+}
+_TELESCOPES = {
+    "AIA_1": "AIA telescope 1 (131/335)",
+    "AIA_2": "AIA telescope 2 (193/211)",
+    "AIA_3": "AIA telescope 3 (171/1600/1700/4500)",
+    "AIA_4": "AIA telescope 4 (94/304)",
+}
+
+WAVELENGTHS: tuple[int, ...] = tuple(_CHANNELS)
+"""The AIA EUV channels (Å) the synthetic frames can be made for."""
 _ISO_MS = "%Y-%m-%dT%H:%M:%S.%fZ"
 
 
@@ -180,6 +205,22 @@ def _check_frame_args(size: int, seed: int, intensity: float, exptime: float, bl
         raise DemoDataError(f"blank_fraction={blank_fraction!r} must be in [0, 1)")
 
 
+def _channel(wavelength: Any) -> tuple[str, str, float, float]:
+    """``(INSTRUME, WAVE_STR, brightness, flare amplitude)`` of an AIA EUV wavelength."""
+    known = isinstance(wavelength, int | np.integer) and not isinstance(wavelength, bool)
+    if not known or int(wavelength) not in _CHANNELS:
+        raise DemoDataError(
+            f"wavelength={wavelength!r} is not an AIA EUV channel; expected one of "
+            f"{', '.join(map(str, WAVELENGTHS))} (Å)"
+        )
+    return _CHANNELS[int(wavelength)]
+
+
+def flare_amplitude(wavelength: int = 94) -> float:
+    """The flare's peak factor in the demo runs for ``wavelength`` (4 at 94 Å)."""
+    return _channel(wavelength)[3]
+
+
 def _frame_pixels(
     t: pd.Timestamp,
     size: int,
@@ -187,12 +228,13 @@ def _frame_pixels(
     intensity: float,
     exptime: float,
     blank_fraction: float,
+    wavelength: int = 94,
 ) -> np.ndarray:
     """The int16 pixels of one frame (BLANK where missing); deterministic from seed and time."""
     geo = _geometry(t, size)
     r_sun = geo["r_sun"]
     c = geo["crpix"] - 1.0  # 0-based centre
-    scale = np.float32(intensity * exptime / REF_EXPTIME)
+    scale = np.float32(intensity * exptime / REF_EXPTIME * _channel(wavelength)[2])
 
     # Quiet Sun: limb-darkened disk, power-law corona outside the limb.
     yy = (np.arange(size, dtype=np.float32) - np.float32(c)) / np.float32(r_sun)
@@ -252,19 +294,24 @@ def _good_stats(pixels: np.ndarray) -> tuple[float, int, int, int]:
 
 
 def _frame_header(
-    t: pd.Timestamp, size: int, exptime: float, stats: tuple[float, int, int, int]
+    t: pd.Timestamp,
+    size: int,
+    exptime: float,
+    stats: tuple[float, int, int, int],
+    wavelength: int = 94,
 ) -> fits.Header:
     geo = _geometry(t, size)
+    instrume, wave_str, _, _ = _channel(wavelength)
     mean, vmin, vmax, n_blank = stats
     t_obs = t + pd.Timedelta(exptime / 2.0, "s")
     cards = [
         ("ORIGIN", "intake-helio demo", "synthetic data, not an observation"),
         ("TELESCOP", "SDO/AIA", "Solar Dynamics Observatory / AIA"),
-        ("INSTRUME", "AIA_4", "AIA telescope 4 (94/304)"),
+        ("INSTRUME", instrume, _TELESCOPES[instrume]),
         ("DETECTOR", "AIA", None),
-        ("WAVELNTH", 94, "[angstrom] wavelength"),
+        ("WAVELNTH", int(wavelength), "[angstrom] wavelength"),
         ("WAVEUNIT", "angstrom", None),
-        ("WAVE_STR", "94_THIN", None),
+        ("WAVE_STR", wave_str, None),
         ("IMG_TYPE", "LIGHT", None),
         ("LVL_NUM", 1.0, "data level"),
         ("QUALITY", 0, "quality flags (0 = good)"),
@@ -299,7 +346,9 @@ def _frame_header(
     header = fits.Header()
     for key, value, comment in cards:
         header[key] = (value, comment) if comment else value
-    header["COMMENT"] = "Synthetic AIA-94-like frame written by intake_helio.testing.aia."
+    header["COMMENT"] = (
+        f"Synthetic AIA-{int(wavelength)}-like frame written by intake_helio.testing.aia."
+    )
     return header
 
 
@@ -318,8 +367,9 @@ def make_aia_frame(
     intensity: float = 1.0,
     exptime: float = 2.9,
     blank_fraction: float = 0.001,
+    wavelength: int = 94,
 ) -> fits.HDUList:
-    """Make one synthetic AIA 94 Å level-1-like frame.
+    """Make one synthetic AIA level-1-like frame (94 Å unless ``wavelength`` says otherwise).
 
     The image is a limb-darkened disk (radius ``RSUN_OBS / CDELT``, about 0.4 * ``size``) with a
     power-law corona outside the limb and 3–5 brighter active regions (their layout depends on
@@ -343,6 +393,10 @@ def make_aia_frame(
         Exposure time in seconds (``EXPTIME``).
     blank_fraction : float
         Fraction of pixels set to ``BLANK``.
+    wavelength : int
+        AIA EUV channel in Å (:data:`WAVELENGTHS`): sets ``WAVELNTH``, ``WAVE_STR`` and
+        ``INSTRUME``, and scales the whole image by the channel's brightness (1 at 94 Å,
+        1.8 at 171 Å); the shape of disk, corona and active regions is the same.
 
     Returns
     -------
@@ -360,8 +414,10 @@ def make_aia_frame(
     t = parse_time(time, "time")
     intensity, exptime, blank_fraction = float(intensity), float(exptime), float(blank_fraction)
     _check_frame_args(size, seed, intensity, exptime, blank_fraction)
-    pixels = _frame_pixels(t, int(size), int(seed), intensity, exptime, blank_fraction)
-    header = _frame_header(t, int(size), exptime, _good_stats(pixels))
+    _channel(wavelength)
+    wav = int(wavelength)
+    pixels = _frame_pixels(t, int(size), int(seed), intensity, exptime, blank_fraction, wav)
+    header = _frame_header(t, int(size), exptime, _good_stats(pixels), wav)
     return _hdulist(pixels, header)
 
 
@@ -389,6 +445,7 @@ def render_frame(
     intensity: float,
     exptime: float,
     blank_fraction: float,
+    wavelength: int = 94,
 ) -> tuple[bytes, float]:
     """The FITS file of :func:`make_aia_frame` as bytes, and the exact mean of its good pixels.
 
@@ -399,7 +456,7 @@ def render_frame(
     ----------
     time : pandas.Timestamp
         Naive UTC start of the exposure.
-    size, seed, intensity, exptime, blank_fraction
+    size, seed, intensity, exptime, blank_fraction, wavelength
         As for :func:`make_aia_frame`, already checked.
 
     Returns
@@ -408,9 +465,10 @@ def render_frame(
         The file, and the float64 mean of its non-``BLANK`` pixels (what astropy's float32
         image averages to, NaN excluded).
     """
-    pixels = _frame_pixels(time, size, seed, intensity, exptime, blank_fraction)
+    pixels = _frame_pixels(time, size, seed, intensity, exptime, blank_fraction, wavelength)
     stats = _good_stats(pixels)
-    return frame_bytes(_hdulist(pixels, _frame_header(time, size, exptime, stats))), stats[0]
+    header = _frame_header(time, size, exptime, stats, wavelength)
+    return frame_bytes(_hdulist(pixels, header)), stats[0]
 
 
 def reheader_frame(raw: bytes, time: pd.Timestamp, size: int, exptime: float) -> bytes:

@@ -1,7 +1,8 @@
-"""A synthetic SDO/AIA 94 Å dataset published as a CloudCatalog, for the demo, tests and benchmarks.
+"""A synthetic SDO/AIA dataset published as a CloudCatalog, for the demo, tests and benchmarks.
 
-:func:`write_demo_dataset` writes a run of synthetic frames (made by
-:mod:`intake_helio.testing.aia`, with a flare) through fsspec (local S3, ``memory://``, a local
+:func:`write_demo_dataset` writes a run of synthetic frames of one AIA channel (94 Å by
+default, 171 Å for the demo's second channel; made by :mod:`intake_helio.testing.aia`, with
+a flare) through fsspec (local S3, ``memory://``, a local
 folder) together with the three CloudCatalog levels, built by
 :mod:`intake_helio.catalog.writer`: yearly CSV indexes, a bucket ``catalog.json`` and a registry
 JSON. It returns a :class:`DemoDataset` with the expected per-frame means so that readers can be
@@ -28,6 +29,7 @@ from ..catalog import writer as catalog_writer
 from ..io.storage import filesystem
 from .aia import (
     REF_EXPTIME,
+    _channel,
     _check_frame_args,
     _timedelta,
     flare_profile,
@@ -65,6 +67,8 @@ class DemoDataset:
         The datakeys written truncated (unreadable).
     expected_mean : tuple of float
         Per frame, the float64 nanmean of the float32 image astropy reads (NaN if corrupt).
+    wavelength : int
+        The AIA channel in Å (``WAVELNTH`` of every frame).
     """
 
     root: str
@@ -75,6 +79,7 @@ class DemoDataset:
     datakeys: tuple[str, ...]
     corrupt: tuple[str, ...]
     expected_mean: tuple[float, ...]
+    wavelength: int = 94
 
     @property
     def catalog_url(self) -> str:
@@ -87,10 +92,10 @@ class DemoDataset:
         return pd.date_range(self.start, self.stop, periods=len(self.datakeys) + 1)[:-1]
 
 
-def _data_key(t: pd.Timestamp) -> str:
+def _data_key(t: pd.Timestamp, wavelength: int = 94) -> str:
     return (
-        f"sdo/aia/{t:%Y%m%d}/0094/aia_lev1_94a_{t:%Y_%m_%d}t{t:%H_%M_%S}_"
-        f"{t.microsecond // 10000:02d}z_image_lev1.fits"
+        f"sdo/aia/{t:%Y%m%d}/{wavelength:04d}/aia_lev1_{wavelength}a_{t:%Y_%m_%d}t"
+        f"{t:%H_%M_%S}_{t.microsecond // 10000:02d}z_image_lev1.fits"
     )
 
 
@@ -204,23 +209,26 @@ def write_demo_dataset(
     size: int = 256,
     start: Any = "2020-12-31T22:00:00",
     cadence: Any = "4min",
-    dataset_id: str = "aia_0094",
+    dataset_id: str | None = None,
     corrupt: int = 1,
     seed: int = 0,
     registry_name: str = "Local demo (intake-helio)",
     reuse: int | None = None,
     workers: int = 1,
+    wavelength: int = 94,
 ) -> DemoDataset:
-    """Write a synthetic AIA 94 Å run with a flare, and publish it as a CloudCatalog.
+    """Write a synthetic AIA run of one channel with a flare, and publish it as a CloudCatalog.
 
     Writes, under ``root``:
 
     - data files
-      ``sdo/aia/<YYYYMMDD>/0094/aia_lev1_94a_<YYYY_MM_DD>t<HH_MM_SS>_00z_image_lev1.fits``
-      (see :func:`~intake_helio.testing.aia.make_aia_frame`) with
-      ``intensity = flare_profile(times, rise=..., decay=...)``, peaking 40 % into the run;
-      rise and decay are 20 and 60 min, shortened in proportion for runs shorter than the
-      default 192 min so that the flare is always visible;
+      ``sdo/aia/<YYYYMMDD>/<WWWW>/aia_lev1_<W>a_<YYYY_MM_DD>t<HH_MM_SS>_00z_image_lev1.fits``
+      (``<W>`` the wavelength, ``<WWWW>`` on 4 digits: ``0094/aia_lev1_94a_...``; see
+      :func:`~intake_helio.testing.aia.make_aia_frame`) with
+      ``intensity = flare_profile(times, rise=..., decay=..., amplitude=...)``, peaking 40 %
+      into the run (amplitude 4 at 94 Å, 1.6 at 171 Å); rise and decay are 20 and 60 min,
+      shortened in proportion for runs shorter than the default 192 min so that the flare is
+      always visible;
     - yearly indexes ``sdo/aia/registries/<dataset_id>_<YYYY>.csv`` with the header
       ``# start, stop, datakey, filesize`` (each row in the year of its start);
     - ``catalog.json`` (an existing one keeps its other datasets) and ``HelioDataRegistry.json``
@@ -244,8 +252,8 @@ def write_demo_dataset(
         Start of the first frame (naive UTC); the default makes the run cross into 2021.
     cadence : str or pandas.Timedelta
         Time between frames; each frame's index ``stop`` is its start + cadence.
-    dataset_id : str
-        Dataset id (letters, digits, ``-``, ``_``).
+    dataset_id : str, optional
+        Dataset id (letters, digits, ``-``, ``_``); default ``aia_<WWWW>`` (``aia_0094``).
     corrupt : int
         Number of truncated frames (``0 <= corrupt < frames``).
     seed : int
@@ -260,6 +268,12 @@ def write_demo_dataset(
         full-size frames fast to write; the flare becomes a staircase.
     workers : int
         Threads that generate and compress frames in parallel (1 = none).
+    wavelength : int
+        The AIA channel in Å (94, 131, 171, 193, 211, 304 or 335): the headers' ``WAVELNTH``,
+        ``WAVE_STR`` and ``INSTRUME``, the files' paths, the dataset's title and the
+        brightness (the 171 Å disk is 1.8 times the 94 Å one). The demo's two channels are
+        ``write_demo_dataset(..., wavelength=94)`` and, 3 s later,
+        ``write_demo_dataset(..., wavelength=171, start=start + 3 s)``.
 
     Returns
     -------
@@ -268,7 +282,8 @@ def write_demo_dataset(
     Raises
     ------
     DemoDataError
-        (a ``ValueError``) An argument is out of range.
+        (a ``ValueError``) An argument is out of range, or ``wavelength`` is not an AIA EUV
+        channel.
     CatalogFormatError
         (a ``ValueError``) ``dataset_id`` is not a CloudCatalog id.
     TimeRangeError
@@ -280,6 +295,10 @@ def write_demo_dataset(
     """
     root = _normalise_root(root)
     _check_counts(frames, corrupt, reuse, workers)
+    amplitude = _channel(wavelength)[3]
+    wavelength = int(wavelength)
+    if dataset_id is None:
+        dataset_id = f"aia_{wavelength:04d}"
     catalog_writer.check_dataset_id(dataset_id)
     t0 = parse_time(start, "start")
     step = _timedelta(cadence, "cadence")
@@ -289,7 +308,7 @@ def write_demo_dataset(
 
     times = pd.DatetimeIndex([t0 + i * step for i in range(frames)])
     shrink = min(1.0, frames * step / _RUN)
-    factors = flare_profile(times, rise=_RISE * shrink, decay=_DECAY * shrink)
+    factors = flare_profile(times, rise=_RISE * shrink, decay=_DECAY * shrink, amplitude=amplitude)
     peak_index = int(np.argmax(factors))
     bad = set(_corrupt_indices(frames, int(corrupt), peak_index))
 
@@ -303,11 +322,13 @@ def write_demo_dataset(
             "lowercase letters, digits, '-' and '.') and that storage_options reach the store"
         ) from exc
     writer = _Writer(fs, root, root_path)
-    datakeys = [root + _data_key(t) for t in times]
+    datakeys = [root + _data_key(t, wavelength) for t in times]
 
     groups = _groups(factors, reuse)
     reps = [rep for rep, _ in groups]
-    tasks = [(times[r], size, seed, float(factors[r]), exptime, blank_fraction) for r in reps]
+    tasks = [
+        (times[r], size, seed, float(factors[r]), exptime, blank_fraction, wavelength) for r in reps
+    ]
     owner = {i: k for k, (_, members) in enumerate(groups) for i in members}
 
     sizes = [0] * frames
@@ -334,11 +355,13 @@ def write_demo_dataset(
     stop = times[-1] + step
     rows = [(t, t + step, datakeys[i], sizes[i]) for i, t in enumerate(times)]
     description = (
-        f"Synthetic SDO/AIA 94 Å level-1-like images ({size}x{size}, int16, RICE_1) with a "
+        f"Synthetic SDO/AIA {wavelength} Å level-1-like images ({size}x{size}, int16, RICE_1) "
+        "with a "
         f"flare peaking at {catalog_writer.iso_time(times[peak_index])}; {len(bad)} file(s) "
         "deliberately truncated. Made by intake_helio.testing.demo_data; not real data."
     )
-    _publish(writer, dataset_id, t0, stop, rows, description, registry_name)
+    title = f"AIA {wavelength:04d} FITS data (synthetic demo)"
+    _publish(writer, dataset_id, t0, stop, rows, description, registry_name, title)
 
     return DemoDataset(
         root=root,
@@ -349,6 +372,7 @@ def write_demo_dataset(
         datakeys=tuple(datakeys),
         corrupt=tuple(datakeys[i] for i in sorted(bad)),
         expected_mean=tuple(means),
+        wavelength=wavelength,
     )
 
 
@@ -374,6 +398,7 @@ def _publish(
     rows: list[tuple],
     description: str,
     registry_name: str,
+    title: str = "AIA 0094 FITS data (synthetic demo)",
 ) -> None:
     """Write the yearly indexes, merge the dataset into ``catalog.json``, write the registry."""
     root = writer.root
@@ -385,7 +410,7 @@ def _publish(
     entry = catalog_writer.dataset_entry(
         dataset_id,
         index=index,
-        title="AIA 0094 FITS data (synthetic demo)",
+        title=title,
         start=start,
         stop=stop,
         description=description,

@@ -452,12 +452,17 @@ def _left_over(seen: dict[int, tuple[float, str]], grace: float = 0.0) -> list[s
 def _check_demo(out: Path, code: int, output: str, seen) -> None:
     assert code == 0, output
     assert "Traceback" not in output
-    assert "frames: 12  ok: 11  failed: 1" in output
-    assert "failed (truncated): 1" in output
+    # two channels (aia_0094, aia_0171) of 12 frames, one deliberately corrupt file each
+    assert "\nframes: 24  ok: 22  failed: 2\n" in output
+    assert "  channel aia_0094: frames: 12  ok: 11  failed: 1" in output
+    assert "  channel aia_0171: frames: 12  ok: 11  failed: 1" in output
+    assert "failed (truncated): 2" in output
     assert "are exactly the deliberately corrupt file(s)" in output
     for name in ("irradiance.csv", "irradiance.nc", "irradiance.png"):
         assert (out / name).stat().st_size > 0
-    assert len(_read_csv(out / "irradiance.csv")) == 12
+    table = _read_csv(out / "irradiance.csv")
+    assert len(table) == 24
+    assert table["channel"].tolist() == ["aia_0094", "aia_0171"] * 12
     assert any("intake_helio.testing.local_s3" in cmd for _, cmd in seen.values()), seen
     # the S3 server is stopped before the command exits; multiprocessing's resource tracker
     # (with a local cluster) ends by itself just after its parent

@@ -1,0 +1,490 @@
+"""Several channels through the CLI jobs and the demo, against the real local S3 server.
+
+The session's moto server holds two synthetic AIA channels for the whole module: ``aia_0094``
+(12 frames, one truncated) and ``aia_0171`` (written with ``wavelength=171``, 3 s after each
+94 Å frame, two frames short at the end and one truncated). Checked: ``intake-helio
+irradiance`` and ``reduce`` with several dataset ids give the values of
+``ih.irradiance(ih.open_channels(...))`` / ``ih.map_frames`` computed in-process, in files
+with dimensions ``(channel, time)`` (CSV in long form); a killed or interrupted two-channel
+run resumes to byte-identical files; and the demo's two-channel PNG has one line per channel.
+"""
+
+from __future__ import annotations
+
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+import zarr
+from astropy.io import fits
+from matplotlib import pyplot as plt
+from PIL import Image
+
+import intake_helio as ih
+from intake_helio.app.cli import main
+from intake_helio.app.demo import run_demo
+from intake_helio.app.results import irradiance_figure, outputs_figure
+from intake_helio.testing.demo_data import write_demo_dataset
+
+N, N171, PART = 12, 10, 4
+IDS = ["aia_0094", "aia_0171"]
+ROOT = "s3://helio-demo/"
+C0, C1 = (31, 119, 180), (255, 127, 14)  # matplotlib's first two line colours
+# the real CLI with every frame read 0.2 s slower, so that a run can be stopped part-way
+SLOW_WRAPPER = """
+import sys, time
+import intake_helio.frames.tasks as tasks
+read = tasks._one
+def slow_one(*args, **kwargs):
+    time.sleep(0.2)
+    return read(*args, **kwargs)
+if __name__ == "__main__":
+    tasks._one = slow_one
+    from intake_helio.app.cli import main
+    sys.exit(main(sys.argv[1:]))
+"""
+
+
+# ----------------------------------------------------------------------------- fixtures
+@pytest.fixture(scope="module")
+def served(s3_server):
+    """(LocalS3, 94 Å DemoDataset, 171 Å DemoDataset) in the session's server.
+
+    No test of this module uses the per-test ``s3`` fixture, which would reset the server.
+    """
+    s3_server.reset()
+    so = s3_server.storage_options
+    a = write_demo_dataset(ROOT, so, frames=N, size=32)
+    b = write_demo_dataset(
+        ROOT, so, frames=N171, size=32, wavelength=171, start=a.start + pd.Timedelta("3s")
+    )
+    yield s3_server, a, b
+    s3_server.reset()
+
+
+def _args(served, command, out, *extra, datasets=("aia_0094", "aia_0171")):
+    s3, a, _ = served
+    return [
+        command,
+        ROOT,
+        *datasets,
+        "--start",
+        str(a.start),
+        "--stop",
+        str(a.stop),
+        "--out",
+        str(out),
+        "--cluster",
+        "none",
+        "--no-progress",
+        "--part-size",
+        str(PART),
+        "--endpoint-url",
+        s3.endpoint_url,
+        "--storage-option",
+        "key=k",
+        "--storage-option",
+        "secret=s",
+        *extra,
+    ]
+
+
+@pytest.fixture
+def cli(capsys):
+    """``main(argv)`` in-process -> (exit code, stdout, stderr); pytest's SIGTERM handler kept."""
+    sigterm = signal.getsignal(signal.SIGTERM)
+
+    def run(argv):
+        code = main(argv)
+        captured = capsys.readouterr()
+        return code, captured.out, captured.err
+
+    yield run
+    signal.signal(signal.SIGTERM, sigterm)
+
+
+@pytest.fixture(scope="module")
+def channels(served):
+    """The two channels opened in-process, as a notebook user would."""
+    s3, a, _ = served
+    bucket = ih.open_bucket(ROOT, storage_options=s3.storage_options)
+    return ih.open_channels(bucket, IDS, a.start, a.stop, tolerance="6s")
+
+
+@pytest.fixture(scope="module")
+def library(channels):
+    """``ih.irradiance`` of the two channels, computed in-process."""
+    return ih.irradiance(channels, progress=False)
+
+
+@pytest.fixture(scope="module")
+def reference(served, tmp_path_factory):
+    """An uninterrupted two-channel irradiance run (a subprocess) -> (process, out dir)."""
+    out = tmp_path_factory.mktemp("reference")
+    proc = subprocess.run(
+        [sys.executable, "-m", "intake_helio.app.cli", *_args(served, "irradiance", out)],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    return proc, out
+
+
+def _read_csv(path) -> pd.DataFrame:
+    nan = {name: ["NaN"] for name in ("irradiance", "mean", "max")}
+    return pd.read_csv(path, keep_default_na=False, na_values=nan)
+
+
+def _wide(table: pd.DataFrame, column: str) -> np.ndarray:
+    """A long-form column as a (channel, time) array, channels in IDS order."""
+    return np.stack([table.loc[table["channel"] == c, column].to_numpy() for c in IDS])
+
+
+def _expected_status(a, b) -> np.ndarray:
+    status = np.full((2, N), "ok", dtype=object)
+    status[0, a.datakeys.index(a.corrupt[0])] = "truncated"
+    status[1, b.datakeys.index(b.corrupt[0])] = "truncated"
+    status[1, N171:] = "no frame within tolerance"
+    return status
+
+
+def _data_lines(ax) -> dict[str, np.ndarray]:
+    """The y values of the plotted lines labelled with a dataset id (one per channel)."""
+    out = {}
+    for line in ax.get_lines():
+        name = line.get_label().split(" ")[0]
+        if name in IDS and ":" not in line.get_label():
+            out[name] = np.asarray(line.get_ydata(), dtype=np.float64)
+    return out
+
+
+def _colour_pixels(png: Path, colour) -> int:
+    with Image.open(png) as img:
+        rgb = np.asarray(img.convert("RGB")).astype(int)
+    return int((np.abs(rgb - np.asarray(colour)).sum(axis=-1) <= 30).sum())
+
+
+# ----------------------------------------------------------------------------- demo data
+def test_second_channel_is_an_aia_171_dataset(served):
+    s3, a, b = served
+    fs = s3.filesystem()
+    assert b.dataset_id == "aia_0171" and b.wavelength == 171 and a.wavelength == 94
+    assert b.datakeys[0] == (
+        f"{ROOT}sdo/aia/20201231/0171/aia_lev1_171a_2020_12_31t22_00_03_00z_image_lev1.fits"
+    )
+    catalog = ih.open_bucket(ROOT, storage_options=s3.storage_options)
+    assert catalog["aia_0171"].title == "AIA 0171 FITS data (synthetic demo)"
+    assert catalog["aia_0094"].title == "AIA 0094 FITS data (synthetic demo)"
+    headers = {}
+    for d in (a, b):
+        with fits.open(fs.open(d.datakeys[0].removeprefix("s3://"))) as hdul:
+            headers[d.wavelength] = hdul[1].header.copy()
+    assert headers[171]["WAVELNTH"] == 171 and headers[171]["WAVE_STR"] == "171_THIN"
+    assert headers[171]["INSTRUME"] == "AIA_3" and headers[94]["INSTRUME"] == "AIA_4"
+    assert headers[94]["WAVELNTH"] == 94 and headers[94]["WAVE_STR"] == "94_THIN"
+    assert b.expected_mean[0] > 1.5 * a.expected_mean[0]  # the 171 Å disk is brighter
+
+
+# ----------------------------------------------------------------------------- irradiance
+def test_two_channel_irradiance_equals_the_library(served, reference, library):
+    proc, out = reference
+    _, a, b = served
+    assert proc.returncode == 3, proc.stderr  # finished, with failed frames
+    assert "Traceback" not in proc.stderr
+    assert f"frames: {2 * N}  ok: {2 * N - 4}  failed: 4" in proc.stdout
+    assert f"channel aia_0094: frames: {N}  ok: {N - 1}  failed: 1" in proc.stdout
+    assert f"channel aia_0171: frames: {N}  ok: {N - 3}  failed: 3" in proc.stdout
+    assert "failed (truncated): 2" in proc.stdout
+    assert "failed (no frame within tolerance): 2" in proc.stdout
+    for kind in ("csv", "nc", "png"):
+        assert f"wrote {kind}: {out / f'irradiance.{kind}'}" in proc.stdout
+
+    with xr.open_dataset(out / "irradiance.nc") as nc:
+        nc = nc.load()
+    assert nc["irradiance"].dims == ("channel", "time")
+    assert nc["channel"].values.tolist() == IDS == library["channel"].values.tolist()
+    np.testing.assert_array_equal(nc["time"].values, library["time"].values)
+    np.testing.assert_array_equal(nc["irradiance"].values, library["irradiance"].values)
+    np.testing.assert_array_equal(nc["n_valid"].values, library["n_valid"].values)
+    assert nc["status"].values.tolist() == library["status"].values.tolist()
+    assert nc["datakey"].values.tolist() == library["datakey"].values.tolist()
+    assert nc["status"].values.tolist() == _expected_status(a, b).tolist()
+    assert nc["irradiance"].attrs["units"] == "DN"
+    assert nc.attrs["channels"] == "aia_0094,aia_0171" and nc.attrs["tolerance"] == "6 s"
+    np.testing.assert_allclose(nc["irradiance"].values[0], a.expected_mean, rtol=1e-6)
+    np.testing.assert_allclose(nc["irradiance"].values[1, :N171], b.expected_mean, rtol=1e-6)
+
+    # the CSV in long form: a channel column, one row per channel and frame, in time order
+    table = _read_csv(out / "irradiance.csv")
+    assert list(table.columns) == ["time", "channel", "datakey", "irradiance", "n_valid", "status"]
+    assert len(table) == 2 * N
+    assert table["channel"].tolist() == IDS * N
+    times = pd.to_datetime(table["time"], format="%Y-%m-%dT%H:%M:%S.%f").to_numpy()
+    np.testing.assert_array_equal(times[::2], library["time"].values)
+    np.testing.assert_array_equal(times[1::2], library["time"].values)
+    np.testing.assert_array_equal(_wide(table, "irradiance"), library["irradiance"].values)
+    assert _wide(table, "status").tolist() == library["status"].values.tolist()
+    assert _wide(table, "datakey").tolist() == library["datakey"].values.tolist()
+
+
+def test_two_channel_png_has_one_line_per_channel(reference, library):
+    _, out = reference
+    with xr.open_dataset(out / "irradiance.nc") as nc:
+        fig = irradiance_figure(nc.load())
+    try:
+        (ax,) = fig.axes
+        lines = _data_lines(ax)
+        assert list(lines) == IDS
+        for k, name in enumerate(IDS):
+            expected = np.where(
+                library["status"].values[k] == "ok", library["irradiance"].values[k], np.nan
+            )
+            np.testing.assert_array_equal(lines[name], expected)
+        labels = [t.get_text() for t in ax.get_legend().get_texts()]
+        assert any(t.startswith("aia_0171: failed frame (3)") for t in labels), labels
+        assert ax.get_xlabel() == "time (UTC)" and ax.get_ylabel() == "mean intensity [DN]"
+    finally:
+        plt.close(fig)
+    png = out / "irradiance.png"
+    with Image.open(png) as img:
+        assert img.format == "PNG" and img.size[0] > 600 and img.size[1] > 300
+    # both lines are drawn in the saved file (a legend sample alone is ~100 such pixels)
+    assert _colour_pixels(png, C0) > 300 and _colour_pixels(png, C1) > 300
+
+
+def test_dataset_option_gives_the_same_files(served, reference, tmp_path, cli):
+    _, ref = reference
+    args = _args(served, "irradiance", tmp_path, "--dataset", "aia_0171", datasets=["aia_0094"])
+    code, _, err = cli(args)
+    assert code == 3, err
+    assert (tmp_path / "irradiance.csv").read_bytes() == (ref / "irradiance.csv").read_bytes()
+    with (
+        xr.open_dataset(tmp_path / "irradiance.nc") as x,
+        xr.open_dataset(ref / "irradiance.nc") as y,
+    ):
+        xr.testing.assert_identical(x.load(), y.load())
+
+
+@pytest.mark.parametrize(
+    ("datasets", "extra", "message"),
+    [
+        ([], [], "no dataset given"),
+        (["aia_0094", "aia_0094"], [], "dataset 'aia_0094' given twice"),
+        (IDS, ["--tolerance", "1s"], "'aia_0171' has no frame within tolerance='1s'"),
+        (["aia_0094", "aia_0193"], [], "aia_0193"),
+    ],
+    ids=["none", "twice", "tolerance", "unknown"],
+)
+def test_bad_channel_input_exits_2_with_one_line(served, tmp_path, cli, datasets, extra, message):
+    code, stdout, err = cli(_args(served, "irradiance", tmp_path, *extra, datasets=datasets))
+    lines = err.strip().splitlines()
+    assert code == 2 and stdout == "" and "Traceback" not in err
+    assert len(lines) == 1 and lines[0].startswith("intake-helio: error: "), err
+    assert message in lines[0]
+    assert not (tmp_path / "irradiance.csv").exists()
+
+
+def test_bad_tolerance_is_refused_by_the_parser(served, tmp_path, capsys):
+    with pytest.raises(SystemExit) as stop:
+        main(_args(served, "reduce", tmp_path, "--tolerance", "soon"))
+    assert stop.value.code == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        "intake-helio reduce: error: argument --tolerance: 'soon' is not a duration such as "
+        "6s or 1min"
+    )
+
+
+# ----------------------------------------------------------------------------- reduce
+def test_two_channel_reduce_equals_map_frames(served, channels, tmp_path, cli):
+    args = _args(served, "reduce", tmp_path, "--stat", "mean", "--stat", "max")
+    code, _, err = cli([*args, "--format", "csv,nc,zarr,png"])
+    assert code == 3, err
+    expected = ih.map_frames(channels, ["mean", "max"], progress=False)
+    assert expected["mean"].dims == ("channel", "time")
+
+    with xr.open_dataset(tmp_path / "reduce.nc") as nc:
+        nc = nc.load()
+    with xr.open_zarr(tmp_path / "reduce.zarr") as zs:
+        zs = zs.load()
+    assert zs.attrs["complete"] is True
+    for ds in (nc, zs):
+        assert ds["mean"].dims == ("channel", "time") == ds["status"].dims
+        assert [str(c) for c in ds["channel"].values] == IDS
+        np.testing.assert_array_equal(ds["time"].values, expected["time"].values)
+        for name in ("mean", "max"):
+            np.testing.assert_array_equal(ds[name].values, expected[name].values)
+        for name in ("status", "datakey"):
+            text = [[str(v) for v in row] for row in ds[name].values.tolist()]
+            assert text == expected[name].values.tolist()
+    # the store as zarr itself sees it: chunks of one channel and one part
+    group = zarr.open_group(str(tmp_path / "reduce.zarr"), mode="r")
+    assert group["mean"].shape == (2, N) and group["mean"].chunks == (1, PART)
+    assert group["mean"].attrs["_ARRAY_DIMENSIONS"] == ["channel", "time"]
+    assert group["_resume/part_done"][:].tolist() == [1] * (2 * N // PART)
+
+    table = _read_csv(tmp_path / "reduce.csv")
+    assert list(table.columns) == ["time", "channel", "datakey", "mean", "max", "status"]
+    np.testing.assert_array_equal(_wide(table, "mean"), expected["mean"].values)
+    np.testing.assert_array_equal(_wide(table, "max"), expected["max"].values)
+
+    fig = outputs_figure(nc)
+    try:
+        assert len(fig.axes) == 2
+        for ax, name in zip(fig.axes, ("mean", "max"), strict=True):
+            assert list(_data_lines(ax)) == IDS
+            assert ax.get_ylabel() == f"{name} [DN]"
+    finally:
+        plt.close(fig)
+    png = tmp_path / "reduce.png"
+    assert _colour_pixels(png, C0) > 300 and _colour_pixels(png, C1) > 300
+
+
+# ----------------------------------------------------------------------------- resume
+def _stopped_part_way(served, tmp_path, command, sig, done) -> tuple[Path, int]:
+    """Run ``command`` slowly in a subprocess, send ``sig`` once ``done()`` parts are saved."""
+    wrapper = tmp_path / "slow_cli.py"
+    wrapper.write_text(SLOW_WRAPPER)
+    out = tmp_path / "out"
+    proc = subprocess.Popen(
+        [sys.executable, str(wrapper), *_args(served, command, out)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while done(out) < 2:
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "no part saved within 120 s"
+            time.sleep(0.02)
+        proc.send_signal(sig)
+        proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    return out, proc.returncode
+
+
+def _saved_parts(out: Path) -> int:
+    return len(list((out / "parts").glob("part-*.csv")))
+
+
+def test_two_channel_irradiance_resumed_after_kill(served, reference, tmp_path, cli):
+    out, code = _stopped_part_way(served, tmp_path, "irradiance", signal.SIGKILL, _saved_parts)
+    assert code == -signal.SIGKILL
+    parts = out / "parts"
+    saved = {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in parts.glob("part-*.csv")}
+    assert 2 <= len(saved) < 2 * N // PART, "the run was not stopped part-way"
+
+    # another tolerance or other channels are another run: refused, nothing touched
+    code, _, err = cli([*_args(served, "irradiance", out), "--resume", "--tolerance", "5s"])
+    assert code == 2 and "holds parts of a different run (differs in tolerance)" in err
+    code, _, err = cli([*_args(served, "irradiance", out, datasets=IDS[::-1]), "--resume"])
+    assert code == 2 and "differs in dataset, files" in err
+
+    code, summary, err = cli([*_args(served, "irradiance", out), "--resume"])
+    assert code == 3, err
+    computed = int(re.search(r"computed: (\d+) frames", summary).group(1))
+    assert computed == 2 * N - PART * len(saved)
+    for name, (mtime, raw) in saved.items():  # kept, not recomputed
+        assert (parts / name).stat().st_mtime_ns == mtime and (parts / name).read_bytes() == raw
+    assert _saved_parts(out) == 2 * N // PART
+    _, ref = reference
+    assert (out / "irradiance.csv").read_bytes() == (ref / "irradiance.csv").read_bytes()
+    with xr.open_dataset(out / "irradiance.nc") as x, xr.open_dataset(ref / "irradiance.nc") as y:
+        xr.testing.assert_identical(x.load(), y.load())
+
+
+def test_two_channel_reduce_resumed_after_ctrl_c(served, tmp_path, cli):
+    def done(out: Path) -> int:
+        flags = out / "parts.zarr" / "_resume" / "part_done"
+        return len([p for p in flags.glob("*") if not p.name.startswith(".")])
+
+    out, code = _stopped_part_way(served, tmp_path, "reduce", signal.SIGINT, done)
+    assert code == 130
+    group = zarr.open_group(str(out / "parts.zarr"), mode="r")
+    saved = int(np.sum(group["_resume/part_done"][:]))
+    assert group.attrs["complete"] is False and 2 <= saved < 2 * N // PART
+
+    code, summary, err = cli([*_args(served, "reduce", out), "--resume"])
+    assert code == 3, err
+    computed = int(re.search(r"computed: (\d+) frames", summary).group(1))
+    assert computed == 2 * N - PART * saved
+    fresh = tmp_path / "fresh"
+    assert cli(_args(served, "reduce", fresh))[0] == 3
+    assert (out / "reduce.csv").read_bytes() == (fresh / "reduce.csv").read_bytes()
+    with xr.open_dataset(out / "reduce.nc") as x, xr.open_dataset(fresh / "reduce.nc") as y:
+        xr.testing.assert_identical(x.load(), y.load())
+
+
+# ----------------------------------------------------------------------------- demo
+def test_demo_runs_two_channels_and_plots_both(tmp_path):
+    log: list[str] = []
+    out = tmp_path / "demo"
+    report = run_demo(
+        out=str(out), frames=12, size=64, cluster_kind=None, progress=False, log=log.append
+    )
+    assert report.ok, (report.max_rel_error, report.failed_as_expected, log)
+    assert [d.dataset_id for d in report.channels] == IDS
+    assert [d.wavelength for d in report.channels] == [94, 171]
+    assert report.summary.frames == 24 and report.summary.failed == {"truncated": 2}
+    assert set(report.summary.channels) == set(IDS)
+
+    with xr.open_dataset(out / "irradiance.nc") as nc:
+        nc = nc.load()
+    assert nc["irradiance"].dims == ("channel", "time") and nc.sizes == {"channel": 2, "time": 12}
+    # the demo's own truth, independently of the report: values and the failed files
+    for k, d in enumerate(report.channels):
+        assert nc["datakey"].values[k].tolist() == list(d.datakeys)
+        np.testing.assert_allclose(nc["irradiance"].values[k], d.expected_mean, rtol=1e-6)
+        failed = nc["datakey"].values[k][nc["status"].values[k] != "ok"].tolist()
+        assert failed == list(d.corrupt) and len(failed) == 1
+    assert len(_read_csv(out / "irradiance.csv")) == 24
+
+    fig = irradiance_figure(nc)
+    try:
+        lines = _data_lines(fig.axes[0])
+        assert list(lines) == IDS
+        assert all(np.isfinite(v).sum() == 11 for v in lines.values())
+    finally:
+        plt.close(fig)
+    png = out / "irradiance.png"
+    assert png.stat().st_size > 10_000
+    assert _colour_pixels(png, C0) > 300 and _colour_pixels(png, C1) > 300
+
+
+# ----------------------------------------------------------------------------- store layout
+def test_zarr_store_of_channels_numbers_parts_channel_by_channel(tmp_path):
+    from intake_helio.app.stores import StoreError, ZarrStore
+
+    times = pd.date_range("2021-01-01", periods=5, freq="12s")
+    keys = np.array([[f"s3://b/{c}/{i}.fits" for i in range(5)] for c in IDS])
+    kwargs = dict(times=times, part_size=2, channels=IDS)
+    store = ZarrStore(tmp_path / "s.zarr", {"run": 1}, False, datakeys=keys, **kwargs)
+    assert (store.parts_per_channel, store.parts) == (3, 6)
+    assert [store.part_number(k, p) for k in (0, 1) for p in (0, 1, 2)] == list(range(6))
+    with pytest.raises(StoreError, match="part 3 of channel 1 is not a part"):
+        store.part_number(1, 3)
+    with pytest.raises(ih.HelioError, match=r"datakeys of shape \(5,\); expected \(2, 5\)"):
+        ZarrStore(tmp_path / "t.zarr", {"run": 1}, False, datakeys=keys[0], **kwargs)
+    part = xr.Dataset(
+        {"mean": ("time", [1.0, 2.0]), "status": ("time", ["ok", "truncated"])},
+        coords={"time": times[2:4]},
+    )
+    part["datakey"] = ("time", keys[1, 2:4])
+    store.save(store.part_number(1, 1), part)
+    assert store.done() == {4}
+    loaded = store.load()
+    assert loaded["mean"].dims == ("channel", "time")
+    np.testing.assert_array_equal(loaded["mean"].values[1, 2:4], [1.0, 2.0])
+    assert np.isnan(loaded["mean"].values[0]).all()
+    assert loaded["status"].values.tolist() == [[""] * 5, ["", "", "ok", "truncated", ""]]
+    assert loaded["channel"].values.tolist() == IDS
