@@ -33,6 +33,7 @@ from .base.errors import (
 )
 from .base.reasons import Reason
 from .base.times import parse_time
+from .catalog.cache import clear_cache
 from .catalog.channels import open_channels
 from .catalog.index import BadRow
 from .catalog.registry import (
@@ -101,6 +102,7 @@ __all__ = [
     "SearchResults",
     "TimeRangeError",
     "__version__",
+    "clear_cache",
     "cluster",
     "irradiance",
     "map_frames",

@@ -29,6 +29,7 @@ from ..io.storage import (
     is_no_credentials,
     options_for,
     read_limited,
+    redact,
     shown,
     too_large,
 )
@@ -49,6 +50,22 @@ def _is_timeout(exc: BaseException) -> bool:
         if isinstance(exc, TimeoutError):
             return True
         if any("Timeout" in c.__name__ for c in type(exc).__mro__):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
+def _is_unreachable(exc: BaseException) -> bool:
+    """A name that does not resolve or a refused connection (aiohttp, botocore, socket)."""
+    import socket
+
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, socket.gaierror | ConnectionRefusedError):
+            return True
+        names = {c.__name__ for c in type(exc).__mro__}
+        if names & {"ClientConnectorDNSError", "ClientConnectorError", "EndpointConnectionError"}:
             return True
         exc = exc.__cause__ or exc.__context__
     return False
@@ -88,7 +105,13 @@ def storage_error(
             "variables or a profile), or anon=True if the bucket is public"
         )
     if isinstance(exc, FileNotFoundError):
-        given = sorted(options_for(url, storage_options, defaults=False)) or "none"
+        given: Any = sorted(options_for(url, storage_options, defaults=False))
+        if not given and storage_options:  # given, but none apply to this URL's protocol
+            given = (
+                f"{redact(dict(storage_options))}, none of which apply to {u}; "
+                "is it meant to be an s3:// URL"
+            )
+        given = given or "none"
         return CatalogNotFoundError(
             f"{what} {u} does not exist; check the URL and the storage options (given: {given})"
         )
@@ -105,14 +128,24 @@ def storage_error(
             f"read {cs.read_timeout:g} s, dask config intake_helio.timeouts.*): {detail}; check "
             "the network and the endpoint, or raise the timeouts"
         )
+    if _is_unreachable(exc):
+        return StorageReadError(
+            f"cannot read {what} {u}: its host cannot be reached (no network, or the name "
+            f"does not resolve or refuses connections): {detail}; check the network "
+            "connection and the URL"
+        )
     return StorageReadError(
         f"cannot read {what} {u}: {detail}; check the network, the endpoint_url and the "
         "credentials in storage_options"
     )
 
 
-def read_json(url: str, storage_options: Mapping[str, Any] | None, what: str) -> dict:
+def read_json(
+    url: str, storage_options: Mapping[str, Any] | None, what: str, *, cache: bool = False
+) -> dict:
     """Read a JSON object from any fsspec URL, at most ``intake_helio.limits.json-bytes``.
+
+    With ``cache=True`` the file goes through :mod:`.cache` (revalidated on each read).
 
     Raises
     ------
@@ -128,8 +161,22 @@ def read_json(url: str, storage_options: Mapping[str, Any] | None, what: str) ->
     u = shown(url)
     logger.debug("reading %s %s (at most %d bytes)", what, u, limit)
     try:
-        fs, path = filesystem(url, storage_options, catalog=True)
-        data = read_limited(fs, path, url, limit, what, "limits.json-bytes")
+        if cache:
+            from .cache import cached_fetch
+
+            def fetch(urls):
+                fs, path = filesystem(url, storage_options, catalog=True)
+                try:
+                    return {url: read_limited(fs, path, url, limit, what, "limits.json-bytes")}
+                except Exception as exc:
+                    return {url: exc}
+
+            data = cached_fetch([url], storage_options, fetch, limit=limit)[url]
+            if isinstance(data, BaseException):
+                raise data
+        else:
+            fs, path = filesystem(url, storage_options, catalog=True)
+            data = read_limited(fs, path, url, limit, what, "limits.json-bytes")
     except Exception as exc:
         logger.debug("reading %s %s failed: %s", what, u, type(exc).__name__)
         raise storage_error(exc, url, what, storage_options) from exc

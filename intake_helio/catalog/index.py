@@ -26,6 +26,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import dask.config
 import numpy as np
 import pandas as pd
 
@@ -489,8 +490,11 @@ def read_index(
     stop: pd.Timestamp | None = None,
     storage_options: Mapping[str, Any] | None = None,
     errors: str = "raise",
+    cache: bool | None = None,
 ) -> pd.DataFrame:
     """Fetch the yearly index files of ``years`` concurrently and return the rows in range.
+
+    ``cache`` (default: ``intake_helio.cache.enabled``) reads them through :mod:`.cache`.
 
     Missing years are gaps, not errors; if *no* year exists and the index prefix
     itself does not exist, :class:`CatalogNotFoundError` is raised. With
@@ -504,7 +508,7 @@ def read_index(
         limit = catalog_settings().max_index_bytes
         policy = UrlPolicy.current()
         try:
-            results = fetch_many(urls, storage_options, limit, "index file", "limits.index-bytes")
+            results = _fetch(urls, years, storage_options, limit, cache)
         except Exception as exc:
             raise storage_error(exc, urls[0], "index file", storage_options) from exc
         found = 0
@@ -537,6 +541,21 @@ def read_index(
     if errors == "report":
         df.attrs["bad_rows"] = bad_rows
     return df
+
+
+def _fetch(urls, years, storage_options, limit: int, cache: bool | None) -> dict:
+    def fetch(some):
+        return fetch_many(some, storage_options, limit, "index file", "limits.index-bytes")
+
+    from .cache import cache_enabled, cached_fetch
+
+    if not cache_enabled(cache):
+        return fetch(urls)
+    trusted: list[str] = []
+    if dask.config.get("intake_helio.cache.trust-past-years", False):
+        this_year = pd.Timestamp.now(tz="UTC").year
+        trusted = [u for u, y in zip(urls, years, strict=True) if y < this_year]
+    return cached_fetch(urls, storage_options, fetch, limit=limit, trusted=trusted)
 
 
 def _check_prefix_exists(fs, index: str, storage_options) -> None:

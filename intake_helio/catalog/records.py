@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -55,13 +55,16 @@ def require(obj: Mapping, keys: tuple[str, ...], where: str) -> None:
 
 
 def version_of(obj: Mapping, where: str, list_key: str, kind: str) -> str:
-    """The format version (``version``, or older ``Cloudy``/``CloudMe``); checks ``list_key``."""
-    if not any(k in obj for k in ("version", "Cloudy", "CloudMe")):
+    """The format version (``version``, or older ``Cloudy``/``CloudMe``/``CloudCatalog``);
+    checks ``list_key``."""
+    keys = ("version", "Cloudy", "CloudMe", "CloudCatalog")
+    if not any(k in obj for k in keys):
         raise CatalogFormatError(
-            f"{where} has no 'version' (or older 'Cloudy'/'CloudMe') key; is it {kind}?"
+            f"{where} has no 'version' (or older 'Cloudy'/'CloudMe'/'CloudCatalog') key; "
+            f"is it {kind}?"
         )
     require(obj, (list_key,), where)
-    return display_text(obj.get("version") or obj.get("Cloudy") or obj.get("CloudMe"), 40)
+    return display_text(next((obj[k] for k in keys if obj.get(k)), ""), 40)
 
 
 def did_you_mean(name: str, candidates: list[str]) -> str:
@@ -151,6 +154,7 @@ class Dataset:
     metadata: Mapping[str, Any] = field(default_factory=dict, repr=False)
     endpoint: str = ""
     storage_options: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    cache: bool | None = field(default=None, repr=False, compare=False)
 
     def __repr__(self) -> str:
         return (
@@ -158,6 +162,18 @@ class Dataset:
             f"index={shown(self.index)!r}, start={self.start!r}, stop={self.stop!r}, "
             f"filetype={display_text(self.filetype, 80)!r}, indextype={self.indextype!r}, "
             f"multiyear={self.multiyear!r}, endpoint={shown(self.endpoint)!r})"
+        )
+
+    def _repr_html_(self) -> str:
+        from .reprs import dataset_html
+
+        return dataset_html(self)
+
+    @property
+    def index_years(self) -> list[int]:
+        """The years whose index files the dataset's own range covers."""
+        return file_index.index_years(
+            self.start, self.stop, self.start, self.stop + pd.Timedelta(1, "ns")
         )
 
     @classmethod
@@ -169,6 +185,7 @@ class Dataset:
         where: str = "",
         catalog_url: str = "",
         policy: UrlPolicy | None = None,
+        cache: bool | None = None,
     ) -> Dataset:
         """Build a Dataset from one ``catalog`` entry of ``catalog.json``.
 
@@ -187,6 +204,9 @@ class Dataset:
             URL policy.
         policy : UrlPolicy, optional
             Defaults to :meth:`UrlPolicy.current`.
+        cache : bool, optional
+            Read the index files through the on-disk cache (default:
+            ``intake_helio.cache.enabled``).
 
         Raises
         ------
@@ -222,6 +242,7 @@ class Dataset:
             metadata={k: v for k, v in entry.items() if k not in known},
             endpoint=endpoint,
             storage_options=dict(storage_options or {}),
+            cache=cache,
         )
 
     @property
@@ -268,20 +289,68 @@ class Dataset:
             stop=t1,
             storage_options=self.storage_options,
             errors=errors,
+            cache=self.cache,
         )
 
-    def to_dataarray(self, start: Any = None, stop: Any = None, **kwargs):
-        """Lazy ``(time, y, x)`` frames of ``[start, stop)``; see :func:`~intake_helio.open_frames`.
+    def to_dataarray(
+        self,
+        start: Any = None,
+        stop: Any = None,
+        *,
+        hdu: int | str = "auto",
+        cutout: Mapping[str, slice] | None = None,
+        header_keys: Sequence[str] = (),
+        units: str = "DN",
+        on_error: str = "raise",
+        chunks: Mapping[str, int] | None = None,
+        storage_options: Mapping[str, Any] | None = None,
+        index_errors: str = "raise",
+    ):
+        """Lazy ``(time, y, x)`` frames of ``[start, stop)`` (nothing is read but the index).
 
-        Keyword arguments go to :func:`~intake_helio.open_frames`.
+        Parameters
+        ----------
+        start, stop : str, datetime, numpy.datetime64 or pandas.Timestamp, optional
+            Half-open time range; defaults to the dataset's own range.
+        hdu : int or "auto"
+            The image HDU; ``"auto"`` finds the first one with image data.
+        cutout : dict, optional
+            ``{"y": slice, "x": slice}``: read only that window (only its tiles).
+        header_keys : sequence of str
+            Header keys kept as ``time`` coordinates.
+        units : str
+            The ``units`` attribute of the array.
+        on_error : {"raise", "nan"}
+            A frame that cannot be read raises, or becomes NaN with its reason.
+        chunks : dict, optional
+            Dask chunks along ``time``/``y``/``x``.
+        storage_options : dict, optional
+            Options for the data files; default: the bucket's.
+        index_errors : {"raise", "report"}
+            Bad index rows raise, or are skipped (see :meth:`files`).
+
+        Returns
+        -------
+        xarray.DataArray
+            See :func:`~intake_helio.open_frames`.
         """
         from ..frames.build import open_frames
 
-        errors = kwargs.pop("index_errors", "raise")
-        kwargs.setdefault("storage_options", self.storage_options)
-        df = self.files(start, stop, errors=errors)
+        if storage_options is None:
+            storage_options = self.storage_options
+        df = self.files(start, stop, errors=index_errors)
         attrs = {"dataset": self.id, "title": self.title, "endpoint": mask_url(self.endpoint)}
-        return open_frames(df, attrs=attrs, **kwargs)
+        return open_frames(
+            df,
+            hdu=hdu,
+            cutout=cutout,
+            header_keys=header_keys,
+            units=units,
+            on_error=on_error,
+            chunks=chunks,
+            storage_options=storage_options,
+            attrs=attrs,
+        )
 
     def headers(self, start: Any = None, stop: Any = None, keys=(), **kwargs) -> pd.DataFrame:
         """Header values of every file in range, read in parallel (no pixel data)."""

@@ -39,6 +39,7 @@ from .records import (
     require,
     version_of,
 )
+from .reprs import bucket_html, listing, registry_html
 
 __all__ = [
     "DEFAULT_REGISTRY_URL",
@@ -103,11 +104,19 @@ class Bucket(Mapping[str, Dataset]):
     """
 
     def __init__(
-        self, endpoint: str, obj: Mapping[str, Any], storage_options=None, url="", *, warn=True
+        self,
+        endpoint: str,
+        obj: Mapping[str, Any],
+        storage_options=None,
+        url="",
+        *,
+        warn=True,
+        cache: bool | None = None,
     ):
         self.endpoint = endpoint_root(endpoint)
         self.url = url or self.endpoint + "catalog.json"
         self.storage_options = dict(storage_options or {})
+        self.cache = cache
         where = f"bucket catalog {shown(self.url)}"
         self.version = version_of(obj, where, "catalog", "a CloudCatalog catalog.json")
         self.name = display_text(obj.get("name") or mask_url(self.endpoint), 200)
@@ -142,6 +151,7 @@ class Bucket(Mapping[str, Dataset]):
                     where=f"{where} catalog[{i}]",
                     catalog_url=self.url,
                     policy=policy,
+                    cache=cache,
                 )
             except CatalogFormatError as exc:
                 self.invalid[self._invalid_key(entry, i)] = str(exc)
@@ -194,7 +204,13 @@ class Bucket(Mapping[str, Dataset]):
 
     def __repr__(self) -> str:
         skipped = f" skipped={len(self.invalid)}" if self.invalid else ""
-        return f"<Bucket {self.name!r} {shown(self.endpoint)} datasets={len(self)}{skipped}>"
+        return (
+            f"<Bucket {shown(self.name)!r} {shown(self.endpoint)} datasets={len(self)}{skipped}"
+            f"{listing(list(self.datasets))}>"
+        )
+
+    def _repr_html_(self) -> str:
+        return bucket_html(self)
 
     def search(self, text: str | None = None, start: Any = None, stop: Any = None) -> SearchResults:
         """Datasets whose id/title/description contain ``text`` and overlap ``[start, stop)``."""
@@ -208,7 +224,9 @@ class Bucket(Mapping[str, Dataset]):
         return SearchResults(self.datasets.values()).to_dataframe().drop(columns="endpoint")
 
 
-def open_bucket(endpoint: str, storage_options: Mapping[str, Any] | None = None) -> Bucket:
+def open_bucket(
+    endpoint: str, storage_options: Mapping[str, Any] | None = None, *, cache: bool | None = None
+) -> Bucket:
     """Read ``<endpoint>catalog.json``.
 
     Parameters
@@ -222,6 +240,10 @@ def open_bucket(endpoint: str, storage_options: Mapping[str, Any] | None = None)
         and every data file. Credentials of the ``http``/``https`` entries (headers, auth,
         cookies) reach the host of ``endpoint`` only (see
         :func:`~intake_helio.io.storage.scope_options`).
+    cache : bool, optional
+        Read ``catalog.json`` and the index files through the on-disk cache
+        (:mod:`intake_helio.catalog.cache`; each read is revalidated with the store).
+        Default: ``dask.config`` ``intake_helio.cache.enabled`` (on).
 
     Raises
     ------
@@ -231,15 +253,19 @@ def open_bucket(endpoint: str, storage_options: Mapping[str, Any] | None = None)
     BucketUnavailableError
         The catalog says status 1400.
     """
-    return _open_bucket(endpoint, storage_options)
+    return _open_bucket(endpoint, storage_options, cache=cache)
 
 
-def _open_bucket(endpoint: str, storage_options: Mapping[str, Any] | None, warn=True) -> Bucket:
+def _open_bucket(
+    endpoint: str, storage_options: Mapping[str, Any] | None, warn=True, cache=None
+) -> Bucket:
+    from .cache import cache_enabled
+
     root = endpoint_root(endpoint)
     url = root + "catalog.json"
     storage_options = scope_options(storage_options, url)
-    obj = read_json(url, storage_options, "bucket catalog")
-    return Bucket(root, obj, storage_options, url=url, warn=warn)
+    obj = read_json(url, storage_options, "bucket catalog", cache=cache_enabled(cache))
+    return Bucket(root, obj, storage_options, url=url, warn=warn, cache=cache)
 
 
 class Registry:
@@ -254,12 +280,16 @@ class Registry:
         -> the reason.
     """
 
-    def __init__(self, url: str, obj: Mapping[str, Any], storage_options=None):
+    def __init__(
+        self, url: str, obj: Mapping[str, Any], storage_options=None, *, cache: bool | None = None
+    ):
         self.url = url
         self.storage_options = dict(storage_options or {})
+        self.cache = cache
         where = f"registry {shown(url)}"
         self.version = version_of(obj, where, "registry", "a HelioDataRegistry.json")
-        self.modification_date = obj.get("modificationDate")
+        modified = obj.get("modificationDate") or obj.get("modification")
+        self.modification_date = display_text(modified, 100) if modified else None
         entries = obj["registry"]
         if not isinstance(entries, list):
             raise CatalogFormatError(
@@ -300,7 +330,13 @@ class Registry:
 
     def __repr__(self) -> str:
         skipped = f" skipped={len(self.invalid)}" if self.invalid else ""
-        return f"<Registry {shown(self.url)} endpoints={len(self.endpoints)}{skipped}>"
+        names = [shown(e.endpoint) for e in self.endpoints]
+        return (
+            f"<Registry {shown(self.url)} endpoints={len(self.endpoints)}{skipped}{listing(names)}>"
+        )
+
+    def _repr_html_(self) -> str:
+        return registry_html(self)
 
     def endpoint(self, name: str, region: str | None = None) -> str:
         """The endpoint URL of the bucket called ``name`` (and in ``region``, if given)."""
@@ -332,7 +368,7 @@ class Registry:
     def open_bucket(self, name: str, region: str | None = None) -> Bucket:
         """Open the catalog of a bucket by registry name or endpoint URL."""
         url = name if "://" in name else self.endpoint(name, region)
-        return open_bucket(url, self.storage_options)
+        return open_bucket(url, self.storage_options, cache=self.cache)
 
     def search(self, text: str | None = None, start: Any = None, stop: Any = None) -> SearchResults:
         """Search every bucket; unreachable buckets are reported in ``.unreachable``.
@@ -348,7 +384,8 @@ class Registry:
 
         def one(ep: Endpoint):
             try:
-                return ep, _open_bucket(ep.endpoint, self.storage_options, warn=False), None
+                bucket = _open_bucket(ep.endpoint, self.storage_options, False, self.cache)
+                return ep, bucket, None
             except (Exception, RecursionError) as exc:
                 return ep, None, f"{type(exc).__name__}: {shown(exc, 2000)}"
 
@@ -370,7 +407,10 @@ class Registry:
 
 
 def open_registry(
-    url: str | None = None, storage_options: Mapping[str, Any] | None = None
+    url: str | None = None,
+    storage_options: Mapping[str, Any] | None = None,
+    *,
+    cache: bool | None = None,
 ) -> Registry:
     """Read the global registry.
 
@@ -384,7 +424,17 @@ def open_registry(
         fsspec options, flat (object stores), keyed by protocol or by origin; also used for
         every bucket opened from this registry. Credentials of the ``http``/``https``
         entries reach the registry's host only.
+    cache : bool, optional
+        Whether buckets opened from this registry read through the on-disk cache
+        (default: ``intake_helio.cache.enabled``). The registry itself is always read fresh.
+
+    Raises
+    ------
+    CatalogNotFoundError, StorageAccessError, StorageReadError, CatalogFormatError
+        The registry is missing, refused, unreachable (also an unresolvable host or no
+        network), too large or malformed; the message names its URL (credentials masked).
     """
     url = url or os.environ.get(REGISTRY_ENV) or DEFAULT_REGISTRY_URL
     storage_options = scope_options(storage_options, url)
-    return Registry(url, read_json(url, storage_options, "registry"), storage_options)
+    obj = read_json(url, storage_options, "registry")
+    return Registry(url, obj, storage_options, cache=cache)
