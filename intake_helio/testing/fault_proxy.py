@@ -6,7 +6,11 @@ server such as ``LocalS3``. Requests that match a :class:`FaultRule` are answere
 instead: an S3 error status, a reset connection, a stall or a truncated body. The kinds, how
 rules match a request's path and how ``rate < 1`` stays reproducible are described in
 :mod:`intake_helio.testing.fault_rules`; ``FaultRule`` and ``FAULT_KINDS`` are importable
-from here too. Statistics per key use the same decoded ``/bucket/key`` path as matching.
+from here too. Statistics per key use the same decoded ``/bucket/key`` path as matching. A
+:class:`~intake_helio.testing.shaping.Shaping` (``shaping=``, :meth:`FaultProxy.set_shaping`)
+makes every answer cloud-shaped: first-byte latency, a bandwidth cap per connection and a
+request rate above which S3's ``503 SlowDown`` is answered (see
+:mod:`intake_helio.testing.shaping`).
 
 Bounds
 ------
@@ -31,150 +35,35 @@ import copy
 import http.client
 import logging
 import random
-import re
-import select
 import socket
-import struct
 import threading
 import time
 import uuid
 from collections.abc import Sequence
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from ..base.errors import HelioError
 from .errors import FaultConfigError, FaultConfigTypeError
 from .fault_rules import FAULT_KINDS, FaultRule, choose_rule, s3_error_body
+from .proxy_base import CHUNK, HOP_BY_HOP, ClientGone, ProxyHandler, ProxyServer
+from .shaping import Shaper, Shaping
 
-__all__ = ["FAULT_KINDS", "FaultProxy", "FaultRule"]
+__all__ = ["FAULT_KINDS", "FaultProxy", "FaultRule", "Shaping"]
 
 logger = logging.getLogger(__name__)
 
-_CHUNK = 1 << 20  # bytes copied per read/write when streaming bodies
 _UPSTREAM_TIMEOUT = 300.0  # seconds, per socket operation towards the upstream
-_CLIENT_TIMEOUT = 300.0  # seconds, per socket operation towards the client (idle keep-alive)
 _FAULT_LOG_LIMIT = 100_000
-_HOP_BY_HOP = frozenset(
-    {
-        "connection",
-        "keep-alive",
-        "proxy-authenticate",
-        "proxy-authorization",
-        "proxy-connection",
-        "te",
-        "trailer",
-        "trailers",
-        "transfer-encoding",
-        "upgrade",
-        "expect",
-    }
-)
-_PRESIGNED = re.compile(
-    r"(?i)\b(X-Amz-(?:Credential|Security-Token|Signature)|AWSAccessKeyId|Signature)=[^&\s]*"
-)
+#: How a throttled request is answered (counted as ``"throttled"``, not as a fault).
+_THROTTLED = FaultRule("status", status=503, code="SlowDown")
 
 
-class _ClientGone(HelioError, ConnectionError):
-    """The client closed its connection in the middle of a request body."""
+class _Handler(ProxyHandler):
+    """Answers one request: forwarded, a fault, or throttled; shaped if asked."""
 
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    block_on_close = False
-    request_queue_size = 128
-    allow_reuse_address = True
-
-    def __init__(self, address, handler, proxy: FaultProxy):
-        self.proxy = proxy
-        super().__init__(address, handler)
-
-    def server_bind(self) -> None:
-        # HTTPServer.server_bind calls socket.getfqdn(), a reverse DNS look-up; not needed.
-        import socketserver
-
-        socketserver.TCPServer.server_bind(self)
-        self.server_name, self.server_port = self.server_address[:2]
-
-    def handle_error(self, request, client_address) -> None:
-        logger.debug("fault proxy: error serving %s", client_address, exc_info=True)
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    timeout = _CLIENT_TIMEOUT
-    disable_nagle_algorithm = True  # headers and body are separate writes
-    server: _Server
-
-    # ------------------------------------------------------------------ plumbing
-    def setup(self) -> None:
-        super().setup()
-        self.server.proxy._track(self.connection, add=True)
-
-    def finish(self) -> None:
-        self.server.proxy._track(self.connection, add=False)
-        try:
-            super().finish()
-        except OSError:
-            pass
-
-    def log_message(self, format: str, *args: Any) -> None:
-        # the request line of a presigned URL carries the access key id and session token
-        args = tuple(_PRESIGNED.sub(r"\1=***", a) if isinstance(a, str) else a for a in args)
-        logger.debug("fault proxy: " + format, *args)
-
-    def _abort(self) -> None:
-        """Close the client connection with a TCP RST, sending nothing more."""
-        self.close_connection = True
-        try:
-            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        except OSError:
-            pass
-        try:
-            self.rfile.close()  # holds a reference to the socket: release it first
-            self.connection.close()
-        except OSError:
-            pass
-
-    def _read_body(self, sink) -> int:
-        """Stream the request body to ``sink(bytes)``; return its length."""
-        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
-            total = 0
-            while True:
-                size = int(self.rfile.readline(1024).split(b";")[0].strip() or b"0", 16)
-                if size == 0:
-                    while self.rfile.readline(65537) not in (b"\r\n", b"\n", b""):
-                        pass  # trailers
-                    return total
-                self._read_exact(size, sink)
-                total += size
-                self.rfile.readline(3)
-        length = int(self.headers.get("Content-Length") or 0)
-        self._read_exact(length, sink)
-        return length
-
-    def _read_exact(self, size: int, sink) -> None:
-        """Pass exactly ``size`` bytes of the request body to ``sink``, in chunks."""
-        remaining = size
-        while remaining:
-            data = self.rfile.read(min(remaining, _CHUNK))
-            if not data:
-                raise _ClientGone("client closed the connection mid-body")
-            sink(data)
-            remaining -= len(data)
-
-    def _client_gone(self) -> bool:
-        try:
-            readable, _, _ = select.select([self.connection], [], [], 0)
-            if not readable:
-                return False
-            return self.connection.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
-        except (OSError, ValueError):
-            return True
-
-    # ------------------------------------------------------------------ dispatch
     def _handle(self) -> None:
         proxy = self.server.proxy
+        arrival = time.monotonic()
         split = urlsplit(self.path)
         path = unquote(split.path or "/")
         # Signed requests carry an Authorization header or, when presigned, a signature
@@ -184,11 +73,10 @@ class _Handler(BaseHTTPRequestHandler):
         signed = bool(self.headers.get("Authorization")) or bool(
             {"X-Amz-Signature", "Signature"} & query.keys()
         )
-        decision = proxy._admit(self.command, path, signed)
-        if decision is None:  # bound reached: stop serving
+        rule, self._first_byte_at = proxy._admit(self.command, path, signed, arrival)
+        if rule is None:  # bound reached: stop serving
             self._abort()
             return
-        rule = decision
         if rule is False:
             self._forward()
         elif rule.kind == "status":
@@ -209,9 +97,16 @@ class _Handler(BaseHTTPRequestHandler):
 
     do_GET = do_HEAD = do_PUT = do_POST = do_DELETE = do_PATCH = do_OPTIONS = _handle
 
+    def _wait_first_byte(self) -> None:
+        """Hold the response until the shaping's first-byte latency has passed."""
+        shaper = self.server.proxy._shaper
+        if shaper is not None and not shaper.wait_until(self._first_byte_at):
+            raise ClientGone("the proxy is stopping")
+
     def _send_error(self, status: int, code: str, path: str) -> None:
         request_id = uuid.uuid4().hex[:16].upper()
         body = s3_error_body(code, path, request_id)
+        self._wait_first_byte()
         self.send_response_only(status)
         self.send_header("Content-Type", "application/xml")
         self.send_header("x-amz-request-id", request_id)
@@ -255,7 +150,7 @@ class _Handler(BaseHTTPRequestHandler):
             conn.putrequest(self.command, target, skip_host=True, skip_accept_encoding=True)
             for name, value in self.headers.items():
                 lname = name.lower()
-                if lname in _HOP_BY_HOP or (body is not None and lname == "content-length"):
+                if lname in HOP_BY_HOP or (body is not None and lname == "content-length"):
                     continue
                 conn.putheader(name, value)
             if body is not None:
@@ -276,7 +171,7 @@ class _Handler(BaseHTTPRequestHandler):
 
         status = resp.status
         no_body = self.command == "HEAD" or status in (204, 304) or status < 200
-        headers = [(k, v) for k, v in resp.getheaders() if k.lower() not in _HOP_BY_HOP]
+        headers = [(k, v) for k, v in resp.getheaders() if k.lower() not in HOP_BY_HOP]
         length_header = resp.getheader("Content-Length")
         length = int(length_header) if length_header is not None else None
 
@@ -311,28 +206,38 @@ class _Handler(BaseHTTPRequestHandler):
             self._copy(resp, length)
 
     def _copy(self, resp: http.client.HTTPResponse, limit: int | None, chunked: bool = False):
-        """Stream up to ``limit`` bytes (all if None) of ``resp`` to the client."""
-        buf = bytearray(_CHUNK)
-        view = memoryview(buf)
-        remaining = limit
-        while remaining is None or remaining > 0:
-            n = resp.readinto(view if remaining is None else view[: min(remaining, _CHUNK)])
-            if not n:
-                break
-            if remaining is not None:
-                remaining -= n
-            if chunked:
-                self.wfile.write(b"%x\r\n" % n)
-                self.wfile.write(view[:n])
-                self.wfile.write(b"\r\n")
-            else:
-                self.wfile.write(view[:n])
+        """Stream up to ``limit`` bytes (all if None) of ``resp`` to the client (paced if
+        the shaping caps bandwidth)."""
+        shaper = self.server.proxy._shaper
+        pacer = None if shaper is None else shaper.pacer()
+        size = CHUNK if pacer is None else pacer.chunk
+        view = memoryview(bytearray(size))
+        remaining, sent = limit, 0
+        try:
+            while remaining is None or remaining > 0:
+                n = resp.readinto(view if remaining is None else view[: min(remaining, size)])
+                if not n:
+                    break
+                if remaining is not None:
+                    remaining -= n
+                if chunked:
+                    self.wfile.write(b"%x\r\n" % n)
+                    self.wfile.write(view[:n])
+                    self.wfile.write(b"\r\n")
+                else:
+                    self.wfile.write(view[:n])
+                sent += n
+                if pacer is not None and not pacer.sent(n):
+                    raise ClientGone("the proxy is stopping")
+        finally:
+            self.server.proxy._count("body_bytes", sent)
         if chunked:
             self.wfile.write(b"0\r\n\r\n")
         elif remaining:  # the upstream ended early: do not reuse this client connection
             self.close_connection = True
 
     def _send_head(self, status: int, reason: str, headers, close: bool) -> None:
+        self._wait_first_byte()
         self.send_response_only(status, reason)
         for name, value in headers:
             self.send_header(name, value)
@@ -359,6 +264,9 @@ class FaultProxy:
         Stop serving after this many requests.
     max_seconds : float
         Stop serving this many seconds after :meth:`start`.
+    shaping : Shaping, optional
+        Latency, bandwidth per connection and request rate of the answers (None: as fast
+        as the upstream).
 
     Attributes
     ----------
@@ -382,6 +290,7 @@ class FaultProxy:
         port: int = 0,
         max_requests: int = 100_000,
         max_seconds: float = 600,
+        shaping: Shaping | None = None,
     ):
         split = urlsplit(upstream)
         if split.scheme not in ("http", "https") or not split.hostname:
@@ -411,12 +320,14 @@ class FaultProxy:
         self._stats: dict[str, Any] = {}
         self._fault_log: list[dict[str, Any]] = []
         self._conns: set[socket.socket] = set()
-        self._server: _Server | None = None
+        self._server: ProxyServer | None = None
         self._thread: threading.Thread | None = None
         self._timer: threading.Timer | None = None
         self._stopping = threading.Event()
         self._halted = False
+        self._shaper: Shaper | None = None
         self.set_rules(rules)
+        self.set_shaping(shaping)
         self.reset_stats()
 
     # ------------------------------------------------------------------ public API
@@ -426,7 +337,7 @@ class FaultProxy:
             return self
         self._stopping.clear()
         self._halted = False
-        self._server = _Server(("127.0.0.1", self.port), _Handler, self)
+        self._server = ProxyServer(("127.0.0.1", self.port), _Handler, self)
         host, port = self._server.server_address[:2]
         self.endpoint_url = f"http://{host}:{port}"
         self._thread = threading.Thread(
@@ -487,11 +398,21 @@ class FaultProxy:
             self._rules = rules
             self._fired = [0] * len(rules)
 
+    @property
+    def shaping(self) -> Shaping | None:
+        """The current :class:`~intake_helio.testing.shaping.Shaping` (None: none)."""
+        shaper = self._shaper
+        return None if shaper is None else shaper.shaping
+
+    def set_shaping(self, shaping: Shaping | None) -> None:
+        """Shape the answers from now on (a fresh token bucket and latency RNG); None: stop."""
+        self._shaper = None if shaping is None else Shaper(shaping, self._stopping)
+
     def reset_stats(self) -> None:
         """Zero every counter and clear the fault log (the RNG is not reseeded)."""
         with self._lock:
             self._stats = {"requests": 0, "forwarded": 0, "faults": 0, "refused": 0}
-            self._stats["unsigned"] = 0
+            self._stats.update(unsigned=0, throttled=0, body_bytes=0)
             self._stats.update(dict.fromkeys(FAULT_KINDS, 0))
             self._stats["by_key"] = {}
             self._fault_log = []
@@ -505,7 +426,9 @@ class FaultProxy:
         kind (``"status"``, ``"reset"``, ``"stall"``, ``"truncate"``), ``"refused"``
         (requests dropped after the bound), ``"unsigned"`` (admitted requests with neither
         an ``Authorization`` header nor a presigned ``X-Amz-Signature``/``Signature``,
-        i.e. anonymous ones; also per key when > 0), and ``"by_key"``: ``{path: {"requests": n,
+        i.e. anonymous ones; also per key when > 0), ``"throttled"`` (answered ``503
+        SlowDown`` by the shaping's rate limit; also per key when > 0), ``"body_bytes"``
+        (response body bytes forwarded to clients), and ``"by_key"``: ``{path: {"requests": n,
         "faults": n, kind: n, ...}}`` where ``path`` is the decoded ``/bucket/key``.
         """
         with self._lock:
@@ -532,17 +455,25 @@ class FaultProxy:
             else:
                 self._conns.discard(conn)
 
-    def _count(self, name: str) -> None:
+    def _count(self, name: str, n: int = 1) -> None:
         with self._lock:
-            self._stats[name] += 1
+            self._stats[name] += n
 
-    def _admit(self, method: str, path: str, signed: bool = True) -> FaultRule | bool | None:
-        """Count a request; return the rule that fires, ``False`` to pass, ``None`` to refuse."""
+    def _admit(
+        self, method: str, path: str, signed: bool = True, arrival: float = 0.0
+    ) -> tuple[FaultRule | bool | None, float]:
+        """Count a request that arrived at ``arrival`` (``time.monotonic()``).
+
+        Returns the rule that fires (``False`` to pass, ``None`` to refuse) and the time its
+        response may start (the shaping's first-byte latency after ``arrival``).
+        """
         halt = False
+        shaper = self._shaper
+        admitted, first_byte_at = (True, arrival) if shaper is None else shaper.admit(arrival)
         with self._lock:
             if self._halted or self._stopping.is_set():
                 self._stats["refused"] += 1
-                return None
+                return None, arrival
             self._stats["requests"] += 1
             n = self._stats["requests"]
             if n >= self.max_requests:
@@ -552,7 +483,12 @@ class FaultProxy:
             if not signed:
                 self._stats["unsigned"] += 1
                 per_key["unsigned"] = per_key.get("unsigned", 0) + 1
-            chosen = choose_rule(self._rules, self._fired, self._rng, method, path)
+            if not admitted:
+                self._stats["throttled"] += 1
+                per_key["throttled"] = per_key.get("throttled", 0) + 1
+                chosen = None
+            else:
+                chosen = choose_rule(self._rules, self._fired, self._rng, method, path)
             if chosen is not None:
                 self._stats["faults"] += 1
                 self._stats[chosen.kind] += 1
@@ -570,7 +506,9 @@ class FaultProxy:
                     )
         if halt:
             self._halt(f"max_requests={self.max_requests} reached")
-        return False if chosen is None else chosen
+        if not admitted:
+            return _THROTTLED, first_byte_at
+        return (False if chosen is None else chosen), first_byte_at
 
     def _halt(self, reason: str) -> None:
         with self._lock:

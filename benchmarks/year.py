@@ -1,0 +1,531 @@
+"""A year of index rows through the real job: per-frame overhead, memory, resume.
+
+A year of AIA 94 at 4-minute cadence is 129,758 index rows. Here they point at a few
+hundred distinct SMALL frames (``make_aia_frame(size=32)``, ~8 KB each, reused by the rows
+in turn) in a moto S3 server in a child process, so that what is measured is what every
+frame costs besides its pixels: index, graph, scheduling, one request, header parsing,
+results, saving. The index CSV and ``catalog.json`` are written with
+:mod:`intake_helio.catalog.writer`. Then, in one run:
+
+(job)    ``run_irradiance_job`` (the CLI's ``intake-helio irradiance``) on a local cluster of
+         2 single-thread workers: catalog -> index -> lazy frames -> ``irradiance`` -> parts
+         saved as they complete -> CSV, netCDF, PNG. Wall time (everything from the call to
+         its return: catalog, index, graph, compute, saving), frames/s, the peak memory
+         (RSS, psutil, sampled every 0.1 s in a thread) of this process (the client), of
+         the scheduler and of each worker, and the size of the saved parts. ``--layout
+         split`` (default): the scheduler runs in a process of its own (``dask scheduler``
+         and ``dask worker`` with ``ih.cluster("local")``'s worker settings, started and
+         warmed up before the timing, as the lean pool is), as on Daskhub, where client and
+         scheduler live apart; ``--layout local``: the job starts ``ih.cluster("local")``
+         itself (the CLI's ``--cluster local``), which runs the scheduler in the client's
+         process, and the cluster's start is timed;
+(resume) the same call with ``resume=True``, which must find every part done;
+(lean)   the lean code of ``throughput.py`` (d): 2 processes, one boto3 client each, GET +
+         decode + mean of every row, no dask (``chunksize`` rows per inter-process message);
+(seed)   the seed's ``client.map`` of its per-file code (``throughput.seed_mean``) on a
+         LocalCluster of 2 single-thread workers, over a sample (``--seed-sample``) of rows,
+         for scale.
+
+``--latency-ms`` puts a shaping proxy (:class:`~intake_helio.testing.shaping.ProxyProcess`)
+with that first-byte latency in front of the server for every method: with small frames the
+rate is then set by the requests each process keeps in flight.
+
+Per-frame overhead: 2 processes x wall time / frames, the job's minus the lean code's (ms
+of a worker's time per frame), and the CPU time per frame of each group of processes.
+Every row's value is checked against the lean code's and against astropy's nanmean of its
+object.
+
+Goals: job frames/s >= 0.8 x lean frames/s, every frame valued ("ok" and equal), the client
+process's peak RSS under 1.5 GB; the exit status is 1 if one is not met.
+
+    python benchmarks/year.py [--rows 129758] [--objects 360] [--seed-sample 2000]
+                              [--layout split|local] [--part-size N] [--batch-size N]
+                              [--latency-ms MS]
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import contextlib
+import io
+import json
+import multiprocessing
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import throughput  # benchmarks/throughput.py: the lean and seed code, helpers
+from throughput import MALLOC_VAR, Meter, _configs, _pool_ready, lean_init, lean_mean, seed_mean
+
+BUCKET = "bench-year"
+DATASET = "aia_0094"
+YEAR_ROWS = 129_758
+CADENCE_MIN = 4
+GOAL_RATE, GOAL_MEMORY = 0.8, 1.5e9
+RTOL = 1e-6
+
+
+# --------------------------------------------------------------------------- the data
+def year_rows(rows: int, seed: int = 0):
+    """The first ``rows`` of a year's starts: 4-minute slots of 2020 less seeded gaps."""
+    import pandas as pd
+
+    slots = pd.date_range("2020-01-01", "2021-01-01", freq=f"{CADENCE_MIN}min", inclusive="left")
+    keep = np.ones(len(slots), bool)
+    rng = np.random.default_rng(seed)
+    keep[rng.choice(len(slots), len(slots) - YEAR_ROWS, replace=False)] = False
+    return slots[keep][:rows]
+
+
+def write_year(fs, rows: int, objects: int) -> tuple[str, list[str], np.ndarray, object]:
+    """Write the objects, the index and ``catalog.json``; return what the rows point at.
+
+    Returns ``(root, datakey per row, expected mean per row, times)``.
+    """
+    import pandas as pd
+    from astropy.io import fits
+
+    from intake_helio.catalog import writer
+    from intake_helio.testing.aia import frame_bytes, make_aia_frame
+
+    root = f"s3://{BUCKET}/"
+    fs.mkdir(BUCKET)
+    blobs, means = {}, []
+    for k in range(objects):
+        t = pd.Timestamp("2020-01-01") + pd.Timedelta(minutes=CADENCE_MIN * k)
+        raw = frame_bytes(make_aia_frame(t, size=32, seed=k, intensity=1 + (k % 10) / 10))
+        key = f"sdo/aia/2020/0094/aia_lev1_94a_{t:%Y_%m_%dt%H_%M_%S}_00z_image_lev1.fits"
+        blobs[key] = raw
+        with fits.open(io.BytesIO(raw)) as hdul:
+            means.append(float(np.nanmean(hdul[1].data, dtype=np.float64)))
+    fs.pipe({f"{BUCKET}/{k}": v for k, v in blobs.items()})
+    names = list(blobs)
+    sizes = {k: len(v) for k, v in blobs.items()}
+    times = year_rows(rows)
+    step = pd.Timedelta(minutes=CADENCE_MIN)
+    datakeys = [root + names[i % objects] for i in range(len(times))]
+    index_rows = [
+        (t, t + step, dk, sizes[names[i % objects]])
+        for i, (t, dk) in enumerate(zip(times, datakeys, strict=True))
+    ]
+    index = f"{root}sdo/aia/registries/"
+    files = writer.yearly_index_files(index, DATASET, index_rows)
+    entry = writer.dataset_entry(
+        DATASET,
+        index=index,
+        title="AIA 0094 (synthetic year of small frames)",
+        start=times[0],
+        stop=times[-1] + step,
+    )
+    catalog = writer.bucket_catalog(root, [entry], name="intake-helio year benchmark")
+    fs.pipe(
+        {
+            **{url.removeprefix("s3://"): text.encode() for url, text in files.items()},
+            f"{BUCKET}/catalog.json": json.dumps(catalog).encode(),
+        }
+    )
+    expected = np.array([means[i % objects] for i in range(len(times))])
+    return root, datakeys, expected, times
+
+
+# --------------------------------------------------------------------------- measuring
+class PeakMemory:
+    """Peak RSS of this process and of its other descendants, sampled in a thread.
+
+    Also keeps each descendant's last CPU time seen (user + system), for processes that
+    start and end within the measurement (the job's workers).
+    """
+
+    def __init__(
+        self, exclude: Sequence[int] = (), named: dict[str, int] | None = None, interval=0.1
+    ):
+        import psutil
+
+        self._me = psutil.Process()
+        self._exclude = set(exclude)
+        self._named = {pid: name for name, pid in (named or {}).items()}
+        self._interval = interval
+        self.main = 0
+        self.peaks: dict[str, int] = dict.fromkeys(self._named.values(), 0)
+        self.workers: dict[int, int] = {}
+        self.workers_sum = 0
+        self.cpu: dict[int, float] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _sample(self) -> None:
+        import psutil
+
+        self.main = max(self.main, self._me.memory_info().rss)
+        total = 0
+        for child in self._me.children(recursive=True):
+            if child.pid in self._exclude:
+                continue
+            try:
+                rss = child.memory_info().rss
+                times = child.cpu_times()
+            except psutil.Error:
+                continue
+            self.cpu[child.pid] = times.user + times.system
+            name = self._named.get(child.pid)
+            if name is not None:
+                self.peaks[name] = max(self.peaks[name], rss)
+                continue
+            self.workers[child.pid] = max(self.workers.get(child.pid, 0), rss)
+            total += rss
+        self.workers_sum = max(self.workers_sum, total)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval):
+            self._sample()
+
+    def __enter__(self) -> PeakMemory:
+        self._sample()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._sample()
+
+
+@contextmanager
+def split_cluster(tmp: str, workers: int = 2) -> Iterator[tuple[object, int]]:
+    """A scheduler process and ``workers`` single-thread workers (``dask scheduler``/``dask
+    worker``), with ``ih.cluster("local")``'s worker settings; yields ``(client, scheduler
+    pid)`` with the client set as the default. Everything is stopped on exit."""
+    import distributed
+    import yaml
+
+    from intake_helio.compute.clusters import LOCAL_WORKER_CONFIG
+
+    nested: dict = {}
+    for dotted, value in LOCAL_WORKER_CONFIG.items():
+        head, _, last = dotted.rpartition(".")
+        d = nested
+        for part in head.split("."):
+            d = d.setdefault(part, {})
+        d[last] = value
+    config_dir = Path(tmp) / "dask-config"
+    config_dir.mkdir()
+    (config_dir / "tuned.yaml").write_text(yaml.safe_dump(nested))
+    env = {k: v for k, v in os.environ.items() if k != MALLOC_VAR}
+    env["DASK_CONFIG"] = str(config_dir)
+    scheduler_file = str(Path(tmp) / "scheduler.json")
+    common = ["--host", "127.0.0.1", "--no-dashboard"]
+    sched_args = ["--port", "0", "--scheduler-file", scheduler_file, *common]
+    worker_args = ["--scheduler-file", scheduler_file, "--nworkers", str(workers), *common]
+    sched = subprocess.Popen(
+        [sys.executable, "-m", "distributed.cli.dask_scheduler", *sched_args],
+        env=env,
+        stderr=subprocess.DEVNULL,
+    )
+    procs = [sched]
+    try:
+        deadline = time.monotonic() + 60
+        while not Path(scheduler_file).exists():
+            if time.monotonic() > deadline or sched.poll() is not None:
+                raise RuntimeError("the dask scheduler did not start")
+            time.sleep(0.1)
+        procs.append(
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "distributed.cli.dask_worker",
+                    "--nthreads",
+                    "1",
+                    *worker_args,
+                ],
+                env=env,
+                stderr=subprocess.DEVNULL,
+            )
+        )
+        with distributed.Client(scheduler_file=scheduler_file, set_as_default=True) as client:
+            client.wait_for_workers(workers, timeout=120)
+            yield client, sched.pid
+    finally:
+        for proc in reversed(procs):
+            proc.terminate()
+        for proc in reversed(procs):
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def _dir_bytes(path: Path) -> tuple[int, int]:
+    files = [p for p in path.rglob("*") if p.is_file()]
+    return len(files), sum(p.stat().st_size for p in files)
+
+
+def _compare(name: str, got, ref) -> bool:
+    got, ref = np.asarray(got, np.float64), np.asarray(ref, np.float64)
+    ok = got.shape == ref.shape and bool(np.all(np.abs(got - ref) <= RTOL * np.abs(ref)))
+    worst = float(np.nanmax(np.abs(got - ref) / np.abs(ref))) if got.shape == ref.shape else 1.0
+    print(f"  {name:<44} max rel diff {worst:.1e} over {len(ref)} rows -> {'OK' if ok else 'BAD'}")
+    return ok
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rows", type=int, default=YEAR_ROWS, help=f"index rows ({YEAR_ROWS})")
+    ap.add_argument("--objects", type=int, default=360, help="distinct small objects (360)")
+    ap.add_argument("--seed-sample", type=int, default=2000, help="rows for the seed (2000)")
+    ap.add_argument("--chunksize", type=int, default=64, help="rows per lean message (64)")
+    ap.add_argument("--part-size", type=int, default=None, help="the job's part size")
+    ap.add_argument(
+        "--batch-size", type=int, default=None, help="intake_helio.batch-size for the job"
+    )
+    ap.add_argument(
+        "--latency-ms",
+        type=float,
+        default=0.0,
+        help="read everything through a shaping proxy with this first-byte latency (default "
+        "0: straight to the server); S3 CPU then includes the proxy's",
+    )
+    ap.add_argument(
+        "--layout",
+        choices=("split", "local"),
+        default="split",
+        help="split (default): the job's scheduler in a process of its own (dask scheduler + "
+        "dask worker, ih.cluster('local')'s worker settings), started before the timing, so "
+        "that client and scheduler memory are measured apart; local: the job starts "
+        "ih.cluster('local') itself (the CLI's --cluster local; scheduler in the client's "
+        "process; the cluster's start is timed)",
+    )
+    args = ap.parse_args(argv)
+    if not 1 <= args.rows <= YEAR_ROWS or args.objects < 1 or args.seed_sample < 0:
+        ap.error(f"--rows must be in [1, {YEAR_ROWS}], --objects >= 1, --seed-sample >= 0")
+
+    import dask
+    import distributed
+
+    from intake_helio.app.job import run_irradiance_job
+    from intake_helio.testing.local_s3 import LocalS3
+
+    _, quiet = _configs()
+    own_malloc = os.environ.get(MALLOC_VAR)
+    report: dict = {}
+    with contextlib.ExitStack() as outer:
+        s3 = outer.enter_context(LocalS3(process=True))
+        tmp = outer.enter_context(tempfile.TemporaryDirectory())
+        so = s3.storage_options
+        t = time.perf_counter()
+        root, datakeys, expected, times = write_year(s3.filesystem(), args.rows, args.objects)
+        n = len(datakeys)
+        print(
+            f"wrote {args.objects} small frames (32x32 RICE_1) and a {n}-row index "
+            f"({times[0]:%Y-%m-%d} to {times[-1]:%Y-%m-%d %H:%M}) to a local S3 child process "
+            f"in {time.perf_counter() - t:.1f} s; {os.cpu_count()} CPUs, load average "
+            f"{os.getloadavg()[0]:.2f}",
+            flush=True,
+        )
+        base = {"main": [os.getpid()], "server": [s3._proc.pid]}
+        endpoint = s3.endpoint_url
+        if args.latency_ms:  # every method reads through the shaping proxy
+            from intake_helio.testing.shaping import ProxyProcess, Shaping
+
+            shaping = Shaping(latency=args.latency_ms / 1e3)
+            proxy = outer.enter_context(ProxyProcess(s3.endpoint_url, shaping))
+            endpoint = proxy.endpoint_url
+            so = {**so, "endpoint_url": endpoint}
+            base["server"].append(proxy.pid)
+            print(f"every read goes through a shaping proxy: {shaping.describe()}", flush=True)
+
+        # ---- (lean): 2 processes, one boto3 client each
+        with concurrent.futures.ProcessPoolExecutor(
+            2,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=lean_init,
+            initargs=(endpoint, s3.key, s3.secret),
+        ) as pool:
+            list(pool.map(_pool_ready, range(2)))
+            list(pool.map(lean_mean, datakeys[:200], chunksize=8))  # warm-up
+            meter = Meter({"workers": sorted(pool._processes), **base})
+            with meter.measure():
+                lean = list(pool.map(lean_mean, datakeys, chunksize=args.chunksize))
+        report["lean"] = (meter.wall, meter.cpu)
+        print(f"lean: {n / meter.wall:.1f} frames/s ({meter.wall:.1f} s)", flush=True)
+
+        # ---- (job) and (resume): the real job, parts saved, then resumed
+        out = Path(tmp) / "out"
+        job_kwargs = dict(storage_options=so, progress=False)
+        if args.part_size is not None:
+            job_kwargs["part_size"] = args.part_size
+        stop = times[-1] + np.timedelta64(CADENCE_MIN, "m")
+        with contextlib.ExitStack() as cluster_stack:
+            if args.batch_size is not None:
+                cluster_stack.enter_context(
+                    dask.config.set({"intake_helio.batch-size": args.batch_size})
+                )
+            named = {}
+            if args.layout == "split":
+                _, named["scheduler"] = cluster_stack.enter_context(split_cluster(tmp))
+                job_kwargs["cluster_kind"] = None  # the default client's cluster
+                warm = times[min(200, n - 1)]  # warm-up (imports, connections), untimed
+                run_irradiance_job(root, DATASET, times[0], warm, f"{tmp}/warm", **job_kwargs)
+            else:
+                job_kwargs["cluster_kind"] = "local"
+                job_kwargs["cluster_kwargs"] = {"workers": 2, "worker_cores": 1}
+            job_meter = Meter({**base})
+            with (
+                PeakMemory(exclude=base["server"], named=named) as mem,
+                job_meter.measure(),
+            ):
+                cpu0 = dict(mem.cpu)
+                result, summary = run_irradiance_job(
+                    root, DATASET, times[0], stop, str(out), **job_kwargs
+                )
+            spent = {pid: c - cpu0.get(pid, 0.0) for pid, c in mem.cpu.items()}
+            sched_pid = named.get("scheduler")
+            report["job"] = (
+                job_meter.wall,
+                {
+                    **job_meter.cpu,
+                    "workers": sum(c for pid, c in spent.items() if pid != sched_pid),
+                    "scheduler": spent.get(sched_pid, 0.0),
+                },
+                mem,
+            )
+            report["summary"] = summary
+            print(f"job: {n / job_meter.wall:.1f} frames/s ({job_meter.wall:.1f} s)", flush=True)
+            parts = _dir_bytes(out / "parts")
+            outputs = {p.name: p.stat().st_size for p in out.iterdir() if p.is_file()}
+            t = time.perf_counter()
+            resumed, resumed_summary = run_irradiance_job(
+                root, DATASET, times[0], stop, str(out), resume=True, **job_kwargs
+            )
+            report["resume"] = (time.perf_counter() - t, resumed_summary)
+
+        # ---- (seed) on a sample
+        sample = datakeys[: args.seed_sample]
+        seed_values: list[float] = []
+        if sample:
+            if own_malloc is None:
+                os.environ.pop(MALLOC_VAR, None)
+            with (
+                dask.config.set(quiet),
+                distributed.LocalCluster(
+                    n_workers=2,
+                    threads_per_worker=1,
+                    processes=True,
+                    host="127.0.0.1",
+                    dashboard_address="127.0.0.1:0",
+                    scheduler_kwargs={"dashboard": False},
+                    worker_dashboard_address=None,
+                ) as lc,
+                distributed.Client(lc, set_as_default=False) as client,
+            ):
+                import cloudpickle
+
+                cloudpickle.register_pickle_by_value(throughput)
+                extra = [[a] * len(sample) for a in (endpoint, s3.key, s3.secret)]
+                client.gather(client.map(seed_mean, sample[:20], *[e[:20] for e in extra]))
+                meter = Meter({"workers": list(client.run(os.getpid).values()), **base})
+                with meter.measure():
+                    futs = client.map(seed_mean, sample, *extra, nan_aware=True, pure=False)
+                    seed_values = client.gather(futs)
+            report["seed"] = (meter.wall, meter.cpu)
+
+    # ---- report
+    lean_wall, lean_cpu = report["lean"]
+    job_wall, job_cpu, mem = report["job"]
+    summary = report["summary"]
+    lean_rate, job_rate = n / lean_wall, n / job_wall
+    worker_ms = {"lean": 2 * lean_wall / n * 1e3, "job": 2 * job_wall / n * 1e3}
+    print()
+    print(f"{'method':<46}{'frames/s':>9}{'wall s':>8}   CPU ms/frame: work main  S3")
+    print(
+        f"{'(lean) 2 processes, boto3, no dask':<46}{lean_rate:>9.1f}{lean_wall:>8.1f}   "
+        f"{'':<13}{lean_cpu['workers'] / n * 1e3:>5.2f}{lean_cpu['main'] / n * 1e3:>5.2f}"
+        f"{lean_cpu['server'] / n * 1e3:>5.2f}"
+    )
+    print(
+        f"{f'(job) run_irradiance_job, {args.layout} 2w x 1t':<46}{job_rate:>9.1f}"
+        f"{job_wall:>8.1f}   {'':<13}{job_cpu['workers'] / n * 1e3:>5.2f}"
+        f"{job_cpu['main'] / n * 1e3:>5.2f}{job_cpu['server'] / n * 1e3:>5.2f}"
+        + (
+            f"   (work: workers and nannies; the scheduler's process: "
+            f"{job_cpu['scheduler'] / n * 1e3:.2f})"
+            if args.layout == "split"
+            else "   (work: workers and nannies, from their start; main: client + scheduler)"
+        )
+    )
+    resume_wall, resume_summary = report["resume"]
+    print(
+        f"{'(resume) same call, resume=True':<46}{'':>9}{resume_wall:>8.1f}   "
+        f"computed {resume_summary.computed} frames"
+    )
+    if "seed" in report:
+        seed_wall, seed_cpu = report["seed"]
+        seed_rate = len(sample) / seed_wall
+        print(
+            f"{f'(seed) client.map, 2w x 1t, {len(sample)} rows':<46}{seed_rate:>9.1f}"
+            f"{seed_wall:>8.1f}   {'':<13}{seed_cpu['workers'] / len(sample) * 1e3:>5.2f}"
+            f"{seed_cpu['main'] / len(sample) * 1e3:>5.2f}"
+            f"{seed_cpu['server'] / len(sample) * 1e3:>5.2f}"
+            f"   (a year's {YEAR_ROWS} rows: ~{YEAR_ROWS / seed_rate / 60:.0f} min)"
+        )
+    print(
+        f"job: {summary.computed} frames computed in {summary.elapsed:.1f} s of its "
+        f"{job_wall:.1f} s (the rest: catalog, index, graph); per-frame time of a worker "
+        f"(2 x wall / frames): job {worker_ms['job']:.2f} ms, lean {worker_ms['lean']:.2f} ms, "
+        f"overhead {worker_ms['job'] - worker_ms['lean']:+.2f} ms per frame"
+    )
+    peaks = sorted(mem.workers.values(), reverse=True)
+    who = "client" if args.layout == "split" else "client + scheduler"
+    print(
+        f"peak RSS: {who} (this process) {mem.main / 1e9:.2f} GB"
+        + (f"; scheduler {mem.peaks['scheduler'] / 1e9:.2f} GB" if "scheduler" in mem.peaks else "")
+        + "; worker processes "
+        + ", ".join(f"{p / 1e9:.2f}" for p in peaks[:2])
+        + f" GB (workers and nannies at once {mem.workers_sum / 1e9:.2f} GB)"
+    )
+    print(
+        f"saved parts: {parts[0]} files, {parts[1] / 1e6:.2f} MB ({parts[1] / n:.0f} B per frame);"
+        " outputs: " + ", ".join(f"{k} {v / 1e6:.2f} MB" for k, v in sorted(outputs.items()))
+    )
+
+    print()
+    print("value checks:")
+    status = np.asarray(result["status"].values).astype(str)
+    valued = int((status == "ok").sum())
+    ok = valued == n and summary.ok == n
+    print(f"  job: {valued} of {n} frames 'ok' -> {'OK' if ok else 'BAD'}")
+    ok &= _compare("job vs lean", result["irradiance"].values, lean)
+    ok &= _compare("job vs astropy nanmean of each object", result["irradiance"].values, expected)
+    ok &= _compare("resumed vs job", resumed["irradiance"].values, result["irradiance"].values)
+    ok &= resume_summary.computed == 0
+    if seed_values:
+        ok &= _compare("seed (nanmean) vs astropy", seed_values, expected[: len(sample)])
+    goal_rate = job_rate / lean_rate >= GOAL_RATE
+    goal_mem = mem.main < GOAL_MEMORY
+    print("goals:")
+    print(
+        f"  job/lean = {job_rate / lean_rate:.2f} >= {GOAL_RATE}: "
+        + ("met" if goal_rate else "NOT met")
+    )
+    print(f"  every frame valued: {'met' if ok else 'NOT met'}")
+    print(
+        f"  client process peak {mem.main / 1e9:.2f} GB < {GOAL_MEMORY / 1e9:.1f} GB: "
+        + ("met" if goal_mem else "NOT met")
+    )
+    return 0 if goal_rate and goal_mem and ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
