@@ -15,6 +15,7 @@ Everything here works from one image header's WCS (``CRPIX``, ``CDELT``, ``CRVAL
 from __future__ import annotations
 
 import math
+import re
 import warnings
 from collections.abc import Mapping
 from typing import Any
@@ -48,6 +49,14 @@ _WCS_KEYS = (
 )
 
 
+def _ctype(value: Any) -> str:
+    """A CTYPE for a message: quoted only when it looks like a WCS axis type (file text)."""
+    if value is None:
+        return "missing"
+    text = str(value)
+    return repr(text) if re.fullmatch(r"[A-Z0-9-]{1,8}", text) else "not a WCS axis type"
+
+
 def wcs_of(header: Mapping[str, Any], rows: slice | None = None, cols: slice | None = None):
     """An ``astropy.wcs.WCS`` for the header's image, or its window (CRPIX shifted).
 
@@ -68,8 +77,8 @@ def wcs_of(header: Mapping[str, Any], rows: slice | None = None, cols: slice | N
         "HPLT"
     ):
         raise ArgumentError(
-            f"the frame's WCS is not helioprojective (CTYPE1={h.get('CTYPE1')!r}, "
-            f"CTYPE2={h.get('CTYPE2')!r}); expected HPLN-TAN / HPLT-TAN"
+            f"the frame's WCS is not helioprojective (CTYPE1 {_ctype(h.get('CTYPE1'))}, "
+            f"CTYPE2 {_ctype(h.get('CTYPE2'))}); expected HPLN-TAN / HPLT-TAN"
         )
     for key in ("CUNIT1", "CUNIT2"):
         h.setdefault(key, "arcsec")

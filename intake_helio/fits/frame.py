@@ -2,14 +2,14 @@
 
 Every function takes an fsspec filesystem ``fs`` and a ``path`` (as returned by
 :func:`intake_helio.io.storage.filesystem`), is a picklable top-level function (they run
-inside dask tasks on remote workers) and keeps no file handle open: all I/O goes
-through ``fs.cat_file`` / ``fs.cat_ranges`` (:mod:`intake_helio.fits.source`).
+inside dask tasks on remote workers) and keeps no file handle open: all I/O goes through
+bounded reads (:func:`~intake_helio.io.shims.cat_bounded`, :mod:`intake_helio.fits.source`).
 
 How a frame is read
 -------------------
-* A whole frame is fetched with **one** request (``fs.cat_file(path)``; no HEAD first, see
-  :func:`~intake_helio.fits.source._whole_file_kwargs`; ``whole_file=True`` does the same
-  for a window that covers the frame, e.g. ``rows=slice(0, ny)``); :func:`start_whole_read`
+* A whole frame is fetched with **one** request (a GET of the object, no HEAD first;
+  ``whole_file=True`` does the same for a window that covers the frame, e.g.
+  ``rows=slice(0, ny)``); :func:`start_whole_read`
   starts that request ahead of time, so that it overlaps other work (``ih.irradiance``
   fetches the next frame while it decodes one). The HDU headers are walked in the bytes
   (2880-byte blocks, :mod:`intake_helio.fits.hdu`), and a tile-compressed image
@@ -32,6 +32,21 @@ The tunables (retries, first header read, range merging, band size) come from
 :mod:`intake_helio.base.settings`: each function takes ``settings=`` (default: the
 ``dask.config`` values in force when it is called).
 
+Limits
+------
+What a file (or the server sending it) declares never makes a read allocate without bound
+or take unbounded time, and messages never quote the file's bytes:
+
+* no read takes more than the index's ``filesize`` (``filesize=``, when given) plus
+  ``intake_helio.filesize-slack`` bytes, nor more than ``intake_helio.max-file-bytes``;
+  a ranged read never accepts more bytes than it asked for
+  (:mod:`intake_helio.fits.source`);
+* an image declaring more than ``intake_helio.max-frame-pixels`` pixels gets the reason
+  ``"image too large"`` before anything is allocated for its pixels;
+* the HDU walk stops after ``intake_helio.max-hdus`` HDUs and a header after
+  ``intake_helio.max-header-bytes`` bytes (:mod:`intake_helio.fits.hdu`); a GZIP tile
+  never inflates past 8 bytes per pixel (:mod:`intake_helio.fits.tiles`).
+
 Failures raise :class:`~intake_helio.base.errors.FrameReadError` with a stable ``reason``
 (a :class:`~intake_helio.base.reasons.Reason`); transient I/O errors are retried first
 (:func:`~intake_helio.io.retry.retry_io`).
@@ -52,10 +67,10 @@ from ..base.options import UNITS, check_choice
 from ..base.reasons import Reason
 from ..base.settings import Settings, current
 from ..io.retry import RETRY_STATS, is_transient, retry_io
-from .hdu import _HDU, _header_dict, _image_header, _locate, _shape
+from .hdu import _HDU, _header_dict, _HeaderValueError, _image_header, _locate, _shape
 from .pixels import _BadArgument, _exptime, _pixels, _reduce, _to_float32
 from .source import _datakey, _Source, start_whole_read
-from .tiles import _comp_layout
+from .tiles import _comp_layout, _TileError
 
 __all__ = [
     "RETRY_STATS",
@@ -159,7 +174,32 @@ def as_frame_error(datakey: str, exc: BaseException) -> FrameReadError:
     """
     if isinstance(exc, FrameReadError):
         return exc
-    return FrameReadError(datakey, frame_error_reason(exc), str(exc))
+    return FrameReadError(datakey, frame_error_reason(exc), _detail(exc, typed=False))
+
+
+def _printable(text: str, limit: int = 200) -> str:
+    """``text`` on one line, printable characters only, at most ``limit`` characters."""
+    text = " ".join("".join(c if c.isprintable() else "?" for c in text[: limit + 1]).split())
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _detail(exc: BaseException, typed: bool = True) -> str:
+    """An error's detail for a frame's message, never quoting the file's bytes.
+
+    I/O errors (the store's or the transport's words), decoder status and this package's
+    own header and tile errors keep their message, shortened (after their type name when
+    ``typed``); any other error raised while parsing or decoding the file keeps only its
+    type, as its text may quote the file.
+    """
+    name = type(exc).__name__
+    module = type(exc).__module__ or ""
+    if (
+        isinstance(exc, OSError | _HeaderValueError | _TileError | zlib.error | ArgumentError)
+        or is_transient(exc)
+        or module.startswith("imagecodecs")
+    ):
+        return f"{name}: {_printable(str(exc))}" if typed else _printable(str(exc))
+    return f"{name} while decoding the file (its text is not shown)"
 
 
 def _guarded(
@@ -168,28 +208,31 @@ def _guarded(
     settings: Settings,
     fn: Callable[[_Source], Any],
     prefetched: concurrent.futures.Future | None = None,
+    filesize: int | None = None,
 ) -> Any:
     """Run ``fn(source)`` and turn every failure into a FrameReadError.
 
-    The error is raised outside the ``except`` block with a picklable cause, so that
-    it crosses process boundaries (dask, distributed) intact even when the original
-    exception cannot be unpickled (as imagecodecs' decoder errors cannot).
+    ``filesize`` (the index's, None: unknown) bounds every read of the file
+    (:class:`~intake_helio.fits.source._Source`). The error is raised outside the
+    ``except`` block with a picklable cause, so that it crosses process boundaries (dask,
+    distributed) intact even when the original exception cannot be unpickled (as
+    imagecodecs' decoder errors cannot).
     """
-    src = _Source(fs, path, settings, prefetched)
+    src = _Source(fs, path, settings, prefetched, filesize)
     key = src.key
     try:
         return fn(src)
     except (FrameReadError, _BadArgument, MemoryError):
         raise
     except FileNotFoundError as exc:
-        err, cause = FrameReadError(key, Reason.MISSING_OBJECT, str(exc)), exc
+        err, cause = FrameReadError(key, Reason.MISSING_OBJECT, _printable(str(exc))), exc
     except PermissionError as exc:
-        err, cause = FrameReadError(key, Reason.PERMISSION_DENIED, str(exc)), exc
+        err, cause = FrameReadError(key, Reason.PERMISSION_DENIED, _printable(str(exc))), exc
     except OSError as exc:
-        err, cause = FrameReadError(key, Reason.READ_ERROR, f"{type(exc).__name__}: {exc}"), exc
+        err, cause = FrameReadError(key, Reason.READ_ERROR, _detail(exc)), exc
     except Exception as exc:
         reason = Reason.READ_ERROR if is_transient(exc) else Reason.CORRUPT_DATA
-        err, cause = FrameReadError(key, reason, f"{type(exc).__name__}: {exc}"), exc
+        err, cause = FrameReadError(key, reason, _detail(exc)), exc
     raise err from picklable_cause(cause)
 
 
@@ -227,13 +270,32 @@ def _open_image(
     whole = (rows is None and cols is None) if whole_file is None else bool(whole_file)
     if whole:
         src.load_all()
-    info = _locate(src, hdu, settings.header_read_size)
+    info = _locate(src, hdu, settings)
+    _check_pixels(src, info, settings)
     return whole, info, _exptime(src, info) if units == "DN/s" else None
+
+
+def _check_pixels(src: _Source, info: _HDU, settings: Settings) -> None:
+    """Refuse an image that declares more than ``max_frame_pixels`` (before any allocation)."""
+    if info.npix > settings.max_frame_pixels:
+        ny, nx = _shape(info)
+        raise FrameReadError(
+            src.key,
+            Reason.IMAGE_TOO_LARGE,
+            f"HDU {info.index} declares {ny} x {nx} = {info.npix} pixels, over "
+            f"intake_helio.max-frame-pixels={settings.max_frame_pixels}; raise it "
+            "(dask.config.set({'intake_helio.max-frame-pixels': N})) to read it",
+        )
 
 
 # --------------------------------------------------------------------------- public API
 def probe_frame(
-    fs, path: str, hdu: int | str = "auto", *, settings: Settings | None = None
+    fs,
+    path: str,
+    hdu: int | str = "auto",
+    *,
+    settings: Settings | None = None,
+    filesize: int | None = None,
 ) -> FrameInfo:
     """Find the image HDU of one frame and describe it, reading only header bytes.
 
@@ -247,8 +309,11 @@ def probe_frame(
         ``"auto"`` (first HDU with a 2-D image, compressed or not), an HDU index, or an
         EXTNAME.
     settings : Settings, optional
-        Retries and read sizes (:mod:`intake_helio.base.settings`); None reads
+        Retries, read sizes and limits (:mod:`intake_helio.base.settings`); None reads
         ``dask.config`` once (:func:`~intake_helio.base.settings.current`).
+    filesize : int, optional
+        The file's size from the index: no read goes past it (plus
+        ``intake_helio.filesize-slack``). None or 0: unknown.
 
     Returns
     -------
@@ -258,13 +323,14 @@ def probe_frame(
     ------
     FrameReadError
         With reason ``"missing object"``, ``"empty file"``, ``"not FITS"``,
-        ``"truncated"``, ``"no image HDU"``, ``"read error"`` ...
+        ``"truncated"``, ``"no image HDU"``, ``"image too large"``, ``"read error"`` ...
     """
     _check_args("DN", hdu)
     settings = current() if settings is None else settings
 
     def run(src: _Source) -> FrameInfo:
-        info = _locate(src, hdu, settings.header_read_size)
+        info = _locate(src, hdu, settings)
+        _check_pixels(src, info, settings)
         header = _header_dict(_image_header(info))
         if info.kind == "compressed":
             comp = _comp_layout(info)
@@ -272,7 +338,7 @@ def probe_frame(
             return FrameInfo(info.index, (comp.ny, comp.nx), header, True, cmp, (comp.th, comp.tw))
         return FrameInfo(info.index, _shape(info), header, False, None, None)
 
-    return _guarded(fs, path, settings, run)
+    return _guarded(fs, path, settings, run, filesize=filesize)
 
 
 def read_frame(
@@ -287,6 +353,7 @@ def read_frame(
     *,
     settings: Settings | None = None,
     with_header: bool = False,
+    filesize: int | None = None,
 ) -> np.ndarray | tuple[np.ndarray, dict[str, Any]]:
     """Read one frame (or a cutout of it) as float32 physical values.
 
@@ -318,6 +385,10 @@ def read_frame(
         reads ``dask.config`` once (:func:`~intake_helio.base.settings.current`).
     with_header : bool
         Also return the image HDU's header cards (from the same read) as a dict.
+    filesize : int, optional
+        The file's size from the index: no read goes past it (plus
+        ``intake_helio.filesize-slack``); pass the one given to :func:`start_whole_read`
+        for ``prefetched``. None or 0: unknown (``intake_helio.max-file-bytes`` bounds).
 
     Returns
     -------
@@ -342,7 +413,7 @@ def read_frame(
         data = _to_float32(pixels, exptime)
         return (data, _header_dict(_image_header(info))) if with_header else data
 
-    return _guarded(fs, path, settings, run, prefetched)
+    return _guarded(fs, path, settings, run, prefetched, filesize)
 
 
 def frame_sum(
@@ -357,6 +428,7 @@ def frame_sum(
     prefetched: concurrent.futures.Future | None = None,
     *,
     settings: Settings | None = None,
+    filesize: int | None = None,
 ) -> tuple[float, int]:
     """Sum the valid pixels of one frame (or a cutout) without a float copy of it.
 
@@ -367,7 +439,7 @@ def frame_sum(
 
     Parameters
     ----------
-    fs, path, hdu, rows, cols, units, whole_file, prefetched, settings
+    fs, path, hdu, rows, cols, units, whole_file, prefetched, settings, filesize
         As for :func:`read_frame`.
     expect_shape : tuple of int, optional
         The ``(ny, nx)`` the selection must have (e.g. from a probe of another frame);
@@ -402,7 +474,7 @@ def frame_sum(
             total /= exptime
         return float(total), int(count)
 
-    return _guarded(fs, path, settings, run, prefetched)
+    return _guarded(fs, path, settings, run, prefetched, filesize)
 
 
 def read_header_values(
@@ -412,6 +484,7 @@ def read_header_values(
     hdu: int | str = "auto",
     *,
     settings: Settings | None = None,
+    filesize: int | None = None,
 ) -> dict[str, Any]:
     """Read some header values of the image HDU, fetching only header bytes.
 
@@ -430,6 +503,8 @@ def read_header_values(
     settings : Settings, optional
         Retries and read sizes (:mod:`intake_helio.base.settings`); None reads
         ``dask.config`` once (:func:`~intake_helio.base.settings.current`).
+    filesize : int, optional
+        The file's size from the index (see :func:`probe_frame`).
 
     Returns
     -------
@@ -450,10 +525,10 @@ def read_header_values(
     keys = None if keys is None else list(keys)
 
     def run(src: _Source) -> dict[str, Any]:
-        info = _locate(src, hdu, settings.header_read_size)
+        info = _locate(src, hdu, settings)
         values = _header_dict(_image_header(info))
         if keys is None:
             return values
         return {key: values.get(key.strip().upper(), values.get(key)) for key in keys}
 
-    return _guarded(fs, path, settings, run)
+    return _guarded(fs, path, settings, run, filesize=filesize)

@@ -4,6 +4,11 @@ Headers are read from a :class:`~intake_helio.fits.source._Source` in growing ch
 header bytes are fetched), each HDU is classified as an image, a tile-compressed image or
 something else (:class:`_HDU`), and its header is offered as astropy sees it (the image
 header of a compressed image) or as plain Python values.
+
+What a header declares is bounded before it is used: one header has at most
+``intake_helio.max-header-bytes``, the walk stops after ``intake_helio.max-hdus`` HDUs,
+axis and column counts are at most 999 (the FITS standard's limit), and messages name
+keywords and numbers, never the text of the file.
 """
 
 from __future__ import annotations
@@ -16,17 +21,20 @@ from typing import Any
 import numpy as np
 from astropy.io import fits
 
-from ..base.errors import FrameReadError
+from ..base.errors import FrameReadError, HelioError
 from ..base.reasons import Reason
+from ..base.settings import Settings
 from ..io.shims import bintable_header_to_image_header
-from .source import _Source
+from .source import _few, _Source
 
 __all__ = [
     "_BITPIX_DTYPE",
     "_BLOCK",
     "_CARD",
     "_HDU",
+    "_HeaderValueError",
     "_classify",
+    "_count",
     "_find_end",
     "_header_dict",
     "_image_header",
@@ -39,6 +47,9 @@ __all__ = [
 
 _BLOCK = 2880
 _CARD = 80
+_MAX_AXES = 999  # NAXIS, ZNAXIS, TFIELDS: the FITS standard's most
+#: XTENSION values of the FITS standard (other values are never quoted back)
+_XTENSIONS = ("IMAGE", "BINTABLE", "TABLE", "IUEIMAGE", "A3DTABLE", "FOREIGN", "DUMP")
 
 _BITPIX_DTYPE = {
     8: np.dtype(np.uint8),
@@ -59,6 +70,7 @@ class _HDU:
     data_size: int  # unpadded
     kind: str  # "image", "compressed" or "other"
     why: str = ""  # for "other": what it is
+    npix: int = 0  # pixels of the image ("image" and "compressed")
 
     @property
     def next_offset(self) -> int:
@@ -80,13 +92,15 @@ def _find_end(buf: bytes | memoryview, first_block: int) -> int | None:
     return None
 
 
-def _read_header(src: _Source, off: int, header_read: int) -> tuple[fits.Header, int] | None:
+def _read_header(
+    src: _Source, off: int, header_read: int, max_bytes: int = 2**23
+) -> tuple[fits.Header, int] | None:
     """Parse the header starting at ``off``; None at a clean end of the HDU list.
 
     The first read is ``header_read`` bytes (half of it after the primary header), doubled
-    until the END card is found.
+    until the END card is found, up to ``max_bytes`` bytes of header.
     """
-    chunk = header_read if off == 0 else header_read // 2
+    chunk = min(header_read if off == 0 else header_read // 2, max_bytes)
     buf = b""
     scanned = 0
     while True:
@@ -100,7 +114,7 @@ def _read_header(src: _Source, off: int, header_read: int) -> tuple[fits.Header,
                 raise FrameReadError(
                     src.key,
                     Reason.NOT_FITS,
-                    f"starts with {bytes(data[:20])!r}, not 'SIMPLE  ='",
+                    f"expected 'SIMPLE  =' in the first {_CARD} bytes; got {len(data)} bytes",
                 )
             if off > 0 and not data.startswith(b"XTENSION="):
                 return None  # trailing bytes that are not an extension: astropy ignores them
@@ -120,23 +134,56 @@ def _read_header(src: _Source, off: int, header_read: int) -> tuple[fits.Header,
                 Reason.TRUNCATED,
                 f"the file ends at byte {off + len(buf)} inside the header that starts at {off}",
             )
-        chunk *= 2
+        if len(buf) >= max_bytes:
+            raise FrameReadError(
+                src.key,
+                Reason.CORRUPT_DATA,
+                f"no END card in the first {len(buf)} bytes of the header that starts at byte "
+                f"{off}, the limit intake_helio.max-header-bytes (raise it for longer headers)",
+            )
+        chunk = min(chunk * 2, max_bytes - len(buf))
+
+
+class _HeaderValueError(HelioError, ValueError):
+    """A header keyword holds no usable value (the message names it, never its text)."""
 
 
 def _int(header: fits.Header, key: str, default: int | None = None) -> int:
+    """An integer keyword; the error names the keyword and the kind of value, not the value."""
     value = header.get(key, default)
     if value is None:
-        raise KeyError(f"header keyword {key} is missing")
-    return int(value)
+        raise _HeaderValueError(f"header keyword {key} is missing")
+    if isinstance(value, int | np.integer) and not isinstance(value, bool):
+        return int(value)
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str) and value.strip().isdigit() and len(value.strip()) < 20:
+        return int(value.strip())
+    raise _HeaderValueError(
+        f"header keyword {key} should hold an integer, it holds a {type(value).__name__}"
+    )
+
+
+def _count(header: fits.Header, key: str, default: int | None = None, hi: int = _MAX_AXES) -> int:
+    """An integer keyword that must be in ``0..hi`` (an axis or column count, a length)."""
+    value = _int(header, key, default)
+    if not 0 <= value <= hi:
+        raise _HeaderValueError(f"header keyword {key}={value} is outside 0..{hi}")
+    return value
+
+
+def _why(exc: BaseException) -> str:
+    """What went wrong in a header, without quoting it (foreign errors: their type only)."""
+    return str(exc) if isinstance(exc, _HeaderValueError) else type(exc).__name__
 
 
 def _classify(index: int, header: fits.Header, hstart: int, dstart: int) -> _HDU:
     primary = index == 0
     bitpix = _int(header, "BITPIX")
-    naxis = _int(header, "NAXIS", 0)
-    dims = [_int(header, f"NAXIS{i}", 0) for i in range(1, naxis + 1)]
-    gcount = _int(header, "GCOUNT", 1)
-    pcount = _int(header, "PCOUNT", 0)
+    naxis = _count(header, "NAXIS", 0)
+    dims = [_count(header, f"NAXIS{i}", 0, hi=2**62) for i in range(1, naxis + 1)]
+    gcount = _count(header, "GCOUNT", 1, hi=2**62)
+    pcount = _count(header, "PCOUNT", 0, hi=2**62)
     groups = primary and naxis > 0 and dims[0] == 0 and bool(header.get("GROUPS", False))
     if naxis == 0:
         size = 0
@@ -144,37 +191,62 @@ def _classify(index: int, header: fits.Header, hstart: int, dstart: int) -> _HDU
         npix = math.prod(dims[1:]) if groups else math.prod(dims)
         size = abs(bitpix) // 8 * gcount * (pcount + npix)
     xtension = "IMAGE" if primary else str(header.get("XTENSION", "")).strip().upper()
-    kind, why = "other", ""
+    kind, why, npix = "other", "", 0
     if xtension == "IMAGE" and not groups:
         if naxis >= 2 and all(d > 0 for d in dims) and all(d == 1 for d in dims[2:]):
-            kind = "image"
+            kind, npix = "image", math.prod(dims)
         else:
-            why = f"an image with NAXIS={naxis} and shape {tuple(reversed(dims))}"
+            why = f"an image with NAXIS={naxis} and shape {_dims(dims)}"
     elif xtension == "BINTABLE" and header.get("ZIMAGE") is True:
-        znaxis = _int(header, "ZNAXIS", 0)
-        zdims = [_int(header, f"ZNAXIS{i}", 0) for i in range(1, znaxis + 1)]
+        znaxis = _count(header, "ZNAXIS", 0)
+        zdims = [_count(header, f"ZNAXIS{i}", 0, hi=2**62) for i in range(1, znaxis + 1)]
         if znaxis >= 2 and all(d > 0 for d in zdims) and all(d == 1 for d in zdims[2:]):
-            kind = "compressed"
+            kind, npix = "compressed", math.prod(zdims)
         else:
-            why = f"a compressed image with ZNAXIS={znaxis} and shape {tuple(reversed(zdims))}"
+            why = f"a compressed image with ZNAXIS={znaxis} and shape {_dims(zdims)}"
     else:
-        why = "random groups" if groups else f"a {xtension or 'non-standard'} HDU"
-    return _HDU(index, header, hstart, dstart, size, kind, why)
+        known = xtension if xtension in _XTENSIONS else "non-standard"
+        why = "random groups" if groups else f"a {known} HDU"
+    return _HDU(index, header, hstart, dstart, size, kind, why, npix)
 
 
-def _locate(src: _Source, hdu: int | str, header_read: int) -> _HDU:
-    """Walk the HDU headers up to the requested image HDU (see :func:`_read_header`)."""
+def _dims(dims: list[int]) -> str:
+    """A shape for a message: (ny, nx), the other axes summarised when there are many."""
+    shown = tuple(reversed(dims))
+    return (
+        str(shown)
+        if len(shown) <= 4
+        else f"({', '.join(map(str, shown[:3]))}, ... {len(shown)} axes)"
+    )
+
+
+def _locate(src: _Source, hdu: int | str, settings: Settings) -> _HDU:
+    """Walk the HDU headers up to the requested image HDU (see :func:`_read_header`).
+
+    At most ``settings.max_hdus`` HDUs are walked, each header at most
+    ``settings.max_header_bytes`` long.
+    """
     off, index, seen = 0, 0, []
     while True:
-        got = _read_header(src, off, header_read)
+        if index >= settings.max_hdus:
+            wanted = "an image HDU" if hdu == "auto" else f"HDU {hdu!r}"
+            raise FrameReadError(
+                src.key,
+                Reason.NO_IMAGE_HDU,
+                f"looked for {wanted} in the first {index} HDUs, the limit "
+                f"intake_helio.max-hdus (raise it for longer files): {_summary(seen)}",
+            )
+        if index:  # many small HDUs in a row: fetch ahead in growing steps (linear walk)
+            src.read_ahead(off, off + settings.header_read_size // 2)
+        got = _read_header(src, off, settings.header_read_size, settings.max_header_bytes)
         if got is None:
             break
         header, dstart = got
         try:
             info = _classify(index, header, off, dstart)
-        except (KeyError, ValueError, TypeError) as exc:
+        except Exception as exc:
             reason = Reason.NOT_FITS if index == 0 else Reason.CORRUPT_DATA
-            raise FrameReadError(src.key, reason, f"HDU {index} header: {exc}") from exc
+            raise FrameReadError(src.key, reason, f"HDU {index} header: {_why(exc)}") from exc
         if hdu == "auto":
             hit = info.kind != "other"
         elif isinstance(hdu, str):
@@ -194,8 +266,19 @@ def _locate(src: _Source, hdu: int | str, header_read: int) -> _HDU:
     raise FrameReadError(
         src.key,
         Reason.NO_IMAGE_HDU,
-        f"looked for {wanted} among {index} HDU(s): {'; '.join(seen)}",
+        f"looked for {wanted} among {index} HDU(s): {_summary(seen)}",
     )
+
+
+def _summary(seen: list[str]) -> str:
+    """What the HDUs walked were, runs of the same kind counted, a few runs only."""
+    runs: list[list] = []
+    for what in seen:
+        if runs and runs[-1][0] == what:
+            runs[-1][1] += 1
+        else:
+            runs.append([what, 1])
+    return _few([what if n == 1 else f"{n} x {what}" for what, n in runs])
 
 
 # --------------------------------------------------------------------------- header helpers

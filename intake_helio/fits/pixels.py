@@ -80,11 +80,17 @@ def _exptime(src: _Source, info: _HDU) -> float:
     except (TypeError, ValueError):
         exptime = float("nan")
     if not exptime > 0:
+        got = (
+            "is missing"
+            if value is None
+            else f"is {exptime:g}"
+            if exptime == exptime
+            else f"holds a {type(value).__name__}, not a number"
+        )
         raise FrameReadError(
             src.key,
             Reason.NO_EXPTIME,
-            f"EXPTIME={value!r} in HDU {info.index}; units='DN/s' needs EXPTIME > 0 "
-            "(use units='DN')",
+            f"EXPTIME in HDU {info.index} {got}; units='DN/s' needs EXPTIME > 0 (use units='DN')",
         )
     return exptime
 

@@ -1,9 +1,14 @@
 """The bytes of one file: a ranged byte cache over fsspec, and whole-file reads in one request.
 
 :class:`_Source` fetches what the HDU walk and the pixel decoders ask for, with ranged reads
-merged into as few requests as possible (``fs.cat_file`` / ``fs.cat_ranges``, retried with
-:func:`~intake_helio.io.retry.retry_io`), or the whole file at once; it keeps no file handle
-open. :func:`start_whole_read` starts a whole-file read ahead of time.
+merged into as few requests as possible (retried with :func:`~intake_helio.io.retry.retry_io`),
+or the whole file at once; it keeps no file handle open. :func:`start_whole_read` starts a
+whole-file read ahead of time.
+
+Every read is bounded (:func:`~intake_helio.io.shims.cat_bounded`): a ranged read accepts
+at most the bytes it asked for, and no read of a file goes past :func:`_file_limit` bytes
+(the index's ``filesize`` plus ``intake_helio.filesize-slack``, and never more than
+``intake_helio.max-file-bytes``), whatever the server sends or the FITS headers declare.
 """
 
 from __future__ import annotations
@@ -15,18 +20,19 @@ from typing import Any
 
 from ..base.errors import FrameReadError
 from ..base.reasons import Reason
-from ..base.settings import Settings
+from ..base.settings import Settings, current
 from ..io.retry import retry_io
-from ..io.shims import start_async_cat_file
+from ..io.shims import BoundedBody, cat_bounded, cat_ranges_bounded, start_cat_bounded
 
 __all__ = [
     "_Source",
     "_check_present",
     "_datakey",
+    "_few",
+    "_file_limit",
     "_is_range_error",
     "_merge_ranges",
     "_sentinel",
-    "_whole_file_kwargs",
     "start_whole_read",
 ]
 
@@ -38,11 +44,42 @@ def _datakey(fs, path: str) -> str:
         return str(path)
 
 
+def _few(items: Sequence[str], keep: int = 3, sep: str = "; ") -> str:
+    """``items`` joined, the first ``keep`` only, then ``"... (N more)"``: messages stay short."""
+    head = sep.join(items[:keep])
+    more = len(items) - keep
+    return f"{head}{sep}... ({more} more)" if more > 0 else head
+
+
+def _known_size(filesize: Any) -> int | None:
+    """The index's ``filesize`` as a positive int, or None when the index does not know it."""
+    if isinstance(filesize, bool):
+        return None
+    try:
+        size = int(filesize)
+    except (TypeError, ValueError, OverflowError):
+        return None
+    return size if size > 0 else None
+
+
+def _file_limit(settings: Settings, filesize: Any = None) -> int:
+    """The most bytes of one file any read takes.
+
+    ``filesize + intake_helio.filesize-slack`` when the index gives the file's size,
+    never more than ``intake_helio.max-file-bytes``.
+    """
+    size = _known_size(filesize)
+    cap = settings.max_file_bytes
+    return cap if size is None else min(cap, size + settings.filesize_slack)
+
+
 class _Source:
     """The bytes of one file known so far, fetched on demand with ranged reads.
 
-    ``settings`` gives the retries of every read (``retry_attempts``, ``retry_base_delay``)
-    and how close ranged reads must be to be merged into one (``max_gap``).
+    ``settings`` gives the retries of every read (``retry_attempts``, ``retry_base_delay``),
+    how close ranged reads must be to be merged into one (``max_gap``) and, with the index's
+    ``filesize`` (None or 0: unknown), the most bytes of the file any read takes
+    (:func:`_file_limit`): nothing past ``max_bytes`` is requested or accepted.
     """
 
     def __init__(
@@ -51,6 +88,7 @@ class _Source:
         path: str,
         settings: Settings,
         prefetched: concurrent.futures.Future | None = None,
+        filesize: int | None = None,
     ):
         self.fs = fs
         self.path = path
@@ -58,6 +96,9 @@ class _Source:
         self._attempts = settings.retry_attempts
         self._base_delay = settings.retry_base_delay
         self._max_gap = settings.max_gap
+        self._settings = settings
+        self.filesize = _known_size(filesize)
+        self.max_bytes = _file_limit(settings, filesize)
         self.key = _datakey(fs, path)
         self.segments: list[tuple[int, bytes]] = []
         self.size: int | None = None  # exact file size, when known
@@ -67,31 +108,84 @@ class _Source:
     def _retry(self, fn: Callable[..., Any], *args: Any) -> Any:
         return retry_io(fn, *args, attempts=self._attempts, base_delay=self._base_delay)
 
+    # -- limits
+    def _limited_by_cap(self) -> bool:
+        return self.filesize is None or self.max_bytes >= self._settings.max_file_bytes
+
+    def past_limit(self, needed: int | None = None) -> FrameReadError:
+        """The error for a file (or a read of it) that goes past ``max_bytes``.
+
+        ``needed``: the byte the headers need (None: the object itself is larger).
+        """
+        what = (
+            f"the object has more than {self.max_bytes} bytes"
+            if needed is None
+            else f"the FITS headers need bytes up to {needed}"
+        )
+        if self._limited_by_cap():
+            return FrameReadError(
+                self.key,
+                Reason.IMAGE_TOO_LARGE,
+                f"{what}, over intake_helio.max-file-bytes={self._settings.max_file_bytes}; "
+                "raise it (dask.config.set({'intake_helio.max-file-bytes': N})) to read it",
+            )
+        return FrameReadError(
+            self.key,
+            Reason.READ_ERROR,
+            f"{what}, past the index's filesize {self.filesize} plus "
+            f"intake_helio.filesize-slack={self._settings.filesize_slack}; the index is out "
+            "of date or the server sends more than the object: re-index, or raise the slack",
+        )
+
     # -- fetching
     def load_all(self) -> bytes:
         """Fetch the whole file in one request (or return it if already fetched)."""
         for start, data in self.segments:
             if start == 0 and len(data) == self.size:
                 return data
-        data = bytes(self._retry(self._cat_whole))
+        body = self._retry(self._cat_whole)
+        if body.more:
+            raise self.past_limit()
+        data = bytes(body.data)
         self.bytes_fetched += len(data)
         self.segments = [(0, data)]
         self.size = len(data)
         return data
 
-    def _cat_whole(self) -> bytes:
+    def _cat_whole(self) -> BoundedBody:
         if self._prefetched is not None:  # first attempt: the read started ahead of time
             fut, self._prefetched = self._prefetched, None
             return fut.result()
-        return self.fs.cat_file(self.path, **_whole_file_kwargs(self.fs))
+        return cat_bounded(self.fs, self.path, limit=self.max_bytes)
+
+    def _accept(self, body: BoundedBody, start: int, end: int) -> bytes:
+        """The bytes of a ranged read, checked: never more than asked for."""
+        if not body.ranged:  # the server sent the whole object
+            if start == 0:  # its first bytes are the range asked for
+                return body.data
+            raise FrameReadError(
+                self.key,
+                Reason.READ_ERROR,
+                f"asked for bytes {start}-{end - 1}, the server sent the whole object instead "
+                "(it ignores Range requests); read such frames whole (no cutout)",
+            )
+        if body.more:
+            raise FrameReadError(
+                self.key,
+                Reason.READ_ERROR,
+                f"asked for bytes {start}-{end - 1}, the server sent more than those "
+                f"{end - start} bytes; reading stopped there (a body without end?)",
+            )
+        return body.data
 
     def _cat(self, start: int, end: int) -> bytes:
         try:
-            return bytes(self.fs.cat_file(self.path, start=start, end=end))
+            body = cat_bounded(self.fs, self.path, start, end, limit=end - start)
         except OSError as exc:
             if _is_range_error(exc):
                 return b""
             raise
+        return self._accept(body, start, end)
 
     def _fetch(self, start: int, end: int) -> bytes:
         data = self._retry(self._cat, start, end)
@@ -115,10 +209,13 @@ class _Source:
             self.segments.append((start, data))
 
     def fetch_many(self, ranges: Sequence[tuple[int, int]]) -> None:
-        """Fetch byte ranges not yet known, merged, in one ``cat_ranges`` call."""
+        """Fetch byte ranges not yet known, merged, in one concurrent call.
+
+        Ranges are clipped to ``max_bytes`` (:meth:`get` tells when that matters).
+        """
         todo = [(s, e) for s, e in ranges if e > s and self._lookup(s, e) is None]
-        if self.size is not None:
-            todo = [(s, min(e, self.size)) for s, e in todo if s < self.size]
+        last = self.max_bytes if self.size is None else min(self.size, self.max_bytes)
+        todo = [(s, min(e, last)) for s, e in todo if s < last]
         merged = _merge_ranges(todo, self._max_gap)
         if not merged:
             return
@@ -131,19 +228,37 @@ class _Source:
             self._store(s, e, data)
 
     def _cat_ranges(self, merged: list[tuple[int, int]]) -> list[bytes]:
-        n = len(merged)
-        out = self.fs.cat_ranges(
-            [self.path] * n, [s for s, _ in merged], [e for _, e in merged], on_error="return"
-        )
+        out = cat_ranges_bounded(self.fs, self.path, merged)
         results = []
-        for r in out:
+        for (s, e), r in zip(merged, out, strict=True):
             if isinstance(r, BaseException):
                 if isinstance(r, OSError) and _is_range_error(r):
                     results.append(b"")
                     continue
                 raise r
-            results.append(bytes(r))
+            results.append(self._accept(r, s, e))
         return results
+
+    def read_ahead(self, start: int, end: int) -> None:
+        """Make ``[start, end)`` known; a fetch that extends a segment at least doubles it.
+
+        For walks over many small consecutive headers: the fetches then grow geometrically,
+        so their number grows with the log of the bytes walked and the bytes copied stay
+        linear in them (bounded by ``max_bytes`` like every read).
+        """
+        if self._lookup(start, end) is not None:
+            return
+        for s, d in self.segments:
+            known = s + len(d)
+            if s <= start <= known:
+                stop = min(max(end, known + len(d)), self.max_bytes)
+                if self.size is not None:
+                    stop = min(stop, self.size)
+                if self.limit is not None:
+                    stop = min(stop, self.limit)
+                if stop > known:
+                    self._fetch(known, stop)
+                return
 
     # -- access
     def _lookup(self, start: int, end: int) -> memoryview | None:
@@ -153,13 +268,27 @@ class _Source:
         return None
 
     def get(self, start: int, end: int) -> memoryview:
-        """Bytes ``[start, end)``, shorter only where the file ends."""
+        """Bytes ``[start, end)``, shorter only where the file ends.
+
+        Raises
+        ------
+        FrameReadError
+            When the bytes go on past ``max_bytes`` (:meth:`past_limit`).
+        """
         if self.size is not None:
             end = min(end, self.size)
             if start >= end:
                 return memoryview(b"")
         if self.limit is not None and start >= self.limit:
             return memoryview(b"")
+        wanted = end
+        end = min(end, self.max_bytes + 1)  # one byte more tells whether the file goes on
+        got = self._get(start, end) if start < end else memoryview(b"")
+        if wanted > self.max_bytes and start + len(got) > self.max_bytes:
+            raise self.past_limit(wanted)
+        return got
+
+    def _get(self, start: int, end: int) -> memoryview:
         got = self._lookup(start, end)
         if got is not None:
             return got
@@ -182,20 +311,6 @@ class _Source:
         return None
 
 
-def _whole_file_kwargs(fs) -> dict[str, Any]:
-    """Extra ``cat_file`` arguments that make a whole-file read one GET request.
-
-    s3fs (and adlfs) read a whole object by first asking for its size with a HEAD request,
-    to split objects larger than their block size (50 MB) into concurrent ranged GETs: for a
-    frame that is a second round trip (and a second request for the server) every time.
-    ``max_concurrency=1`` skips it.
-    """
-    concurrency = getattr(fs, "max_concurrency", None)
-    if isinstance(concurrency, int) and concurrency > 1:
-        return {"max_concurrency": 1}
-    return {}
-
-
 def _is_range_error(exc: OSError) -> bool:
     return exc.errno == errno.EINVAL and "range" in str(exc).lower()
 
@@ -212,25 +327,34 @@ def _merge_ranges(ranges: Sequence[tuple[int, int]], max_gap: int) -> list[tuple
 
 def _sentinel(src: _Source, end: int) -> list[tuple[int, int]]:
     """A 1-byte range at the end of the HDU's data, when the file size is unknown."""
+    if end > src.max_bytes:
+        return []  # never read: _check_present reports it
     return [] if src.has_byte(end - 1) is not None else [(end - 1, end)]
 
 
 def _check_present(src: _Source, end: int) -> None:
     if end > 0 and src.has_byte(end - 1) is False:
-        raise FrameReadError(
-            src.key,
-            Reason.TRUNCATED,
-            f"the HDU's data should end at byte {end} but the file has only {src.size} bytes",
+        has = (
+            f"the file has only {src.size} bytes"
+            if src.size is not None
+            else f"the file ends at or before byte {src.limit}"
         )
+        raise FrameReadError(
+            src.key, Reason.TRUNCATED, f"the HDU's data should end at byte {end} but {has}"
+        )
+    if end > src.max_bytes:
+        raise src.past_limit(end)
 
 
-def start_whole_read(fs, path: str) -> concurrent.futures.Future | None:
+def start_whole_read(
+    fs, path: str, filesize: int | None = None, *, settings: Settings | None = None
+) -> concurrent.futures.Future | None:
     """Start fetching a whole file in the background, if ``fs`` can.
 
-    For fsspec's async filesystems used synchronously (s3fs, gcsfs, http, ...), the
-    request runs on the filesystem's own event-loop thread while the caller works on
-    something else, e.g. decodes the previous frame: the download of one frame then
-    overlaps the decoding of another, and a core is not left idle while bytes arrive.
+    For s3fs and fsspec's HTTP filesystem used synchronously, the request runs on the
+    filesystem's own event-loop thread while the caller works on something else, e.g.
+    decodes the previous frame: the download of one frame then overlaps the decoding of
+    another, and a core is not left idle while bytes arrive.
 
     Parameters
     ----------
@@ -238,14 +362,20 @@ def start_whole_read(fs, path: str) -> concurrent.futures.Future | None:
         Filesystem holding the file.
     path : str
         Path of the file on ``fs``.
+    filesize : int, optional
+        The index's size of the file: the read stops past it (:func:`_file_limit`).
+        Pass the same ``filesize`` to the read that uses the future.
+    settings : Settings, optional
+        The limits (None: :func:`~intake_helio.base.settings.current`).
 
     Returns
     -------
     concurrent.futures.Future or None
-        A future of the file's bytes, to pass as ``prefetched=`` to
-        :func:`~intake_helio.fits.frame.frame_sum` or
+        A future of the file's bytes (a :class:`~intake_helio.io.shims.BoundedBody`), to
+        pass as ``prefetched=`` to :func:`~intake_helio.fits.frame.frame_sum` or
         :func:`~intake_helio.fits.frame.read_frame` (which retry a failed read as usual);
         ``cancel()`` it if it is not used. None when ``fs`` has no event loop of its own
         (local files, memory): there is nothing to gain, the file is read when needed.
     """
-    return start_async_cat_file(fs, path, **_whole_file_kwargs(fs))
+    settings = current() if settings is None else settings
+    return start_cat_bounded(fs, path, limit=_file_limit(settings, filesize))

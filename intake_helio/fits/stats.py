@@ -167,6 +167,7 @@ def frame_stats(
     prefetched: concurrent.futures.Future | None = None,
     *,
     settings: Settings | None = None,
+    filesize: int | None = None,
 ) -> dict[str, Any]:
     """Built-in statistics of one frame (or a cutout) from one read, without a float copy.
 
@@ -180,7 +181,10 @@ def frame_stats(
         The ``(ny, nx)`` the selection must have; another shape raises
         ``FrameReadError`` with reason ``"shape mismatch"``.
     settings : Settings, optional
-        Retries, read sizes and band size; None reads ``dask.config``.
+        Retries, read sizes, band size and limits; None reads ``dask.config``.
+    filesize : int, optional
+        The file's size from the index: no read goes past it (plus
+        ``intake_helio.filesize-slack``). None or 0: unknown.
 
     Returns
     -------
@@ -215,4 +219,4 @@ def frame_stats(
             )
         return _finish(_accumulate(pixels, want), pixels, exptime, want)
 
-    return _guarded(fs, path, settings, run, prefetched)
+    return _guarded(fs, path, settings, run, prefetched, filesize)

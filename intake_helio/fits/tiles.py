@@ -17,7 +17,8 @@ from typing import Any
 import numpy as np
 from astropy.io import fits
 
-from .hdu import _BITPIX_DTYPE, _HDU, _int
+from ..base.errors import HelioError
+from .hdu import _BITPIX_DTYPE, _HDU, _count, _int
 
 try:  # imagecodecs is a hard dependency, but keep the module importable without it
     import imagecodecs
@@ -29,6 +30,7 @@ __all__ = [
     "_TFORM_RE",
     "_TFORM_SIZE",
     "_Comp",
+    "_TileError",
     "_comp_bands",
     "_comp_layout",
     "_decode_tile",
@@ -52,6 +54,12 @@ _TFORM_SIZE = {
     "Q": 16,
 }
 _HEAP_ELEM_SIZE = {"B": 1, "I": 2, "J": 4}
+#: compressions named in messages (any other is "an unknown compression", never quoted)
+_KNOWN_CMPTYPES = ("RICE_1", "RICE_ONE", "GZIP_1", "GZIP_2", "HCOMPRESS_1", "PLIO_1", "NOCOMPRESS")
+
+
+class _TileError(HelioError, ValueError):
+    """A compressed tile that cannot be decoded (the message gives sizes, never bytes)."""
 
 
 @dataclass
@@ -80,7 +88,7 @@ def _zval(header: fits.Header, name: str, default: int) -> int:
         if zname is None:
             break
         if str(zname).strip().upper() == name:
-            return int(header.get(f"ZVAL{i}", default))
+            return _int(header, f"ZVAL{i}", default)
     return default
 
 
@@ -93,27 +101,28 @@ def _comp_layout(info: _HDU) -> _Comp:
     th = min(_int(h, "ZTILE2", 1), ny)
     nty, ntx = -(-ny // max(th, 1)), -(-nx // max(tw, 1))
     row_bytes, nrows = _int(h, "NAXIS1"), _int(h, "NAXIS2")
+    # the reasons it cannot be decoded here name keywords, never the file's text
     why = []
     offset, col_off, desc_char, elem = 0, None, "P", 1
     names = []
-    for i in range(1, _int(h, "TFIELDS", 0) + 1):
+    for i in range(1, _count(h, "TFIELDS", 0) + 1):
         name = str(h.get(f"TTYPE{i}", "")).strip().upper()
         tform = str(h.get(f"TFORM{i}", "")).strip().upper()
         names.append(name)
         m = _TFORM_RE.match(tform)
-        if not m:
-            why.append(f"unparsable TFORM{i}={tform!r}")
+        if not m or len(m.group(1)) > 12:
+            why.append(f"unparsable TFORM{i}")
             break
         repeat = int(m.group(1) or 1)
         code = m.group(2)
         if name == "COMPRESSED_DATA":
             if code not in "PQ" or repeat != 1:
-                why.append(f"COMPRESSED_DATA has TFORM {tform!r}")
+                why.append(f"COMPRESSED_DATA is not a P or Q column (TFORM{i})")
             else:
                 col_off, desc_char = offset, code
                 etype = m.group(3)[:1]
                 if etype not in _HEAP_ELEM_SIZE:
-                    why.append(f"COMPRESSED_DATA element type {etype!r}")
+                    why.append(f"COMPRESSED_DATA elements are not B, I or J (TFORM{i})")
                 elem = _HEAP_ELEM_SIZE.get(etype, 1)
         size = -(-repeat // 8) if code == "X" else repeat * _TFORM_SIZE[code]
         offset += size
@@ -121,20 +130,23 @@ def _comp_layout(info: _HDU) -> _Comp:
         why.append("no COMPRESSED_DATA column")
     extra = set(names) - {"COMPRESSED_DATA"}
     if extra:
-        why.append(f"extra columns {sorted(extra)}")
+        why.append(f"{len(extra)} extra column(s)")
     if cmptype in ("RICE_1", "RICE_ONE"):
         if zbitpix < 0:
             why.append("quantised floating-point pixels")
     elif cmptype != "GZIP_1":
-        why.append(f"compression {cmptype!r}")
+        known = cmptype if cmptype in _KNOWN_CMPTYPES else "an unknown compression"
+        why.append(f"compression {known}")
     if zbitpix not in _BITPIX_DTYPE:
         why.append(f"ZBITPIX={zbitpix}")
     bytepix = _zval(h, "BYTEPIX", 4)
     if cmptype.startswith("RICE") and bytepix not in (1, 2, 4):
         why.append(f"RICE BYTEPIX={bytepix}")
+    if th < 1 or tw < 1:
+        why.append("ZTILE1/ZTILE2 below 1")
     if nrows != nty * ntx:
         why.append(f"{nrows} table rows for {nty}x{ntx} tiles")
-    if any(_int(h, f"ZTILE{i}", 1) != 1 for i in range(3, _int(h, "ZNAXIS") + 1)):
+    if any(_int(h, f"ZTILE{i}", 1) != 1 for i in range(3, _count(h, "ZNAXIS") + 1)):
         why.append("tiles span more than one plane")
     if "ZBLANK" in h and "BLANK" in h and h["ZBLANK"] != h["BLANK"]:
         why.append("ZBLANK differs from BLANK")
@@ -185,9 +197,12 @@ def _decode_tile(comp: _Comp, cbuf, npix: int, out: np.ndarray | None) -> np.nda
                 )
         tile = imagecodecs.rcomp_decode(cbuf, shape=(npix,), dtype=rdtype, nblock=comp.blocksize)
         tile = tile.astype(zdtype, copy=False)
-    else:  # GZIP_1: big-endian bytes
-        raw = zlib.decompress(cbuf, 47)
+    else:  # GZIP_1: big-endian bytes, never more than 8 per pixel (no "zip bomb")
+        inflate = zlib.decompressobj(47)
+        raw = inflate.decompress(cbuf, npix * 8 + 1)
         n = len(raw)
+        if n > npix * 8:
+            raise _TileError(f"a GZIP_1 tile decompressed to more than {npix * 8} bytes")
         if n == npix * 2:
             dt = ">i2"
         elif n == npix * 4:
@@ -197,7 +212,7 @@ def _decode_tile(comp: _Comp, cbuf, npix: int, out: np.ndarray | None) -> np.nda
         elif n == npix:
             dt = "u1"
         else:
-            raise ValueError(f"a GZIP_1 tile decompressed to {n} bytes for {npix} pixels")
+            raise _TileError(f"a GZIP_1 tile decompressed to {n} bytes for {npix} pixels")
         tile = np.frombuffer(raw, dtype=dt).astype(zdtype, copy=False)
     if out is not None:
         out[...] = tile

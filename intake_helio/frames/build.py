@@ -3,7 +3,10 @@
 The graph has one task per frame (per row band with ``chunks={"y": N}``), each
 reading one FITS file through fsspec; it is built as one ``HighLevelGraph`` layer
 with a deterministic name, so a year of 129,758 frames builds in about a second.
-Only the first frame's header is read before compute (for shape, dtype and WCS).
+Only the headers of the first few frames are read before compute (``shape-probes``,
+concurrently): the most common shape among them is the array's, so one odd frame at the
+start of the list fails on its own ("shape mismatch", "image too large") and the others
+keep their values. The index's ``filesize`` of each file bounds every read of it.
 
 With ``on_error="nan"`` each read task returns ``(block, reason)``; the frames
 layer takes the block and a ``read_status`` coordinate along ``time`` takes the
@@ -13,6 +16,8 @@ NaN frames, why, from one read per frame.
 
 from __future__ import annotations
 
+import collections
+import concurrent.futures
 import hashlib
 import operator
 from collections.abc import Mapping, Sequence
@@ -112,25 +117,75 @@ def _bands(rows: slice, chunks) -> list[slice]:
     return [slice(a, min(a + size, rows.stop)) for a in range(rows.start, rows.stop, size)]
 
 
-def _probe(datakeys, storage_options, hdu, on_error, settings: Settings):
-    errors = []
-    present = [k for k in datakeys if k]  # "" is a placeholder: no frame (open_channels)
+def _probe_one(key: str, storage_options, hdu, settings: Settings, filesize):
+    """Probe one frame: its FrameInfo, or the exception that probing it raised."""
+    try:
+        fs, path = filesystem(key, storage_options)
+        return fits_frames.probe_frame(fs, path, hdu=hdu, settings=settings, filesize=filesize)
+    except Exception as exc:
+        return exc
+
+
+def _probe(datakeys, storage_options, hdu, on_error, settings: Settings, filesizes=None):
+    """The frames' HDU, shape and header: the most common among the first readable frames.
+
+    Up to ``settings.shape_probes`` readable frames are probed (header bytes only, a batch
+    at a time, concurrently), trying at most ``max(max_probes, shape_probes)`` frames with
+    ``on_error="nan"``, the first ``shape_probes`` with ``"raise"`` (where the first
+    frame's error is raised, as its own read would raise it). The (HDU, shape) found most
+    often wins, the earliest on a tie; its first frame gives the header.
+    """
+    present = [(i, k) for i, k in enumerate(datakeys) if k]  # "": a placeholder (channels)
     if not present:
         raise FrameReadError(
             "", Reason.NO_FRAME_WITHIN_TOLERANCE, "no file in the list, only placeholders"
         )
-    for key in present[: (settings.max_probes if on_error == "nan" else 1)]:
-        try:
-            fs, path = filesystem(key, storage_options)
-            return fits_frames.probe_frame(fs, path, hdu=hdu, settings=settings)
-        except Exception as exc:
-            err = fits_frames.as_frame_error(key, exc)
-            if on_error == "raise":
-                if err is exc:
-                    raise
-                raise err from exc
-            errors.append(f"{key}: {err.reason}")
-    raise FrameReadError(present[0], Reason.NO_READABLE_FRAME, "; ".join(errors[:3]) + " ...")
+    want = settings.shape_probes
+    budget = max(settings.max_probes, want) if on_error == "nan" else want
+    todo = present[:budget]
+    sizes = filesizes if filesizes is not None else (None,) * len(datakeys)
+    found: list[fits_frames.FrameInfo] = []
+    errors: list[str] = []
+    with concurrent.futures.ThreadPoolExecutor(max_workers=min(want, 8)) as pool:
+        while todo and len(found) < want:
+            batch, todo = todo[: want - len(found)], todo[want - len(found) :]
+            outs = pool.map(
+                lambda ik: _probe_one(ik[1], storage_options, hdu, settings, sizes[ik[0]]),
+                batch,
+            )
+            for (i, key), out in zip(batch, list(outs), strict=True):
+                if not isinstance(out, BaseException):
+                    found.append(out)
+                    continue
+                err = fits_frames.as_frame_error(key, out)
+                if on_error == "raise" and i == present[0][0]:
+                    if err is out:
+                        raise err
+                    raise err from out
+                errors.append(f"{key}: {err.reason}")
+    if not found:
+        raise FrameReadError(
+            present[0][1],
+            Reason.NO_READABLE_FRAME,
+            f"probed {len(errors)} frame(s): {_few(errors)}",
+        )
+    votes = collections.Counter((f.hdu, tuple(f.shape)) for f in found)
+    best = max(votes.values())
+    return next(f for f in found if votes[(f.hdu, tuple(f.shape))] == best)
+
+
+def _few(items: Sequence[str], keep: int = 3) -> str:
+    """The first ``keep`` items, then ``"... (N more)"``: messages stay short."""
+    more = len(items) - keep
+    return "; ".join(items[:keep]) + (f"; ... ({more} more)" if more > 0 else "")
+
+
+def _filesizes(df: pd.DataFrame) -> tuple[int, ...] | None:
+    """The index's ``filesize`` per row (0 where unknown), or None without the column."""
+    if "filesize" not in df:
+        return None
+    values = pd.to_numeric(df["filesize"], errors="coerce").fillna(0).to_numpy()
+    return tuple(int(v) if 0 < v < 2**62 else 0 for v in values.tolist())
 
 
 def open_frames(
@@ -198,9 +253,11 @@ def open_frames(
     header_keys = tuple(str(k).upper() for k in header_keys)
     options = StorageOptions(storage_options or {})
     datakeys = tuple(df["datakey"].astype(str).tolist())
+    filesizes = _filesizes(df)
+    sizes = filesizes if filesizes is not None else (None,) * len(datakeys)
     n = len(datakeys)
 
-    info = _probe(datakeys, options, hdu, on_error, settings)
+    info = _probe(datakeys, options, hdu, on_error, settings, filesizes)
     rows, cols = _normalize_cutout(cutout, info.shape)
     hdu_sel = info.hdu if hdu == "auto" else hdu
     bands = _bands(rows, chunks)
@@ -221,6 +278,7 @@ def open_frames(
         on_error,
         [(b.start, b.stop) for b in bands],
         sorted(options.items(), key=str),
+        hashlib.sha1(repr(filesizes).encode()).hexdigest(),
         datakeys=datakeys,
     )
     name = f"helio-frames-{token}"
@@ -230,7 +288,9 @@ def open_frames(
     # return (block, reason) and the array and read_status layers pick from them
     read = name if on_error == "raise" else f"helio-read-{token}"
     suffix = (0,) if on_error == "raise" else ()
-    spec = FrameSpec(datakeys, options, hdu_sel, rows, cols, units, tuple(info.shape), settings)
+    spec = FrameSpec(
+        datakeys, options, hdu_sel, rows, cols, units, tuple(info.shape), settings, filesizes
+    )
     layers[read] = FrameLayer(
         {
             (read, i, j, *suffix): (
@@ -245,6 +305,7 @@ def open_frames(
                 on_error,
                 whole,
                 settings,
+                sizes[i],
             )
             for i, key in enumerate(datakeys)
             for j, band in enumerate(bands)
@@ -291,7 +352,7 @@ def open_frames(
         )
         coords["read_status"] = ("time", status)
     coords.update(
-        _header_coords(datakeys, options, header_keys, hdu_sel, info.header, token, settings)
+        _header_coords(datakeys, options, header_keys, hdu_sel, info.header, token, settings, sizes)
     )
 
     out_attrs = {k: v for k, v in (attrs or {}).items() if v is not None}
@@ -313,13 +374,15 @@ def open_frames(
     return frames
 
 
-def _header_coords(datakeys, options, keys, hdu, probe_header, token, settings) -> dict[str, Any]:
+def _header_coords(
+    datakeys, options, keys, hdu, probe_header, token, settings, sizes
+) -> dict[str, Any]:
     if not keys:
         return {}
     n = len(datakeys)
     hname = f"helio-headers-{token}-{'-'.join(keys)}"
     hlayer = {
-        (hname, i): (read_header_row, key, options, keys, hdu, settings)
+        (hname, i): (read_header_row, key, options, keys, hdu, settings, sizes[i])
         for i, key in enumerate(datakeys)
     }
     out = {}
@@ -371,9 +434,10 @@ def read_headers(
     keys = tuple(str(k).upper() for k in keys)
     options = StorageOptions(storage_options or {})
     settings = current()
+    filesizes = _filesizes(df) or (None,) * len(df)
     tasks = [
-        dask.delayed(read_header_row, pure=True)(key, options, keys, hdu, settings)
-        for key in df["datakey"].astype(str)
+        dask.delayed(read_header_row, pure=True)(key, options, keys, hdu, settings, size)
+        for key, size in zip(df["datakey"].astype(str), filesizes, strict=True)
     ]
     rows = dask.compute(*tasks) if tasks else []
     out = pd.DataFrame(list(rows), columns=list(keys))

@@ -41,11 +41,24 @@ FrameResult = tuple[str, tuple[Any, ...] | None]
 
 
 # --------------------------------------------------------------------------- array tasks
-def read_block(datakey, storage_options, hdu, rows, cols, units, shape, on_error, whole, settings):
+def read_block(
+    datakey,
+    storage_options,
+    hdu,
+    rows,
+    cols,
+    units,
+    shape,
+    on_error,
+    whole,
+    settings,
+    filesize=None,
+):
     """Read one frame (or row band) as a ``(1, ny, nx)`` float32 block.
 
     With ``on_error="nan"`` returns ``(block, reason)``, the block all NaN and the
     reason set when the frame cannot be read; ``reason`` is ``"ok"`` otherwise.
+    ``filesize`` (the index's; None or 0: unknown) bounds the bytes read.
     """
     try:
         if not datakey:  # a placeholder: no frame here (open_channels)
@@ -60,6 +73,7 @@ def read_block(datakey, storage_options, hdu, rows, cols, units, shape, on_error
             units=units,
             whole_file=whole,
             settings=settings,
+            filesize=filesize,
         )
         if block.shape != shape:
             raise FrameReadError(
@@ -81,11 +95,13 @@ def read_block(datakey, storage_options, hdu, rows, cols, units, shape, on_error
     raise err from picklable_cause(cause)
 
 
-def read_header_row(datakey, storage_options, keys, hdu, settings=None):
+def read_header_row(datakey, storage_options, keys, hdu, settings=None, filesize=None):
     """Header values of one file as a tuple in ``keys`` order, ``(None, ...)`` if unreadable."""
     try:
         fs, path = filesystem(datakey, storage_options)
-        values = fits_frames.read_header_values(fs, path, keys, hdu=hdu, settings=settings)
+        values = fits_frames.read_header_values(
+            fs, path, keys, hdu=hdu, settings=settings, filesize=filesize
+        )
     except Exception:
         return tuple(None for _ in keys)
     return tuple(values.get(k) for k in keys)
@@ -196,6 +212,7 @@ def _read(spec: FrameSpec, key: str, rows, cols, units, prefetched, header: bool
         prefetched=prefetched,
         settings=spec.settings,
         with_header=header,
+        filesize=spec.filesize(key),
     )
 
 
@@ -204,7 +221,7 @@ def _start_read(spec: FrameSpec, key: str):
         return None
     try:
         fs, path = filesystem(key, spec.storage_options)
-        return fits_frames.start_whole_read(fs, path)
+        return fits_frames.start_whole_read(fs, path, spec.filesize(key), settings=spec.settings)
     except Exception:  # the frame's own read reports it
         return None
 
@@ -237,6 +254,7 @@ def _one(
                 whole_file=spec.whole and (rows, cols) == (spec.rows, spec.cols),
                 prefetched=prefetched,
                 settings=spec.settings,
+                filesize=spec.filesize(key),
             )
             values = {name: stats[f] for name, f in funcs}
             return values, str(Reason.OK if stats["count"] else Reason.ALL_PIXELS_BLANK)

@@ -144,7 +144,10 @@ def test_nothing_read_before_compute_then_one_read_per_frame(rice):
         mean = frames.mean(("y", "x"))
         by_key = proxy.stats["by_key"]
         touched = {k for k in by_key if k.startswith(f"/{BUCKET}/")}
-        assert touched == {f"/{BUCKET}/f00.fits"}  # only the probe of the first frame
+        # only the probes of the first intake_helio.shape-probes (5) frames, one GET each
+        probed = {f"/{BUCKET}/f{i:02d}.fits" for i in range(5)}
+        assert touched == probed
+        assert all(by_key[k]["requests"] == 1 for k in probed), by_key
         proxy.reset_stats()
         values = mean.compute(scheduler="threads")
         by_key = proxy.stats["by_key"]
