@@ -21,11 +21,11 @@ import xarray as xr
 import zarr
 from PIL import Image
 
-from intake_helio.compute.shipping import func_id, ship_by_value
 from intake_helio.app.results import outputs_table, save_outputs, scalar_outputs
 from intake_helio.app.stores import StoreError, ZarrStore
 from intake_helio.base.errors import ArgumentError, HelioError
 from intake_helio.compute.engine import map_frames
+from intake_helio.compute.shipping import func_id, ship_by_value
 
 RNG = np.random.default_rng(7)
 N, PART = 10, 4
