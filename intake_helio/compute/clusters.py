@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import logging
+import os
 import signal
 import threading
 import time
@@ -281,6 +282,9 @@ LOCAL_WORKER_CONFIG = {
     "distributed.worker.memory.monitor-interval": "1s",
     "distributed.admin.system-monitor.interval": "2s",
 }
+_MALLOC_VAR = "MALLOC_TRIM_THRESHOLD_"
+_DASK_MALLOC_VALUE = "65536"  # what distributed's nannies set by default
+
 #: What a dashboard needs back from :data:`LOCAL_WORKER_CONFIG`: the profiler and the
 #: system metrics at dask's default rate.
 _DASHBOARD_NEEDS = (
@@ -312,7 +316,16 @@ def _start_local(
     config = LOCAL_WORKER_CONFIG
     if dashboard:
         config = {k: v for k, v in config.items() if k not in _DASHBOARD_NEEDS}
-    with dask.config.set(config):
+    # distributed's nannies also set MALLOC_TRIM_THRESHOLD_ in the process that starts them
+    # (and leave it there), so a LocalCluster started earlier in this process would pass it on
+    # to our workers: keep it out of their environment while they start
+    inherited = os.environ.pop(_MALLOC_VAR, None)
+    if inherited is not None and inherited != _DASK_MALLOC_VALUE:
+        os.environ[_MALLOC_VAR] = inherited  # the user's own setting: respected
+        inherited = None
+    with contextlib.ExitStack() as restore, dask.config.set(config):
+        if inherited is not None:
+            restore.callback(os.environ.__setitem__, _MALLOC_VAR, inherited)
         local = distributed.LocalCluster(
             n_workers=n_workers,
             threads_per_worker=threads,
@@ -325,7 +338,7 @@ def _start_local(
             scheduler_kwargs={"dashboard": dashboard},
             worker_dashboard_address=None,
             **kwargs,
-        )
+        )  # the nannies start their workers before this returns
     stack.callback(local.close)
     if adapt is not None:
         local.adapt(minimum=adapt[0], maximum=adapt[1])

@@ -211,3 +211,15 @@ def test_describe_cluster_shows_no_secrets():
     assert "https://gateway.example:8443" in text
     assert "BasicAuth" in text
     assert "workers=3" in text
+
+
+def test_local_workers_stay_without_the_malloc_setting_after_a_plain_local_cluster():
+    """distributed's nannies put MALLOC_TRIM_THRESHOLD_ into the starting process for good;
+    a plain LocalCluster started first (e.g. earlier in a notebook) must not pass it on."""
+    with distributed.LocalCluster(n_workers=1, processes=True, dashboard_address=None):
+        pass
+    assert os.environ.get("MALLOC_TRIM_THRESHOLD_") == "65536"  # the control
+    with cluster("local", workers=1) as client:
+        settings = set(client.run(_worker_settings).values())
+    assert {s[0] for s in settings} == {None}
+    assert os.environ.get("MALLOC_TRIM_THRESHOLD_") == "65536"  # the process's own: restored
