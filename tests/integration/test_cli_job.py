@@ -415,12 +415,16 @@ def _run_watching(args, log: Path, interrupt: str | None = None, timeout=300):
             except psutil.Error:
                 children = []
             for child in children:
-                if child.pid in seen:
-                    continue
                 try:
-                    seen[child.pid] = (child.create_time(), " ".join(child.cmdline()))
+                    # read again each time: a process caught between fork and exec still
+                    # shows its parent's command line
+                    cmd = " ".join(child.cmdline())
+                    created = seen[child.pid][0] if child.pid in seen else child.create_time()
                 except psutil.Error:
                     continue
+                if seen.get(child.pid, (0, ""))[1] == cmd:
+                    continue
+                seen[child.pid] = (created, cmd)
                 if interrupt and interrupt in seen[child.pid][1]:
                     proc.send_signal(signal.SIGINT)
                     interrupt = None
