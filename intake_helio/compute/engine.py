@@ -193,6 +193,7 @@ def iter_map_parts(
     pending = iter(todo)
     running: dict[int, dict] = {}
     owner: dict[Any, tuple[int, tuple[int, int]]] = {}
+    attempts: dict[tuple[int, int], int] = {}  # task-level failures of single frames
 
     def track(p: int, futures: list, spans: list) -> list:
         for fut, span in zip(futures, spans, strict=True):
@@ -220,11 +221,18 @@ def iter_map_parts(
             try:
                 result = fut.result()
             except Exception as exc:
-                if b - a > 1 and plan is not None:
-                    # a batch that failed as a whole (its worker died): each frame again on
-                    # its own, so that only the frame that kills workers is lost
+                tries = attempts.get((a, b), 0)
+                if plan is not None and tries < _SINGLE_ATTEMPTS:
+                    # a batch that failed as a whole (its worker died): each frame again on its
+                    # own, a few times (a frame queued on a worker that another frame kills
+                    # fails too), so that only the frame that kills workers is lost
                     singles = [(i, i + 1) for i in range(a, b)]
-                    tasks = [_single(plan, i, funcs, units_of, f"{token}-{p}") for i in range(a, b)]
+                    for span in singles:
+                        attempts[span] = tries + 1 if b - a == 1 else attempts.get(span, 0)
+                    tasks = [
+                        _single(plan, i, funcs, units_of, f"{token}-{p}-{tries}")
+                        for i in range(a, b)
+                    ]
                     for nxt in track(p, client.compute(tasks), singles):
                         ac.add(nxt)
                     continue
@@ -241,6 +249,10 @@ def iter_map_parts(
     finally:
         for fut in owner:
             fut.cancel()
+
+
+#: How often a single frame whose task failed as a whole (its worker died) is tried again.
+_SINGLE_ATTEMPTS = 3
 
 
 def _single(plan: Resolved, i: int, funcs, units_of, token: str):
