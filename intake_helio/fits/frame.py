@@ -416,6 +416,16 @@ def read_frame(
     return _guarded(fs, path, settings, run, prefetched, filesize)
 
 
+def _check_shape(fs, path: str, shape, expect_shape) -> None:
+    """Raise ``shape mismatch`` when the selection's shape is not the expected one."""
+    if expect_shape is not None and tuple(shape) != tuple(expect_shape):
+        raise FrameReadError(
+            _datakey(fs, path),
+            Reason.SHAPE_MISMATCH,
+            f"found {tuple(shape)}, expected {tuple(expect_shape)}",
+        )
+
+
 def frame_sum(
     fs,
     path: str,
@@ -463,12 +473,7 @@ def frame_sum(
     def run(src: _Source) -> tuple[float, int]:
         whole, info, exptime = _open_image(src, hdu, rows, cols, units, whole_file, settings)
         pixels = _pixels(src, info, whole, rows, cols, settings.band_pixels)
-        if expect_shape is not None and tuple(pixels.shape) != tuple(expect_shape):
-            raise FrameReadError(
-                _datakey(fs, path),
-                Reason.SHAPE_MISMATCH,
-                f"found {tuple(pixels.shape)}, expected {tuple(expect_shape)}",
-            )
+        _check_shape(fs, path, pixels.shape, expect_shape)
         total, count = _reduce(pixels)
         if exptime is not None:
             total /= exptime

@@ -17,10 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from ..base.errors import FrameReadError
-from ..base.reasons import Reason
 from ..base.settings import Settings, current
-from .frame import _check_args, _datakey, _guarded, _open_image
+from .frame import _check_args, _check_shape, _guarded, _open_image
 from .pixels import _int_sum, _MaskBuffer, _Pixels, _pixels, _sub
 
 __all__ = ["STATISTICS", "frame_stats"]
@@ -211,12 +209,7 @@ def frame_stats(
     def run(src) -> dict[str, Any]:
         whole, info, exptime = _open_image(src, hdu, rows, cols, units, whole_file, settings)
         pixels = _pixels(src, info, whole, rows, cols, settings.band_pixels)
-        if expect_shape is not None and tuple(pixels.shape) != tuple(expect_shape):
-            raise FrameReadError(
-                _datakey(fs, path),
-                Reason.SHAPE_MISMATCH,
-                f"found {tuple(pixels.shape)}, expected {tuple(expect_shape)}",
-            )
+        _check_shape(fs, path, pixels.shape, expect_shape)
         return _finish(_accumulate(pixels, want), pixels, exptime, want)
 
     return _guarded(fs, path, settings, run, prefetched, filesize)
