@@ -67,6 +67,7 @@ from ..base.options import UNITS, check_choice
 from ..base.reasons import Reason
 from ..base.settings import Settings, current
 from ..io.retry import RETRY_STATS, is_transient, retry_io
+from ..io.storage import is_no_credentials
 from .hdu import _HDU, _header_dict, _HeaderValueError, _image_header, _locate, _shape
 from .pixels import _BadArgument, _exptime, _pixels, _reduce, _to_float32
 from .source import _datakey, _Source, start_whole_read
@@ -137,6 +138,8 @@ def frame_error_reason(exc: BaseException) -> str:
     """
     if isinstance(exc, FrameReadError):
         return exc.reason
+    if is_no_credentials(exc):
+        return Reason.NO_CREDENTIALS
     if isinstance(exc, FileNotFoundError):
         return Reason.MISSING_OBJECT
     if isinstance(exc, PermissionError):
@@ -224,16 +227,25 @@ def _guarded(
         return fn(src)
     except (FrameReadError, _BadArgument, MemoryError):
         raise
-    except FileNotFoundError as exc:
-        err, cause = FrameReadError(key, Reason.MISSING_OBJECT, _printable(str(exc))), exc
-    except PermissionError as exc:
-        err, cause = FrameReadError(key, Reason.PERMISSION_DENIED, _printable(str(exc))), exc
-    except OSError as exc:
-        err, cause = FrameReadError(key, Reason.READ_ERROR, _detail(exc)), exc
     except Exception as exc:
-        reason = Reason.READ_ERROR if is_transient(exc) else Reason.CORRUPT_DATA
-        err, cause = FrameReadError(key, reason, _detail(exc)), exc
+        err, cause = FrameReadError(key, *_classify(exc)), exc
     raise err from picklable_cause(cause)
+
+
+def _classify(exc: Exception) -> tuple[Reason, str]:
+    """The reason and detail of an error met while reading a frame (see :func:`_guarded`)."""
+    if is_no_credentials(exc):
+        return Reason.NO_CREDENTIALS, (
+            f"{type(exc).__name__}: the store needs credentials and none were found; give "
+            "storage_options (anon=True for a public bucket) or configure AWS credentials"
+        )
+    if isinstance(exc, FileNotFoundError):
+        return Reason.MISSING_OBJECT, _printable(str(exc))
+    if isinstance(exc, PermissionError):
+        return Reason.PERMISSION_DENIED, _printable(str(exc))
+    if isinstance(exc, OSError):
+        return Reason.READ_ERROR, _detail(exc)
+    return (Reason.READ_ERROR if is_transient(exc) else Reason.CORRUPT_DATA), _detail(exc)
 
 
 # --------------------------------------------------------------------------- argument checks

@@ -21,13 +21,16 @@ from pathlib import Path
 
 import dask
 import numpy as np
+import pandas as pd
 import pytest
 from astropy.io import fits
 
 import intake_helio as ih
 from intake_helio.app.cli import main
+from intake_helio.base.errors import FrameReadError
 from intake_helio.catalog.index import read_index
-from intake_helio.io.storage import ContentTooLargeError, MissingCredentialsError
+from intake_helio.fits.frame import read_frame
+from intake_helio.io.storage import ContentTooLargeError, MissingCredentialsError, filesystem
 from intake_helio.testing.http_server import Declared, Endless, LocalHTTP, SilentServer
 from tests.builders import catalog_json, dataset_entry, index_csv, make_rows
 
@@ -352,6 +355,24 @@ def test_missing_credentials_have_their_own_error(s3, monkeypatch, capsys):
     assert ih.Reason.NO_CREDENTIALS == "no credentials"
     assert main(["ls", "s3://trust/", "--endpoint-url", s3.endpoint_url]) == 2
     assert "no credentials" in _one_line(capsys)
+
+
+def test_frames_read_without_credentials_say_so(s3, monkeypatch):
+    fs = s3.filesystem()
+    fs.mkdir("creds")
+    fs.pipe_file("creds/f0.fits", _tiny_fits())
+    for var in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    so = {"endpoint_url": s3.endpoint_url}
+    fs_nocreds, path = filesystem("s3://creds/f0.fits", so)
+    with pytest.raises(FrameReadError) as info:
+        read_frame(fs_nocreds, path)
+    assert info.value.reason is ih.Reason.NO_CREDENTIALS, info.value
+    assert "none were found" in str(info.value) and "anon=True" in str(info.value)
+    files = pd.DataFrame({"start": [pd.Timestamp("2020-01-01")], "datakey": ["s3://creds/f0.fits"]})
+    with pytest.raises(ih.HelioError, match="no credentials"):
+        ih.open_frames(files, storage_options=so, on_error="nan")
 
 
 def _tiny_fits() -> bytes:
