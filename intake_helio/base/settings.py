@@ -55,6 +55,9 @@ class Settings:
     max_hdus: int = 1000
     max_header_bytes: int = 2**23
     shape_probes: int = 5
+    # reads: frames fetched ahead per task, bytes per concurrent ranged request of a file
+    read_ahead: int = 1
+    read_part_bytes: int = 4 * 2**20
     # catalog side: size limits, request timeouts and the URL policy (see CatalogSettings)
     max_json_bytes: int = 64 * 2**20
     max_index_bytes: int = 512 * 2**20
@@ -62,6 +65,7 @@ class Settings:
     connect_timeout: float = 10.0
     read_timeout: float = 30.0
     request_attempts: int = 3
+    max_connections: int = 64
     allowed_schemes: tuple[str, ...] = ("s3", "https")
     allowed_hosts: tuple[str, ...] = ()
 
@@ -132,6 +136,8 @@ def current() -> Settings:
         max_hdus=_positive_int("max-hdus"),
         max_header_bytes=_positive_int("max-header-bytes", 2880),
         shape_probes=_positive_int("shape-probes"),
+        read_ahead=_positive_int("read-ahead", 0),
+        read_part_bytes=_positive_int("read-part-bytes", 0),
         **_catalog_fields(),
     )
 
@@ -199,6 +205,7 @@ class CatalogSettings:
     request_attempts: int
     allowed_schemes: tuple[str, ...]
     allowed_hosts: tuple[str, ...]
+    max_connections: int = 64
 
 
 def catalog_settings() -> CatalogSettings:
@@ -225,6 +232,7 @@ def _catalog_fields() -> dict[str, Any]:
         "connect_timeout": _seconds("timeouts.connect"),
         "read_timeout": _seconds("timeouts.read"),
         "request_attempts": _positive_int("timeouts.attempts"),
+        "max_connections": _positive_int("timeouts.max-connections"),
         "allowed_schemes": _names("url-policy.allowed-schemes", _SCHEME, "['s3', 'https']"),
         "allowed_hosts": _names(
             "url-policy.allowed-hosts", _ORIGIN, "['http://127.0.0.1:8000'] (scheme://host:port)"

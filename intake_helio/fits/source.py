@@ -156,6 +156,9 @@ class _Source:
         if self._prefetched is not None:  # first attempt: the read started ahead of time
             fut, self._prefetched = self._prefetched, None
             return fut.result()
+        fut = _start_whole(self.fs, self.path, self.filesize, self._settings)
+        if fut is not None:
+            return fut.result()
         return cat_bounded(self.fs, self.path, limit=self.max_bytes)
 
     def _accept(self, body: BoundedBody, start: int, end: int) -> bytes:
@@ -378,4 +381,10 @@ def start_whole_read(
         (local files, memory): there is nothing to gain, the file is read when needed.
     """
     settings = current() if settings is None else settings
-    return start_cat_bounded(fs, path, limit=_file_limit(settings, filesize))
+    return _start_whole(fs, path, _known_size(filesize), settings)
+
+
+def _start_whole(fs, path: str, size: int | None, settings: Settings):
+    """Start a whole read, split into ``read-part-bytes`` ranges for a large known size."""
+    limit = _file_limit(settings, size)
+    return start_cat_bounded(fs, path, limit=limit, size=size, part=settings.read_part_bytes)

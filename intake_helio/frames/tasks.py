@@ -284,8 +284,10 @@ def map_batch(
 ) -> list[tuple[dict[str, Any], str]]:
     """Read consecutive frames of one spec and apply ``funcs`` to each, in one task.
 
-    With whole-file reads the next frame's file is fetched (on the filesystem's I/O
-    thread) while one is computed, so the core does not wait for the network.
+    With whole-file reads the next ``intake_helio.read-ahead`` frames' files are fetched
+    (on the filesystem's I/O thread; large files as concurrent ranged requests, see
+    ``intake_helio.read-part-bytes``) while one is computed, so the core does not wait for
+    the network. A task then holds at most ``1 + read-ahead`` files in memory.
 
     Returns
     -------
@@ -294,17 +296,21 @@ def map_batch(
         status (``"ok"`` or the reason).
     """
     ahead: dict[int, Any] = {}
-    prefetch = spec.whole and (window[0], window[1]) == (spec.rows, spec.cols) and len(keys) > 1
+    whole = spec.whole and (window[0], window[1]) == (spec.rows, spec.cols)
+    depth = spec.settings.read_ahead if whole and len(keys) > 1 else 0
+    started = 0  # frames whose read has been started (ahead) so far
 
-    def start(i: int) -> None:
-        if prefetch and i < len(keys):
-            ahead[i] = _start_read(spec, keys[i])
+    def start_until(stop: int) -> None:
+        nonlocal started
+        while started < min(stop, len(keys)):
+            ahead[started] = _start_read(spec, keys[started])
+            started += 1
 
     out = []
     try:
-        start(0)
         for i, key in enumerate(keys):
-            start(i + 1)
+            if depth:
+                start_until(i + 1 + depth)
             out.append(_one(spec, key, window, funcs, units, ahead.pop(i, None)))
     finally:
         for fut in ahead.values():

@@ -26,6 +26,7 @@ __all__ = [
     "cat_ranges_bounded",
     "fsspec_cat_file",
     "fsspec_sync",
+    "split_ranges",
     "start_async_cat_file",
     "start_cat_bounded",
 ]
@@ -448,8 +449,59 @@ def cat_ranges_bounded(
     return fsspec_sync(fs.loop, gather)
 
 
-def start_cat_bounded(fs: Any, path: str, *, limit: int) -> concurrent.futures.Future | None:
+def split_ranges(size: int, limit: int, part: int) -> list[tuple[int, int]] | None:
+    """The concurrent ranges of a whole read of a ``size``-byte file, or None for one request.
+
+    ``[0, size)`` in ``round(size / part)`` (at least 2) equal ranges, the last one running
+    on to ``limit + 1``: a file longer than ``limit`` then shows it, as a whole read's one
+    byte past ``limit`` does. None when ``part`` is 0, the size is not known or is less
+    than two parts.
+    """
+    if part <= 0 or size <= 0 or size < 2 * part or limit < size:
+        return None
+    n = max(2, round(size / part))
+    starts = [size * i // n for i in range(n)]
+    ends = [*starts[1:], limit + 1]
+    return list(zip(starts, ends, strict=True))
+
+
+async def _split_whole(reader, fs: Any, path: str, ranges, limit: int) -> BoundedBody:
+    """A whole file read as concurrent ranged requests, joined; one request if they fail.
+
+    Any range that fails, comes back whole (the server ignores ``Range``) or short before
+    the last one (the object is not the size the index says) makes the file be read again
+    in one bounded request, so the result is exactly what a whole read would give.
+    """
+    reads = [reader(fs, path, s, e, e - s) for s, e in ranges]
+    bodies = await asyncio.gather(*reads, return_exceptions=True)
+    usable = all(isinstance(b, BoundedBody) and b.ranged for b in bodies) and all(
+        len(b.data) == e - s and not b.more for b, (s, e) in zip(bodies[:-1], ranges, strict=False)
+    )
+    if not usable:
+        return await reader(fs, path, None, None, limit)
+    data = b"".join(b.data for b in bodies)
+    if len(data) > limit:
+        return BoundedBody(data[:limit], True)
+    return BoundedBody(data, bool(bodies[-1].more))
+
+
+def start_cat_bounded(
+    fs: Any, path: str, *, limit: int, size: int | None = None, part: int = 0
+) -> concurrent.futures.Future | None:
     """Start :func:`cat_bounded` of a whole file on the event loop of ``fs``.
+
+    Parameters
+    ----------
+    fs, path
+        The file.
+    limit : int
+        The most bytes accepted.
+    size : int, optional
+        The file's size as the index gives it; with ``part`` > 0, a file of at least two
+        parts is fetched as concurrent ranged requests of ``part`` bytes
+        (:func:`split_ranges`): one connection's bandwidth no longer bounds a large file.
+    part : int
+        Bytes per ranged request (0: one request).
 
     Returns
     -------
@@ -461,4 +513,9 @@ def start_cat_bounded(fs: Any, path: str, *, limit: int) -> concurrent.futures.F
     reader = _async_reader(fs)
     if reader is None:
         return None
-    return asyncio.run_coroutine_threadsafe(reader(fs, path, None, None, limit), fs.loop)
+    ranges = split_ranges(size or 0, limit, part)
+    if ranges is None:
+        coro = reader(fs, path, None, None, limit)
+    else:
+        coro = _split_whole(reader, fs, path, ranges, limit)
+    return asyncio.run_coroutine_threadsafe(coro, fs.loop)

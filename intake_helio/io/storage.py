@@ -252,6 +252,9 @@ def _with_timeouts(url: str, opts: dict[str, Any]) -> dict[str, Any]:
         config.setdefault("read_timeout", cs.read_timeout)
         if "retries" not in config:
             config["retries"] = {"total_max_attempts": cs.request_attempts}
+        # a worker's threads each read a frame and the next ones ahead, large files as
+        # several ranged requests: botocore's default pool (10) would queue them
+        config.setdefault("max_pool_connections", cs.max_connections)
         return {**opts, "config_kwargs": config}
     if proto in _HTTP:
         client = dict(opts.get("client_kwargs") or {})
