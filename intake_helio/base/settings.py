@@ -57,6 +57,8 @@ class Settings:
     shape_probes: int = 5
     # reads: frames fetched ahead per task, bytes per concurrent ranged request of a file
     read_ahead: int = 1
+    batch_bytes: int = 64 * 2**20
+    ranged_concurrency: int = 8
     read_part_bytes: int = 4 * 2**20
     # catalog side: size limits, request timeouts and the URL policy (see CatalogSettings)
     max_json_bytes: int = 64 * 2**20
@@ -137,6 +139,8 @@ def current() -> Settings:
         max_header_bytes=_positive_int("max-header-bytes", 2880),
         shape_probes=_positive_int("shape-probes"),
         read_ahead=_positive_int("read-ahead", 0),
+        batch_bytes=_positive_int("batch-bytes", 0),
+        ranged_concurrency=_positive_int("ranged-concurrency"),
         read_part_bytes=_positive_int("read-part-bytes", 0),
         **_catalog_fields(),
     )

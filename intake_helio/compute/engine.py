@@ -122,6 +122,23 @@ def _fast_part(plan: Resolved, idx: range, funcs, units_of, sizes: list[int], to
     return tasks, spans
 
 
+def _max_batch(plan, settings, part_size: int) -> int:
+    """The most frames one task reads: ``batch-size``, more for small files.
+
+    With the index's file sizes known, a task takes up to ``batch-bytes`` of files (the
+    median size; at most a part): small files then cost one task per many frames, not per
+    ``batch-size`` frames, and dask's per-task overhead stops bounding the run.
+    """
+    if plan is None or settings.batch_bytes <= 0:
+        return settings.batch_size
+    sizes = [s for spec in plan.specs for s in (spec.filesizes or ()) if s > 0]
+    if not sizes:
+        return settings.batch_size
+    typical = float(np.median(sizes[:: max(1, len(sizes) // 1000)]))
+    by_bytes = int(settings.batch_bytes // max(typical, 1.0))
+    return max(settings.batch_size, min(part_size, by_bytes))
+
+
 def iter_map_parts(
     frames: xr.DataArray,
     funcs: Sequence[FuncSpec],
@@ -159,13 +176,15 @@ def iter_map_parts(
         getattr(frames.data, "name", id(frames)), dask.base.tokenize(funcs), normalize, n
     )
 
+    max_batch = _max_batch(plan, settings, part_size)
+
     def units_of(spec) -> str:
         return "DN/s" if normalize else spec.units
 
     def build(p: int):
         idx = part_range(p, part_size, n)
         if plan is not None:
-            sizes = batch_sizes(len(idx), todo_frames, threads, len(todo) == 1, settings.batch_size)
+            sizes = batch_sizes(len(idx), todo_frames, threads, len(todo) == 1, max_batch)
             tasks, spans = _fast_part(plan, idx, funcs, units_of, sizes, f"{token}-{p}")
         else:
             tasks, spans = generic_tasks(frames, idx, funcs, normalize, f"{token}-{p}")
@@ -188,7 +207,7 @@ def iter_map_parts(
 
     from distributed import as_completed
 
-    per_task = settings.batch_size if plan is not None else 1
+    per_task = max_batch if plan is not None else 1
     in_flight = max(2, math.ceil(4 * threads * per_task / part_size) + 1)
     pending = iter(todo)
     running: dict[int, dict] = {}

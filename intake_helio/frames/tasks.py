@@ -9,6 +9,7 @@ gets a reason; it never stops the other frames of its task.
 
 from __future__ import annotations
 
+import concurrent.futures
 import math
 import types
 from collections.abc import Callable, Mapping, Sequence
@@ -287,7 +288,8 @@ def map_batch(
     With whole-file reads the next ``intake_helio.read-ahead`` frames' files are fetched
     (on the filesystem's I/O thread; large files as concurrent ranged requests, see
     ``intake_helio.read-part-bytes``) while one is computed, so the core does not wait for
-    the network. A task then holds at most ``1 + read-ahead`` files in memory.
+    the network. A task then holds at most ``1 + read-ahead`` files in memory. Cutouts
+    (ranged reads) of up to ``intake_helio.ranged-concurrency`` frames run at once.
 
     Returns
     -------
@@ -306,6 +308,12 @@ def map_batch(
             ahead[started] = _start_read(spec, keys[started])
             started += 1
 
+    if not whole and len(keys) > 1 and spec.settings.ranged_concurrency > 1:
+        # cutouts: a few small ranged requests per frame, one after another; several frames
+        # at once keep the core busy while each waits for its first bytes
+        workers = min(len(keys), spec.settings.ranged_concurrency)
+        with concurrent.futures.ThreadPoolExecutor(workers) as pool:
+            return list(pool.map(lambda k: _one(spec, k, window, funcs, units, None), keys))
     out = []
     try:
         for i, key in enumerate(keys):

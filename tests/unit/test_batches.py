@@ -75,3 +75,26 @@ def test_a_batch_equals_its_frames_one_by_one(frames_in_memory, whole_file):
     one_by_one = [map_batch(spec, [k], window, funcs, "DN")[0] for k in frames_in_memory]
     assert map_batch(spec, frames_in_memory, window, funcs, "DN") == one_by_one
     assert [st for _, st in one_by_one] == ["ok", "ok", "ok", "truncated", "ok"]
+
+
+@pytest.mark.parametrize(
+    "filesize, expected",
+    [
+        (14_000_000, 8),  # AIA full frames: batch-size (64 MiB / 14 MB is 4)
+        (1_000_000, 67),  # 64 MiB of 1 MB files
+        (50_000, 256),  # small files: a part (256) in one task
+        (0, 8),  # sizes unknown: batch-size
+    ],
+)
+def test_tasks_take_more_small_files(filesize, expected):
+    from intake_helio.compute.engine import _max_batch
+    from intake_helio.frames.spec import Resolved
+
+    keys = tuple(f"s3://b/f{i}.fits" for i in range(600))
+    full = slice(0, 8)
+    spec = FrameSpec(keys, {}, 1, full, full, "DN", (8, 8), current(), (filesize,) * 600)
+    plan = Resolved((spec,), tuple((0, k) for k in keys), full, full)
+    assert _max_batch(plan, current(), 256) == expected
+    assert _max_batch(None, current(), 256) == MAX_BATCH  # the generic path
+    sizes = batch_sizes(256, 129_758, 8, False, _max_batch(plan, current(), 256))
+    assert sum(sizes) == 256 and max(sizes) <= expected
