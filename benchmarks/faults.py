@@ -17,7 +17,12 @@ of fault:
   ``LocalGateway``): every frame valued exactly as in the clean run;
 - the CLI SIGKILLed mid-run, then ``--resume``: the same CSV, byte for byte, as the clean run;
 - a year index (129,758 rows) with 1 % bad rows: every bad row reported by file and line
-  with ``errors="report"``, the first one raised by default.
+  with ``errors="report"``, the first one raised by default;
+- hostile content (issue 14, ``benchmarks/hostile.py``, also runnable alone): datakeys and
+  indexes that name local files or loopback hosts, endless and lying servers, a zip bomb, a
+  silent host, frames that declare 80 GB or hold 20,000 HDUs, out-of-range index rows,
+  credentials in URLs, a read that kills its worker, and a hostile output directory
+  (``--no-hostile`` leaves them out, ``--no-worker-death`` only the worker case).
 
 Every read uses canary credentials (access key, secret, session token; the gateway has a
 canary password). Everything a user could see is searched for them: this process's and the
@@ -34,6 +39,7 @@ not the expected one (must be 0), ``secrets`` canary strings found (must be 0). 
 status is 1 if any frame is lost or any secret is found.
 
     python benchmarks/faults.py [--frames 24] [--size 64] [--no-gateway] [--no-cli]
+                                [--no-hostile] [--no-worker-death]
 """
 
 from __future__ import annotations
@@ -651,6 +657,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--no-gateway", action="store_true", help="skip the dask-gateway scenario")
     ap.add_argument("--no-cli", action="store_true", help="skip the CLI interrupt scenario")
+    ap.add_argument(
+        "--no-hostile", action="store_true", help="skip the hostile-content rows (hostile.py)"
+    )
+    ap.add_argument(
+        "--no-worker-death",
+        action="store_true",
+        help="skip the hostile row whose read kills its worker (a LocalCluster, ~25 s)",
+    )
     args = ap.parse_args(argv)
     if args.frames < 12:
         ap.error("--frames must be >= 12")
@@ -667,6 +681,8 @@ def main(argv: list[str] | None = None) -> int:
         capture.start()
         try:
             rows = _run(args, tmp, capture, say, FaultRule)
+            if not args.no_hostile:
+                rows += hostile_rows(args, tmp / "hostile", capture, say)
         finally:
             capture.stop()
         searched = capture.path.stat().st_size
@@ -759,6 +775,17 @@ def _run(args, tmp: Path, capture: Capture, say, FaultRule) -> list[Row]:
             say(f"  {rows[-1].scenario}: {rows[-1].seconds:.1f} s")
         rows.append(index_scenario(ctx))
     return rows
+
+
+def hostile_rows(args, tmp: Path, capture: Capture, say) -> list[Row]:
+    """The hostile-content rows of issue 14, from ``benchmarks/hostile.py`` (next to this
+    file; benchmarks/ is a plain directory), with their own local S3 server."""
+    here = str(Path(__file__).resolve().parent)
+    if here not in sys.path:
+        sys.path.insert(0, here)
+    import hostile
+
+    return hostile.run(tmp, capture, say, worker_death=not args.no_worker_death)
 
 
 def gateway_scenario(ctx: Ctx, args, say) -> Row:

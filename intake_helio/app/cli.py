@@ -9,13 +9,15 @@ readable line.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import signal
 import sys
+import warnings
 from typing import Any
 
-from ..base.errors import HelioError
+from ..base.errors import HelioError, HelioWarning
 
 __all__ = ["main"]
 
@@ -190,6 +192,7 @@ def cmd_irradiance(args) -> int:
         part_size=args.part_size,
         progress=not args.no_progress,
         tolerance=args.tolerance,
+        quality=args.quality,
     )
     print(summary.text())
     return EXIT_FAILED_FRAMES if summary.failed else EXIT_OK
@@ -290,6 +293,7 @@ def cmd_reduce(args) -> int:
             part_size=args.part_size,
             progress=not args.no_progress,
             tolerance=args.tolerance,
+            quality=args.quality,
         )
     except KeyboardInterrupt:  # the saved parts are kept: say how to continue
         print("intake-helio: interrupted; rerun with --resume to continue", file=sys.stderr)
@@ -435,6 +439,17 @@ def _add_datasets(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_quality(p: argparse.ArgumentParser) -> None:
+    """``--quality good``: frames whose header QUALITY is not 0 are skipped (not decoded)."""
+    p.add_argument(
+        "--quality",
+        choices=("good",),
+        default=None,
+        help="good: skip frames whose header QUALITY is not 0 (status 'quality flag 0x...', "
+        "counted in the summary; a frame without QUALITY is good); default: every frame",
+    )
+
+
 def _add_reduce(sub) -> None:
     from ..frames.tasks import BUILTINS
 
@@ -475,6 +490,7 @@ def _add_reduce(sub) -> None:
     p.add_argument("--normalize", action="store_true", help="divide by EXPTIME (DN/s)")
     p.add_argument("--resume", action="store_true", help="keep parts of an interrupted run")
     p.add_argument("--cutout", metavar="Y0:Y1,X0:X1")
+    _add_quality(p)
     p.add_argument(
         "--part-size",
         type=_positive,
@@ -524,6 +540,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--normalize", action="store_true", help="divide by EXPTIME (DN/s)")
     p.add_argument("--resume", action="store_true", help="keep parts of an interrupted run")
     p.add_argument("--cutout", metavar="Y0:Y1,X0:X1")
+    _add_quality(p)
     p.add_argument("--part-size", type=_positive, default=256, help="frames per saved part")
     p.add_argument("--no-progress", action="store_true")
     _add_storage(p)
@@ -572,6 +589,25 @@ def _exit_code(exc: BaseException) -> tuple[int, str]:
     return EXIT_ERROR, "error"
 
 
+_PLAIN_FORMAT = warnings.formatwarning
+
+
+@contextlib.contextmanager
+def _one_line_warnings():
+    previous, warnings.formatwarning = warnings.formatwarning, _format_warning
+    try:
+        yield
+    finally:
+        warnings.formatwarning = previous
+
+
+def _format_warning(message, category, filename, lineno, line=None) -> str:
+    """This package's warnings as one line each (``intake-helio: warning: ...``)."""
+    if issubclass(category, HelioWarning):
+        return f"intake-helio: warning: {message}\n"
+    return _PLAIN_FORMAT(message, category, filename, lineno, line)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit code."""
     parser = build_parser()
@@ -587,12 +623,13 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s", handlers=[handler]
     )
     try:
-        if getattr(args, "no_cache", False):
-            import dask.config
+        with _one_line_warnings():
+            if getattr(args, "no_cache", False):
+                import dask.config
 
-            with dask.config.set({"intake_helio.cache.enabled": False}):
-                return args.func(args)
-        return args.func(args)
+                with dask.config.set({"intake_helio.cache.enabled": False}):
+                    return args.func(args)
+            return args.func(args)
     except KeyboardInterrupt:
         resumable = args.command in ("irradiance", "reduce")
         hint = "; rerun with --resume to continue" if resumable else ""

@@ -18,9 +18,7 @@ from __future__ import annotations
 import contextlib
 import math
 import time
-from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,15 +27,19 @@ import pandas as pd
 import xarray as xr
 
 from ..base.errors import ArgumentError
-from ..base.reasons import Reason
 from ..base.settings import current
 from ..catalog.channels import open_channels
 from ..catalog.registry import open_bucket
 from ..compute.engine import channel_arrays, frame_funcs, map_frames
 from ..compute.reduction import irradiance, parts_to_dataset
 from ..compute.shipping import func_id, ship_by_value
-from .results import CHANNEL, PartStore, save_outputs, save_results
+from ..io.storage import mask_url
+from .outdir import check_outputs
+from .parts import PartStore
+from .results import CHANNEL, save_outputs, save_results
 from .stores import ZarrStore
+from .summary import JobSummary
+from .summary import summarize as _summary
 
 __all__ = [
     "FORMATS",
@@ -51,6 +53,8 @@ __all__ = [
 #: What ``run_reduce_job`` can write: ``reduce.csv``, ``reduce.nc``, ``reduce.zarr``,
 #: ``reduce.png``.
 FORMATS: tuple[str, ...] = ("csv", "nc", "zarr", "png")
+#: What ``run_irradiance_job`` writes next to ``parts/`` (none may be a symbolic link).
+IRRADIANCE_FILES: tuple[str, ...] = ("irradiance.csv", "irradiance.nc", "irradiance.png")
 
 _STAT_NAMES = {
     "mean": "mean of the frame's valid pixels",
@@ -59,43 +63,10 @@ _STAT_NAMES = {
     "max": "maximum of the frame's valid pixels",
     "std": "standard deviation (population) of the frame's valid pixels",
     "count": "number of valid (non-BLANK) pixels",
+    "disk_mean": "mean of the frame's valid pixels on the solar disk",
+    "disk_sum": "sum of the frame's valid pixels on the solar disk",
+    "offdisk_mean": "mean of the frame's valid pixels off the solar disk",
 }
-
-
-@dataclass
-class JobSummary:
-    """What a run did: frame counts, failures by reason, time and rate, files written."""
-
-    frames: int
-    ok: int
-    failed: dict[str, int]
-    elapsed: float
-    computed: int
-    paths: dict[str, str] = field(default_factory=dict)
-    notes: list[str] = field(default_factory=list)
-    #: Per channel of a run of several: ``{dataset id: (frames, ok)}``.
-    channels: dict[str, tuple[int, int]] = field(default_factory=dict)
-
-    @property
-    def files_per_second(self) -> float:
-        return self.computed / self.elapsed if self.elapsed > 0 else float("nan")
-
-    def text(self) -> str:
-        lines = [
-            f"frames: {self.frames}  ok: {self.ok}  failed: {sum(self.failed.values())}",
-        ]
-        for name, (frames, ok) in self.channels.items():
-            lines.append(f"  channel {name}: frames: {frames}  ok: {ok}  failed: {frames - ok}")
-        for reason, count in sorted(self.failed.items(), key=lambda kv: -kv[1]):
-            lines.append(f"  failed ({reason}): {count}")
-        lines.append(
-            f"elapsed: {self.elapsed:.1f} s  computed: {self.computed} frames  "
-            f"rate: {self.files_per_second:.2f} files/s"
-        )
-        for kind, path in self.paths.items():
-            lines.append(f"wrote {kind}: {path}")
-        lines.extend(f"note: {note}" for note in self.notes)
-        return "\n".join(lines)
 
 
 # --------------------------------------------------------------------------- shared steps
@@ -106,19 +77,21 @@ def _check_part_size(part_size: Any) -> int:
     return part_size
 
 
-def _open_frames(endpoint, dataset, start, stop, storage_options, cutout):
+def _open_frames(endpoint, dataset, start, stop, storage_options, cutout, quality=None):
     """``(bucket, frames)``: the dataset's lazy frames over ``[start, stop)``."""
     bucket = open_bucket(endpoint, storage_options)
     frames = bucket[dataset].to_dataarray(
-        start, stop, cutout=cutout, on_error="nan", storage_options=storage_options
+        start, stop, cutout=cutout, on_error="nan", storage_options=storage_options, quality=quality
     )
     return bucket, frames
 
 
-def _identity(bucket, dataset: str, frames: xr.DataArray, normalize, cutout, part_size) -> dict:
-    """What makes two runs the same, for ``resume`` (never a credential)."""
+def _identity(
+    bucket, dataset: str, frames: xr.DataArray, normalize, cutout, part_size, quality=None
+) -> dict:
+    """What makes two runs the same, for ``resume`` (never a credential; ``quality`` if set)."""
     return {
-        "endpoint": bucket.endpoint,
+        "endpoint": mask_url(bucket.endpoint),
         "dataset": dataset,
         "start": str(frames["time"].values[0]),
         "stop": str(frames["time"].values[-1]),
@@ -127,6 +100,7 @@ def _identity(bucket, dataset: str, frames: xr.DataArray, normalize, cutout, par
         "normalize": normalize,
         "cutout": repr(cutout),
         "part_size": part_size,
+        **({"quality": quality} if quality else {}),
     }
 
 
@@ -148,17 +122,6 @@ def _compute_on(cluster_kind: str | None, cluster_kwargs: Mapping[str, Any] | No
     return cluster(cluster_kind, **dict(cluster_kwargs or {}))
 
 
-def _summary(status, elapsed: float, computed: int, paths, notes=(), channels=()) -> JobSummary:
-    """What a run did; ``status`` is ``(time,)``, or ``(channel, time)`` with ``channels``."""
-    status = np.asarray(status).astype(str)
-    ok = status == str(Reason.OK)
-    per_channel = {
-        str(name): (int(ok[k].size), int(ok[k].sum())) for k, name in enumerate(channels)
-    }
-    counts = (int(status.size), int(ok.sum()), dict(Counter(status[~ok].tolist())))
-    return JobSummary(*counts, elapsed, computed, dict(paths), list(notes), per_channel)
-
-
 # --------------------------------------------------------------------------- channels
 def _dataset_ids(dataset: Any) -> list[str]:
     """``dataset`` (an id or a sequence of ids) as a list of one or more ids."""
@@ -178,7 +141,7 @@ def _seconds(tolerance: Any) -> str:
         raise ArgumentError(f"tolerance={tolerance!r}; expected a duration such as '6s'") from exc
 
 
-def _open_channels(endpoint, ids, start, stop, storage_options, cutout, tolerance):
+def _open_channels(endpoint, ids, start, stop, storage_options, cutout, tolerance, quality=None):
     """``(bucket, times, {id: lazy frames})``: the channels on the first one's time axis."""
     bucket = open_bucket(endpoint, storage_options)
     chans = open_channels(
@@ -190,15 +153,18 @@ def _open_channels(endpoint, ids, start, stop, storage_options, cutout, toleranc
         cutout=cutout,
         on_error="nan",
         storage_options=storage_options,
+        quality=quality,
     )
     return bucket, chans["time"].to_numpy(), channel_arrays(chans)
 
 
-def _channels_identity(bucket, arrays, times, tolerance, normalize, cutout, part_size) -> dict:
+def _channels_identity(
+    bucket, arrays, times, tolerance, normalize, cutout, part_size, quality=None
+) -> dict:
     """:func:`_identity` of a run of several channels (their ids, files and the tolerance)."""
     keys = [str(k) for frames in arrays.values() for k in frames["datakey"].to_numpy()]
     return {
-        "endpoint": bucket.endpoint,
+        "endpoint": mask_url(bucket.endpoint),
         "dataset": list(arrays),
         "tolerance": _seconds(tolerance),
         "start": str(times[0]),
@@ -208,6 +174,7 @@ def _channels_identity(bucket, arrays, times, tolerance, normalize, cutout, part
         "normalize": normalize,
         "cutout": repr(cutout),
         "part_size": part_size,
+        **({"quality": quality} if quality else {}),
     }
 
 
@@ -217,7 +184,7 @@ def _channels_attrs(bucket, arrays, tolerance, source: str) -> dict[str, Any]:
     return {
         "channels": ",".join(arrays),
         "titles": "; ".join(titles),
-        "endpoint": bucket.endpoint,
+        "endpoint": mask_url(bucket.endpoint),
         "tolerance": _seconds(tolerance),
         "source": source,
     }
@@ -256,6 +223,7 @@ def run_irradiance_job(
     progress: bool = True,
     plot: bool = True,
     tolerance: Any = "6s",
+    quality: str | None = None,
 ) -> tuple[xr.Dataset, JobSummary]:
     """Compute and save the irradiance of ``dataset`` over ``[start, stop)``.
 
@@ -286,6 +254,9 @@ def run_irradiance_job(
     tolerance : str or pandas.Timedelta
         With several datasets: how far another channel's frame may be from the first
         channel's time (see :func:`~intake_helio.open_channels`); unused with one.
+    quality : {None, "good"}
+        ``"good"``: frames whose header ``QUALITY`` is not 0 get the status ``"quality flag
+        0x%08x"`` (not decoded; counted in the summary); see :meth:`Dataset.to_dataarray`.
     """
     part_size = _check_part_size(part_size)
     ids = _dataset_ids(dataset)
@@ -306,13 +277,15 @@ def run_irradiance_job(
             progress=progress,
             plot=plot,
             tolerance=tolerance,
+            quality=quality,
         )
     dataset = ids[0]
-    bucket, frames = _open_frames(endpoint, dataset, start, stop, storage_options, cutout)
+    bucket, frames = _open_frames(endpoint, dataset, start, stop, storage_options, cutout, quality)
     units = "DN/s" if normalize else frames.attrs.get("units", "DN")
-    identity = _identity(bucket, dataset, frames, normalize, cutout, part_size)
-    store = PartStore(out, identity, resume)
-    done = store.done()
+    identity = _identity(bucket, dataset, frames, normalize, cutout, part_size, quality)
+    check_outputs(out, IRRADIANCE_FILES)
+    keys, times = frames["datakey"].to_numpy(), frames["time"].to_numpy()
+    store = PartStore(out, identity, resume, datakeys=keys, times=times, part_size=part_size)
     computed = 0
     t0 = time.perf_counter()
 
@@ -321,19 +294,22 @@ def run_irradiance_job(
         store.save(p, df)
         computed += len(df)
 
-    with _compute_on(cluster_kind, cluster_kwargs):
+    def compute(saved):
         irradiance(
             frames,
             normalize=normalize,
             progress=progress,
             part_size=part_size,
             on_part=on_part,
-            skip=done,
+            skip=saved,
         )
-    result = parts_to_dataset(store.load(), dict(frames.attrs), units)
+
+    with _compute_on(cluster_kind, cluster_kwargs):
+        parts = store.fill(compute)  # every part checked against the frames before use
+    result = parts_to_dataset(parts, dict(frames.attrs), units)
     elapsed = time.perf_counter() - t0
     paths = save_results(result, out, plot=plot)
-    return result, _summary(result["status"].to_numpy(), elapsed, computed, paths)
+    return result, _summary(result["status"].to_numpy(), elapsed, computed, paths, store.notes)
 
 
 def _irradiance_channels(
@@ -353,53 +329,59 @@ def _irradiance_channels(
     progress,
     plot,
     tolerance,
+    quality=None,
 ) -> tuple[xr.Dataset, JobSummary]:
     """:func:`run_irradiance_job` of several datasets: parts numbered channel by channel."""
     bucket, times, arrays = _open_channels(
-        endpoint, ids, start, stop, storage_options, cutout, tolerance
+        endpoint, ids, start, stop, storage_options, cutout, tolerance, quality
     )
     first = next(iter(arrays.values()))
     units = "DN/s" if normalize else first.attrs.get("units", "DN")
-    identity = _channels_identity(bucket, arrays, times, tolerance, normalize, cutout, part_size)
-    store = PartStore(out, identity, resume)
-    done = store.done()
+    identity = _channels_identity(
+        bucket, arrays, times, tolerance, normalize, cutout, part_size, quality
+    )
+    check_outputs(out, IRRADIANCE_FILES)
+    keys = np.stack([f["datakey"].to_numpy() for f in arrays.values()])
+    store = PartStore(out, identity, resume, datakeys=keys, times=times, part_size=part_size)
     per_channel = math.ceil(len(times) / part_size)
     computed = 0
     t0 = time.perf_counter()
 
-    def saver(base: int):
+    def computer(frames, base: int):
+        """``compute(saved)`` of one channel for :meth:`PartStore.fill` (numbers from ``base``)."""
+
         def on_part(p, df):
             nonlocal computed
             store.save(base + p, df)
             computed += len(df)
 
-        return on_part
+        def compute(saved):
+            irradiance(
+                frames,
+                normalize=normalize,
+                progress=progress,
+                part_size=part_size,
+                on_part=on_part,
+                skip={n - base for n in saved},
+            )
+
+        return compute
 
     with _compute_on(cluster_kind, cluster_kwargs):
+        loaded = []
         for k, frames in enumerate(arrays.values()):
             base = k * per_channel
-            skip = {n - base for n in done if base <= n < base + per_channel}
-            if len(skip) < per_channel:
-                irradiance(
-                    frames,
-                    normalize=normalize,
-                    progress=progress,
-                    part_size=part_size,
-                    on_part=saver(base),
-                    skip=skip,
-                )
+            loaded.append(store.fill(computer(frames, base), range(base, base + per_channel)))
     results = [
-        parts_to_dataset(
-            store.load(range(k * per_channel, (k + 1) * per_channel)), dict(f.attrs), units
-        )
-        for k, f in enumerate(arrays.values())
+        parts_to_dataset(parts, dict(f.attrs), units)
+        for parts, f in zip(loaded, arrays.values(), strict=True)
     ]
     source = "intake-helio irradiance: mean of every frame (NaN-aware) of each channel"
     result = _stack(results, list(arrays), _channels_attrs(bucket, arrays, tolerance, source))
     elapsed = time.perf_counter() - t0
     paths = save_results(result, out, plot=plot)
     status = result["status"].transpose(CHANNEL, "time").to_numpy()
-    return result, _summary(status, elapsed, computed, paths, channels=list(arrays))
+    return result, _summary(status, elapsed, computed, paths, store.notes, list(arrays))
 
 
 # --------------------------------------------------------------------------- reduce
@@ -443,6 +425,7 @@ def run_reduce_job(
     part_size: int | None = None,
     progress: bool = True,
     tolerance: Any = "6s",
+    quality: str | None = None,
 ) -> tuple[xr.Dataset, JobSummary]:
     """Compute and save statistics and user functions of every frame over ``[start, stop)``.
 
@@ -459,7 +442,8 @@ def run_reduce_job(
         Output directory.
     funcs : str, callable or list of those
         As for :func:`~intake_helio.compute.engine.map_frames`: built-in statistics
-        (``"mean"``, ``"sum"``, ``"min"``, ``"max"``, ``"std"``, ``"count"``) and/or
+        (``"mean"``, ``"sum"``, ``"min"``, ``"max"``, ``"std"``, ``"count"``,
+        ``"disk_mean"``, ``"disk_sum"``, ``"offdisk_mean"``) and/or
         functions ``f(data, header)`` returning a number, a fixed-shape numpy array or a
         dict of those. Functions reach the workers by value (:func:`ship_by_value`).
     formats : sequence of str
@@ -467,7 +451,7 @@ def run_reduce_job(
         ``"nc"`` (``reduce.nc``: every output), ``"zarr"`` (``reduce.zarr``: every output,
         written part by part) and ``"png"`` (``reduce.png``: one panel per output, made
         only when every output is a scalar).
-    storage_options, cluster_kind, cluster_kwargs, normalize, cutout, tolerance
+    storage_options, cluster_kind, cluster_kwargs, normalize, cutout, tolerance, quality
         As for :func:`run_irradiance_job`.
     resume : bool
         Keep the parts saved by an interrupted run with the same arguments and functions
@@ -508,14 +492,19 @@ def run_reduce_job(
     )
     if len(ids) > 1:
         bucket, times, arrays = _open_channels(
-            endpoint, ids, start, stop, storage_options, cutout, tolerance
+            endpoint, ids, start, stop, storage_options, cutout, tolerance, quality
         )
-        ident = _channels_identity(bucket, arrays, times, tolerance, normalize, cutout, part_size)
+        ident = _channels_identity(
+            bucket, arrays, times, tolerance, normalize, cutout, part_size, quality
+        )
         attrs = _channels_attrs(bucket, arrays, tolerance, "")
         return _reduce(arrays, {**ident, **reduce_id}, attrs, times, **job)
     dataset = ids[0]
-    bucket, frames = _open_frames(endpoint, dataset, start, stop, storage_options, cutout)
-    identity = {**_identity(bucket, dataset, frames, normalize, cutout, part_size), **reduce_id}
+    bucket, frames = _open_frames(endpoint, dataset, start, stop, storage_options, cutout, quality)
+    identity = {
+        **_identity(bucket, dataset, frames, normalize, cutout, part_size, quality),
+        **reduce_id,
+    }
     keep = ("dataset", "title", "endpoint", "WAVELNTH")
     attrs = {k: frames.attrs[k] for k in keep if k in frames.attrs}
     return _reduce({dataset: frames}, identity, attrs, frames["time"].to_numpy(), **job)
@@ -551,6 +540,7 @@ def _reduce(
         datakeys = np.stack([f["datakey"].to_numpy() for f in arrays.values()])
     else:
         datakeys = first["datakey"].to_numpy()
+    check_outputs(out, [f"reduce.{f}" for f in formats if f != "zarr"])
     store = ZarrStore(
         Path(out) / ("reduce.zarr" if "zarr" in formats else "parts.zarr"),
         identity,

@@ -1,10 +1,10 @@
 """Saved results: CSV, netCDF and PNG of a run, and the irradiance job's resumable parts.
 
 No pickle anywhere: parts and results are CSV, netCDF and Zarr. The irradiance job's
-parts are written atomically as they complete, next to a manifest that identifies the
-run, so an interrupted run resumed with the same arguments computes only what is missing
-and ends with the same files as an uninterrupted one (the reduce job keeps its parts in
-a Zarr store: :mod:`intake_helio.app.stores`).
+parts are in :mod:`intake_helio.app.parts` (:class:`PartStore`, imported here too), the
+reduce job's in a Zarr store (:mod:`intake_helio.app.stores`). Every file is written
+through a fresh temporary file and never through a symbolic link
+(:mod:`intake_helio.app.outdir`).
 
 Results of several channels (``ih.open_channels``) have dimensions ``(channel, time)``: the
 netCDF and Zarr files keep them, the CSV is in long form (a ``channel`` column, one row per
@@ -17,10 +17,7 @@ Times are saved the same way everywhere: floored to whole microseconds (the CSV'
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +26,9 @@ import pandas as pd
 import xarray as xr
 
 from ..base.errors import ArgumentError
-from ..compute.reduction import PART_COLUMNS
+from .outdir import atomic_write as _atomic_write
+from .parts import PartStore
+from .parts import write_csv as _write_csv
 
 __all__ = [
     "TIME_ENCODING",
@@ -46,8 +45,6 @@ __all__ = [
     "to_dataframe",
     "write_netcdf",
 ]
-
-_FLOAT = "%.17g"  # exact round trip, so resumed parts equal recomputed ones
 
 #: CF encoding of ``time`` in netCDF and Zarr: int64 microseconds, exact for every time the
 #: CSV holds (float64 seconds since 1970 are off by up to ~100 ns, so AIA's millisecond
@@ -67,16 +64,6 @@ CHANNEL = "channel"
 def cf_times(times) -> np.ndarray:
     """``times`` floored to whole microseconds (as the CSV and the CF encoding hold them)."""
     return pd.DatetimeIndex(np.asarray(times)).floor("us").as_unit("ns").to_numpy()
-
-
-def _atomic_write(path: Path, write) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def _channels(result: xr.Dataset) -> list[str]:
@@ -116,25 +103,6 @@ def to_dataframe(result: xr.Dataset) -> pd.DataFrame:
             "status": result["status"].to_numpy().astype(str),
         }
     )
-
-
-def _write_csv(df: pd.DataFrame, path: Path) -> None:
-    out = df.copy()
-    out["time"] = pd.DatetimeIndex(out["time"]).strftime("%Y-%m-%dT%H:%M:%S.%f")
-    out.to_csv(path, index=False, float_format=_FLOAT, na_rep="NaN", lineterminator="\n")
-
-
-def _read_csv(path: Path) -> pd.DataFrame:
-    df = pd.read_csv(
-        path,
-        dtype={"datakey": str, "status": str},
-        keep_default_na=False,
-        na_values={"irradiance": ["NaN"]},
-    )
-    df["time"] = pd.to_datetime(df["time"], format="%Y-%m-%dT%H:%M:%S.%f").astype("datetime64[ns]")
-    df["irradiance"] = df["irradiance"].astype(np.float64)
-    df["n_valid"] = df["n_valid"].astype(np.int64)
-    return df[PART_COLUMNS]
 
 
 def _pyplot():
@@ -426,65 +394,3 @@ def save_outputs(
             paths["png"] = out / f"{stem}.png"
             _atomic_write(paths["png"], lambda p: plot_outputs(result, p))
     return {k: str(v) for k, v in paths.items()}, notes
-
-
-# --------------------------------------------------------------------------- parts
-class PartStore:
-    """Parts of a run in ``<out>/parts/``, with a manifest that identifies the run.
-
-    Parameters
-    ----------
-    out_dir : path
-        The run's output directory.
-    identity : dict
-        What makes two runs the same (dataset, endpoint, range, options, frames);
-        resuming with a different identity is refused.
-    resume : bool
-        Keep parts of an earlier run with the same identity; otherwise start afresh.
-    """
-
-    def __init__(self, out_dir: str | os.PathLike, identity: Mapping[str, Any], resume: bool):
-        self.dir = Path(out_dir) / "parts"
-        self.identity = json.loads(json.dumps(identity, default=str, sort_keys=True))
-        manifest = self.dir / "manifest.json"
-        if self.dir.exists():  # left by a run killed while writing a part
-            for f in self.dir.glob(".part-*.csv.tmp-*"):
-                f.unlink(missing_ok=True)
-        if resume and manifest.exists():
-            old = json.loads(manifest.read_text())
-            if old != self.identity:
-                diff = sorted(
-                    k for k in set(old) | set(self.identity) if old.get(k) != self.identity.get(k)
-                )
-                raise ArgumentError(
-                    f"--resume: {self.dir} holds parts of a different run (differs in "
-                    f"{', '.join(diff)}); use another --out, or drop --resume to start afresh"
-                )
-        else:
-            if self.dir.exists():
-                for f in self.dir.glob("part-*.csv"):
-                    f.unlink()
-            self.dir.mkdir(parents=True, exist_ok=True)
-            _atomic_write(manifest, lambda p: p.write_text(json.dumps(self.identity, indent=1)))
-
-    @staticmethod
-    def fingerprint(datakeys) -> str:
-        """A short hash of the frame list (part of a run's identity)."""
-        return hashlib.sha1("\n".join(map(str, datakeys)).encode()).hexdigest()[:16]
-
-    def _path(self, number: int) -> Path:
-        return self.dir / f"part-{number:06d}.csv"
-
-    def done(self) -> set[int]:
-        """Numbers of the parts already saved."""
-        return {int(p.stem.split("-")[1]) for p in self.dir.glob("part-*.csv")}
-
-    def save(self, number: int, df: pd.DataFrame) -> None:
-        """Save one part atomically."""
-        _atomic_write(self._path(number), lambda p: _write_csv(df, p))
-
-    def load(self, numbers=None) -> list[pd.DataFrame]:
-        """Every saved part (or those numbered in ``numbers`` that are saved), in part order."""
-        done = self.done()
-        wanted = done if numbers is None else done & set(numbers)
-        return [_read_csv(self._path(n)) for n in sorted(wanted)]

@@ -17,6 +17,11 @@ of what is saved. ``--resume`` with the same identity skips those parts; an iden
 differs is refused. The root attribute ``complete`` is False until every part is saved and
 is set (then the metadata consolidated) last, so a reader can tell a finished store from
 an interrupted one.
+
+The store's directory is trusted only as far as the tool made it
+(:mod:`intake_helio.app.outdir`): a store that is a symbolic link, or holds one, is refused;
+an existing directory is deleted only when it is a store of intake-helio (it has the
+``_resume`` group), and resumed only when its identity is the run's.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ import xarray as xr
 
 from ..base.errors import ArgumentError, HelioError
 from ..base.reasons import Reason
+from .outdir import OutputDirError, refuse_symlink
 from .results import CHANNEL, TIME_ENCODING, cf_times
 
 __all__ = ["StoreError", "ZarrStore"]
@@ -49,6 +55,11 @@ class StoreError(HelioError, RuntimeError):
 
 def _json(value: Any) -> Any:
     return json.loads(json.dumps(value, default=str, sort_keys=True))
+
+
+def _plain_file(path: Path) -> bool:
+    """Whether ``path`` is a regular file (not a symbolic link)."""
+    return path.is_file() and not path.is_symlink()
 
 
 def _open_group(path: Path, mode: str = "r+"):
@@ -86,8 +97,10 @@ class ZarrStore:
     Raises
     ------
     ArgumentError
-        ``resume`` with a store of a different run, or ``path`` holds something that is
-        not a Zarr store.
+        ``resume`` with a store of a different run.
+    OutputDirError
+        ``path`` is (or holds) a symbolic link, or holds something that is not a Zarr
+        store of intake-helio (nothing is deleted). A subclass of ``ArgumentError``.
     """
 
     def __init__(
@@ -104,6 +117,7 @@ class ZarrStore:
         channels: list[str] | tuple[str, ...] | None = None,
     ):
         self.path = Path(path)
+        refuse_symlink(self.path, "Zarr store")
         self.identity = _json(dict(identity))
         self.part_size = int(part_size)
         self.n = len(times)
@@ -113,6 +127,8 @@ class ZarrStore:
         #: Parts in all: ``parts_per_channel`` times the number of channels.
         self.parts = self.parts_per_channel * (len(self.channels) if self.channels else 1)
         self.var_attrs = {k: dict(v) for k, v in (var_attrs or {}).items()}
+        if resume and self.path.is_dir():
+            self._refuse_links()  # before anything is read or written through one
         old = self._stored_identity() if resume else None
         if old is not None:
             if old != self.identity:
@@ -143,15 +159,32 @@ class ZarrStore:
             return None
         return dict(ident)
 
+    def _refuse_links(self) -> None:
+        """Refuse a store that holds a symbolic link (writes could go through it)."""
+        for root, dirs, files in os.walk(self.path):
+            for name in (*dirs, *files):
+                refuse_symlink(Path(root) / name, "Zarr store entry")
+
     def _create(self, times, datakeys, attrs: Mapping[str, Any]) -> None:
         if self.path.exists():
             if not self.path.is_dir():
-                raise ArgumentError(f"{self.path} is a file; expected a Zarr store (directory)")
-            if any(self.path.iterdir()) and not (self.path / ".zgroup").exists():
-                raise ArgumentError(
-                    f"{self.path} holds files that are not a Zarr store; use another --out"
+                raise OutputDirError(
+                    f"{self.path} is a file; expected a Zarr store (directory): remove it or "
+                    "choose another --out"
                 )
-            shutil.rmtree(self.path)
+            if any(self.path.iterdir()):
+                if not _plain_file(self.path / ".zgroup"):
+                    raise OutputDirError(
+                        f"{self.path} holds files that are not a Zarr store, so none is "
+                        "deleted; choose another --out, or remove it yourself"
+                    )
+                if not _plain_file(self.path / _RESUME / ".zgroup"):
+                    raise OutputDirError(
+                        f"{self.path} is a Zarr store that intake-helio did not write (no "
+                        f"{_RESUME} group), so it is not deleted; choose another --out, or "
+                        "remove it yourself"
+                    )
+            shutil.rmtree(self.path)  # our own store: links inside go, not their targets
         chunk = (min(self.part_size, max(self.n, 1)),)
         dims: tuple[str, ...] = ("time",)
         lead: tuple[int, ...] = ()

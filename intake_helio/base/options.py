@@ -7,13 +7,17 @@ from typing import Any
 
 from .errors import HelioError
 
-__all__ = ["ON_ERROR", "UNITS", "OptionError", "check_choice"]
+__all__ = ["ON_ERROR", "QUALITY", "UNITS", "OptionError", "check_choice", "check_quality"]
 
 #: Pixel units of frames: raw data numbers, or data numbers per second of exposure.
 UNITS: tuple[str, ...] = ("DN", "DN/s")
 #: What a failed frame does: raise :class:`~intake_helio.FrameReadError`, or become NaN
 #: with its reason.
 ON_ERROR: tuple[str, ...] = ("raise", "nan")
+#: Which frames to keep by their header's ``QUALITY``: ``"good"``, only those whose
+#: ``QUALITY`` is 0 or missing (the others get the reason ``"quality flag 0x..."`` and are
+#: not decoded). ``None`` (not listed here) keeps every frame.
+QUALITY: tuple[str, ...] = ("good",)
 
 
 class OptionError(HelioError, ValueError):
@@ -39,3 +43,26 @@ def check_choice(name: str, value: Any, allowed: Sequence[str]) -> str:
     if not isinstance(value, str) or value not in allowed:
         raise OptionError(f"{name}={value!r}; expected one of {list(allowed)}")
     return value
+
+
+def check_quality(value: Any) -> str | None:
+    """Return ``value`` if it is None or one of :data:`QUALITY`, else raise :class:`OptionError`.
+
+    Parameters
+    ----------
+    value : Any
+        What the user gave as ``quality``.
+
+    Returns
+    -------
+    str or None
+    """
+    if value is None:
+        return None
+    try:
+        return check_choice("quality", value, QUALITY)
+    except OptionError:
+        raise OptionError(
+            f"quality={value!r}; expected 'good' (keep only frames whose header QUALITY is 0 "
+            "or missing) or None (keep every frame, the default)"
+        ) from None

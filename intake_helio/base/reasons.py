@@ -2,7 +2,8 @@
 
 Every frame of every result ends with one of these in its ``status`` (or ``read_status``)
 coordinate; a status may add detail after the reason and a colon
-(``"function error: peak raised ValueError: ..."``); :func:`reason_of` gives the reason.
+(``"function error: peak raised ValueError: ..."``; ``"quality flag 0x00000400"`` has its
+flags after a space); :func:`reason_of` gives the reason.
 :class:`Reason` is a ``str`` enum, so its members compare equal to the plain strings saved
 in CSV/netCDF results (``Reason.TRUNCATED == "truncated"``).
 """
@@ -65,14 +66,32 @@ class Reason(enum.StrEnum):
     NO_CREDENTIALS = "no credentials"
     #: A channel of ``open_channels`` has no frame near this time (nothing is read).
     NO_FRAME_WITHIN_TOLERANCE = "no frame within tolerance"
+    #: ``quality="good"`` was asked for and the frame's header ``QUALITY`` is not 0 (its
+    #: pixels are not decoded); the status continues with the flags as
+    #: ``" 0x%08x"`` (``"quality flag 0x00000400"``), or is the bare reason when
+    #: ``QUALITY`` is not an integer.
+    QUALITY_FLAG = "quality flag"
 
 
 #: Every reason except ``"ok"``.
 FAILURE_REASONS: tuple[Reason, ...] = tuple(r for r in Reason if r is not Reason.OK)
 
+#: Reasons whose detail follows a space instead of a colon (``"quality flag 0x00000400"``).
+_SPACE_DETAIL: frozenset[Reason] = frozenset({Reason.QUALITY_FLAG})
+
 
 def reason_of(status: str) -> Reason:
     """The :class:`Reason` a status string starts with.
+
+    Parameters
+    ----------
+    status : str
+        A reason, a reason followed by ``": <detail>"``, or (for
+        :attr:`Reason.QUALITY_FLAG`) by ``" <flags>"``: ``"quality flag 0x00000400"``.
+
+    Returns
+    -------
+    Reason
 
     Raises
     ------
@@ -81,5 +100,7 @@ def reason_of(status: str) -> Reason:
     """
     for reason in sorted(Reason, key=lambda r: -len(r.value)):
         if status == reason.value or status.startswith(reason.value + ":"):
+            return reason
+        if reason in _SPACE_DETAIL and status.startswith(reason.value + " "):
             return reason
     raise ArgumentError(f"status {status!r} does not start with a known reason")

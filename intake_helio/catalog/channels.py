@@ -9,6 +9,7 @@ first channel's times: each other channel contributes its nearest frame within
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -16,8 +17,11 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from ..base.errors import ArgumentError
+from ..base.errors import ArgumentError, HelioWarning
+from ..base.options import check_quality
+from ..base.reasons import Reason
 from ..frames.build import open_frames
+from ..frames.spec import frame_specs
 from ..io.storage import mask_url
 
 __all__ = ["align_files", "open_channels"]
@@ -78,7 +82,9 @@ def open_channels(
         How far another channel's frame may be from the first channel's time.
     **open_kwargs
         As for :meth:`~intake_helio.Dataset.to_dataarray` (``cutout``, ``units``,
-        ``on_error``, ...); ``on_error`` defaults to ``"nan"`` here.
+        ``on_error``, ``quality``, ...); ``on_error`` defaults to ``"nan"`` here.
+        ``quality="good"`` applies to every channel: a flagged frame of any channel gets
+        the reason ``"quality flag 0x%08x"`` in that channel only.
 
     Returns
     -------
@@ -92,6 +98,7 @@ def open_channels(
     if len(set(ids)) != len(ids):
         raise ArgumentError(f"ids={list(ids)!r} repeats a dataset id")
     open_kwargs.setdefault("on_error", "nan")
+    check_quality(open_kwargs.get("quality"))  # before any index is read
     storage_options = open_kwargs.pop("storage_options", None)
     datasets = [bucket[i] for i in ids]
     files = [d.files(start, stop) for d in datasets]
@@ -104,17 +111,24 @@ def open_channels(
     variables: dict[str, xr.DataArray] = {}
     for k, (ds, df) in enumerate(zip(datasets, files, strict=True)):
         aligned = align_files(reference, df, tolerance)
+        so = ds.storage_options if storage_options is None else storage_options
+        attrs = {"dataset": ds.id, "title": ds.title, "endpoint": mask_url(ds.endpoint)}
+        kwargs = dict(open_kwargs)
         if k and not (aligned["datakey"] != "").any():
-            raise ArgumentError(
+            # no frame of this channel near any time: all its frames are NaN with the reason,
+            # shaped as the first channel's (its pixel window); nothing is read for them
+            like = frame_specs(variables[ids[0]].data)[0]
+            kwargs.update(cutout=dict(y=like.rows, x=like.cols), header_keys=(), _like=like)
+            warnings.warn(
                 f"{ds.id!r} has no frame within tolerance={tolerance!r} of any {ids[0]!r} "
-                f"frame in [{start}, {stop}) ({_nearest(reference, df)}); raise the tolerance "
-                "or leave that channel out"
+                f"frame in [{start}, {stop}) ({_nearest(reference, df)}): all its frames are "
+                f"{Reason.NO_FRAME_WITHIN_TOLERANCE!r}; raise the tolerance or leave it out",
+                HelioWarning,
+                stacklevel=2,
             )
         if k == 0:
             aligned["frame_time"] = pd.DatetimeIndex(reference["start"])
-        so = ds.storage_options if storage_options is None else storage_options
-        attrs = {"dataset": ds.id, "title": ds.title, "endpoint": mask_url(ds.endpoint)}
-        frames = open_frames(aligned, attrs=attrs, storage_options=so, **open_kwargs)
+        frames = open_frames(aligned, attrs=attrs, storage_options=so, **kwargs)
         frames = frames.assign_coords(frame_time=("time", aligned["frame_time"].to_numpy()))
         variables[ds.id] = frames
     shapes = {i: v.shape[1:] for i, v in variables.items()}

@@ -27,6 +27,7 @@ from ..io.storage import (
     MissingCredentialsError,
     filesystem,
     is_no_credentials,
+    masked_cause,
     options_for,
     read_limited,
     redact,
@@ -179,7 +180,7 @@ def read_json(
             data = read_limited(fs, path, url, limit, what, "limits.json-bytes")
     except Exception as exc:
         logger.debug("reading %s %s failed: %s", what, u, type(exc).__name__)
-        raise storage_error(exc, url, what, storage_options) from exc
+        raise storage_error(exc, url, what, storage_options) from masked_cause(exc)
     n = len(data)
     logger.debug("read %s %s: %d bytes", what, u, n)
     try:

@@ -33,7 +33,14 @@ import pandas as pd
 from ..base.errors import ArgumentError, CatalogNotFoundError, IndexParseError
 from ..base.reasons import Reason
 from ..base.settings import catalog_settings
-from ..io.storage import ContentTooLargeError, filesystem, mask_url, options_for, shown
+from ..io.storage import (
+    ContentTooLargeError,
+    filesystem,
+    mask_url,
+    masked_cause,
+    options_for,
+    shown,
+)
 from ..io.urlpolicy import UrlPolicy, quote_id
 from .fetch import fetch_many, storage_error
 
@@ -510,14 +517,15 @@ def read_index(
         try:
             results = _fetch(urls, years, storage_options, limit, cache)
         except Exception as exc:
-            raise storage_error(exc, urls[0], "index file", storage_options) from exc
+            raise storage_error(exc, urls[0], "index file", storage_options) from masked_cause(exc)
         found = 0
         for url in urls:
             data = results.get(url)
             if isinstance(data, FileNotFoundError) or data is None:
                 continue
             if isinstance(data, BaseException):
-                raise storage_error(data, url, "index file", storage_options) from data
+                err = storage_error(data, url, "index file", storage_options)
+                raise err from masked_cause(data)
             found += 1
             df, bad = parse_index(data, url, indextype, errors, policy=policy)
             bad_rows.extend(bad)

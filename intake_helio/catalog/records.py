@@ -19,6 +19,7 @@ from typing import Any
 import pandas as pd
 
 from ..base.errors import ArgumentError, CatalogFormatError, TimeRangeError
+from ..base.options import check_quality
 from ..base.times import parse_range, parse_time
 from ..io.storage import mask_url, shown
 from ..io.urlpolicy import UrlPolicy, check_dataset_id, resolve_prefix
@@ -298,13 +299,14 @@ class Dataset:
         stop: Any = None,
         *,
         hdu: int | str = "auto",
-        cutout: Mapping[str, slice] | None = None,
+        cutout: Mapping[str, Any] | Sequence[Any] | None = None,
         header_keys: Sequence[str] = (),
         units: str = "DN",
         on_error: str = "raise",
         chunks: Mapping[str, int] | None = None,
         storage_options: Mapping[str, Any] | None = None,
         index_errors: str = "raise",
+        quality: str | None = None,
     ):
         """Lazy ``(time, y, x)`` frames of ``[start, stop)`` (nothing is read but the index).
 
@@ -314,8 +316,10 @@ class Dataset:
             Half-open time range; defaults to the dataset's own range.
         hdu : int or "auto"
             The image HDU; ``"auto"`` finds the first one with image data.
-        cutout : dict, optional
-            ``{"y": slice, "x": slice}``: read only that window (only its tiles).
+        cutout : dict or (SkyCoord, SkyCoord), optional
+            ``{"y": slice, "x": slice}``: read only that window (only its tiles); or in
+            solar coordinates, ``{"Tx": slice, "Ty": slice}`` (arcsec) or two ``SkyCoord``
+            corners (see :func:`~intake_helio.open_frames`).
         header_keys : sequence of str
             Header keys kept as ``time`` coordinates.
         units : str
@@ -328,6 +332,10 @@ class Dataset:
             Options for the data files; default: the bucket's.
         index_errors : {"raise", "report"}
             Bad index rows raise, or are skipped (see :meth:`files`).
+        quality : {None, "good"}
+            ``"good"``: frames whose header ``QUALITY`` is not 0 get the reason
+            ``"quality flag 0x%08x"`` without their pixels being decoded (a frame with no
+            ``QUALITY`` is good); None (default) keeps every frame.
 
         Returns
         -------
@@ -336,6 +344,7 @@ class Dataset:
         """
         from ..frames.build import open_frames
 
+        quality = check_quality(quality)  # before the index is read
         if storage_options is None:
             storage_options = self.storage_options
         df = self.files(start, stop, errors=index_errors)
@@ -350,6 +359,7 @@ class Dataset:
             chunks=chunks,
             storage_options=storage_options,
             attrs=attrs,
+            quality=quality,
         )
 
     def headers(self, start: Any = None, stop: Any = None, keys=(), **kwargs) -> pd.DataFrame:

@@ -383,7 +383,10 @@ def map_frames(
         ``(channel, time)``).
     func : str, callable or list of those
         Built-in statistics (``"mean"``, ``"sum"``, ``"min"``, ``"max"``, ``"std"``
-        (population), ``"count"`` (valid pixels)) and/or functions ``f(data, header)``:
+        (population), ``"count"`` (valid pixels); ``"disk_mean"``, ``"disk_sum"`` and
+        ``"offdisk_mean"`` of the valid pixels on or off the solar disk, which each frame's
+        own header places as sunpy's ``coordinate_is_on_solar_disk`` does; NaN when there
+        is none) and/or functions ``f(data, header)``:
         ``data`` is the frame (or its window) as float32 with NaN for BLANK, ``header``
         a read-only mapping of the image HDU's cards. A function returns a number, a
         numpy array of a fixed shape, or a dict of those. All of them are computed

@@ -20,8 +20,10 @@ import xarray as xr
 from ..base.errors import HelioError
 from ..base.reasons import Reason
 from ..fits import frame as fits_frames
+from ..fits.disk import DiskGeometryError
+from ..fits.stats import DISK_STATISTICS
 from ..frames.spec import frame_specs
-from ..frames.tasks import apply_funcs
+from ..frames.tasks import apply_funcs, disk_pixels
 from ..io.storage import filesystem
 
 __all__ = ["GenericError", "generic_frame", "generic_tasks"]
@@ -39,6 +41,38 @@ def _header(source) -> dict[str, Any]:
     return fits_frames.read_header_values(fs, path, None, hdu=hdu, settings=settings)
 
 
+def _pixel_window(frames: xr.DataArray) -> tuple | None:
+    """``(rows, cols, pick_rows, pick_cols)`` of the frames' pixels, from ``y``/``x``.
+
+    None when the array's ``y``/``x`` are not the frame's pixel indices (e.g. after
+    ``coarsen``): then its pixels have no place on the disk.
+    """
+    if frames.dims[1:] != ("y", "x") or "y" not in frames.coords or "x" not in frames.coords:
+        return None
+    out: list[Any] = []
+    for dim in ("y", "x"):
+        c = np.asarray(frames[dim].values)
+        if c.ndim != 1 or c.size == 0 or not np.issubdtype(c.dtype, np.integer) or c.min() < 0:
+            return None
+        lo, hi = int(c.min()), int(c.max()) + 1
+        contiguous = c.size == hi - lo and bool(np.array_equal(c, np.arange(lo, hi)))
+        out.append((slice(lo, hi), None if contiguous else (c - lo).astype(np.intp)))
+    (rows, pick_rows), (cols, pick_cols) = out
+    return rows, cols, pick_rows, pick_cols
+
+
+def _disk(header: dict[str, Any], pixels: tuple | None) -> Callable[[], np.ndarray]:
+    def mask() -> np.ndarray:
+        if pixels is None or not header:
+            raise DiskGeometryError(
+                "the disk statistics need intake-helio frames (their headers) whose y/x "
+                "coordinates are pixel indices"
+            )
+        return disk_pixels(header, *pixels)
+
+    return mask
+
+
 def generic_frame(
     block: np.ndarray,
     status: Any,
@@ -46,8 +80,13 @@ def generic_frame(
     normalize: bool,
     exptime: Any,
     header_source: tuple | None,
+    pixels: tuple | None = None,
 ) -> list[tuple[dict[str, Any], str]]:
-    """Apply ``funcs`` to one computed frame: ``[(values, status)]`` (a one-frame batch)."""
+    """Apply ``funcs`` to one computed frame: ``[(values, status)]`` (a one-frame batch).
+
+    ``pixels`` (``(rows, cols, pick_rows, pick_cols)`` of the frame's pixels) places them
+    on the frame's disk for the disk statistics.
+    """
     if status is not None:
         status = str(np.asarray(status).reshape(-1)[0])
         if status != Reason.OK:
@@ -68,7 +107,7 @@ def generic_frame(
         if not math.isfinite(value) or value <= 0:
             return [({}, str(Reason.NO_EXPTIME))]
         data = data / np.float32(value)
-    values, st = apply_funcs(funcs, data, header)
+    values, st = apply_funcs(funcs, data, header, disk=_disk(header, pixels))
     builtin_only = all(isinstance(f, str) for _, f in funcs)
     if st == Reason.OK and builtin_only and not np.any(~np.isnan(data)):
         st = str(Reason.ALL_PIXELS_BLANK)
@@ -92,9 +131,13 @@ def generic_tasks(
             "and is not made of intake-helio frames; open the frames with "
             "header_keys=['EXPTIME'] or units='DN/s'"
         )
-    wants_header = any(not isinstance(f, str) for _, f in funcs) or (
-        needs_exptime and not has_exptime
+    wants_disk = any(isinstance(f, str) and f in DISK_STATISTICS for _, f in funcs)
+    wants_header = (
+        wants_disk
+        or any(not isinstance(f, str) for _, f in funcs)
+        or (needs_exptime and not has_exptime)
     )
+    pixels = _pixel_window(frames) if wants_disk else None
     keys = frames["datakey"].values if "datakey" in frames.coords else [None] * frames.sizes["time"]
     status = frames.coords.get("read_status")
     tasks, spans = [], []
@@ -115,6 +158,7 @@ def generic_tasks(
                 needs_exptime,
                 exptime,
                 source,
+                pixels,
                 dask_key_name=f"helio-generic-{token}-{i}",
             )
         )

@@ -55,6 +55,7 @@ Failures raise :class:`~intake_helio.base.errors.FrameReadError` with a stable `
 from __future__ import annotations
 
 import concurrent.futures
+import numbers
 import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -68,7 +69,7 @@ from ..base.reasons import Reason
 from ..base.settings import Settings, current
 from ..io.retry import RETRY_STATS, is_transient, retry_io
 from ..io.storage import is_no_credentials
-from .hdu import _HDU, _header_dict, _HeaderValueError, _image_header, _locate, _shape
+from .hdu import _HDU, _header_dict, _HeaderValueError, _image_header, _locate, _plain, _shape
 from .pixels import _BadArgument, _exptime, _pixels, _reduce, _to_float32
 from .source import _datakey, _Source, start_whole_read
 from .tiles import _comp_layout, _TileError
@@ -130,7 +131,8 @@ def frame_error_reason(exc: BaseException) -> str:
     Returns
     -------
     str
-        ``exc.reason`` for a :class:`FrameReadError`; otherwise the
+        ``exc.reason`` for a :class:`FrameReadError` (whole, e.g.
+        ``"quality flag 0x00000400"`` with its flags); otherwise the
         :class:`~intake_helio.base.reasons.Reason` (a ``str``)
         ``"missing object"``, ``"permission denied"``, ``"truncated"``,
         ``"corrupt data"``, ``"read error"``, ``"invalid argument"``,
@@ -274,17 +276,55 @@ def _open_image(
     units: str,
     whole_file: bool | None,
     settings: Settings,
+    good_only: bool = False,
 ) -> tuple[bool, _HDU, float | None]:
     """How the frame is fetched (whole or ranged), its image HDU and EXPTIME for DN/s.
 
     A whole-file read fetches the file before the headers are walked, in one request.
+    With ``good_only``, a frame whose header ``QUALITY`` is not 0 raises ``"quality flag
+    0x..."`` here, before any tile or pixel is read (:func:`_check_quality`).
     """
     whole = (rows is None and cols is None) if whole_file is None else bool(whole_file)
     if whole:
         src.load_all()
     info = _locate(src, hdu, settings)
+    if good_only:
+        _check_quality(src, info)
     _check_pixels(src, info, settings)
     return whole, info, _exptime(src, info) if units == "DN/s" else None
+
+
+def _check_quality(src: _Source, info: _HDU) -> None:
+    """Refuse a frame whose header ``QUALITY`` is not 0 (reason ``"quality flag 0x%08x"``).
+
+    A missing ``QUALITY`` card, or one without a value, counts as good. For a compressed
+    image the card is read from the table's header (where astropy keeps the image's cards).
+    A ``QUALITY`` that is not an integer gets the bare reason ``"quality flag"``.
+    """
+    value = _plain(info.header.get("QUALITY"))
+    if value is None:
+        return
+    integral = isinstance(value, numbers.Integral) or (
+        isinstance(value, numbers.Real) and float(value).is_integer()
+    )
+    if not integral:
+        raise FrameReadError(
+            src.key,
+            Reason.QUALITY_FLAG,
+            f"header QUALITY is a {type(value).__name__}, not an integer (its text is not "
+            "shown); quality='good' keeps only frames whose QUALITY is 0; open with "
+            "quality=None to read it",
+        )
+    flags = int(value)
+    if flags:
+        # a negative value is the signed form of a 32-bit (or 64-bit) word: show its bits
+        bits = flags if flags > 0 else flags % (1 << (32 if flags >= -(1 << 31) else 64))
+        raise FrameReadError(
+            src.key,
+            f"{Reason.QUALITY_FLAG} 0x{bits:08x}",
+            f"header QUALITY={flags}; quality='good' keeps only frames whose QUALITY is 0; "
+            "open with quality=None to read it",
+        )
 
 
 def _check_pixels(src: _Source, info: _HDU, settings: Settings) -> None:
@@ -366,6 +406,7 @@ def read_frame(
     settings: Settings | None = None,
     with_header: bool = False,
     filesize: int | None = None,
+    good_only: bool = False,
 ) -> np.ndarray | tuple[np.ndarray, dict[str, Any]]:
     """Read one frame (or a cutout of it) as float32 physical values.
 
@@ -401,6 +442,10 @@ def read_frame(
         The file's size from the index: no read goes past it (plus
         ``intake_helio.filesize-slack``); pass the one given to :func:`start_whole_read`
         for ``prefetched``. None or 0: unknown (``intake_helio.max-file-bytes`` bounds).
+    good_only : bool
+        Refuse a frame whose header ``QUALITY`` is not 0 (a missing ``QUALITY`` is good):
+        ``FrameReadError`` with reason ``"quality flag 0x%08x"``, raised after the header
+        is read and before any tile or pixel is read or decoded.
 
     Returns
     -------
@@ -420,7 +465,9 @@ def read_frame(
     settings = current() if settings is None else settings
 
     def run(src: _Source) -> np.ndarray | tuple[np.ndarray, dict[str, Any]]:
-        whole, info, exptime = _open_image(src, hdu, rows, cols, units, whole_file, settings)
+        whole, info, exptime = _open_image(
+            src, hdu, rows, cols, units, whole_file, settings, good_only
+        )
         pixels = _pixels(src, info, whole, rows, cols, settings.band_pixels)
         data = _to_float32(pixels, exptime)
         return (data, _header_dict(_image_header(info))) if with_header else data
@@ -451,6 +498,7 @@ def frame_sum(
     *,
     settings: Settings | None = None,
     filesize: int | None = None,
+    good_only: bool = False,
 ) -> tuple[float, int]:
     """Sum the valid pixels of one frame (or a cutout) without a float copy of it.
 
@@ -461,7 +509,7 @@ def frame_sum(
 
     Parameters
     ----------
-    fs, path, hdu, rows, cols, units, whole_file, prefetched, settings, filesize
+    fs, path, hdu, rows, cols, units, whole_file, prefetched, settings, filesize, good_only
         As for :func:`read_frame`.
     expect_shape : tuple of int, optional
         The ``(ny, nx)`` the selection must have (e.g. from a probe of another frame);
@@ -483,7 +531,9 @@ def frame_sum(
     settings = current() if settings is None else settings
 
     def run(src: _Source) -> tuple[float, int]:
-        whole, info, exptime = _open_image(src, hdu, rows, cols, units, whole_file, settings)
+        whole, info, exptime = _open_image(
+            src, hdu, rows, cols, units, whole_file, settings, good_only
+        )
         pixels = _pixels(src, info, whole, rows, cols, settings.band_pixels)
         _check_shape(fs, path, pixels.shape, expect_shape)
         total, count = _reduce(pixels)

@@ -30,31 +30,17 @@ import pandas as pd
 import xarray as xr
 from dask.highlevelgraph import HighLevelGraph
 
-from ..base.errors import FrameReadError, HelioError
-from ..base.options import ON_ERROR, UNITS, check_choice
+from ..base.errors import ArgumentError, FrameReadError, HelioError
+from ..base.options import ON_ERROR, UNITS, check_choice, check_quality
 from ..base.reasons import Reason
 from ..base.settings import Settings, current
 from ..fits import frame as fits_frames
 from ..io.storage import StorageOptions, filesystem
+from .solar import WCS_KEYS, is_solar_cutout, reference_attrs, solar_coords, solar_window
 from .spec import FrameLayer, FrameSpec
 from .tasks import read_block, read_header_row
 
-__all__ = ["FramesError", "open_frames", "read_headers"]
-
-WCS_KEYS = (
-    "CRPIX1",
-    "CRPIX2",
-    "CDELT1",
-    "CDELT2",
-    "CRVAL1",
-    "CRVAL2",
-    "CTYPE1",
-    "CTYPE2",
-    "CUNIT1",
-    "CUNIT2",
-    "RSUN_OBS",
-    "WAVELNTH",
-)
+__all__ = ["WCS_KEYS", "FramesError", "open_frames", "read_headers"]
 
 
 class FramesError(HelioError, ValueError):
@@ -77,13 +63,22 @@ def _token(*parts: Any, datakeys: Sequence[str]) -> str:
     return h.hexdigest()[:24]
 
 
-def _normalize_cutout(cutout, shape) -> tuple[slice, slice]:
+def _normalize_cutout(cutout, shape, header=None) -> tuple[slice, slice]:
     if cutout is None:
         return slice(0, shape[0]), slice(0, shape[1])
+    if is_solar_cutout(cutout):  # arcsec or SkyCoord corners: through the reference WCS
+        try:
+            return solar_window(cutout, header or {}, tuple(shape))
+        except ArgumentError as exc:
+            raise FramesError(
+                f"{exc} (the cutout is mapped to pixels with the WCS of the first frame's "
+                "header; a pixel cutout dict(y=slice(y0, y1), x=slice(x0, x1)) needs no WCS)"
+            ) from exc
     if not isinstance(cutout, Mapping) or set(cutout) - {"y", "x"}:
         raise FramesError(
-            f"cutout={cutout!r}; expected dict(y=slice(y0, y1), x=slice(x0, x1)) "
-            "(either key may be left out)"
+            f"cutout={cutout!r}; expected dict(y=slice(y0, y1), x=slice(x0, x1)) in pixels "
+            "(either key may be left out), dict(Tx=slice(-600, 0), Ty=slice(-300, 300)) in "
+            "arcsec, or (bottom_left, top_right) SkyCoord corners"
         )
     out = []
     for dim, n in zip(("y", "x"), shape, strict=True):
@@ -192,13 +187,15 @@ def open_frames(
     df: pd.DataFrame,
     *,
     hdu: int | str = "auto",
-    cutout: Mapping[str, slice] | None = None,
+    cutout: Mapping[str, Any] | Sequence[Any] | None = None,
     header_keys: Sequence[str] = (),
     units: str = "DN",
     on_error: str = "raise",
     chunks: Mapping[str, int] | None = None,
     storage_options: Mapping[str, Any] | None = None,
     attrs: Mapping[str, Any] | None = None,
+    quality: str | None = None,
+    _like: FrameSpec | None = None,
 ) -> xr.DataArray:
     """Lazy frames of the files in ``df`` as an ``xarray.DataArray`` ``(time, y, x)``.
 
@@ -209,9 +206,14 @@ def open_frames(
         are used when present), e.g. from :meth:`Dataset.files`.
     hdu : "auto", int or str
         The image HDU: the first with image data (``"auto"``), an index, or an EXTNAME.
-    cutout : dict, optional
+    cutout : dict or (SkyCoord, SkyCoord), optional
         ``dict(y=slice(y0, y1), x=slice(x0, x1))``: read only these pixels (only the
-        tiles they touch are fetched, with ranged reads).
+        tiles they touch are fetched, with ranged reads). In solar coordinates:
+        ``dict(Tx=slice(-600, 0), Ty=slice(-300, 300))`` (helioprojective arcsec) or
+        ``(bottom_left, top_right)`` ``SkyCoord`` corners in any frame sunpy can transform
+        to helioprojective; mapped to the pixel window with the first frame's WCS (the
+        window of sunpy's ``Map.submap(bottom_left, top_right=...)`` on that frame), then
+        read as a pixel cutout. Pixel and arcsec keys cannot be mixed.
     header_keys : sequence of str
         Header cards to add as lazy coordinates along ``time`` (header bytes only).
     units : {"DN", "DN/s"}
@@ -220,6 +222,11 @@ def open_frames(
         ``"raise"``: an unreadable frame raises :class:`~intake_helio.FrameReadError` at
         compute. ``"nan"``: it becomes NaN and its reason is in the ``read_status``
         coordinate (``"ok"`` for good frames).
+    quality : {None, "good"}
+        ``"good"``: a frame whose header ``QUALITY`` is not 0 is treated as unreadable with
+        the reason ``"quality flag 0x%08x"`` (e.g. ``"quality flag 0x00000400"``), checked
+        in its read task before any pixel is decoded; a frame without ``QUALITY`` is good.
+        None (default): every frame is read whatever its ``QUALITY``.
     chunks : dict, optional
         ``{"y": N}`` splits each frame into row bands of N rows (each band reads only
         its own tiles). Default: one chunk per frame.
@@ -232,7 +239,12 @@ def open_frames(
     -------
     xarray.DataArray
         float32 frames (BLANK as NaN) with coordinates ``time``, ``stop``, ``datakey``,
-        ``filesize``, ``y``, ``x`` and any ``header_keys``.
+        ``filesize``, ``y``, ``x`` and any ``header_keys``; for a helioprojective WCS also
+        ``Tx`` (along ``x``) and ``Ty`` (along ``y``) in arcsec, from the reference frame
+        (the first probed frame) along its reference row and column. ``attrs`` hold the
+        reference frame's WCS and observer cards (:data:`WCS_KEYS`, ``CRPIX1/2`` of the
+        window), so ``sunpy.map.Map(frames[0].values, frames.attrs)`` is that frame's map;
+        other frames' own cards are available as ``header_keys``.
     """
     if not isinstance(df, pd.DataFrame) or not {"start", "datakey"} <= set(df.columns):
         raise FramesError(
@@ -247,6 +259,7 @@ def open_frames(
         )
     check_choice("units", units, UNITS)
     check_choice("on_error", on_error, ON_ERROR)
+    quality = check_quality(quality)
     settings = current()
     if isinstance(header_keys, str):
         header_keys = (header_keys,)
@@ -257,8 +270,13 @@ def open_frames(
     sizes = filesizes if filesizes is not None else (None,) * len(datakeys)
     n = len(datakeys)
 
-    info = _probe(datakeys, options, hdu, on_error, settings, filesizes)
-    rows, cols = _normalize_cutout(cutout, info.shape)
+    if _like is not None and not any(datakeys):
+        # only placeholders (a channel of open_channels with no frame near any time): the
+        # frames of ``_like`` give the HDU and shape; there is no header of this dataset
+        info = fits_frames.FrameInfo(_like.hdu, tuple(_like.shape), {}, False, None, None)
+    else:
+        info = _probe(datakeys, options, hdu, on_error, settings, filesizes)
+    rows, cols = _normalize_cutout(cutout, info.shape, info.header)
     hdu_sel = info.hdu if hdu == "auto" else hdu
     bands = _bands(rows, chunks)
     # the whole frame in one chunk: each task fetches its file in one request
@@ -276,6 +294,7 @@ def open_frames(
         cols,
         units,
         on_error,
+        quality,
         [(b.start, b.stop) for b in bands],
         sorted(options.items(), key=str),
         hashlib.sha1(repr(filesizes).encode()).hexdigest(),
@@ -289,7 +308,16 @@ def open_frames(
     read = name if on_error == "raise" else f"helio-read-{token}"
     suffix = (0,) if on_error == "raise" else ()
     spec = FrameSpec(
-        datakeys, options, hdu_sel, rows, cols, units, tuple(info.shape), settings, filesizes
+        datakeys,
+        options,
+        hdu_sel,
+        rows,
+        cols,
+        units,
+        tuple(info.shape),
+        settings,
+        filesizes,
+        quality=quality,
     )
     layers[read] = FrameLayer(
         {
@@ -306,6 +334,7 @@ def open_frames(
                 whole,
                 settings,
                 sizes[i],
+                quality == "good",
             )
             for i, key in enumerate(datakeys)
             for j, band in enumerate(bands)
@@ -354,16 +383,11 @@ def open_frames(
     coords.update(
         _header_coords(datakeys, options, header_keys, hdu_sel, info.header, token, settings, sizes)
     )
+    coords.update(solar_coords(info.header, rows, cols))
 
     out_attrs = {k: v for k, v in (attrs or {}).items() if v is not None}
     out_attrs["units"] = units
-    for key in WCS_KEYS:
-        if key in info.header and info.header[key] is not None:
-            out_attrs[key] = info.header[key]
-    if "CRPIX1" in out_attrs and cols.start:
-        out_attrs["CRPIX1"] = float(out_attrs["CRPIX1"]) - cols.start
-    if "CRPIX2" in out_attrs and rows.start:
-        out_attrs["CRPIX2"] = float(out_attrs["CRPIX2"]) - rows.start
+    out_attrs.update(reference_attrs(info.header, rows, cols))
     frames = xr.DataArray(
         data,
         dims=("time", "y", "x"),

@@ -65,6 +65,9 @@ class FrameSpec:
     filesizes : tuple of int, optional
         The index's size of each file (aligned with ``datakeys``; 0: unknown): no read of
         a file goes past it plus ``intake_helio.filesize-slack``. None: all unknown.
+    quality : {None, "good"}
+        ``"good"``: a frame whose header ``QUALITY`` is not 0 gets the reason
+        ``"quality flag 0x%08x"`` before any pixel is decoded. None: every frame is read.
     """
 
     datakeys: tuple[str, ...]
@@ -76,6 +79,7 @@ class FrameSpec:
     shape: tuple[int, int]
     settings: Settings = field(repr=False)
     filesizes: tuple[int, ...] | None = field(default=None, repr=False)
+    quality: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "datakeys", _Frames(self.datakeys))
@@ -101,6 +105,11 @@ class FrameSpec:
         state = dict(self.__dict__)
         state.pop("_sizes", None)
         return state
+
+    @property
+    def good_only(self) -> bool:
+        """Whether frames flagged by their header ``QUALITY`` are refused (``quality="good"``)."""
+        return self.quality == "good"
 
     @property
     def window_shape(self) -> tuple[int, int]:

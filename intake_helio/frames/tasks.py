@@ -20,7 +20,8 @@ import numpy as np
 from ..base.errors import FrameReadError, picklable_cause
 from ..base.reasons import Reason
 from ..fits import frame as fits_frames
-from ..fits.stats import frame_stats
+from ..fits.disk import DiskGeometryError, disk_intervals, intervals_mask
+from ..fits.stats import DISK_STATISTICS, frame_stats
 from ..io.storage import filesystem
 from .spec import FrameSpec
 
@@ -28,13 +29,16 @@ __all__ = [
     "BUILTINS",
     "FrameResult",
     "apply_funcs",
+    "disk_pixels",
     "map_batch",
     "read_block",
     "read_header_row",
 ]
 
 #: Statistics the engine computes itself (``func="mean"`` etc.), from one read per frame.
-BUILTINS: tuple[str, ...] = ("mean", "sum", "min", "max", "std", "count")
+#: ``disk_mean``, ``disk_sum`` and ``offdisk_mean`` use the valid pixels on (off) the solar
+#: disk of each frame's own header (:func:`~intake_helio.fits.disk.disk_intervals`).
+BUILTINS: tuple[str, ...] = ("mean", "sum", "min", "max", "std", "count", *DISK_STATISTICS)
 
 #: One frame's outcome: ``(status, values)``, ``values`` aligned with the output names
 #: (None when the frame has no value).
@@ -54,12 +58,15 @@ def read_block(
     whole,
     settings,
     filesize=None,
+    good_only=False,
 ):
     """Read one frame (or row band) as a ``(1, ny, nx)`` float32 block.
 
     With ``on_error="nan"`` returns ``(block, reason)``, the block all NaN and the
     reason set when the frame cannot be read; ``reason`` is ``"ok"`` otherwise.
-    ``filesize`` (the index's; None or 0: unknown) bounds the bytes read.
+    ``filesize`` (the index's; None or 0: unknown) bounds the bytes read. ``good_only``
+    (``quality="good"``): a frame whose header ``QUALITY`` is not 0 fails with
+    ``"quality flag 0x%08x"``, its pixels not decoded.
     """
     try:
         if not datakey:  # a placeholder: no frame here (open_channels)
@@ -75,6 +82,7 @@ def read_block(
             whole_file=whole,
             settings=settings,
             filesize=filesize,
+            good_only=good_only,
         )
         if block.shape != shape:
             raise FrameReadError(
@@ -130,10 +138,68 @@ class _Header(Mapping):
         return f"<header: {len(self._cards)} cards>"
 
 
-def _builtin(name: str, data: np.ndarray) -> Any:
+def disk_pixels(
+    header: Mapping[str, Any],
+    rows: slice,
+    cols: slice,
+    pick_rows: np.ndarray | None = None,
+    pick_cols: np.ndarray | None = None,
+) -> np.ndarray:
+    """Which pixels of a window (and of a pick inside it) lie on the frame's solar disk.
+
+    Parameters
+    ----------
+    header : mapping
+        The frame's own image header.
+    rows, cols : slice
+        The window read (0-based pixel indices of the frame).
+    pick_rows, pick_cols : numpy.ndarray, optional
+        Indices inside the window, as the array's data is indexed
+        (``data[pick_rows][:, pick_cols]``).
+
+    Returns
+    -------
+    numpy.ndarray
+        A boolean mask of the data's shape.
+
+    Raises
+    ------
+    DiskGeometryError
+        When the header does not give the solar disk.
+    """
+    lo, hi = disk_intervals(header, rows, cols)
+    if pick_rows is not None:
+        lo, hi = lo[pick_rows], hi[pick_rows]
+    if pick_cols is None:
+        return intervals_mask(lo, hi, cols.stop - cols.start)
+    c = np.asarray(pick_cols)[None, :]
+    return (c >= lo[:, None]) & (c < hi[:, None])
+
+
+def _disk_error(name: str, exc: BaseException) -> str:
+    """The status of a frame whose disk statistic ``name`` failed (header text not quoted)."""
+    if isinstance(exc, DiskGeometryError):
+        text = str(exc).splitlines()[0][:200] if str(exc) else ""
+    else:
+        text = "the frame's header gives no usable solar disk"
+    return f"{Reason.FUNCTION_ERROR}: {name} raised {type(exc).__name__}: {text}"
+
+
+def _builtin(name: str, data: np.ndarray, disk: Callable[[], np.ndarray] | None = None) -> Any:
     with np.errstate(invalid="ignore", divide="ignore"):
         if name == "count":
             return int(np.count_nonzero(~np.isnan(data)))
+        if name in DISK_STATISTICS:
+            if disk is None:
+                raise DiskGeometryError(f"{name} needs the frame's header and pixel window")
+            on = disk()
+            select = (on if name != "offdisk_mean" else ~on) & ~np.isnan(data)
+            valid = data[select]
+            if valid.size == 0:
+                return math.nan
+            if name == "disk_sum":
+                return float(valid.sum(dtype=np.float64))
+            return float(valid.mean(dtype=np.float64))
         valid = data[~np.isnan(data)]
         if valid.size == 0:
             return math.nan
@@ -169,17 +235,33 @@ def apply_funcs(
     data: np.ndarray,
     header: Mapping[str, Any],
     names: Sequence[str] | None = None,
+    disk: Callable[[], np.ndarray] | None = None,
 ) -> tuple[dict[str, Any], str]:
     """Apply each function to one frame: ``(values by output name, status)``.
 
     A function that raises, or returns something other than a number, a numeric array or
     a dict of those, makes the frame's status ``"function error: <Type>: <message>"``.
+    ``disk`` gives the on-disk mask of ``data``'s pixels for the disk statistics (called
+    at most once); when it raises ``DiskGeometryError`` (or is None) the frame's status is
+    ``"function error: disk_mean raised DiskGeometryError: ..."``.
     """
     out: dict[str, Any] = {}
     view = _Header(header)
+    mask: list[np.ndarray] = []
+
+    def on_disk() -> np.ndarray:
+        if not mask:
+            if disk is None:
+                raise DiskGeometryError("the disk statistics need the frame's header and window")
+            mask.append(disk())
+        return mask[0]
+
     for name, func in funcs:
         if isinstance(func, str):
-            out[name] = _builtin(func, data)
+            try:
+                out[name] = _builtin(func, data, on_disk)
+            except Exception as exc:  # only the disk statistics can raise (the header's WCS)
+                return {}, _disk_error(name, exc)
             continue
         try:
             value = func(data, view)
@@ -214,6 +296,7 @@ def _read(spec: FrameSpec, key: str, rows, cols, units, prefetched, header: bool
         settings=spec.settings,
         with_header=header,
         filesize=spec.filesize(key),
+        good_only=spec.good_only,
     )
 
 
@@ -256,6 +339,7 @@ def _one(
                 prefetched=prefetched,
                 settings=spec.settings,
                 filesize=spec.filesize(key),
+                good_only=spec.good_only,
             )
             values = {name: stats[f] for name, f in funcs}
             return values, str(Reason.OK if stats["count"] else Reason.ALL_PIXELS_BLANK)
@@ -268,9 +352,14 @@ def _one(
             data = data[pick_rows]
         if pick_cols is not None:
             data = data[:, pick_cols]
+    except DiskGeometryError as exc:  # a disk statistic on a frame without solar geometry
+        first = next(n for n, f in funcs if isinstance(f, str) and f in DISK_STATISTICS)
+        return {}, _disk_error(first, exc)
     except Exception as exc:
         return {}, str(fits_frames.frame_error_reason(exc))
-    values, status = apply_funcs(funcs, data, header)
+    values, status = apply_funcs(
+        funcs, data, header, disk=lambda: disk_pixels(header, rows, cols, pick_rows, pick_cols)
+    )
     if status == Reason.OK and builtin_only and values and not np.any(~np.isnan(data)):
         status = str(Reason.ALL_PIXELS_BLANK)
     return values, status

@@ -38,11 +38,13 @@ from ..base.settings import catalog_settings
 
 __all__ = [
     "ContentTooLargeError",
+    "CredentialsInURLError",
     "MissingCredentialsError",
     "StorageOptions",
     "filesystem",
     "is_no_credentials",
     "mask_url",
+    "masked_cause",
     "options_for",
     "origin",
     "read_limited",
@@ -353,6 +355,29 @@ def scope_options(storage_options: Mapping[str, Any] | None, url: str) -> dict[s
     return out
 
 
+class CredentialsInURLError(HelioError, ValueError):
+    """An ``s3://`` URL holds credentials (``s3://KEY:SECRET@bucket``): never sent, refused."""
+
+
+def masked_cause(exc: BaseException) -> BaseException:
+    """``exc`` to chain as a cause, or a stand-in when its chain's text holds a credential.
+
+    Store and transport errors quote the URL they failed on (``FileNotFoundError(
+    'http://user:pass@host/...')``); a traceback prints every cause. When any error of the
+    chain shows a credential, the stand-in is a ``RuntimeError`` with the first error's
+    type and masked text, and no chain of its own.
+    """
+    seen: set[int] = set()
+    link: BaseException | None = exc
+    while link is not None and id(link) not in seen:
+        seen.add(id(link))
+        text = f"{link!s} {link!r}"
+        if mask_url(text) != text:
+            return RuntimeError(f"{type(exc).__name__}: {mask_url(str(exc))}")
+        link = link.__cause__ or link.__context__
+    return exc
+
+
 def filesystem(
     url: str, storage_options: Mapping[str, Any] | None = None, *, catalog: bool = False
 ):
@@ -368,6 +393,11 @@ def filesystem(
         default, around botocore's own attempts) is off, so that a server that accepts and
         never answers fails after ``intake_helio.timeouts.attempts`` x ``read`` seconds.
     """
+    if _protocol(url) in ("s3", "s3a") and "@" in url.split("://", 1)[-1].split("/", 1)[0]:
+        raise CredentialsInURLError(
+            f"{mask_url(url)}: an s3:// URL cannot carry credentials (KEY:SECRET@bucket); "
+            "pass them as storage_options key= and secret= (or set AWS_* variables)"
+        )
     opts = options_for(url, storage_options)
     if catalog and _protocol(url) in ("s3", "s3a"):
         return _catalog_s3(url, opts)

@@ -10,6 +10,7 @@ import intake_helio as ih
 from intake_helio.testing.demo_data import write_demo_dataset
 
 N = 8
+CUT = dict(y=slice(4, 14))
 
 
 @pytest.fixture
@@ -60,10 +61,25 @@ def test_channels_share_the_first_ones_time_axis(two_channels):
     assert stats["max"].dims == ("channel", "time")
 
 
-def test_a_channel_with_no_frame_within_tolerance_at_all_is_refused(two_channels):
+def test_a_channel_with_no_frame_within_tolerance_at_all_is_all_nan_with_the_reason(two_channels):
     bucket, a, _ = two_channels
-    with pytest.raises(ih.HelioError, match=r"'aia_0171' has no frame within tolerance='1s'"):
-        ih.open_channels(bucket, ["aia_0094", "aia_0171"], a.start, a.stop, tolerance="1s")
+    ids = ["aia_0094", "aia_0171"]
+    with pytest.warns(ih.HelioWarning, match=r"'aia_0171' has no frame within tolerance='1s'"):
+        ds = ih.open_channels(bucket, ids, a.start, a.stop, tolerance="1s", cutout=CUT)
+    assert ds["aia_0171"].shape == ds["aia_0094"].shape == (N, 10, 32)
+    assert list(ds["aia_0171_datakey"].values) == [""] * N
+    result = ih.irradiance(ds, progress=False)
+    assert result["irradiance"].dims == ("channel", "time")
+    assert list(result["status"].values[1]) == ["no frame within tolerance"] * N
+    assert np.isnan(result["irradiance"].values[1]).all()
+    np.testing.assert_allclose(
+        result["irradiance"].values[0],
+        ih.irradiance(bucket["aia_0094"].to_dataarray(a.start, a.stop, cutout=CUT), progress=False)[
+            "irradiance"
+        ].values,
+        rtol=1e-6,
+    )
+    assert np.isnan(ds["aia_0171"].values).all()  # the lazy frames too, read from nowhere
 
 
 def test_bad_channel_arguments(two_channels):

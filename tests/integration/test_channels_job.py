@@ -16,6 +16,7 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -277,10 +278,9 @@ def test_dataset_option_gives_the_same_files(served, reference, tmp_path, cli):
     [
         ([], [], "no dataset given"),
         (["aia_0094", "aia_0094"], [], "dataset 'aia_0094' given twice"),
-        (IDS, ["--tolerance", "1s"], "'aia_0171' has no frame within tolerance='1s'"),
         (["aia_0094", "aia_0193"], [], "aia_0193"),
     ],
-    ids=["none", "twice", "tolerance", "unknown"],
+    ids=["none", "twice", "unknown"],
 )
 def test_bad_channel_input_exits_2_with_one_line(served, tmp_path, cli, datasets, extra, message):
     code, stdout, err = cli(_args(served, "irradiance", tmp_path, *extra, datasets=datasets))
@@ -289,6 +289,22 @@ def test_bad_channel_input_exits_2_with_one_line(served, tmp_path, cli, datasets
     assert len(lines) == 1 and lines[0].startswith("intake-helio: error: "), err
     assert message in lines[0]
     assert not (tmp_path / "irradiance.csv").exists()
+
+
+def test_a_channel_with_nothing_within_tolerance_is_reported_not_refused(served, tmp_path, cli):
+    from intake_helio.app.cli import _one_line_warnings
+
+    with pytest.warns(ih.HelioWarning, match="'aia_0171' has no frame within") as caught:
+        code, stdout, err = cli(_args(served, "irradiance", tmp_path, "--tolerance", "1s"))
+    assert code == 3 and "Traceback" not in err
+    assert f"failed (no frame within tolerance): {N}" in stdout, stdout
+    df = pd.read_csv(tmp_path / "irradiance.csv")
+    assert set(df.loc[df["channel"] == "aia_0171", "status"]) == {"no frame within tolerance"}
+    w = caught[0]
+    with _one_line_warnings():  # how the command line prints it: one line
+        shown = warnings.formatwarning(w.message, w.category, w.filename, w.lineno)
+    assert shown.startswith("intake-helio: warning: 'aia_0171' has no frame within tolerance")
+    assert shown.count("\n") == 1 and "tolerance='1s'" in shown
 
 
 def test_bad_tolerance_is_refused_by_the_parser(served, tmp_path, capsys):

@@ -504,3 +504,77 @@ def test_demo_interrupted_while_its_s3_server_starts(tmp_path):
     time.sleep(1)  # an orphaned server would print a BrokenPipeError traceback by now
     output = (tmp_path / "log").read_text()
     assert output.strip().splitlines() == ["intake-helio: interrupted"]
+
+
+# ----------------------------------------------------------------------------- output directory
+def _files(directory: Path) -> dict[str, bytes]:
+    return {
+        str(p.relative_to(directory)): p.read_bytes()
+        for p in sorted(directory.rglob("*"))
+        if p.is_file() and not p.is_symlink()
+    }
+
+
+def test_resume_uses_only_the_run_s_own_parts(served, tmp_path, cli):
+    _, data = served
+    stop = data.times[8]
+    assert cli(_args(served, tmp_path, stop=stop))[0] == 0
+    result = (tmp_path / "irradiance.csv").read_bytes()
+    parts = tmp_path / "parts"
+    header, *rows0 = (parts / "part-000000.csv").read_text().splitlines(keepends=True)
+    _, *rows1 = (parts / "part-000001.csv").read_text().splitlines(keepends=True)
+    # next to the run's own manifest: a part of another channel (171 A) beyond the run, and
+    # part 1 with 8 rows (its 4 frames after those of part 0)
+    other = [r.replace("/0094/", "/0171/").replace("_94a_", "_171a_") for r in rows0]
+    assert other != rows0
+    (parts / "part-000099.csv").write_text("".join([header, *other]))
+    (parts / "part-000001.csv").write_text("".join([header, *rows0, *rows1]))
+
+    code, out, err = cli(_args(served, tmp_path, "--resume", stop=stop))
+    assert code == 0, err
+    assert "frames: 8  ok: 8  failed: 0" in out
+    assert re.search(r"computed: 4 frames", out)  # part 1 only
+    notes = [line for line in out.splitlines() if line.startswith("note: ")]
+    assert sorted(notes) == [
+        f"note: {parts / 'part-000001.csv'} not used: it has 8 rows; part 1 holds 4 frames; "
+        "removed, so part 1 is computed again",
+        f"note: {parts / 'part-000099.csv'} not used: part number 99 is outside this run's "
+        "parts (0..1); removed",
+    ]
+    assert (tmp_path / "irradiance.csv").read_bytes() == result
+    assert sorted(p.name for p in parts.iterdir()) == [
+        "manifest.json",
+        "part-000000.csv",
+        "part-000001.csv",
+    ]
+
+
+@pytest.mark.parametrize("case", ["foreign-parts", "symlinked-parts", "symlinked-csv"])
+def test_out_dir_guard_exits_2_and_touches_nothing(served, tmp_path, cli, case):
+    _, data = served
+    out = tmp_path / "out"
+    out.mkdir()
+    theirs = tmp_path / "theirs"
+    theirs.mkdir()
+    (theirs / "part-000000.csv").write_text("their data\n")
+    (theirs / "irradiance.csv").write_text("their result\n")
+    if case == "foreign-parts":  # someone else's parts/ (no manifest of ours)
+        theirs.rename(out / "parts")
+        theirs = out / "parts"
+        expected = f"{theirs} holds files and no manifest.json"
+    elif case == "symlinked-parts":
+        (out / "parts").symlink_to(theirs, target_is_directory=True)
+        expected = f"parts directory '{out / 'parts'}' is a symbolic link (to '{theirs}')"
+    else:
+        (out / "irradiance.csv").symlink_to(theirs / "irradiance.csv")
+        expected = f"output file '{out / 'irradiance.csv'}' is a symbolic link"
+    before = _files(theirs)
+    for extra in ([], ["--resume"]):
+        code, stdout, err = cli(_args(served, out, *extra, stop=data.times[8]))
+        assert code == 2 and stdout == ""
+        line = _one_error_line(err)
+        assert expected in line and "choose another --out" in line
+    assert _files(theirs) == before
+    assert not (out / "irradiance.nc").exists()
+    if case == "symlinked-csv":
+        assert not (out / "parts").exists()  # refused before anything was written

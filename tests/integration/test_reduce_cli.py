@@ -283,6 +283,32 @@ def test_resume_with_other_functions_is_refused(served, tmp_path, cli):
     assert (tmp_path / "reduce.csv").read_bytes() == before
 
 
+@pytest.mark.parametrize("case", ["symlinked-store", "foreign-store", "symlinked-csv"])
+def test_out_dir_guard_refuses_the_store_or_a_file_and_touches_nothing(served, tmp_path, cli, case):
+    out = tmp_path / "out"
+    out.mkdir()
+    theirs = tmp_path / "theirs.zarr"
+    xr.Dataset({"v": ("t", np.arange(3))}).to_zarr(theirs, zarr_format=2, consolidated=True)
+    if case == "symlinked-store":
+        (out / "reduce.zarr").symlink_to(theirs, target_is_directory=True)
+        expected = f"Zarr store '{out / 'reduce.zarr'}' is a symbolic link"
+    elif case == "foreign-store":  # a Zarr store that intake-helio did not write
+        theirs = theirs.rename(out / "reduce.zarr")
+        expected = f"{theirs} is a Zarr store that intake-helio did not write"
+    else:
+        (out / "reduce.csv").symlink_to(theirs / ".zgroup")
+        expected = f"output file '{out / 'reduce.csv'}' is a symbolic link"
+    before = {p: p.read_bytes() for p in theirs.rglob("*") if p.is_file()}
+    for extra in ([], ["--resume"]):
+        args = _args(served, out, "--cluster", "none", "--format", "csv,zarr", *extra)
+        code, stdout, err = cli(args)
+        assert code == 2 and stdout == ""
+        line = _one_error_line(err)
+        assert expected in line and "another --out" in line
+    assert {p: p.read_bytes() for p in theirs.rglob("*") if p.is_file()} == before
+    assert not (out / "reduce.nc").exists()
+
+
 # ----------------------------------------------------------------------------- science
 @pytest.mark.slow
 def test_science_function_reaches_worker_processes_by_value(served, tmp_path):

@@ -375,6 +375,19 @@ def test_frames_read_without_credentials_say_so(s3, monkeypatch):
         ih.open_frames(files, storage_options=so, on_error="nan")
 
 
+def test_an_s3_url_carrying_credentials_is_refused_masked(s3, capsys):
+    url = f"s3://AKIAKEY:{CANARY}@bucket/"
+    with pytest.raises(ih.HelioError) as info:
+        ih.open_bucket(url, s3.storage_options)
+    assert isinstance(info.value, ValueError)
+    text = str(info.value)
+    assert "s3://***@bucket/" in text and "storage_options key= and secret=" in text, text
+    assert CANARY not in text and CANARY not in repr(info.value.__cause__)
+    assert main(["ls", url, "--endpoint-url", s3.endpoint_url]) == 2
+    err = capsys.readouterr().err
+    assert "s3://***@bucket/" in err and CANARY not in err
+
+
 def _tiny_fits() -> bytes:
     hdu = fits.PrimaryHDU(np.arange(64, dtype=np.float32).reshape(8, 8))
     hdu.header["EXPTIME"] = 1.0
@@ -386,7 +399,7 @@ def _tiny_fits() -> bytes:
     return out.getvalue()
 
 
-def test_credentials_in_urls_are_masked_everywhere(web, recwarn):
+def test_credentials_in_urls_are_masked_everywhere(web, recwarn, tmp_path):
     intake = pytest.importorskip("intake")
     a, _ = web
     host = a.url.split("://")[1]
@@ -417,12 +430,25 @@ def test_credentials_in_urls_are_masked_everywhere(web, recwarn):
         try:
             call()
         except Exception as exc:  # every error a user could see, with its chain's text
-            shown += [str(exc), repr(exc)]
+            chain: BaseException | None = exc
+            while chain is not None:  # what a traceback prints
+                shown += [str(chain), repr(chain)]
+                chain = chain.__cause__ or (
+                    None if chain.__suppress_context__ else chain.__context__
+                )
     # intake output: the arguments pass through io.storage.redact, which masks URLs (the
     # catalog's *name*, set by the app layer from the endpoint, is that layer's to mask)
     cat = intake.open_helio_bucket(endpoint=root)
     described = cat.describe()
     shown += [cat.yaml().split("args:", 1)[1], str(described["args"])]
+    # intake 2 readers: reprs, catalog YAML; they still read with the real URL
+    r2 = ih.HelioBucketReader(root)
+    cat2 = r2.read()
+    frames2 = cat2["aia"](start="2020-01-01", stop="2020-01-02").read()
+    assert frames2.sizes["time"] == 1
+    cat2.to_yaml_file(str(tmp_path / "cat.yaml"))
+    shown += [repr(r2), repr(cat2), repr(cat2["aia"]), (tmp_path / "cat.yaml").read_text()]
+    shown += [repr(ih.HelioFramesReader(root, "aia")), str(cat2.metadata)]
     # control: the password was really used (basic auth), and the masked form is shown
     assert any(r.headers.get("authorization", "").startswith("Basic ") for r in a.requests)
     assert any("http://***@" in str(s) for s in shown)

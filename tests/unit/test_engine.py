@@ -186,6 +186,20 @@ def test_every_reason_is_listed_once():
         reason_of("truncate")
 
 
+def test_reason_of_a_quality_flag_with_its_flags():
+    assert Reason.QUALITY_FLAG == "quality flag"
+    assert reason_of("quality flag") is Reason.QUALITY_FLAG
+    assert reason_of("quality flag 0x00000400") is Reason.QUALITY_FLAG
+    assert reason_of("quality flag 0x80000000") is Reason.QUALITY_FLAG
+    assert reason_of("quality flag: QUALITY is not an integer") is Reason.QUALITY_FLAG
+    # the others keep their colon: a space-separated suffix is not theirs
+    assert reason_of("function error: f raised ValueError: x") is Reason.FUNCTION_ERROR
+    assert reason_of("no frame within tolerance") is Reason.NO_FRAME_WITHIN_TOLERANCE
+    for status in ("truncated 0x00000400", "quality flags", "quality flag0x400", "quality"):
+        with pytest.raises(ValueError, match="known reason"):
+            reason_of(status)
+
+
 def test_the_readme_lists_every_reason():
     from pathlib import Path
 

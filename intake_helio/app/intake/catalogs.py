@@ -202,7 +202,7 @@ class HelioBucketCatalog(_HelioCatalogBase):
     parameters ``start`` and ``stop`` (type datetime, default: the dataset's last
     ``intake_helio.default-window``, one day unless changed in ``dask.config``, read when
     the entries are built); ``cutout``, ``header_keys``, ``units``, ``on_error``,
-    ``hdu``, ``chunks`` and ``storage_options`` pass through::
+    ``quality``, ``hdu``, ``chunks`` and ``storage_options`` pass through::
 
         src = cat.aia_0094(start="2020-01-01", stop="2020-02-01", header_keys=["EXPTIME"])
     """

@@ -18,9 +18,10 @@ import pandas as pd
 from intake.source.base import NoEntry
 
 from ...base.errors import HelioError
-from ...base.options import ON_ERROR, UNITS, check_choice
+from ...base.options import ON_ERROR, UNITS, check_choice, check_quality
 from ...base.settings import current
 from ...catalog.registry import Dataset, Endpoint
+from ...frames.solar import is_solar_cutout, plain_cutout
 from ...io.storage import redact
 
 __all__ = [
@@ -133,6 +134,17 @@ def check_dataset_id(dataset: Any) -> str:
     return dataset
 
 
+def _cutout(cutout: Any) -> Any:
+    """A cutout for the frames: a dict (Tx/Ty bounds as floats), SkyCoord corners or None."""
+    if cutout is None:
+        return None
+    if isinstance(cutout, Mapping):
+        return plain_cutout(cutout)
+    if is_solar_cutout(cutout):  # SkyCoord corners: passed through as given
+        return tuple(cutout) if isinstance(cutout, list) else cutout
+    return dict(cutout)
+
+
 def check_frame_options(
     hdu: int | str = "auto",
     cutout: Mapping[str, Any] | None = None,
@@ -140,35 +152,38 @@ def check_frame_options(
     units: str = "DN",
     on_error: str = "raise",
     chunks: Mapping[str, int] | None = None,
+    quality: str | None = None,
 ) -> dict[str, Any]:
     """Check the options that open a dataset's frames and return them normalised.
 
     Parameters
     ----------
-    hdu, cutout, header_keys, units, on_error, chunks
+    hdu, cutout, header_keys, units, on_error, chunks, quality
         As in :func:`intake_helio.frames.build.open_frames`; a single header key may be
         given as a string.
 
     Returns
     -------
     dict
-        ``hdu``, ``cutout`` (a dict or None), ``header_keys`` (a tuple), ``units``,
-        ``on_error`` and ``chunks`` (a dict or None).
+        ``hdu``, ``cutout`` (a dict, SkyCoord corners or None; ``Tx``/``Ty`` bounds in
+        arcsec as floats), ``header_keys`` (a tuple), ``units``,
+        ``on_error``, ``chunks`` (a dict or None) and ``quality`` (None or ``"good"``).
 
     Raises
     ------
     OptionError
-        ``units`` or ``on_error`` is not one of the accepted choices.
+        ``units``, ``on_error`` or ``quality`` is not one of the accepted choices.
     """
     if isinstance(header_keys, str):
         header_keys = (header_keys,)
     return {
         "hdu": hdu,
-        "cutout": None if cutout is None else dict(cutout),
+        "cutout": _cutout(cutout),
         "header_keys": tuple(header_keys or ()),
         "units": check_choice("units", units, UNITS),
         "on_error": check_choice("on_error", on_error, ON_ERROR),
         "chunks": None if chunks is None else dict(chunks),
+        "quality": check_quality(quality),
     }
 
 

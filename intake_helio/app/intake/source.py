@@ -45,9 +45,11 @@ class HelioFramesSource(SafeOutputMixin, DataSource):
         ``window`` is the ``intake_helio.default-window`` setting (one day by default).
     storage_options : dict, optional
         fsspec options for ``catalog.json``, the index files and every frame.
-    hdu, cutout, header_keys, units, on_error, chunks
+    hdu, cutout, header_keys, units, on_error, chunks, quality
         As in :func:`intake_helio.frames.build.open_frames`. ``cutout`` may give
-        ``[start, stop]`` lists instead of slices (as in YAML).
+        ``[start, stop]`` lists instead of slices (as in YAML), in pixels (``y``/``x``) or
+        arcsec (``Tx``/``Ty``), or two ``SkyCoord`` corners. ``quality="good"``: frames
+        whose header ``QUALITY`` is not 0 get the reason ``"quality flag 0x%08x"``.
     metadata : dict, optional
         Extra metadata.
 
@@ -56,7 +58,7 @@ class HelioFramesSource(SafeOutputMixin, DataSource):
     TimeRangeError
         ``start`` or ``stop`` is not a time, or ``start`` is not before ``stop``.
     OptionError
-        ``units`` or ``on_error`` is not one of the accepted choices.
+        ``units``, ``on_error`` or ``quality`` is not one of the accepted choices.
     DriverArgumentError
         ``dataset`` is not a non-empty string, or ``storage_options`` has an empty
         ``endpoint_url``.
@@ -82,20 +84,22 @@ class HelioFramesSource(SafeOutputMixin, DataSource):
         stop: Any = None,
         storage_options: Mapping[str, Any] | None = None,
         hdu: int | str = "auto",
-        cutout: Mapping[str, Any] | None = None,
+        cutout: Mapping[str, Any] | Sequence[Any] | None = None,
         header_keys: Sequence[str] = (),
         units: str = "DN",
         on_error: str = "raise",
         chunks: Mapping[str, int] | None = None,
         metadata: Mapping[str, Any] | None = None,
+        quality: str | None = None,
     ):
         self.endpoint = endpoint_root(endpoint)
         self.dataset = check_dataset_id(dataset)
         self.start, self.stop = parse_range(start, stop)
-        options = check_frame_options(hdu, cutout, header_keys, units, on_error, chunks)
+        options = check_frame_options(hdu, cutout, header_keys, units, on_error, chunks, quality)
         self.units, self.on_error = options["units"], options["on_error"]
         self.hdu, self.cutout = options["hdu"], options["cutout"]
         self.header_keys, self.chunks = options["header_keys"], options["chunks"]
+        self.quality = options["quality"]
         self._record: Dataset | None = None
         self._range: tuple[pd.Timestamp, pd.Timestamp] | None = None
         self._frames = None
@@ -146,6 +150,7 @@ class HelioFramesSource(SafeOutputMixin, DataSource):
                 on_error=self.on_error,
                 chunks=self.chunks,
                 storage_options=dict(self.storage_options or {}),
+                quality=self.quality,
             )
         return self._frames
 

@@ -40,6 +40,7 @@ from intake.readers.readers import BaseReader
 
 from ...base.times import parse_range
 from ...catalog.registry import endpoint_root, open_bucket, open_registry
+from ...io.storage import mask_url
 from .common import (
     DriverArgumentTypeError,
     check_dataset_id,
@@ -78,16 +79,32 @@ class HelioReaderDescription(ReaderDescription):
         The real options (keyword only).
     """
 
-    def __init__(self, *args: Any, storage_options: Mapping[str, Any] | None = None, **kwargs):
+    def __init__(
+        self,
+        *args: Any,
+        storage_options: Mapping[str, Any] | None = None,
+        urls: Mapping[str, str] | None = None,
+        **kwargs,
+    ):
         super().__init__(*args, **kwargs)
         self._storage_options = None if storage_options is None else dict(storage_options)
+        self._urls = dict(urls or {})
 
     def to_reader(self, user_parameters=None, **kwargs):
         """The reader, with the real storage options unless ``storage_options`` is given."""
         real = getattr(self, "_storage_options", None)
         if real is not None and "storage_options" not in kwargs:
             kwargs["storage_options"] = real
-        return super().to_reader(user_parameters=user_parameters, **kwargs)
+        for name, url in getattr(self, "_urls", {}).items():  # URLs with credentials
+            kwargs.setdefault(name, url)
+        corners = getattr(self, "_cutout", None)  # SkyCoord corners (kwargs show them as text)
+        if corners is None or "cutout" in kwargs:
+            return super().to_reader(user_parameters=user_parameters, **kwargs)
+        # intake walks the arguments (a SkyCoord is iterable but not a list): set them after
+        reader = super().to_reader(user_parameters=user_parameters, cutout=None, **kwargs)
+        reader._cutout = corners
+        reader.kwargs["cutout"] = self.kwargs.get("cutout")
+        return reader
 
 
 class _HelioReader(BaseReader):
@@ -104,10 +121,13 @@ class _HelioReader(BaseReader):
     ) -> None:
         options = drop_redacted(check_storage_options(storage_options))
         self._storage_options = options
+        # URLs holding credentials (http://user:pass@host/...) are kept privately too
+        self._urls = {k: v for k, v in kwargs.items() if isinstance(v, str) and mask_url(v) != v}
+        shown = {k: mask_url(v) if k in self._urls else v for k, v in kwargs.items()}
         super().__init__(
             metadata=safe(dict(metadata or {})),
             output_instance=output_instance,
-            **plain(kwargs),
+            **plain(shown),
             storage_options=safe(options),
         )
 
@@ -118,7 +138,8 @@ class _HelioReader(BaseReader):
 
     def _arguments(self) -> dict[str, Any]:
         """The keyword arguments that re-create this reader, with the real options."""
-        return {**self.kwargs, "storage_options": self._storage_options}
+        urls = getattr(self, "_urls", {})
+        return {**self.kwargs, **urls, "storage_options": self._storage_options}
 
     def __call__(self, *args: Any, **kwargs: Any):
         """A new reader with some arguments changed (credentials are kept)."""
@@ -142,6 +163,7 @@ class _HelioReader(BaseReader):
             output_instance=self.output_instance,
             metadata=self.metadata,
             storage_options=self._storage_options,
+            urls=getattr(self, "_urls", {}),
         )
 
     def __repr__(self) -> str:
@@ -164,9 +186,12 @@ class HelioFramesReader(_HelioReader):
         when the frames are opened.
     storage_options : dict, optional
         fsspec options for ``catalog.json``, the index files and every frame.
-    hdu, cutout, header_keys, units, on_error, chunks
+    hdu, cutout, header_keys, units, on_error, chunks, quality
         As in :func:`intake_helio.frames.build.open_frames`; ``cutout`` may give
-        ``[start, stop]`` lists instead of slices (as in YAML).
+        ``[start, stop]`` lists instead of slices (as in YAML), in pixels (``y``/``x``) or
+        arcsec (``Tx``/``Ty``); ``SkyCoord`` corners are kept by the reader and its
+        entries in this process (a saved catalog shows them as text). ``quality="good"``: frames
+        whose header ``QUALITY`` is not 0 get the reason ``"quality flag 0x%08x"``.
     metadata : dict, optional
         Extra metadata.
     output_instance : str, optional
@@ -177,7 +202,7 @@ class HelioFramesReader(_HelioReader):
     TimeRangeError
         ``start`` or ``stop`` is not a time, or ``start`` is not before ``stop``.
     OptionError
-        ``units`` or ``on_error`` is not one of the accepted choices.
+        ``units``, ``on_error`` or ``quality`` is not one of the accepted choices.
     DriverArgumentError
         ``dataset`` is not a non-empty string, or ``storage_options`` has an empty
         ``endpoint_url``.
@@ -200,15 +225,17 @@ class HelioFramesReader(_HelioReader):
         stop: Any = None,
         storage_options: Mapping[str, Any] | None = None,
         hdu: int | str = "auto",
-        cutout: Mapping[str, Any] | None = None,
+        cutout: Mapping[str, Any] | Sequence[Any] | None = None,
         header_keys: Sequence[str] | str = (),
         units: str = "DN",
         on_error: str = "raise",
         chunks: Mapping[str, int] | None = None,
         metadata: Mapping[str, Any] | None = None,
         output_instance: str | None = None,
+        quality: str | None = None,
     ):
         t0, t1 = parse_range(start, stop)
+        options = check_frame_options(hdu, cutout, header_keys, units, on_error, chunks, quality)
         self._setup(
             storage_options,
             metadata,
@@ -217,8 +244,24 @@ class HelioFramesReader(_HelioReader):
             dataset=check_dataset_id(dataset),
             start=None if t0 is None else t0.isoformat(),
             stop=None if t1 is None else t1.isoformat(),
-            **check_frame_options(hdu, cutout, header_keys, units, on_error, chunks),
+            **options,
         )
+        # SkyCoord corners are not YAML: ``kwargs`` show them as text, reads use the objects
+        corners = options["cutout"]
+        self._cutout = None if corners is None or isinstance(corners, Mapping) else corners
+
+    def _arguments(self) -> dict[str, Any]:
+        """The keyword arguments that re-create this reader (real options and corners)."""
+        args = super()._arguments()
+        if getattr(self, "_cutout", None) is not None:
+            args["cutout"] = self._cutout
+        return args
+
+    def to_entry(self) -> HelioReaderDescription:
+        """A catalog entry; SkyCoord cutout corners are kept privately, like the options."""
+        entry = super().to_entry()
+        entry._cutout = getattr(self, "_cutout", None)
+        return entry
 
     def _read(self, endpoint, dataset, start=None, stop=None, storage_options=None, **options):
         record = open_bucket(endpoint, storage_options)[dataset]
@@ -282,7 +325,7 @@ class HelioBucketReader(_HelioReader):
             if k != "catalog"
         }
         meta.setdefault("description", str(bucket.metadata.get("description") or bucket.name))
-        meta = {**meta, "endpoint": endpoint, **self.metadata}
+        meta = {**meta, "endpoint": mask_url(endpoint), **self.metadata}
         return Catalog(entries=entries, aliases={k: k for k in entries}, metadata=safe(meta))
 
 
@@ -345,7 +388,7 @@ class HelioRegistryReader(_HelioReader):
             )
             entries[key] = _named(reader.to_entry(), key)
         meta = {
-            "url": registry.url,
+            "url": mask_url(registry.url),
             "registry_version": registry.version,
             "modificationDate": registry.modification_date,
             **self.metadata,
