@@ -60,6 +60,7 @@ class Settings:
     batch_bytes: int = 64 * 2**20
     ranged_concurrency: int = 8
     read_part_bytes: int = 4 * 2**20
+    split_below_mbps: float = 120.0
     # catalog side: size limits, request timeouts and the URL policy (see CatalogSettings)
     max_json_bytes: int = 64 * 2**20
     max_index_bytes: int = 512 * 2**20
@@ -142,6 +143,7 @@ def current() -> Settings:
         batch_bytes=_positive_int("batch-bytes", 0),
         ranged_concurrency=_positive_int("ranged-concurrency"),
         read_part_bytes=_positive_int("read-part-bytes", 0),
+        split_below_mbps=_non_negative("split-below-mbps"),
         **_catalog_fields(),
     )
 

@@ -387,4 +387,11 @@ def start_whole_read(
 def _start_whole(fs, path: str, size: int | None, settings: Settings):
     """Start a whole read, split into ``read-part-bytes`` ranges for a large known size."""
     limit = _file_limit(settings, size)
-    return start_cat_bounded(fs, path, limit=limit, size=size, part=settings.read_part_bytes)
+    return start_cat_bounded(
+        fs,
+        path,
+        limit=limit,
+        size=size,
+        part=settings.read_part_bytes,
+        split_below=settings.split_below_mbps * 1e6,
+    )

@@ -12,6 +12,7 @@ import asyncio
 import concurrent.futures
 import functools
 import re
+import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -21,9 +22,11 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = [
     "BoundedBody",
+    "ConnectionRate",
     "bintable_header_to_image_header",
     "cat_bounded",
     "cat_ranges_bounded",
+    "connection_rate",
     "fsspec_cat_file",
     "fsspec_sync",
     "split_ranges",
@@ -465,6 +468,49 @@ def split_ranges(size: int, limit: int, part: int) -> list[tuple[int, int]] | No
     return list(zip(starts, ends, strict=True))
 
 
+class ConnectionRate:
+    """Bytes per second one connection of a filesystem delivers, as measured on its reads.
+
+    A moving average over reads of at least 1 MiB (whole files or ranges; first byte
+    latency included, as a read waits for it too). It decides whether a large file is
+    fetched as concurrent ranges: on a network that caps each connection (S3: ~90 MB/s)
+    they hide the cap; on a fast one (a local server) they only add requests.
+    """
+
+    MIN_BYTES = 2**20
+
+    def __init__(self) -> None:
+        self.rate: float | None = None  # bytes/s
+        self.samples = 0
+
+    def observe(self, nbytes: int, seconds: float) -> None:
+        """Add one read of ``nbytes`` that took ``seconds``."""
+        if nbytes < self.MIN_BYTES or seconds <= 0:
+            return
+        r = nbytes / seconds
+        self.rate = r if self.rate is None else 0.7 * self.rate + 0.3 * r
+        self.samples += 1
+
+
+_RATES: weakref.WeakKeyDictionary[Any, ConnectionRate] = weakref.WeakKeyDictionary()
+
+
+def connection_rate(fs: Any) -> ConnectionRate:
+    """The :class:`ConnectionRate` of filesystem ``fs`` in this process."""
+    rate = _RATES.get(fs)
+    if rate is None:
+        rate = _RATES.setdefault(fs, ConnectionRate())
+    return rate
+
+
+async def _timed(reader, fs: Any, path: str, start, end, limit: int) -> BoundedBody:
+    loop = asyncio.get_running_loop()
+    t0 = loop.time()
+    body = await reader(fs, path, start, end, limit)
+    connection_rate(fs).observe(len(body.data), loop.time() - t0)
+    return body
+
+
 async def _split_whole(reader, fs: Any, path: str, ranges, limit: int) -> BoundedBody:
     """A whole file read as concurrent ranged requests, joined; one request if they fail.
 
@@ -472,13 +518,13 @@ async def _split_whole(reader, fs: Any, path: str, ranges, limit: int) -> Bounde
     the last one (the object is not the size the index says) makes the file be read again
     in one bounded request, so the result is exactly what a whole read would give.
     """
-    reads = [reader(fs, path, s, e, e - s) for s, e in ranges]
+    reads = [_timed(reader, fs, path, s, e, e - s) for s, e in ranges]
     bodies = await asyncio.gather(*reads, return_exceptions=True)
     usable = all(isinstance(b, BoundedBody) and b.ranged for b in bodies) and all(
         len(b.data) == e - s and not b.more for b, (s, e) in zip(bodies[:-1], ranges, strict=False)
     )
     if not usable:
-        return await reader(fs, path, None, None, limit)
+        return await _timed(reader, fs, path, None, None, limit)
     data = b"".join(b.data for b in bodies)
     if len(data) > limit:
         return BoundedBody(data[:limit], True)
@@ -486,7 +532,13 @@ async def _split_whole(reader, fs: Any, path: str, ranges, limit: int) -> Bounde
 
 
 def start_cat_bounded(
-    fs: Any, path: str, *, limit: int, size: int | None = None, part: int = 0
+    fs: Any,
+    path: str,
+    *,
+    limit: int,
+    size: int | None = None,
+    part: int = 0,
+    split_below: float = 0.0,
 ) -> concurrent.futures.Future | None:
     """Start :func:`cat_bounded` of a whole file on the event loop of ``fs``.
 
@@ -498,10 +550,13 @@ def start_cat_bounded(
         The most bytes accepted.
     size : int, optional
         The file's size as the index gives it; with ``part`` > 0, a file of at least two
-        parts is fetched as concurrent ranged requests of ``part`` bytes
-        (:func:`split_ranges`): one connection's bandwidth no longer bounds a large file.
+        parts is fetched as concurrent ranged requests of about ``part`` bytes
+        (:func:`split_ranges`) when one connection of ``fs`` has been measured to
+        deliver less than ``split_below`` bytes/s (:func:`connection_rate`; 0: always).
     part : int
         Bytes per ranged request (0: one request).
+    split_below : float
+        The per-connection rate (bytes/s) under which large files are split.
 
     Returns
     -------
@@ -514,8 +569,12 @@ def start_cat_bounded(
     if reader is None:
         return None
     ranges = split_ranges(size or 0, limit, part)
+    if ranges is not None and split_below > 0:
+        rate = connection_rate(fs).rate
+        if rate is None or rate >= split_below:
+            ranges = None  # not measured yet, or one connection is fast enough
     if ranges is None:
-        coro = reader(fs, path, None, None, limit)
+        coro = _timed(reader, fs, path, None, None, limit)
     else:
         coro = _split_whole(reader, fs, path, ranges, limit)
     return asyncio.run_coroutine_threadsafe(coro, fs.loop)

@@ -19,6 +19,7 @@ import intake_helio as ih
 from intake_helio.base.errors import FrameReadError
 from intake_helio.base.settings import current
 from intake_helio.fits.source import _Source, start_whole_read
+from intake_helio.io.shims import ConnectionRate, connection_rate
 from intake_helio.io.storage import filesystem
 from intake_helio.testing.fault_proxy import FaultProxy
 from intake_helio.testing.http_server import LocalHTTP
@@ -45,8 +46,9 @@ def proxy(s3):
     p.stop()
 
 
-def _whole(so, key, filesize, part=PART):
-    with dask.config.set({"intake_helio.read-part-bytes": part}):
+def _whole(so, key, filesize, part=PART, split_below=0):
+    config = {"intake_helio.read-part-bytes": part, "intake_helio.split-below-mbps": split_below}
+    with dask.config.set(config):
         settings = current()
     fs, path = filesystem(key, so)
     fut = start_whole_read(fs, path, filesize, settings=settings)
@@ -81,6 +83,35 @@ def test_split_ranges_beat_one_connections_bandwidth(s3, big):
     assert t_split < 0.6 * t_one, (t_split, t_one)  # 4 connections at once
 
 
+def test_ranges_are_used_once_one_connection_is_measured_slow(s3, big):
+    key = f"s3://{BUCKET}/big.bin"
+    with FaultProxy(s3.endpoint_url, shaping=Shaping(bandwidth=4 * MB), max_seconds=120) as p:
+        so = {**s3.storage_options, "endpoint_url": p.endpoint_url, "skip_instance_cache": True}
+        fs, path = filesystem(key, so)
+        with dask.config.set({"intake_helio.read-part-bytes": PART}):
+            settings = current()  # splits below 120 MB/s per connection (the default)
+        counts = []
+        for _ in range(3):
+            before = p.stats["requests"]
+            body = start_whole_read(fs, path, len(big), settings=settings).result()
+            assert body.data == big
+            counts.append(p.stats["requests"] - before)
+        rate = connection_rate(fs).rate
+    assert counts == [1, 8, 8], counts  # not measured yet: whole; then ~4 MB/s: ranges
+    assert rate is not None and rate < 5 * MB, rate
+
+
+def test_a_fast_connection_keeps_one_request_per_file():
+    rate = ConnectionRate()
+    assert rate.rate is None
+    rate.observe(100_000, 0.001)  # small reads say nothing of the bandwidth
+    assert rate.rate is None
+    rate.observe(14 * MB, 0.03)  # a local server: 467 MB/s
+    assert rate.rate == pytest.approx(14 * MB / 0.03)
+    rate.observe(14 * MB, 0.2)  # 70 MB/s: the average moves towards it
+    assert 70 * MB < rate.rate < 467 * MB and rate.samples == 2
+
+
 def test_an_index_size_that_is_wrong_still_gives_the_file_or_its_limit(s3, big, proxy):
     so = {**s3.storage_options, "endpoint_url": proxy.endpoint_url}
     key = f"s3://{BUCKET}/big.bin"
@@ -113,7 +144,11 @@ def test_irradiance_with_split_reads_equals_one_request_per_frame(s3):
 
     def run(part):
         with dask.config.set(
-            {"intake_helio.read-part-bytes": part, "intake_helio.read-ahead": 2},
+            {
+                "intake_helio.read-part-bytes": part,
+                "intake_helio.split-below-mbps": 0,
+                "intake_helio.read-ahead": 2,
+            },
             scheduler="threads",
             num_workers=2,
         ):
