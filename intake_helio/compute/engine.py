@@ -108,7 +108,7 @@ def _fast_part(plan: Resolved, idx: range, funcs, units_of, sizes: list[int], to
             keys = [k for _, k in plan.frames[start:stop]]
             tasks.append(
                 dask.delayed(map_batch, pure=True)(
-                    spec,
+                    spec.subset(keys),  # not the whole list: a year's is ~11 MB per task
                     keys,
                     window,
                     funcs,

@@ -14,7 +14,8 @@ is not resolved: the engine then computes its chunks as dask would (the generic 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import dataclasses
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -100,6 +101,23 @@ class FrameSpec:
             sizes = dict(zip(self.datakeys, self.filesizes, strict=True))
             object.__setattr__(self, "_sizes", sizes)
         return sizes.get(key) or None
+
+    def subset(self, keys: Sequence[str]) -> FrameSpec:
+        """This spec for ``keys`` only (a task's frames): a task never carries the year's list.
+
+        Parameters
+        ----------
+        keys : sequence of str
+            Datakeys of this spec.
+
+        Returns
+        -------
+        FrameSpec
+            The same HDU, window, units, shape, settings and options, with ``keys`` and
+            their filesizes.
+        """
+        sizes = None if self.filesizes is None else tuple(self.filesize(k) or 0 for k in keys)
+        return dataclasses.replace(self, datakeys=tuple(keys), filesizes=sizes)
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)

@@ -98,3 +98,26 @@ def test_tasks_take_more_small_files(filesize, expected):
     assert _max_batch(None, current(), 256) == MAX_BATCH  # the generic path
     sizes = batch_sizes(256, 129_758, 8, False, _max_batch(plan, current(), 256))
     assert sum(sizes) == 256 and max(sizes) <= expected
+
+
+def test_a_part_of_a_year_does_not_ship_the_years_file_list():
+    import pickle
+
+    from intake_helio.compute.engine import _fast_part
+    from intake_helio.frames.spec import Resolved
+
+    n = 20_000
+    keys = tuple(f"s3://bucket/aia/2020/f{i:06d}.fits" for i in range(n))
+    full = slice(0, 8)
+    spec = FrameSpec(keys, {}, 1, full, full, "DN", (8, 8), current(), tuple(range(1, n + 1)))
+    assert len(pickle.dumps(spec)) > 500_000  # the whole list
+    plan = Resolved((spec,), tuple((0, k) for k in keys), full, full)
+    idx = range(256, 512)
+    tasks, spans = _fast_part(plan, idx, [("mean", "mean")], lambda s: "DN", [64] * 4, "t")
+    assert spans == [(256, 320), (320, 384), (384, 448), (448, 512)]
+    assert len(pickle.dumps(tasks)) < 100_000
+    sub = spec.subset(keys[256:320])
+    assert sub.datakeys == keys[256:320] and sub.filesize(keys[300]) == 301
+    assert (sub.hdu, sub.rows, sub.cols, sub.shape, sub.settings) == (
+        spec.hdu, spec.rows, spec.cols, spec.shape, spec.settings
+    )  # fmt: skip
