@@ -57,6 +57,7 @@ class Settings:
     shape_probes: int = 5
     # reads: frames fetched ahead per task, bytes per concurrent ranged request of a file
     read_ahead: int = 1
+    read_ahead_bytes: int = 16 * 2**20
     batch_bytes: int = 64 * 2**20
     ranged_concurrency: int = 8
     read_part_bytes: int = 4 * 2**20
@@ -140,6 +141,7 @@ def current() -> Settings:
         max_header_bytes=_positive_int("max-header-bytes", 2880),
         shape_probes=_positive_int("shape-probes"),
         read_ahead=_positive_int("read-ahead", 0),
+        read_ahead_bytes=_positive_int("read-ahead-bytes", 0),
         batch_bytes=_positive_int("batch-bytes", 0),
         ranged_concurrency=_positive_int("ranged-concurrency"),
         read_part_bytes=_positive_int("read-part-bytes", 0),

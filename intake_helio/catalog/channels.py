@@ -21,6 +21,7 @@ from ..base.errors import ArgumentError, HelioWarning
 from ..base.options import check_quality
 from ..base.reasons import Reason
 from ..frames.build import open_frames
+from ..frames.solar import is_solar_cutout
 from ..frames.spec import frame_specs
 from ..io.storage import mask_url
 
@@ -129,6 +130,12 @@ def open_channels(
         if k == 0:
             aligned["frame_time"] = pd.DatetimeIndex(reference["start"])
         frames = open_frames(aligned, attrs=attrs, storage_options=so, **kwargs)
+        if k == 0 and is_solar_cutout(open_kwargs.get("cutout")):
+            # a box in arcsec is mapped once, through the first channel's reference frame:
+            # every channel reads that pixel window (channels a pixel apart in pointing
+            # would otherwise differ in shape); each keeps its own Tx/Ty and attrs
+            first = frame_specs(frames.data)[0]
+            open_kwargs["cutout"] = dict(y=first.rows, x=first.cols)
         frames = frames.assign_coords(frame_time=("time", aligned["frame_time"].to_numpy()))
         variables[ds.id] = frames
     shapes = {i: v.shape[1:] for i, v in variables.items()}

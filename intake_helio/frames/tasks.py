@@ -365,6 +365,20 @@ def _one(
     return values, status
 
 
+def _read_ahead(spec: FrameSpec, keys: Sequence[str]) -> int:
+    """Frames fetched ahead: ``read-ahead``, more for small files (up to ``read-ahead-bytes``).
+
+    A small file is fetched in about one round trip and decoded in well under one: keeping
+    only one ahead leaves the core waiting for each request's latency.
+    """
+    depth = spec.settings.read_ahead
+    sizes = [spec.filesize(k) or 0 for k in keys[:8]]
+    typical = max(sizes) if sizes else 0
+    if depth and typical > 0:
+        depth = max(depth, min(32, spec.settings.read_ahead_bytes // typical))
+    return depth
+
+
 def map_batch(
     spec: FrameSpec,
     keys: Sequence[str],
@@ -377,7 +391,8 @@ def map_batch(
     With whole-file reads the next ``intake_helio.read-ahead`` frames' files are fetched
     (on the filesystem's I/O thread; large files as concurrent ranged requests, see
     ``intake_helio.read-part-bytes``) while one is computed, so the core does not wait for
-    the network. A task then holds at most ``1 + read-ahead`` files in memory. Cutouts
+    the network (small files: up to ``read-ahead-bytes`` of them, at most 32). A task
+    then holds at most ``1 + read-ahead`` large files in memory. Cutouts
     (ranged reads) of up to ``intake_helio.ranged-concurrency`` frames run at once.
 
     Returns
@@ -388,7 +403,7 @@ def map_batch(
     """
     ahead: dict[int, Any] = {}
     whole = spec.whole and (window[0], window[1]) == (spec.rows, spec.cols)
-    depth = spec.settings.read_ahead if whole and len(keys) > 1 else 0
+    depth = _read_ahead(spec, keys) if whole and len(keys) > 1 else 0
     started = 0  # frames whose read has been started (ahead) so far
 
     def start_until(stop: int) -> None:

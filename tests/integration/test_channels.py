@@ -90,3 +90,17 @@ def test_bad_channel_arguments(two_channels):
         ih.open_channels(bucket, ["aia_0094", "aia_0171"], a.start, a.stop, tolerance="soon")
     with pytest.raises(KeyError):
         ih.open_channels(bucket, ["aia_0094", "aia_9999"], a.start, a.stop)
+
+
+def test_an_arcsec_box_is_one_pixel_window_for_every_channel(two_channels):
+    bucket, a, _ = two_channels
+    box = dict(Tx=slice(-400, 300), Ty=slice(-250, 500))
+    ds = ih.open_channels(bucket, ["aia_0094", "aia_0171"], a.start, a.stop, cutout=box)
+    alone = bucket["aia_0094"].to_dataarray(a.start, a.stop, cutout=box, on_error="nan")
+    assert ds["aia_0094"].shape == ds["aia_0171"].shape == alone.shape
+    assert alone.shape[1:] != (32, 32)  # a real window, not the whole frame
+    np.testing.assert_array_equal(ds["y"].values, alone["y"].values)
+    np.testing.assert_array_equal(ds["x"].values, alone["x"].values)
+    np.testing.assert_allclose(ds["aia_0094_Tx"].values, alone["Tx"].values)
+    assert "aia_0171_Tx" in ds.coords  # each channel keeps its own coordinates
+    np.testing.assert_array_equal(ds["aia_0094"].values, alone.values)
