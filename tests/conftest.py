@@ -54,3 +54,21 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "tests/integration" in str(item.fspath).replace(os.sep, "/"):
             item.add_marker(pytest.mark.integration)
+
+
+@pytest.fixture
+def cli(capsys):
+    """``main(argv)`` in-process -> (exit code, stdout, stderr); pytest's SIGTERM handler kept."""
+    import signal
+
+    from intake_helio.app.cli import main
+
+    sigterm = signal.getsignal(signal.SIGTERM)
+
+    def run(argv):
+        code = main(argv)
+        captured = capsys.readouterr()
+        return code, captured.out, captured.err
+
+    yield run
+    signal.signal(signal.SIGTERM, sigterm)

@@ -31,6 +31,7 @@ from .pixels import _BadArgument
 
 __all__ = [
     "RSUN_REF_M",
+    "WCS_CARDS",
     "DiskGeometryError",
     "arcsec_window",
     "disk_intervals",
@@ -43,7 +44,8 @@ __all__ = [
 
 #: sunpy's default solar radius (m) when a header has no ``RSUN_REF``.
 RSUN_REF_M = 695_700_000.0
-_WCS_KEYS = (
+#: The header cards of a frame's celestial WCS (what :func:`wcs_of` reads).
+WCS_CARDS = (
     "CTYPE1",
     "CTYPE2",
     "CUNIT1",
@@ -85,7 +87,7 @@ def wcs_of(header: Mapping[str, Any], rows: slice | None = None, cols: slice | N
 
     h = fits.Header()
     h["NAXIS"] = 2
-    for key in _WCS_KEYS:
+    for key in WCS_CARDS:
         if header.get(key) is not None:
             h[key] = header[key]
     if not str(h.get("CTYPE1", "")).startswith("HPLN") or not str(h.get("CTYPE2", "")).startswith(

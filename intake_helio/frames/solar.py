@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from ..base.errors import ArgumentError, HelioError
-from ..fits.disk import arcsec_window, pixel_window, solar_axes, wcs_of
+from ..fits.disk import WCS_CARDS, arcsec_window, pixel_window, solar_axes, wcs_of
 from .maps import MissingSunpyError
 
 __all__ = [
@@ -44,23 +44,7 @@ __all__ = [
 #: Header cards of the reference frame copied to the array's attrs: its WCS and observer,
 #: and what sunpy needs to pick the instrument's map class (``AIAMap`` ...).
 WCS_KEYS = (
-    "CTYPE1",
-    "CTYPE2",
-    "CUNIT1",
-    "CUNIT2",
-    "CRPIX1",
-    "CRPIX2",
-    "CDELT1",
-    "CDELT2",
-    "CRVAL1",
-    "CRVAL2",
-    "PC1_1",
-    "PC1_2",
-    "PC2_1",
-    "PC2_2",
-    "CROTA2",
-    "LONPOLE",
-    "LATPOLE",
+    *WCS_CARDS,
     "DATE-OBS",
     "T_OBS",
     "DSUN_OBS",

@@ -97,20 +97,6 @@ def _args(served, command, out, *extra, datasets=("aia_0094", "aia_0171")):
     ]
 
 
-@pytest.fixture
-def cli(capsys):
-    """``main(argv)`` in-process -> (exit code, stdout, stderr); pytest's SIGTERM handler kept."""
-    sigterm = signal.getsignal(signal.SIGTERM)
-
-    def run(argv):
-        code = main(argv)
-        captured = capsys.readouterr()
-        return code, captured.out, captured.err
-
-    yield run
-    signal.signal(signal.SIGTERM, sigterm)
-
-
 @pytest.fixture(scope="module")
 def channels(served):
     """The two channels opened in-process, as a notebook user would."""

@@ -127,20 +127,6 @@ def reference(served, tmp_path_factory):
     return proc, out
 
 
-@pytest.fixture
-def cli(capsys):
-    """``main(argv)`` in-process -> (exit code, stdout, stderr); pytest's SIGTERM handler kept."""
-    sigterm = signal.getsignal(signal.SIGTERM)
-
-    def run(argv):
-        code = main(argv)
-        captured = capsys.readouterr()
-        return code, captured.out, captured.err
-
-    yield run
-    signal.signal(signal.SIGTERM, sigterm)
-
-
 def _one_error_line(err: str) -> str:
     lines = err.strip().splitlines()
     assert "Traceback" not in err

@@ -12,7 +12,6 @@ the ``irradiance`` / ``reduce`` commands.
 from __future__ import annotations
 
 import io
-import signal
 
 import numpy as np
 import pandas as pd
@@ -251,18 +250,6 @@ def test_intake_drivers(series, s3):
 
 
 # ----------------------------------------------------------------------------- CLI
-@pytest.fixture
-def cli(capsys):
-    """``main(argv)`` in-process -> (exit code, stdout, stderr); pytest's SIGTERM handler kept."""
-    sigterm = signal.getsignal(signal.SIGTERM)
-
-    def run(argv):
-        code = main(argv)
-        captured = capsys.readouterr()
-        return code, captured.out, captured.err
-
-    yield run
-    signal.signal(signal.SIGTERM, sigterm)
 
 
 def _argv(command, s3, data, out, *extra, datasets=("aia_0094",)):

@@ -27,7 +27,6 @@ import xarray as xr
 import zarr
 
 import intake_helio as ih
-from intake_helio.app.cli import main
 from intake_helio.compute.engine import map_frames
 from intake_helio.testing.demo_data import write_demo_dataset
 
@@ -137,20 +136,6 @@ def _popen(args, **kwargs) -> subprocess.Popen:
     finally:
         if ignored:
             signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-
-@pytest.fixture
-def cli(capsys):
-    """``main(argv)`` in-process -> (exit code, stdout, stderr); pytest's SIGTERM handler kept."""
-    sigterm = signal.getsignal(signal.SIGTERM)
-
-    def run(argv):
-        code = main(argv)
-        captured = capsys.readouterr()
-        return code, captured.out, captured.err
-
-    yield run
-    signal.signal(signal.SIGTERM, sigterm)
 
 
 def _frames(served, stop=None) -> xr.DataArray:
