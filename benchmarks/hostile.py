@@ -79,8 +79,8 @@ HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
-import faults  # noqa: E402  (benchmarks/ is a plain directory)
-from faults import (  # noqa: E402
+import faultkit  # noqa: E402  (benchmarks/ is a plain directory)
+from faultkit import (  # noqa: E402
     CANARY_KEY,
     CANARY_SECRET,
     CREDENTIALS,
@@ -1332,7 +1332,7 @@ def case_worker_death(ctx: Ctx, workers: int = 2) -> Row:
                     )  # fmt: skip
                 except Exception as exc:
                     error, result = exc, None
-                logs = faults.cluster_logs(client)
+                logs = faultkit.cluster_logs(client)
             watching.clear()
             watcher.join(5)
         sent = bad.sent.get(f"/bkt/data/f{victim:02d}.fits", 0)
