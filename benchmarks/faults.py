@@ -271,7 +271,8 @@ def denied_scenario(ctx: Ctx) -> Row:
     from intake_helio.testing.fault_proxy import FaultProxy, FaultRule
 
     demo = ctx.demo
-    victim = demo.datakeys[len(demo.datakeys) // 3]
+    # past the frames the job probes for the shape (intake_helio.shape-probes: 5)
+    victim = demo.datakeys[max(len(demo.datakeys) // 3, 6)]
     rule = FaultRule("status", status=403, code="AccessDenied", match=re.escape(frame_path(victim)))
     out = ctx.tmp / "denied"
     mark = ctx.capture.mark()
