@@ -47,7 +47,7 @@ from .gateway import (
     start_gateway,
     strip_userinfo,
 )
-from .scheduling import active_client
+from .scheduling import active_client, scheduler_workers
 
 __all__ = [
     "AUTH_NAMES",
@@ -254,7 +254,7 @@ def cluster(
             "%s ready in %.1f s: %d worker(s)",
             description,
             time.monotonic() - started,
-            len(client.scheduler_info(n_workers=-1).get("workers", {})),
+            len(scheduler_workers(client)),
         )
         if dashboard:
             _announce_dashboard(client, kind)

@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import sys
+import time
 from typing import Any
 
 import dask
 
-__all__ = ["active_client", "batch_sizes", "interactive", "part_range", "threads_of"]
+__all__ = [
+    "active_client",
+    "batch_sizes",
+    "interactive",
+    "part_range",
+    "scheduler_workers",
+    "threads_of",
+]
 
 
 def active_client() -> Any | None:
@@ -28,6 +36,26 @@ def active_client() -> Any | None:
     if client.status in ("closing", "closed"):
         return None
     return client
+
+
+def scheduler_workers(client: Any, attempts: int = 4) -> dict[str, dict[str, Any]]:
+    """The workers the scheduler knows now, by address, asked of the scheduler itself.
+
+    ``client.scheduler_info()`` swallows an ``OSError`` from the scheduler (a busy
+    gateway proxy, say) and returns its cached copy, whose ``"workers"`` is empty: a
+    wrong answer that looks right. Here a failed query is retried ``attempts`` times
+    (0.5 s apart) and then raised.
+    """
+    attempt = 1
+    while True:
+        try:
+            identity = client.sync(client.scheduler.identity, n_workers=-1)
+            return dict(identity.get("workers", {}))
+        except OSError:
+            if attempt >= attempts:
+                raise
+            attempt += 1
+            time.sleep(0.5)
 
 
 def threads_of(client: Any | None) -> int:

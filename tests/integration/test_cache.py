@@ -16,6 +16,7 @@ import pytest
 
 import intake_helio as ih
 from intake_helio.catalog.cache import CACHE_ENV, cache_dir, entry_path
+from intake_helio.compute.scheduling import scheduler_workers
 from intake_helio.testing.fault_proxy import FaultProxy
 
 THIS_YEAR = pd.Timestamp.now(tz="UTC").year
@@ -266,6 +267,6 @@ def test_irradiance_on_an_existing_scheduler(s3_server, tmp_path, cache):
         )
         assert clients == [watcher.id]
         # the scheduler still answers, with its workers
-        assert len(watcher.scheduler_info()["workers"]) == 2
+        assert len(scheduler_workers(watcher)) == 2
         assert watcher.submit(sum, [1, 2]).result(timeout=30) == 3
     s3_server.reset()

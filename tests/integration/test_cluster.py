@@ -14,11 +14,12 @@ import psutil
 import pytest
 
 from intake_helio.compute.clusters import active_client, cluster, describe_cluster
+from intake_helio.compute.scheduling import scheduler_workers
 
 
 def _worker_pids(client: distributed.Client) -> set[int]:
     """The pid of each worker process, asked of each worker by a task pinned to it."""
-    addresses = list(client.scheduler_info(n_workers=-1)["workers"])
+    addresses = list(scheduler_workers(client))
     futures = [client.submit(os.getpid, workers=[a], pure=False) for a in addresses]
     return set(client.gather(futures))
 
@@ -118,7 +119,7 @@ def test_local_worker_sizes_and_environment():
         worker_memory="600 MiB",
         environment={"INTAKE_HELIO_TEST_VAR": "on-the-worker"},
     ) as client:
-        (info,) = client.scheduler_info(n_workers=-1)["workers"].values()
+        (info,) = scheduler_workers(client).values()
         assert info["nthreads"] == 2
         assert info["memory_limit"] == 600 * 2**20
         values = client.run(lambda: os.environ.get("INTAKE_HELIO_TEST_VAR"))
@@ -154,7 +155,7 @@ def test_local_workers_run_without_dask_malloc_setting_and_idle_overheads():
 
 def test_local_memory_as_gib_number_and_default_worker_count():
     with cluster("local", worker_memory=0.5) as client:
-        workers = client.scheduler_info(n_workers=-1)["workers"].values()
+        workers = scheduler_workers(client).values()
         assert len(workers) == max(1, dask.system.CPU_COUNT)
         assert {w["nthreads"] for w in workers} == {1}
         assert {w["memory_limit"] for w in workers} == {2**29}
@@ -162,7 +163,7 @@ def test_local_memory_as_gib_number_and_default_worker_count():
 
 def test_local_adaptive_cluster_scales_up_for_work():
     with cluster("local", adapt=(0, 2)) as client:
-        assert client.scheduler_info(n_workers=-1)["workers"] == {}
+        assert scheduler_workers(client) == {}
         assert client.submit(sum, [1, 2, 3]).result(timeout=60) == 6
 
 

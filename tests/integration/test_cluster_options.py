@@ -17,6 +17,7 @@ import pytest
 
 from intake_helio.base.errors import ArgumentError, ArgumentTypeError, HelioError
 from intake_helio.compute.clusters import cluster, describe_cluster
+from intake_helio.compute.scheduling import scheduler_workers
 from intake_helio.testing.gateway_server import LocalGateway
 
 TEST_VAR = "INTAKE_HELIO_OPTIONS_TEST"
@@ -61,7 +62,7 @@ def test_gateway_cluster_options_reach_the_workers(gw, capsys):
         assert len(info) == 2
         assert {v["HELIO_PROFILE"] for v in info.values()} == {"gpu"}
         assert {v[TEST_VAR] for v in info.values()} == {"from-cluster-options"}
-        workers = client.scheduler_info(n_workers=-1)["workers"].values()
+        workers = scheduler_workers(client).values()
         assert {w["nthreads"] for w in workers} == {2}
         # dashboard=True prints the link the gateway proxies
         link = client.dashboard_link
@@ -81,7 +82,7 @@ def test_gateway_cluster_options_reach_the_workers(gw, capsys):
         (env,) = _worker_env(client, 1).values()
         assert env == {"HELIO_PROFILE": "default", TEST_VAR: "from-environment"}
         assert client.run(lambda: os.environ.get("OTHER")) == {
-            w: "x" for w in client.scheduler_info(n_workers=-1)["workers"]
+            w: "x" for w in scheduler_workers(client)
         }
     assert capsys.readouterr().out == ""  # no dashboard asked for: nothing printed
 
@@ -161,7 +162,7 @@ def test_local_dashboard_is_served_on_loopback_and_its_link_printed(capsys):
         assert status == 200
         status, page = _get(f"http://127.0.0.1:{port}/info/main/workers.html")
         assert status == 200
-        (worker,) = client.scheduler_info(n_workers=-1)["workers"]
+        (worker,) = scheduler_workers(client)
         assert worker in page
     capsys.readouterr()
 

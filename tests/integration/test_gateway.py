@@ -18,6 +18,7 @@ import psutil
 import pytest
 
 from intake_helio.compute.clusters import cluster
+from intake_helio.compute.scheduling import scheduler_workers
 from intake_helio.testing.gateway_server import LocalGateway
 
 pytestmark = [pytest.mark.gateway, pytest.mark.slow]
@@ -81,7 +82,7 @@ def test_gateway_cluster_computes_on_gateway_worker_processes(gw, caplog):
         assert {v["test"] for v in info.values()} == {"visible-on-worker"}
         assert {v["base"] for v in info.values()} == {"from-the-server"}
 
-        workers = client.scheduler_info(n_workers=-1)["workers"].values()
+        workers = scheduler_workers(client).values()
         assert {w["nthreads"] for w in workers} == {1}
         assert {w["memory_limit"] for w in workers} == {int(1.5 * 2**30)}
 

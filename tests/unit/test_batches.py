@@ -134,3 +134,35 @@ def test_small_files_are_fetched_further_ahead(filesize, depth):
     full = slice(0, 8)
     spec = FrameSpec(keys, {}, 1, full, full, "DN", (8, 8), current(), (filesize,) * 64)
     assert _read_ahead(spec, keys) == depth  # read-ahead 1, read-ahead-bytes 16 MiB
+
+
+class _FlakyScheduler:
+    """A client whose scheduler refuses ``fails`` identity queries, then answers."""
+
+    def __init__(self, fails: int):
+        self.fails = fails
+        self.calls = 0
+        self.scheduler = self
+
+    def identity(self, n_workers):
+        return {"workers": {"tcp://w1": {"nthreads": 2}}, "n_workers": n_workers}
+
+    def sync(self, func, **kwargs):
+        self.calls += 1
+        if self.calls <= self.fails:
+            raise OSError("Timed out during handshake")
+        return func(**kwargs)
+
+
+def test_scheduler_workers_retries_a_failed_query_and_never_answers_from_a_stale_cache(
+    monkeypatch,
+):
+    from intake_helio.compute import scheduling
+
+    monkeypatch.setattr(scheduling.time, "sleep", lambda s: None)
+    client = _FlakyScheduler(fails=2)
+    assert scheduling.scheduler_workers(client) == {"tcp://w1": {"nthreads": 2}}
+    assert client.calls == 3
+    # a scheduler that keeps failing raises its error instead of an empty dict
+    with pytest.raises(OSError, match="handshake"):
+        scheduling.scheduler_workers(_FlakyScheduler(fails=10), attempts=3)
