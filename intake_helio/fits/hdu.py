@@ -25,6 +25,7 @@ from ..base.errors import FrameReadError, HelioError
 from ..base.reasons import Reason
 from ..base.settings import Settings
 from ..io.shims import bintable_header_to_image_header
+from .cards import Cards
 from .source import _few, _Source
 
 __all__ = [
@@ -64,7 +65,7 @@ _BITPIX_DTYPE = {
 @dataclass
 class _HDU:
     index: int
-    header: fits.Header  # raw header (the BINTABLE's for compressed images)
+    header: Cards  # raw header (the BINTABLE's for compressed images)
     header_start: int
     data_start: int
     data_size: int  # unpadded
@@ -94,7 +95,7 @@ def _find_end(buf: bytes | memoryview, first_block: int) -> int | None:
 
 def _read_header(
     src: _Source, off: int, header_read: int, max_bytes: int = 2**23
-) -> tuple[fits.Header, int] | None:
+) -> tuple[Cards, int] | None:
     """Parse the header starting at ``off``; None at a clean end of the HDU list.
 
     The first read is ``header_read`` bytes (half of it after the primary header), doubled
@@ -122,11 +123,7 @@ def _read_header(
         end_block = _find_end(buf, scanned)
         if end_block is not None:
             hlen = (end_block + 1) * _BLOCK
-            text = buf[:hlen].decode("ascii", errors="replace")
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                header = fits.Header.fromstring(text)
-            return header, off + hlen
+            return Cards(buf[:hlen].decode("ascii", errors="replace")), off + hlen
         scanned = len(buf) // _BLOCK
         if len(data) < chunk:
             raise FrameReadError(
@@ -148,7 +145,7 @@ class _HeaderValueError(HelioError, ValueError):
     """A header keyword holds no usable value (the message names it, never its text)."""
 
 
-def _int(header: fits.Header, key: str, default: int | None = None) -> int:
+def _int(header: Cards, key: str, default: int | None = None) -> int:
     """An integer keyword; the error names the keyword and the kind of value, not the value."""
     value = header.get(key, default)
     if value is None:
@@ -164,7 +161,7 @@ def _int(header: fits.Header, key: str, default: int | None = None) -> int:
     )
 
 
-def _count(header: fits.Header, key: str, default: int | None = None, hi: int = _MAX_AXES) -> int:
+def _count(header: Cards, key: str, default: int | None = None, hi: int = _MAX_AXES) -> int:
     """An integer keyword that must be in ``0..hi`` (an axis or column count, a length)."""
     value = _int(header, key, default)
     if not 0 <= value <= hi:
@@ -177,7 +174,7 @@ def _why(exc: BaseException) -> str:
     return str(exc) if isinstance(exc, _HeaderValueError) else type(exc).__name__
 
 
-def _classify(index: int, header: fits.Header, hstart: int, dstart: int) -> _HDU:
+def _classify(index: int, header: Cards, hstart: int, dstart: int) -> _HDU:
     primary = index == 0
     bitpix = _int(header, "BITPIX")
     naxis = _count(header, "NAXIS", 0)
@@ -285,10 +282,10 @@ def _summary(seen: list[str]) -> str:
 def _image_header(info: _HDU) -> fits.Header:
     """The image header (for compressed images: astropy's uncompressed image header)."""
     if info.kind != "compressed":
-        return info.header
+        return info.header.astropy
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return bintable_header_to_image_header(info.header)
+        return bintable_header_to_image_header(info.header.astropy)
 
 
 def _plain(value: Any) -> Any:

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from astropy.io import fits
 
 from ..base.errors import HelioError
+from .cards import Cards
 from .hdu import _BITPIX_DTYPE, _HDU, _count, _int
 
 try:  # imagecodecs is a hard dependency, but keep the module importable without it
@@ -82,7 +82,7 @@ class _Comp:
     unsupported: str = ""  # why the fast path cannot decode it ("" = it can)
 
 
-def _zval(header: fits.Header, name: str, default: int) -> int:
+def _zval(header: Cards, name: str, default: int) -> int:
     for i in range(1, 1000):
         zname = header.get(f"ZNAME{i}")
         if zname is None:
