@@ -37,7 +37,7 @@ def _astropy(text: str) -> fits.Header:
 
 def _same(text: str, extra: tuple[str, ...] = ("NOPE", "NAXIS9", "ZNAME99")) -> Cards:
     cards, ref = Cards(text), _astropy(text)
-    keys = {k for k in ref.keys() if k not in ("COMMENT", "HISTORY", "")} | set(extra)
+    keys = {k for k in ref if k not in ("COMMENT", "HISTORY", "")} | set(extra)
     assert keys, "a case with no keyword tests nothing"
     for key in sorted(keys):
         for asked in (key, key.lower()):
