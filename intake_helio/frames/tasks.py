@@ -22,7 +22,7 @@ from ..base.reasons import Reason
 from ..fits import frame as fits_frames
 from ..fits.disk import DiskGeometryError, disk_intervals, intervals_mask
 from ..fits.stats import DISK_STATISTICS, frame_stats
-from ..io.storage import filesystem
+from ..io.storage import FileSystems, filesystem
 from .spec import FrameSpec
 
 __all__ = [
@@ -282,8 +282,10 @@ def apply_funcs(
     return out, str(Reason.OK)
 
 
-def _read(spec: FrameSpec, key: str, rows, cols, units, prefetched, header: bool):
-    fs, path = filesystem(key, spec.storage_options)
+def _read(
+    spec: FrameSpec, key: str, rows, cols, units, prefetched, header: bool, fs_of: FileSystems
+):
+    fs, path = fs_of(key)
     return fits_frames.read_frame(
         fs,
         path,
@@ -300,11 +302,11 @@ def _read(spec: FrameSpec, key: str, rows, cols, units, prefetched, header: bool
     )
 
 
-def _start_read(spec: FrameSpec, key: str):
+def _start_read(spec: FrameSpec, key: str, fs_of: FileSystems):
     if not key:
         return None
     try:
-        fs, path = filesystem(key, spec.storage_options)
+        fs, path = fs_of(key)
         return fits_frames.start_whole_read(fs, path, spec.filesize(key), settings=spec.settings)
     except Exception:  # the frame's own read reports it
         return None
@@ -317,6 +319,7 @@ def _one(
     funcs: Sequence[tuple[str, str | Callable]],
     units: str,
     prefetched,
+    fs_of: FileSystems,
 ) -> tuple[dict[str, Any], str]:
     rows, cols, pick_rows, pick_cols = window
     if not key:  # a placeholder: no frame here (open_channels)
@@ -325,7 +328,7 @@ def _one(
     builtin_only = all(isinstance(f, str) for _, f in funcs)
     try:
         if builtin_only and pick_rows is None and pick_cols is None:
-            fs, path = filesystem(key, spec.storage_options)
+            fs, path = fs_of(key)
             stats = frame_stats(
                 fs,
                 path,
@@ -343,7 +346,7 @@ def _one(
             )
             values = {name: stats[f] for name, f in funcs}
             return values, str(Reason.OK if stats["count"] else Reason.ALL_PIXELS_BLANK)
-        data, header = _read(spec, key, rows, cols, units, prefetched, header=True)
+        data, header = _read(spec, key, rows, cols, units, prefetched, True, fs_of)
         if data.shape != expect:
             raise FrameReadError(
                 key, Reason.SHAPE_MISMATCH, f"found {data.shape}, expected {expect}"
@@ -405,11 +408,12 @@ def map_batch(
     whole = spec.whole and (window[0], window[1]) == (spec.rows, spec.cols)
     depth = _read_ahead(spec, keys) if whole and len(keys) > 1 else 0
     started = 0  # frames whose read has been started (ahead) so far
+    fs_of = FileSystems(spec.storage_options)  # one filesystem look-up per origin
 
     def start_until(stop: int) -> None:
         nonlocal started
         while started < min(stop, len(keys)):
-            ahead[started] = _start_read(spec, keys[started])
+            ahead[started] = _start_read(spec, keys[started], fs_of)
             started += 1
 
     if not whole and len(keys) > 1 and spec.settings.ranged_concurrency > 1:
@@ -417,13 +421,13 @@ def map_batch(
         # at once keep the core busy while each waits for its first bytes
         workers = min(len(keys), spec.settings.ranged_concurrency)
         with concurrent.futures.ThreadPoolExecutor(workers) as pool:
-            return list(pool.map(lambda k: _one(spec, k, window, funcs, units, None), keys))
+            return list(pool.map(lambda k: _one(spec, k, window, funcs, units, None, fs_of), keys))
     out = []
     try:
         for i, key in enumerate(keys):
             if depth:
                 start_until(i + 1 + depth)
-            out.append(_one(spec, key, window, funcs, units, ahead.pop(i, None)))
+            out.append(_one(spec, key, window, funcs, units, ahead.pop(i, None), fs_of))
     finally:
         for fut in ahead.values():
             if fut is not None:
