@@ -47,6 +47,7 @@ from .errors import FaultConfigError, FaultConfigTypeError
 from .fault_rules import FAULT_KINDS, FaultRule, choose_rule, s3_error_body
 from .proxy_base import CHUNK, HOP_BY_HOP, ClientGone, ProxyHandler, ProxyServer
 from .shaping import Shaper, Shaping
+from .splice import splicer
 
 __all__ = ["FAULT_KINDS", "FaultProxy", "FaultRule", "Shaping"]
 
@@ -146,6 +147,7 @@ class _Handler(ProxyHandler):
         if chunked_in:  # rare: buffer, then send with a Content-Length
             body = bytearray()
             self._read_body(body.extend)
+        upstream: socket.socket | None = None
         try:
             conn.putrequest(self.command, target, skip_host=True, skip_accept_encoding=True)
             for name, value in self.headers.items():
@@ -161,6 +163,9 @@ class _Handler(ProxyHandler):
                 conn.send(bytes(body))
             else:
                 self._read_body(conn.send)
+            # the socket, for zero-copy relaying: getresponse() drops the connection's
+            # reference to it when the upstream answers "Connection: close"
+            upstream = conn.sock if type(conn.sock) is socket.socket else None
             resp = conn.getresponse()
         except (OSError, http.client.HTTPException) as exc:
             logger.warning("fault proxy: upstream %s failed: %r", proxy.upstream, exc)
@@ -188,7 +193,7 @@ class _Handler(ProxyHandler):
                 if data:
                     self.wfile.write(memoryview(data)[:limit])
                 else:
-                    self._copy(resp, limit)
+                    self._copy(resp, limit, upstream=upstream)
             except OSError:
                 pass
             # Clean close (FIN): the client sees a short body, not a reset.
@@ -203,38 +208,75 @@ class _Handler(ProxyHandler):
         if chunked_out:
             self._copy(resp, None, chunked=True)
         else:
-            self._copy(resp, length)
+            self._copy(resp, length, upstream=upstream)
 
-    def _copy(self, resp: http.client.HTTPResponse, limit: int | None, chunked: bool = False):
+    def _copy(
+        self,
+        resp: http.client.HTTPResponse,
+        limit: int | None,
+        chunked: bool = False,
+        upstream: socket.socket | None = None,
+    ):
         """Stream up to ``limit`` bytes (all if None) of ``resp`` to the client (paced if
-        the shaping caps bandwidth)."""
+        the shaping caps bandwidth). With the ``upstream`` socket and a known ``limit``, the
+        bytes go from socket to socket inside the kernel (:mod:`.splice`)."""
         shaper = self.server.proxy._shaper
         pacer = None if shaper is None else shaper.pacer()
         size = CHUNK if pacer is None else pacer.chunk
-        view = memoryview(bytearray(size))
-        remaining, sent = limit, 0
-        try:
-            while remaining is None or remaining > 0:
-                n = resp.readinto(view if remaining is None else view[: min(remaining, size)])
-                if not n:
-                    break
-                if remaining is not None:
-                    remaining -= n
-                if chunked:
-                    self.wfile.write(b"%x\r\n" % n)
-                    self.wfile.write(view[:n])
-                    self.wfile.write(b"\r\n")
-                else:
-                    self.wfile.write(view[:n])
-                sent += n
-                if pacer is not None and not pacer.sent(n):
-                    raise ClientGone("the proxy is stopping")
-        finally:
-            self.server.proxy._count("body_bytes", sent)
+        mover = splicer(_UPSTREAM_TIMEOUT) if upstream is not None and limit else None
+        if mover is not None:
+            with mover:
+                remaining = self._splice(resp, upstream, mover, limit, size, pacer)
+        else:
+            remaining = self._stream(resp, limit, chunked, size, pacer)
         if chunked:
             self.wfile.write(b"0\r\n\r\n")
         elif remaining:  # the upstream ended early: do not reuse this client connection
             self.close_connection = True
+
+    def _stream(self, resp, limit: int | None, chunked: bool, size: int, pacer) -> int | None:
+        """Copy the body through this process; return the bytes of ``limit`` not sent."""
+        view = memoryview(bytearray(size))
+        remaining = limit
+        while remaining is None or remaining > 0:
+            n = resp.readinto(view if remaining is None else view[: min(remaining, size)])
+            if not n:
+                break
+            if remaining is not None:
+                remaining -= n
+            if chunked:
+                self.wfile.write(b"%x\r\n" % n)
+                self.wfile.write(view[:n])
+                self.wfile.write(b"\r\n")
+            else:
+                self.wfile.write(view[:n])
+            self.server.proxy._count("body_bytes", n)  # as sent: the stats never lag
+            if pacer is not None and not pacer.sent(n):
+                raise ClientGone("the proxy is stopping")
+        return remaining
+
+    def _splice(self, resp, upstream: socket.socket, mover, limit: int, size: int, pacer) -> int:
+        """``_stream`` of a known length, socket to socket: what ``resp`` has buffered
+        first, then the rest of the body through the kernel pipe."""
+        remaining = limit
+        buffered = resp.fp.peek(1)[:remaining]
+        if buffered:
+            data = resp.fp.read(len(buffered))  # from the buffer: no read of the socket
+            self.wfile.write(data)
+            self.server.proxy._count("body_bytes", len(data))
+            remaining -= len(data)
+        while remaining > 0:
+            step, moved = min(remaining, size), 0
+            while moved < step:
+                n = mover.move(upstream, self.connection, step - moved)
+                if not n:
+                    return remaining
+                self.server.proxy._count("body_bytes", n)
+                moved += n
+                remaining -= n
+            if pacer is not None and not pacer.sent(moved):
+                raise ClientGone("the proxy is stopping")
+        return remaining
 
     def _send_head(self, status: int, reason: str, headers, close: bool) -> None:
         self._wait_first_byte()
