@@ -56,11 +56,11 @@ class Settings:
     max_header_bytes: int = 2**23
     shape_probes: int = 5
     # reads: frames fetched ahead per task, bytes per concurrent ranged request of a file
-    read_ahead: int = 1
+    read_ahead: int = 2
     read_ahead_bytes: int = 16 * 2**20
     batch_bytes: int = 64 * 2**20
     ranged_concurrency: int = 8
-    read_part_bytes: int = 4 * 2**20
+    read_part_bytes: int = 8 * 2**20
     split_below_mbps: float = 120.0
     # catalog side: size limits, request timeouts and the URL policy (see CatalogSettings)
     max_json_bytes: int = 64 * 2**20

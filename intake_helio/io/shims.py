@@ -455,14 +455,14 @@ def cat_ranges_bounded(
 def split_ranges(size: int, limit: int, part: int) -> list[tuple[int, int]] | None:
     """The concurrent ranges of a whole read of a ``size``-byte file, or None for one request.
 
-    ``[0, size)`` in ``round(size / part)`` (at least 2) equal ranges, the last one running
-    on to ``limit + 1``: a file longer than ``limit`` then shows it, as a whole read's one
-    byte past ``limit`` does. None when ``part`` is 0, the size is not known or is less
-    than two parts.
+    ``[0, size)`` in ``ceil(size / part)`` equal ranges (of at most ``part`` bytes), the
+    last one running on to ``limit + 1``: a file longer than ``limit`` then shows it, as a
+    whole read's one byte past ``limit`` does. None when ``part`` is 0, the size is not
+    known or is not more than one part.
     """
-    if part <= 0 or size <= 0 or size < 2 * part or limit < size:
+    if part <= 0 or size <= part or limit < size:
         return None
-    n = max(2, round(size / part))
+    n = -(-size // part)
     starts = [size * i // n for i in range(n)]
     ends = [*starts[1:], limit + 1]
     return list(zip(starts, ends, strict=True))

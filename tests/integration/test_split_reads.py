@@ -1,7 +1,8 @@
 """Whole-file reads of large files as concurrent ranged requests (issue 17).
 
-A frame of known size (the index's ``filesize``) of at least two ``read-part-bytes`` is
-fetched as several ranged GETs at once, so one connection's bandwidth does not bound it.
+A frame of known size (the index's ``filesize``) larger than ``read-part-bytes`` is
+fetched as several ranged GETs (of at most that size) at once, so one connection's
+bandwidth does not bound it.
 Checked against the real local S3 server through the shaping proxy (which caps each
 connection's bandwidth and counts requests) and a real http server that ignores ``Range``.
 """

@@ -125,7 +125,7 @@ def test_a_part_of_a_year_does_not_ship_the_years_file_list():
 
 @pytest.mark.parametrize(
     "filesize, depth",
-    [(15_000_000, 1), (8_000_000, 2), (1_000_000, 16), (8_000, 32), (0, 1)],
+    [(15_000_000, 2), (6_000_000, 2), (4_000_000, 4), (1_000_000, 16), (8_000, 32), (0, 2)],
 )
 def test_small_files_are_fetched_further_ahead(filesize, depth):
     from intake_helio.frames.tasks import _read_ahead
@@ -133,7 +133,7 @@ def test_small_files_are_fetched_further_ahead(filesize, depth):
     keys = tuple(f"s3://b/f{i}.fits" for i in range(64))
     full = slice(0, 8)
     spec = FrameSpec(keys, {}, 1, full, full, "DN", (8, 8), current(), (filesize,) * 64)
-    assert _read_ahead(spec, keys) == depth  # read-ahead 1, read-ahead-bytes 16 MiB
+    assert _read_ahead(spec, keys) == depth  # read-ahead 2, read-ahead-bytes 16 MiB
 
 
 class _FlakyScheduler:
