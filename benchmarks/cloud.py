@@ -135,7 +135,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from intake_helio.compute.clusters import cluster
     from intake_helio.testing.demo_data import write_demo_dataset
     from intake_helio.testing.local_s3 import LocalS3
-    from intake_helio.testing.shaping import ProxyProcess
+    from intake_helio.testing.proxy_process import ProxyProcess
 
     cloudpickle.register_pickle_by_value(throughput)  # dask workers need not import it
     tuned, quiet = _configs()

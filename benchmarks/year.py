@@ -337,7 +337,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         base = {"main": [os.getpid()], "server": [s3._proc.pid]}
         endpoint = s3.endpoint_url
         if args.latency_ms:  # every method reads through the shaping proxy
-            from intake_helio.testing.shaping import ProxyProcess, Shaping
+            from intake_helio.testing.proxy_process import ProxyProcess
+            from intake_helio.testing.shaping import Shaping
 
             shaping = Shaping(latency=args.latency_ms / 1e3)
             proxy = outer.enter_context(ProxyProcess(s3.endpoint_url, shaping))

@@ -44,7 +44,7 @@ _EXPORTS = {
     "FaultRule": "fault_rules",
     "FaultProxy": "fault_proxy",
     "Shaping": "shaping",
-    "ProxyProcess": "shaping",
+    "ProxyProcess": "proxy_process",
     "DemoDataError": "errors",
     "DemoStoreError": "errors",
     "FaultConfigError": "errors",

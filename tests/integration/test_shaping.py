@@ -22,7 +22,8 @@ import requests
 
 import intake_helio as ih
 from intake_helio.testing.fault_proxy import FaultProxy
-from intake_helio.testing.shaping import ProxyProcess, Shaper, Shaping
+from intake_helio.testing.proxy_process import ProxyProcess
+from intake_helio.testing.shaping import Shaper, Shaping
 
 BUCKET = "shaping-test"
 BIG = f"{BUCKET}/big.bin"
