@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import logging
 import signal
 import sys
 import warnings
-from typing import Any
 
-from ..base.errors import HelioError, HelioWarning
+from ..base.errors import HelioWarning
+from . import arguments as arg
 
 __all__ = ["main"]
 
@@ -25,96 +24,12 @@ EXIT_OK, EXIT_ERROR, EXIT_BAD_INPUT, EXIT_FAILED_FRAMES, EXIT_INTERRUPTED = 0, 1
 EXIT_BAD_DATA = 4
 
 
-class BadInput(HelioError, ValueError):
-    """A command-line value that cannot be used."""
-
-
-# --------------------------------------------------------------------------- helpers
-def _storage_options(args) -> dict[str, Any]:
-    so: dict[str, Any] = {}
-    for item in args.storage_option or []:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise BadInput(f"--storage-option {item!r}: expected KEY=VALUE, e.g. anon=true")
-        try:
-            so[key] = json.loads(value)
-        except json.JSONDecodeError:
-            so[key] = value
-    if args.anon:
-        so["anon"] = True
-    if args.endpoint_url:
-        so["endpoint_url"] = args.endpoint_url
-    return so
-
-
-def _resolve_endpoint(endpoint: str, args, so) -> str:
-    if "://" in endpoint:
-        return endpoint
-    from ..catalog.registry import open_registry
-
-    return open_registry(args.registry, so).endpoint(endpoint, args.region)
-
-
-def _parse_cutout(text: str | None):
-    if not text:
-        return None
-    try:
-        ys, xs = text.split(",")
-        y0, y1 = (int(v) for v in ys.split(":"))
-        x0, x1 = (int(v) for v in xs.split(":"))
-    except ValueError:
-        raise BadInput(
-            f"--cutout {text!r}: expected Y0:Y1,X0:X1 such as 1000:1200,0:4096"
-        ) from None
-    return {"y": slice(y0, y1), "x": slice(x0, x1)}
-
-
-def _positive(text: str) -> int:
-    """argparse type: a whole number >= 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a positive whole number")
-    return value
-
-
-def _out_dir(path: str) -> str:
-    """``--out``: a directory (created if missing), not an existing file."""
-    from pathlib import Path
-
-    if Path(path).exists() and not Path(path).is_dir():
-        raise BadInput(f"--out {path!r} is a file; expected a directory (created if missing)")
-    return path
-
-
-def _cluster_kwargs(args) -> dict[str, Any]:
-    kw: dict[str, Any] = {}
-    if args.workers is not None:
-        kw["workers"] = args.workers
-    if args.worker_cores is not None:
-        kw["worker_cores"] = args.worker_cores
-    if args.worker_memory is not None:
-        try:  # a plain number is GiB, as Daskhub's worker_memory option
-            kw["worker_memory"] = float(args.worker_memory)
-        except ValueError:
-            kw["worker_memory"] = args.worker_memory
-    if args.cluster == "gateway" and args.gateway_address:
-        kw["address"] = args.gateway_address
-    if getattr(args, "scheduler_address", None):
-        if args.cluster == "gateway":
-            raise BadInput("--scheduler-address and --cluster gateway: choose one")
-        return {"scheduler_address": args.scheduler_address}
-    return kw
-
-
 # --------------------------------------------------------------------------- commands
 def cmd_ls(args) -> int:
     from ..catalog.registry import open_bucket
 
-    so = _storage_options(args)
-    bucket = open_bucket(_resolve_endpoint(args.endpoint, args, so), so)
+    so = arg.storage_options(args)
+    bucket = open_bucket(arg.resolve_endpoint(args.endpoint, args, so), so)
     df = bucket.to_dataframe()
     if df.empty:
         print(f"{bucket.endpoint}: no datasets")
@@ -127,8 +42,8 @@ def cmd_ls(args) -> int:
 def cmd_files(args) -> int:
     from ..catalog.registry import open_bucket
 
-    so = _storage_options(args)
-    bucket = open_bucket(_resolve_endpoint(args.endpoint, args, so), so)
+    so = arg.storage_options(args)
+    bucket = open_bucket(arg.resolve_endpoint(args.endpoint, args, so), so)
     df = bucket[args.dataset].files(args.start, args.stop, errors=args.errors)
     bad = df.attrs.get("bad_rows", [])
     if args.out:
@@ -142,41 +57,14 @@ def cmd_files(args) -> int:
     return EXIT_OK
 
 
-def _datasets(args) -> str | list[str]:
-    """DATASET (several allowed) and ``--dataset`` (repeatable): one id, or a list of several."""
-    ids = [*(args.dataset or []), *(args.datasets or [])]
-    if not ids:
-        raise BadInput(
-            "no dataset given: name one after ENDPOINT (or with --dataset ID); several "
-            "(e.g. aia_0094 aia_0171) are read as channels on the first one's time axis"
-        )
-    repeated = sorted({i for i in ids if ids.count(i) > 1})
-    if repeated:
-        raise BadInput(f"dataset {', '.join(map(repr, repeated))} given twice; name each once")
-    return ids[0] if len(ids) == 1 else ids
-
-
-def _duration(text: str) -> str:
-    """argparse type: a duration such as 6s, 500ms or 1min."""
-    import pandas as pd
-
-    try:
-        value = pd.Timedelta(text)
-    except (TypeError, ValueError):
-        value = None
-    if value is None or pd.isna(value) or value < pd.Timedelta(0):
-        raise argparse.ArgumentTypeError(f"{text!r} is not a duration such as 6s or 1min")
-    return text
-
-
 def cmd_irradiance(args) -> int:
     from .job import run_irradiance_job
 
-    so = _storage_options(args)
-    out = _out_dir(args.out)
-    cutout = _parse_cutout(args.cutout)
-    dataset = _datasets(args)
-    endpoint = _resolve_endpoint(args.endpoint, args, so)
+    so = arg.storage_options(args)
+    out = arg.out_dir(args.out)
+    cutout = arg.parse_cutout(args.cutout)
+    dataset = arg.datasets(args)
+    endpoint = arg.resolve_endpoint(args.endpoint, args, so)
     _, summary = run_irradiance_job(
         endpoint,
         dataset,
@@ -185,7 +73,7 @@ def cmd_irradiance(args) -> int:
         out,
         storage_options=so,
         cluster_kind=None if args.cluster == "none" else args.cluster,
-        cluster_kwargs=_cluster_kwargs(args),
+        cluster_kwargs=arg.cluster_kwargs(args),
         normalize=args.normalize,
         resume=args.resume,
         cutout=cutout,
@@ -198,83 +86,17 @@ def cmd_irradiance(args) -> int:
     return EXIT_FAILED_FRAMES if summary.failed else EXIT_OK
 
 
-def _parse_formats(values: list[str] | None) -> tuple[str, ...]:
-    """``--format csv,nc,zarr,png`` (repeatable) -> the formats, in that order."""
-    from .job import FORMATS
-
-    if not values:
-        return ("csv", "nc")
-    items = [f.strip().lower() for v in values for f in v.split(",") if f.strip()]
-    bad = [f for f in items if f not in FORMATS]
-    if bad or not items:
-        raise BadInput(
-            f"--format {','.join(values)!r}: expected a comma-separated list of "
-            f"{', '.join(FORMATS)}, e.g. csv,nc,zarr"
-        )
-    return tuple(f for f in FORMATS if f in items)
-
-
-def _science(value: str):
-    """``--science MODULE:FUNCTION`` -> the function, imported here (on the client).
-
-    The current directory is searched first, then the Python path. The function reaches
-    the workers by value (see :func:`intake_helio.compute.shipping.ship_by_value`).
-    """
-    import importlib
-    import os
-
-    expected = "expected MODULE:FUNCTION naming a function f(data, header), e.g. mylimb:brightness"
-    module_name, sep, attr = value.partition(":")
-    module_name, attr = module_name.strip(), attr.strip()
-    if not sep or not module_name or not attr:
-        raise BadInput(f"--science {value!r}: {expected}")
-    if os.getcwd() not in sys.path and "" not in sys.path:
-        sys.path.insert(0, os.getcwd())
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        missing = exc.name or module_name
-        if module_name == missing or module_name.startswith(missing + "."):
-            raise BadInput(
-                f"--science {value!r}: no module named {missing!r} in the current directory "
-                f"or on the Python path; {expected}"
-            ) from None
-        raise BadInput(
-            f"--science {value!r}: importing {module_name!r} failed: {exc}; it needs module "
-            f"{missing!r} installed"
-        ) from None
-    except Exception as exc:
-        text = str(exc).splitlines()[0] if str(exc) else ""
-        raise BadInput(
-            f"--science {value!r}: importing {module_name!r} failed: {type(exc).__name__}: {text}"
-        ) from None
-    obj: Any = module
-    for part in attr.split("."):
-        try:
-            obj = getattr(obj, part)
-        except AttributeError:
-            raise BadInput(
-                f"--science {value!r}: module {module_name!r} has no attribute {attr!r}; {expected}"
-            ) from None
-    if not callable(obj):
-        raise BadInput(
-            f"--science {value!r}: {module_name}.{attr} is {type(obj).__name__} "
-            f"{repr(obj)[:40]}, not callable; {expected}"
-        )
-    return obj
-
-
 def cmd_reduce(args) -> int:
     from .job import run_reduce_job
 
-    so = _storage_options(args)
-    out = _out_dir(args.out)
-    cutout = _parse_cutout(args.cutout)
-    formats = _parse_formats(args.format)
-    science = [_science(v) for v in args.science or []]
+    so = arg.storage_options(args)
+    out = arg.out_dir(args.out)
+    cutout = arg.parse_cutout(args.cutout)
+    formats = arg.parse_formats(args.format)
+    science = [arg.science(v) for v in args.science or []]
     stats = args.stat or ([] if science else ["mean"])
-    dataset = _datasets(args)
-    endpoint = _resolve_endpoint(args.endpoint, args, so)
+    dataset = arg.datasets(args)
+    endpoint = arg.resolve_endpoint(args.endpoint, args, so)
     try:
         _, summary = run_reduce_job(
             endpoint,
@@ -286,7 +108,7 @@ def cmd_reduce(args) -> int:
             formats=formats,
             storage_options=so,
             cluster_kind=None if args.cluster == "none" else args.cluster,
-            cluster_kwargs=_cluster_kwargs(args),
+            cluster_kwargs=arg.cluster_kwargs(args),
             normalize=args.normalize,
             resume=args.resume,
             cutout=cutout,
@@ -316,11 +138,11 @@ def cmd_demo(args) -> int:
         serve_demo(frames=args.frames, size=args.size, port=args.port)
         return EXIT_OK
     report = run_demo(
-        out=_out_dir(args.out),
+        out=arg.out_dir(args.out),
         frames=args.frames,
         size=args.size,
         cluster_kind=None if args.cluster == "none" else args.cluster,
-        cluster_kwargs=_cluster_kwargs(args),
+        cluster_kwargs=arg.cluster_kwargs(args),
         progress=not args.no_progress,
     )
     print(report.summary.text())
@@ -395,9 +217,9 @@ def _add_cluster(p: argparse.ArgumentParser, default: str) -> None:
         help="local: a LocalCluster of processes; gateway: a dask-gateway cluster; "
         "none: the default dask scheduler (default: %(default)s)",
     )
-    g.add_argument("--workers", type=_positive, default=None, help="number of workers")
+    g.add_argument("--workers", type=arg.positive, default=None, help="number of workers")
     g.add_argument(
-        "--worker-cores", type=_positive, default=None, help="threads (cores) per worker"
+        "--worker-cores", type=arg.positive, default=None, help="threads (cores) per worker"
     )
     g.add_argument("--worker-memory", default=None, help="memory per worker (e.g. 4GiB, or GiB)")
     g.add_argument(
@@ -432,7 +254,7 @@ def _add_datasets(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--tolerance",
-        type=_duration,
+        type=arg.duration,
         default="6s",
         help="with several datasets: how far another channel's frame may be from the first "
         "channel's time (default: %(default)s)",
@@ -493,7 +315,7 @@ def _add_reduce(sub) -> None:
     _add_quality(p)
     p.add_argument(
         "--part-size",
-        type=_positive,
+        type=arg.positive,
         default=None,
         help="frames per saved part and Zarr chunk (default: setting intake_helio.part-size)",
     )
@@ -541,7 +363,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="keep parts of an interrupted run")
     p.add_argument("--cutout", metavar="Y0:Y1,X0:X1")
     _add_quality(p)
-    p.add_argument("--part-size", type=_positive, default=256, help="frames per saved part")
+    p.add_argument("--part-size", type=arg.positive, default=256, help="frames per saved part")
     p.add_argument("--no-progress", action="store_true")
     _add_storage(p)
     _add_cluster(p, "local")
@@ -553,8 +375,10 @@ def build_parser() -> argparse.ArgumentParser:
         "demo", help="the job on a local S3 endpoint with synthetic AIA 94 and 171 Å data"
     )
     p.add_argument("--out", default="demo-output", metavar="DIR")
-    p.add_argument("--frames", type=_positive, default=48)
-    p.add_argument("--size", type=_positive, default=256, help="frame size in pixels (4096 = full)")
+    p.add_argument("--frames", type=arg.positive, default=48)
+    p.add_argument(
+        "--size", type=arg.positive, default=256, help="frame size in pixels (4096 = full)"
+    )
     p.add_argument(
         "--serve",
         action="store_true",
