@@ -51,15 +51,15 @@ if __name__ == "__main__":
 # and sys.path, which the workers of the LocalCluster started afterwards would inherit
 CLIENT_ONLY_WRAPPER = """
 import os, sys
-from intake_helio.app import cli
-load = cli._science
+from intake_helio.app import arguments, cli
+load = arguments.science
 def client_only(value):
     func = load(value)
     hidden = os.environ.pop("PYTHONPATH", None)
     sys.path[:] = [p for p in sys.path if p != hidden]
     return func
 if __name__ == "__main__":  # not in the workers, which run this file as __mp_main__
-    cli._science = client_only
+    arguments.science = client_only
     sys.exit(cli.main(sys.argv[1:]))
 """
 SCIENCE = '''
