@@ -21,7 +21,6 @@ from __future__ import annotations
 import math
 import re
 import warnings
-from collections.abc import Iterator
 from typing import Any
 
 from astropy.io import fits
@@ -103,12 +102,6 @@ class Cards:
         if self._pos is None or key in _COMMENTARY or len(key) > 8:
             return key in self.astropy
         return key in self._pos
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self.astropy.keys())
-
-    def __len__(self) -> int:
-        return len(self.astropy)
 
     def __repr__(self) -> str:
         return f"<Cards: {len(self.text) // _CARD} card slots>"
