@@ -286,13 +286,20 @@ def run_irradiance_job(
     check_outputs(out, IRRADIANCE_FILES)
     keys, times = frames["datakey"].to_numpy(), frames["time"].to_numpy()
     store = PartStore(out, identity, resume, datakeys=keys, times=times, part_size=part_size)
-    computed = 0
     t0 = time.perf_counter()
+    compute = _part_computer(store, frames, 0, normalize, progress, part_size)
+    with _compute_on(cluster_kind, cluster_kwargs):
+        parts = store.fill(compute)  # every part checked against the frames before use
+    result = parts_to_dataset(parts, dict(frames.attrs), units)
+    elapsed = time.perf_counter() - t0
+    paths = save_results(result, out, plot=plot)
+    status = result["status"].to_numpy()
+    return result, _summary(status, elapsed, store.rows_saved, paths, store.notes)
 
-    def on_part(p, df):
-        nonlocal computed
-        store.save(p, df)
-        computed += len(df)
+
+def _part_computer(store: PartStore, frames, base: int, normalize, progress, part_size):
+    """``compute(saved)`` for :meth:`PartStore.fill`: the irradiance of ``frames`` (one
+    channel), its part ``p`` saved as part number ``base + p``, saved parts skipped."""
 
     def compute(saved):
         irradiance(
@@ -300,16 +307,11 @@ def run_irradiance_job(
             normalize=normalize,
             progress=progress,
             part_size=part_size,
-            on_part=on_part,
-            skip=saved,
+            on_part=lambda p, df: store.save(base + p, df),
+            skip={n - base for n in saved},
         )
 
-    with _compute_on(cluster_kind, cluster_kwargs):
-        parts = store.fill(compute)  # every part checked against the frames before use
-    result = parts_to_dataset(parts, dict(frames.attrs), units)
-    elapsed = time.perf_counter() - t0
-    paths = save_results(result, out, plot=plot)
-    return result, _summary(result["status"].to_numpy(), elapsed, computed, paths, store.notes)
+    return compute
 
 
 def _irradiance_channels(
@@ -344,34 +346,13 @@ def _irradiance_channels(
     keys = np.stack([f["datakey"].to_numpy() for f in arrays.values()])
     store = PartStore(out, identity, resume, datakeys=keys, times=times, part_size=part_size)
     per_channel = math.ceil(len(times) / part_size)
-    computed = 0
     t0 = time.perf_counter()
-
-    def computer(frames, base: int):
-        """``compute(saved)`` of one channel for :meth:`PartStore.fill` (numbers from ``base``)."""
-
-        def on_part(p, df):
-            nonlocal computed
-            store.save(base + p, df)
-            computed += len(df)
-
-        def compute(saved):
-            irradiance(
-                frames,
-                normalize=normalize,
-                progress=progress,
-                part_size=part_size,
-                on_part=on_part,
-                skip={n - base for n in saved},
-            )
-
-        return compute
-
     with _compute_on(cluster_kind, cluster_kwargs):
         loaded = []
         for k, frames in enumerate(arrays.values()):
             base = k * per_channel
-            loaded.append(store.fill(computer(frames, base), range(base, base + per_channel)))
+            compute = _part_computer(store, frames, base, normalize, progress, part_size)
+            loaded.append(store.fill(compute, range(base, base + per_channel)))
     results = [
         parts_to_dataset(parts, dict(f.attrs), units)
         for parts, f in zip(loaded, arrays.values(), strict=True)
@@ -381,7 +362,7 @@ def _irradiance_channels(
     elapsed = time.perf_counter() - t0
     paths = save_results(result, out, plot=plot)
     status = result["status"].transpose(CHANNEL, "time").to_numpy()
-    return result, _summary(status, elapsed, computed, paths, store.notes, list(arrays))
+    return result, _summary(status, elapsed, store.rows_saved, paths, store.notes, list(arrays))
 
 
 # --------------------------------------------------------------------------- reduce

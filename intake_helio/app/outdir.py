@@ -17,8 +17,9 @@ import os
 import re
 import stat
 import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
 from ..base.errors import ArgumentError
 
@@ -26,6 +27,7 @@ __all__ = [
     "OutputDirError",
     "atomic_write",
     "check_outputs",
+    "check_same_run",
     "read_nofollow",
     "refuse_symlink",
     "remove_matching",
@@ -90,6 +92,22 @@ def check_outputs(out_dir: str | os.PathLike, names: Iterable[str]) -> None:
     """
     for name in names:
         refuse_symlink(Path(out_dir) / name)
+
+
+def check_same_run(
+    where: str | os.PathLike, old: Mapping[str, Any], identity: Mapping[str, Any]
+) -> None:
+    """For ``--resume``: refuse saved parts at ``where`` whose run ``old`` is not this one.
+
+    The message names the fields of the identity that differ, never their values.
+    """
+    if old == identity:
+        return
+    diff = sorted(k for k in set(old) | set(identity) if old.get(k) != identity.get(k))
+    raise ArgumentError(
+        f"--resume: {where} holds parts of a different run (differs in "
+        f"{', '.join(diff)}); use another --out, or drop --resume to start afresh"
+    )
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[Path], object]) -> None:

@@ -34,7 +34,14 @@ import pandas as pd
 from ..base.errors import ArgumentError
 from ..compute.reduction import PART_COLUMNS
 from ..compute.scheduling import part_range
-from .outdir import OutputDirError, atomic_write, read_nofollow, refuse_symlink, remove_matching
+from .outdir import (
+    OutputDirError,
+    atomic_write,
+    check_same_run,
+    read_nofollow,
+    refuse_symlink,
+    remove_matching,
+)
 
 __all__ = ["MANIFEST", "PartStore", "read_csv", "write_csv"]
 
@@ -130,18 +137,13 @@ class PartStore:
         self.identity = json.loads(json.dumps(identity, default=str, sort_keys=True))
         self.notes: list[str] = []
         self.parts: int | None = None
+        #: Rows (frames) of the parts saved by :meth:`save` since this store was made.
+        self.rows_saved = 0
         if datakeys is not None:
             self._set_frames(datakeys, times, part_size)
         old = self._owned()
         if resume and old is not None:
-            if old != self.identity:
-                diff = sorted(
-                    k for k in set(old) | set(self.identity) if old.get(k) != self.identity.get(k)
-                )
-                raise ArgumentError(
-                    f"--resume: {self.dir} holds parts of a different run (differs in "
-                    f"{', '.join(diff)}); use another --out, or drop --resume to start afresh"
-                )
+            check_same_run(self.dir, old, self.identity)
             remove_matching(self.dir, [_TEMP])  # left by a run killed while writing a part
             self._check_saved()
             return
@@ -297,6 +299,7 @@ class PartStore:
     def save(self, number: int, df: pd.DataFrame) -> None:
         """Save one part atomically (a symbolic link at its name is refused)."""
         atomic_write(self._path(number), lambda p: write_csv(df, p))
+        self.rows_saved += len(df)
 
     def load(self, numbers: Iterable[int] | None = None) -> list[pd.DataFrame]:
         """Every saved part (or those numbered in ``numbers`` that are saved), in part order.

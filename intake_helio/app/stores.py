@@ -39,7 +39,7 @@ import xarray as xr
 
 from ..base.errors import ArgumentError, HelioError
 from ..base.reasons import Reason
-from .outdir import OutputDirError, refuse_symlink
+from .outdir import OutputDirError, check_same_run, refuse_symlink
 from .results import CHANNEL, TIME_ENCODING, cf_times
 
 __all__ = ["StoreError", "ZarrStore"]
@@ -131,14 +131,7 @@ class ZarrStore:
             self._refuse_links()  # before anything is read or written through one
         old = self._stored_identity() if resume else None
         if old is not None:
-            if old != self.identity:
-                diff = sorted(
-                    k for k in set(old) | set(self.identity) if old.get(k) != self.identity.get(k)
-                )
-                raise ArgumentError(
-                    f"--resume: {self.path} holds parts of a different run (differs in "
-                    f"{', '.join(diff)}); use another --out, or drop --resume to start afresh"
-                )
+            check_same_run(self.path, old, self.identity)
         else:
             self._create(times, datakeys, attrs or {})
         self._group = _open_group(self.path)
