@@ -22,7 +22,7 @@ from ..base.options import check_quality
 from ..base.reasons import Reason
 from ..frames.build import open_frames
 from ..frames.solar import is_solar_cutout
-from ..frames.spec import frame_specs
+from ..frames.spec import REFUSED, frame_specs
 from ..io.storage import mask_url
 
 __all__ = ["align_files", "open_channels"]
@@ -58,6 +58,9 @@ def align_files(reference: pd.DataFrame, other: pd.DataFrame, tolerance: Any) ->
     if "filesize" in other:
         sizes = other["filesize"].to_numpy()[idx] if len(order) else np.zeros(len(pos))
         out["filesize"] = np.where(found, sizes, 0).astype(np.int64)
+    if REFUSED in other:
+        why = other[REFUSED].to_numpy(dtype=object)[idx] if len(order) else ""
+        out[REFUSED] = np.where(found, why, "").astype(object)
     return out
 
 
@@ -102,7 +105,8 @@ def open_channels(
     check_quality(open_kwargs.get("quality"))  # before any index is read
     storage_options = open_kwargs.pop("storage_options", None)
     datasets = [bucket[i] for i in ids]
-    files = [d.files(start, stop) for d in datasets]
+    keep = open_kwargs["on_error"] == "nan"  # refused datakeys: frames with their reason
+    files = [d.files(start, stop, keep_refused=keep) for d in datasets]
     reference = files[0]
     if len(reference) == 0:
         raise ArgumentError(

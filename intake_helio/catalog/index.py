@@ -14,6 +14,11 @@ pandas' nanosecond range (1677-2262), the filesize is not a whole number of byte
 to 2**53, the datakey is missing, or the URL policy refuses the datakey (reason
 ``"URL not allowed"``; it is never read). Messages give the size of a bad value, never
 the value (a time made only of ISO 8601 characters excepted).
+
+With ``keep_refused=True`` a row whose only fault is a refused datakey is kept as a frame
+that cannot be read: its reason is in the ``refused`` column (``""`` for other rows) and
+its datakey is shown masked; readers give it the status ``"URL not allowed: ..."``
+without any request (``on_error="nan"``: every row with a valid time ends as a frame).
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ import pandas as pd
 from ..base.errors import ArgumentError, CatalogNotFoundError, IndexParseError
 from ..base.reasons import Reason
 from ..base.settings import catalog_settings
+from ..frames.spec import REFUSED
 from ..io.storage import (
     ContentTooLargeError,
     filesystem,
@@ -44,10 +50,20 @@ from ..io.storage import (
 from ..io.urlpolicy import UrlPolicy, quote_id
 from .fetch import fetch_many, storage_error
 
-__all__ = ["BadRow", "index_url", "index_years", "parse_index", "read_index", "select_range"]
+__all__ = [
+    "REFUSED",
+    "BadRow",
+    "index_url",
+    "index_years",
+    "parse_index",
+    "read_index",
+    "select_range",
+]
 
 _SUFFIX = {"csv": ".csv", "csv-zip": ".csv.zip", "parquet": ".parquet"}
 LEADING = ("start", "stop", "datakey", "filesize")
+# REFUSED (frames.spec): the column of ``keep_refused=True``; an index's own column of that
+# name is kept as ``refused_column``: content never decides which rows are refused.
 #: The largest filesize accepted (2**53 bytes, 8 PiB: exact in a float).
 MAX_FILESIZE = 2**53
 _TIME_CHARS = re.compile(r"^[0-9T:.\-+Z ]{1,40}$")
@@ -272,6 +288,7 @@ def parse_index(
     errors: str = "raise",
     *,
     policy: UrlPolicy | None = None,
+    keep_refused: bool = False,
 ) -> tuple[pd.DataFrame, list[BadRow]]:
     """Parse one index file's bytes into typed columns.
 
@@ -287,12 +304,17 @@ def parse_index(
         returns them as :class:`BadRow` records.
     policy : UrlPolicy, optional
         Which datakeys may be read; defaults to :meth:`UrlPolicy.current`.
+    keep_refused : bool
+        Keep the rows whose only fault is a datakey the policy refuses (not bad rows
+        then): their reason (``"URL not allowed: datakey ..."``) is in a ``refused``
+        column, ``""`` for the other rows, and their datakey is masked (:func:`shown`).
 
     Returns
     -------
     (DataFrame, list of BadRow)
         Columns ``start``, ``stop`` (datetime64[ns], naive UTC), ``datakey`` (str),
-        ``filesize`` (int64), then extra columns with their own names.
+        ``filesize`` (int64), then extra columns with their own names (and ``refused``
+        with ``keep_refused``).
 
     Raises
     ------
@@ -353,8 +375,10 @@ def parse_index(
         | stop.isna().to_numpy()
         | (datakey.str.len() == 0).to_numpy()
         | bad_size
-        | ~key_ok
     )
+    refused = ~key_ok & ~bad  # a valid row but for its datakey
+    if not keep_refused:
+        bad = bad | ~key_ok
     bad_rows: list[BadRow] = []
     file = mask_url(path)
     if bad.any():
@@ -387,7 +411,16 @@ def parse_index(
     out["datakey"] = out["datakey"].astype(str)
     for col in raw.columns:
         if col not in LEADING:
-            out[col] = raw[col].to_numpy()[keep]
+            out[f"{col}_column" if col == REFUSED else col] = raw[col].to_numpy()[keep]
+    if keep_refused:
+        reasons = np.full(len(raw), "", dtype=object)
+        for pos in np.flatnonzero(refused):
+            why = policy.refusal(datakey.iloc[pos], path)
+            reasons[pos] = f"{Reason.URL_NOT_ALLOWED}: datakey {why}"
+        out[REFUSED] = reasons[keep]
+        if refused.any():  # never a URL to read: shown masked, on one line
+            shown_keys = [shown(k, 300) for k in datakey.to_numpy()[keep][refused[keep]]]
+            out.loc[refused[keep], "datakey"] = shown_keys
     return out, bad_rows
 
 
@@ -498,6 +531,7 @@ def read_index(
     storage_options: Mapping[str, Any] | None = None,
     errors: str = "raise",
     cache: bool | None = None,
+    keep_refused: bool = False,
 ) -> pd.DataFrame:
     """Fetch the yearly index files of ``years`` concurrently and return the rows in range.
 
@@ -506,7 +540,7 @@ def read_index(
     Missing years are gaps, not errors; if *no* year exists and the index prefix
     itself does not exist, :class:`CatalogNotFoundError` is raised. With
     ``errors="report"`` the bad rows are in ``df.attrs["bad_rows"]`` (list of
-    :class:`BadRow`).
+    :class:`BadRow`). ``keep_refused``: see :func:`parse_index`.
     """
     urls = [index_url(index, dataset_id, y, indextype) for y in years]
     frames: list[pd.DataFrame] = []
@@ -527,7 +561,9 @@ def read_index(
                 err = storage_error(data, url, "index file", storage_options)
                 raise err from masked_cause(data)
             found += 1
-            df, bad = parse_index(data, url, indextype, errors, policy=policy)
+            df, bad = parse_index(
+                data, url, indextype, errors, policy=policy, keep_refused=keep_refused
+            )
             bad_rows.extend(bad)
             frames.append(df)
         if not found:

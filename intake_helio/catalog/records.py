@@ -254,7 +254,14 @@ class Dataset:
         """Whether the dataset's range overlaps ``[start, stop)``."""
         return (start is None or self.stop >= start) and (stop is None or self.start < stop)
 
-    def files(self, start: Any = None, stop: Any = None, errors: str = "raise") -> pd.DataFrame:
+    def files(
+        self,
+        start: Any = None,
+        stop: Any = None,
+        errors: str = "raise",
+        *,
+        keep_refused: bool = False,
+    ) -> pd.DataFrame:
         """The dataset's files that overlap ``[start, stop)``.
 
         Parameters
@@ -265,6 +272,11 @@ class Dataset:
             Bad index rows (unparseable, out-of-range times or sizes, datakeys refused by
             the URL policy) raise :class:`~intake_helio.IndexParseError` (default) or are
             skipped and listed in ``df.attrs["bad_rows"]``.
+        keep_refused : bool
+            Keep rows whose only fault is a datakey the URL policy refuses, as frames that
+            cannot be read: their reason is in a ``refused`` column and their datakey is
+            masked (``to_dataarray(on_error="nan")`` does this, so that each such frame
+            ends with the status ``"URL not allowed: ..."``, never requested).
 
         Returns
         -------
@@ -291,6 +303,7 @@ class Dataset:
             storage_options=self.storage_options,
             errors=errors,
             cache=self.cache,
+            keep_refused=keep_refused,
         )
 
     def to_dataarray(
@@ -325,7 +338,10 @@ class Dataset:
         units : str
             The ``units`` attribute of the array.
         on_error : {"raise", "nan"}
-            A frame that cannot be read raises, or becomes NaN with its reason.
+            A frame that cannot be read raises, or becomes NaN with its reason. With
+            ``"nan"`` an index row whose datakey the URL policy refuses is such a frame
+            (status ``"URL not allowed: ..."``, never requested); with ``"raise"`` it
+            raises :class:`~intake_helio.IndexParseError` here, as ``index_errors`` says.
         chunks : dict, optional
             Dask chunks along ``time``/``y``/``x``.
         storage_options : dict, optional
@@ -347,7 +363,7 @@ class Dataset:
         quality = check_quality(quality)  # before the index is read
         if storage_options is None:
             storage_options = self.storage_options
-        df = self.files(start, stop, errors=index_errors)
+        df = self.files(start, stop, errors=index_errors, keep_refused=on_error == "nan")
         attrs = {"dataset": self.id, "title": self.title, "endpoint": mask_url(self.endpoint)}
         return open_frames(
             df,

@@ -145,7 +145,7 @@ def generic_tasks(
         spec = specs.get(str(keys[i])) if keys[i] is not None else None
         source = (
             (str(keys[i]), spec.storage_options, spec.hdu, spec.settings)
-            if wants_header and spec is not None
+            if wants_header and spec is not None and not spec.refusal(str(keys[i]))
             else None
         )
         st = status.data[i] if status is not None else None

@@ -69,13 +69,23 @@ from ..base.reasons import Reason
 from ..base.settings import Settings, current
 from ..io.retry import RETRY_STATS, is_transient, retry_io
 from ..io.storage import is_no_credentials
-from .hdu import _HDU, _header_dict, _HeaderValueError, _image_header, _locate, _plain, _shape
+from .hdu import (
+    _HDU,
+    AutoHDU,
+    _header_dict,
+    _HeaderValueError,
+    _image_header,
+    _locate,
+    _plain,
+    _shape,
+)
 from .pixels import _BadArgument, _exptime, _pixels, _reduce, _to_float32
 from .source import _datakey, _Source, start_whole_read
 from .tiles import _comp_layout, _TileError
 
 __all__ = [
     "RETRY_STATS",
+    "AutoHDU",
     "FrameInfo",
     "as_frame_error",
     "frame_error_reason",
@@ -262,7 +272,7 @@ def _check_slice(name: str, value: Any) -> None:
 
 def _check_args(units: str, hdu: Any, rows: Any = None, cols: Any = None) -> None:
     check_choice("units", units, UNITS)
-    if not (isinstance(hdu, str) or (isinstance(hdu, int | np.integer) and hdu >= 0)):
+    if not (isinstance(hdu, str | AutoHDU) or (isinstance(hdu, int | np.integer) and hdu >= 0)):
         raise ArgumentTypeError(f"hdu must be 'auto', an EXTNAME or an index >= 0, got {hdu!r}")
     _check_slice("rows", rows)
     _check_slice("cols", cols)

@@ -33,6 +33,7 @@ __all__ = [
     "_BLOCK",
     "_CARD",
     "_HDU",
+    "AutoHDU",
     "_HeaderValueError",
     "_classify",
     "_count",
@@ -60,6 +61,27 @@ _BITPIX_DTYPE = {
     -32: np.dtype(np.float32),
     -64: np.dtype(np.float64),
 }
+
+
+@dataclass(frozen=True)
+class AutoHDU:
+    """``hdu="auto"`` with a first guess: each frame's own image HDU, ``first`` tried first.
+
+    Frames of one dataset may come in different forms (an uncompressed image in the
+    primary HDU beside RICE_1 tile-compressed copies in extension 1). The array's probes
+    give the most common image HDU as ``first``; each frame is read at ``first`` when that
+    HDU is an image, and otherwise at its first image HDU (the walk of ``hdu="auto"``).
+
+    Attributes
+    ----------
+    first : int
+        The HDU index tried first (the probed frames' most common image HDU).
+    """
+
+    first: int
+
+    def __str__(self) -> str:
+        return "auto"
 
 
 @dataclass
@@ -223,6 +245,8 @@ def _locate(src: _Source, hdu: int | str, settings: Settings) -> _HDU:
     At most ``settings.max_hdus`` HDUs are walked, each header at most
     ``settings.max_header_bytes`` long.
     """
+    if isinstance(hdu, AutoHDU):
+        return _locate_auto(src, hdu.first, settings)
     off, index, seen = 0, 0, []
     while True:
         if index >= settings.max_hdus:
@@ -264,6 +288,51 @@ def _locate(src: _Source, hdu: int | str, settings: Settings) -> _HDU:
         src.key,
         Reason.NO_IMAGE_HDU,
         f"looked for {wanted} among {index} HDU(s): {_summary(seen)}",
+    )
+
+
+def _locate_auto(src: _Source, first: int, settings: Settings) -> _HDU:
+    """The image HDU ``first`` if it is one, else the file's first image HDU.
+
+    FITS has no directory: reaching HDU ``first`` walks the headers before it anyway. The
+    first image met on the way is kept; the walk stops at ``first`` when that is an image,
+    and goes on past it (as ``hdu="auto"``) when neither it nor any HDU before it is one.
+    """
+    off, index, seen = 0, 0, []
+    earliest: _HDU | None = None
+    while index < settings.max_hdus:
+        if index:
+            src.read_ahead(off, off + settings.header_read_size // 2)
+        got = _read_header(src, off, settings.header_read_size, settings.max_header_bytes)
+        if got is None:
+            break
+        header, dstart = got
+        try:
+            info = _classify(index, header, off, dstart)
+        except Exception as exc:
+            if earliest is not None:  # a broken HDU after the image found: use that image
+                return earliest
+            reason = Reason.NOT_FITS if index == 0 else Reason.CORRUPT_DATA
+            raise FrameReadError(src.key, reason, f"HDU {index} header: {_why(exc)}") from exc
+        if info.kind != "other":
+            if index >= first:  # HDU ``first`` itself, or the first image after it
+                return info
+            earliest = earliest or info
+        elif index >= first and earliest is not None:
+            return earliest
+        seen.append(info.why or info.kind)
+        off = info.next_offset
+        index += 1
+    if earliest is not None:
+        return earliest
+    limit = index >= settings.max_hdus
+    raise FrameReadError(
+        src.key,
+        Reason.NO_IMAGE_HDU,
+        f"looked for an image HDU in the first {index} HDUs, the limit intake_helio.max-hdus "
+        f"(raise it for longer files): {_summary(seen)}"
+        if limit
+        else f"looked for an image HDU among {index} HDU(s): {_summary(seen)}",
     )
 
 

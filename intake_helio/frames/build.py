@@ -37,8 +37,8 @@ from ..base.settings import Settings, current
 from ..fits import frame as fits_frames
 from ..io.storage import StorageOptions, filesystem
 from .solar import WCS_KEYS, is_solar_cutout, reference_attrs, solar_coords, solar_window
-from .spec import FrameLayer, FrameSpec
-from .tasks import read_block, read_header_row
+from .spec import REFUSED, FrameLayer, FrameSpec
+from .tasks import no_header_row, read_block, read_header_row, refused_block
 
 __all__ = ["WCS_KEYS", "FramesError", "open_frames", "read_headers"]
 
@@ -121,7 +121,26 @@ def _probe_one(key: str, storage_options, hdu, settings: Settings, filesize):
         return exc
 
 
-def _probe(datakeys, storage_options, hdu, on_error, settings: Settings, filesizes=None):
+def _refused(df: pd.DataFrame) -> dict[str, str]:
+    """``{datakey: reason}`` of the rows never to be read (a ``refused`` column's reasons)."""
+    if REFUSED not in df:
+        return {}
+    out = {}
+    for key, why in zip(df["datakey"].astype(str), df[REFUSED], strict=True):
+        if isinstance(why, str) and why:
+            if not why.startswith(str(Reason.URL_NOT_ALLOWED)):
+                raise FramesError(
+                    f"the file list's {REFUSED!r} column holds {why[:60]!r}; expected '' or "
+                    f"'{Reason.URL_NOT_ALLOWED}: ...' (as Dataset.files(keep_refused=True) "
+                    "gives); rename the column if it is your own"
+                )
+            out.setdefault(key, why)
+    return out
+
+
+def _probe(
+    datakeys, storage_options, hdu, on_error, settings: Settings, filesizes=None, refused=None
+):
     """The frames' HDU, shape and header: the most common among the first readable frames.
 
     Up to ``settings.shape_probes`` readable frames are probed (header bytes only, a batch
@@ -130,7 +149,16 @@ def _probe(datakeys, storage_options, hdu, on_error, settings: Settings, filesiz
     frame's error is raised, as its own read would raise it). The (HDU, shape) found most
     often wins, the earliest on a tie; its first frame gives the header.
     """
-    present = [(i, k) for i, k in enumerate(datakeys) if k]  # "": a placeholder (channels)
+    refused = refused or {}
+    # "": a placeholder (channels); a refused datakey is never read
+    present = [(i, k) for i, k in enumerate(datakeys) if k and k not in refused]
+    if not present and refused:
+        raise FrameReadError(
+            next(iter(refused)),
+            Reason.NO_READABLE_FRAME,
+            f"the URL policy refuses every datakey of the list ({len(refused)}): "
+            f"{next(iter(refused.values()))}",
+        )
     if not present:
         raise FrameReadError(
             "", Reason.NO_FRAME_WITHIN_TOLERANCE, "no file in the list, only placeholders"
@@ -269,15 +297,22 @@ def open_frames(
     filesizes = _filesizes(df)
     sizes = filesizes if filesizes is not None else (None,) * len(datakeys)
     n = len(datakeys)
+    refused = _refused(df)
 
     if _like is not None and not any(datakeys):
         # only placeholders (a channel of open_channels with no frame near any time): the
         # frames of ``_like`` give the HDU and shape; there is no header of this dataset
         info = fits_frames.FrameInfo(_like.hdu, tuple(_like.shape), {}, False, None, None)
     else:
-        info = _probe(datakeys, options, hdu, on_error, settings, filesizes)
+        info = _probe(datakeys, options, hdu, on_error, settings, filesizes, refused)
     rows, cols = _normalize_cutout(cutout, info.shape, info.header)
-    hdu_sel = info.hdu if hdu == "auto" else hdu
+    # "auto": each frame's own image HDU, the probed one tried first (forms may be mixed)
+    if _like is not None and not any(datakeys):
+        hdu_sel = _like.hdu
+    elif hdu == "auto":
+        hdu_sel = fits_frames.AutoHDU(info.hdu)
+    else:
+        hdu_sel = hdu
     bands = _bands(rows, chunks)
     # the whole frame in one chunk: each task fetches its file in one request
     whole = len(bands) == 1 and (rows.start, rows.stop, cols.start, cols.stop) == (
@@ -298,6 +333,7 @@ def open_frames(
         [(b.start, b.stop) for b in bands],
         sorted(options.items(), key=str),
         hashlib.sha1(repr(filesizes).encode()).hexdigest(),
+        sorted(refused.items()),
         datakeys=datakeys,
     )
     name = f"helio-frames-{token}"
@@ -318,10 +354,19 @@ def open_frames(
         settings,
         filesizes,
         quality=quality,
+        refused=refused,
     )
     layers[read] = FrameLayer(
         {
             (read, i, j, *suffix): (
+                refused_block,
+                key,
+                refused[key],
+                (band.stop - band.start, nx),
+                on_error,
+            )
+            if key in refused
+            else (
                 read_block,
                 key,
                 options,
@@ -381,7 +426,9 @@ def open_frames(
         )
         coords["read_status"] = ("time", status)
     coords.update(
-        _header_coords(datakeys, options, header_keys, hdu_sel, info.header, token, settings, sizes)
+        _header_coords(
+            datakeys, options, header_keys, hdu_sel, info.header, token, settings, sizes, refused
+        )
     )
     coords.update(solar_coords(info.header, rows, cols))
 
@@ -399,14 +446,16 @@ def open_frames(
 
 
 def _header_coords(
-    datakeys, options, keys, hdu, probe_header, token, settings, sizes
+    datakeys, options, keys, hdu, probe_header, token, settings, sizes, refused
 ) -> dict[str, Any]:
     if not keys:
         return {}
     n = len(datakeys)
     hname = f"helio-headers-{token}-{'-'.join(keys)}"
     hlayer = {
-        (hname, i): (read_header_row, key, options, keys, hdu, settings, sizes[i])
+        (hname, i): (no_header_row, len(keys))
+        if key in refused
+        else (read_header_row, key, options, keys, hdu, settings, sizes[i])
         for i, key in enumerate(datakeys)
     }
     out = {}

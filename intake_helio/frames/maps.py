@@ -11,10 +11,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import dask
 import numpy as np
+import pandas as pd
 import xarray as xr
 
-from ..base.errors import ArgumentError, HelioError
+from ..base.errors import ArgumentError, FrameReadError, HelioError
+from ..base.reasons import Reason, reason_of
 from ..base.times import parse_time
 from ..fits import frame as fits_frames
 from ..io.storage import filesystem
@@ -40,7 +43,7 @@ def _sunpy_map():
     return sunpy.map
 
 
-def _one_frame(frames: xr.DataArray, i: Any) -> xr.DataArray:
+def _one_frame(frames: xr.DataArray, i: Any, tolerance: Any = None) -> xr.DataArray:
     if frames.dims != ("time", "y", "x"):
         raise ArgumentError(
             f"frames has dimensions {frames.dims}; expected ('time', 'y', 'x') as made by "
@@ -57,21 +60,44 @@ def _one_frame(frames: xr.DataArray, i: Any) -> xr.DataArray:
         raise ArgumentError(
             f"i={i!r}; expected a frame index (int) or a time such as '2020-01-01T00:04'"
         ) from exc
-    return frames.sel(time=t, method="nearest")
+    if tolerance is None:
+        return frames.sel(time=t, method="nearest")
+    try:
+        tol = pd.Timedelta(tolerance)
+    except (TypeError, ValueError) as exc:
+        raise ArgumentError(
+            f"tolerance={tolerance!r}; expected a duration such as '6s' (or None: any)"
+        ) from exc
+    times = pd.DatetimeIndex(frames["time"].values)
+    pos = times.get_indexer([t], method="nearest", tolerance=tol)[0] if len(times) else -1
+    if pos < 0:
+        gap = abs(times - t).min() if len(times) else None
+        raise ArgumentError(
+            f"no frame within tolerance={tolerance!r} of {t.isoformat()} (the nearest is "
+            f"{gap} away); give a time nearer a frame, a larger tolerance, or tolerance=None"
+        )
+    return frames.isel(time=int(pos))
 
 
-def frame_header(frames: xr.DataArray, i: Any) -> dict[str, Any]:
+def frame_header(frames: xr.DataArray, i: Any, tolerance: Any = "6s") -> dict[str, Any]:
     """The full image header of frame ``i`` (index or time), read from its file.
 
     Only the header bytes are fetched. The cards are those of the image as stored (for a
-    tile-compressed image, its uncompressed image header).
+    tile-compressed image, its uncompressed image header). ``tolerance``: as for
+    :func:`to_map`.
 
     Raises
     ------
     ArgumentError
-        When ``frames`` is not made of intake-helio frames (no file to read the header from).
+        When ``frames`` is not made of intake-helio frames (no file to read the header from),
+        or no frame is within ``tolerance`` of a time ``i``.
+    FrameReadError
+        For a frame never to be read (a datakey the URL policy refused, a placeholder).
     """
-    frame = _one_frame(frames, i)
+    return _header_of(frames, _one_frame(frames, i, tolerance))
+
+
+def _header_of(frames: xr.DataArray, frame: xr.DataArray) -> dict[str, Any]:
     key = str(frame["datakey"].values) if "datakey" in frame.coords else ""
     specs = {k: s for s in frame_specs(frames.data) for k in s.datakeys}
     spec = specs.get(key)
@@ -80,8 +106,27 @@ def frame_header(frames: xr.DataArray, i: Any) -> dict[str, Any]:
             "these frames do not come from ih.open_frames / Dataset.to_dataarray (no file "
             f"known for datakey {key!r}); open them with intake-helio to read their headers"
         )
+    if not key or spec.refusal(key):
+        why = spec.refusal(key) or str(Reason.NO_FRAME_WITHIN_TOLERANCE)
+        raise FrameReadError(key, reason_of(why), why.partition(": ")[2])
     fs, path = filesystem(key, spec.storage_options)
     return fits_frames.read_header_values(fs, path, None, hdu=spec.hdu, settings=spec.settings)
+
+
+def _check_status(frame: xr.DataArray, status: str) -> None:
+    """Raise the frame's reason when it has no value (``on_error="nan"`` frames)."""
+    if status == Reason.OK:
+        return
+    key = str(frame["datakey"].values) if "datakey" in frame.coords else ""
+    reason = reason_of(status)
+    how = (
+        "open the frames with quality=None to read a flagged frame anyway"
+        if reason is Reason.QUALITY_FLAG
+        else "choose another frame (result.status lists which have values)"
+    )
+    raise FrameReadError(
+        key, status, f"frame at {pd.Timestamp(frame['time'].values).isoformat()}: {how}"
+    )
 
 
 def _window_start(coord: np.ndarray, name: str) -> int:
@@ -94,7 +139,7 @@ def _window_start(coord: np.ndarray, name: str) -> int:
     return start
 
 
-def to_map(frames: xr.DataArray, i: Any = 0) -> Any:
+def to_map(frames: xr.DataArray, i: Any = 0, *, tolerance: Any = "6s") -> Any:
     """Frame ``i`` of ``frames`` as a ``sunpy.map.GenericMap`` (an ``AIAMap`` for AIA).
 
     Parameters
@@ -104,7 +149,10 @@ def to_map(frames: xr.DataArray, i: Any = 0) -> Any:
         :meth:`~intake_helio.Dataset.to_dataarray`, possibly selected (a ``y``/``x`` window
         must be contiguous).
     i : int or time-like
-        The frame's position, or a time (the nearest frame is taken).
+        The frame's position, or a time: the nearest frame within ``tolerance``.
+    tolerance : str or Timedelta or None
+        How far the frame taken for a time ``i`` may be from it (``"6s"``, as in
+        :func:`~intake_helio.open_channels`); None: the nearest at any distance.
 
     Returns
     -------
@@ -117,15 +165,24 @@ def to_map(frames: xr.DataArray, i: Any = 0) -> Any:
     MissingSunpyError
         Without sunpy (``pip install "intake-helio[sunpy]"``).
     ArgumentError
-        For an index out of range, a non-contiguous window, or frames not made by
-        intake-helio.
+        For an index out of range, no frame within ``tolerance``, a non-contiguous window,
+        or frames not made by intake-helio.
+    FrameReadError
+        When the frame has no value (its ``read_status`` with ``on_error="nan"``, e.g.
+        ``"truncated"``, ``"quality flag 0x00000400"`` with ``quality="good"``, ``"URL not
+        allowed"``): the reason is named; nothing all-NaN is returned as a Map.
     """
     smap = _sunpy_map()
-    frame = _one_frame(frames, i)
-    header = frame_header(frames, i)
+    frame = _one_frame(frames, i, tolerance)
     y0 = _window_start(np.asarray(frame["y"].values), "y")
     x0 = _window_start(np.asarray(frame["x"].values), "x")
-    data = np.asarray(frame.values, dtype=np.float32)
+    header = _header_of(frames, frame)
+    if "read_status" in frame.coords:  # pixels and status from the same (one) read
+        pixels, status = dask.compute(frame.data, frame["read_status"].data)
+        _check_status(frame, str(np.asarray(status).reshape(-1)[0]))
+    else:
+        pixels = frame.values
+    data = np.asarray(pixels, dtype=np.float32)
     meta = {k: v for k, v in header.items() if k not in _STORAGE_CARDS and v is not None}
     meta["NAXIS"], meta["NAXIS1"], meta["NAXIS2"] = 2, data.shape[1], data.shape[0]
     meta["BITPIX"] = -32

@@ -26,7 +26,11 @@ from dask.highlevelgraph import MaterializedLayer
 from ..base.errors import ArgumentError
 from ..base.settings import Settings
 
-__all__ = ["FrameLayer", "FrameSpec", "Resolved", "frame_specs", "resolve"]
+__all__ = ["REFUSED", "FrameLayer", "FrameSpec", "Resolved", "frame_specs", "resolve"]
+
+#: The file-list column of frames that must not be read (the URL policy refused their
+#: datakey): the reason, ``"URL not allowed: ..."``, or ``""`` for a frame to read.
+REFUSED = "refused"
 
 #: Layers that only select, reorder or regroup existing chunks (dask's own names).
 _SELECTION_LAYERS = ("getitem", "concatenate", "rechunk", "rechunk-merge", "rechunk-split")
@@ -69,6 +73,9 @@ class FrameSpec:
     quality : {None, "good"}
         ``"good"``: a frame whose header ``QUALITY`` is not 0 gets the reason
         ``"quality flag 0x%08x"`` before any pixel is decoded. None: every frame is read.
+    refused : mapping, optional
+        ``{datakey: reason}`` of frames never to be read (the URL policy refused them):
+        they get that reason without any request (:meth:`refusal`).
     """
 
     datakeys: tuple[str, ...]
@@ -81,8 +88,11 @@ class FrameSpec:
     settings: Settings = field(repr=False)
     filesizes: tuple[int, ...] | None = field(default=None, repr=False)
     quality: str | None = None
+    refused: Mapping[str, str] | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
+        if not self.refused:
+            object.__setattr__(self, "refused", None)
         object.__setattr__(self, "datakeys", _Frames(self.datakeys))
         if self.filesizes is not None:
             if len(self.filesizes) != len(self.datakeys):
@@ -102,6 +112,10 @@ class FrameSpec:
             object.__setattr__(self, "_sizes", sizes)
         return sizes.get(key) or None
 
+    def refusal(self, key: str) -> str | None:
+        """Why frame ``key`` must not be read (``"URL not allowed: ..."``), or None."""
+        return self.refused.get(key) if self.refused else None
+
     def subset(self, keys: Sequence[str]) -> FrameSpec:
         """This spec for ``keys`` only (a task's frames): a task never carries the year's list.
 
@@ -117,7 +131,8 @@ class FrameSpec:
             their filesizes.
         """
         sizes = None if self.filesizes is None else tuple(self.filesize(k) or 0 for k in keys)
-        return dataclasses.replace(self, datakeys=tuple(keys), filesizes=sizes)
+        refused = {k: self.refused[k] for k in keys if k in self.refused} if self.refused else None
+        return dataclasses.replace(self, datakeys=tuple(keys), filesizes=sizes, refused=refused)
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)

@@ -31,8 +31,10 @@ __all__ = [
     "apply_funcs",
     "disk_pixels",
     "map_batch",
+    "no_header_row",
     "read_block",
     "read_header_row",
+    "refused_block",
 ]
 
 #: Statistics the engine computes itself (``func="mean"`` etc.), from one read per frame.
@@ -102,6 +104,22 @@ def read_block(
     if err is cause:
         raise err
     raise err from picklable_cause(cause)
+
+
+def refused_block(datakey: str, reason: str, shape: tuple[int, int], on_error: str):
+    """The block of a frame never to be read (the URL policy refused its datakey).
+
+    With ``on_error="nan"``: an all-NaN ``(1, ny, nx)`` block and ``reason``; otherwise
+    raises :class:`~intake_helio.FrameReadError` with it. Nothing is requested.
+    """
+    if on_error == "nan":
+        return np.full((1, *shape), np.nan, dtype=np.float32), reason
+    raise FrameReadError(datakey, Reason.URL_NOT_ALLOWED, reason.partition(": ")[2])
+
+
+def no_header_row(n: int) -> tuple[None, ...]:
+    """The header values of a frame never read: ``(None,) * n``."""
+    return (None,) * n
 
 
 def read_header_row(datakey, storage_options, keys, hdu, settings=None, filesize=None):
@@ -303,7 +321,7 @@ def _read(
 
 
 def _start_read(spec: FrameSpec, key: str, fs_of: FileSystems):
-    if not key:
+    if not key or spec.refusal(key):
         return None
     try:
         fs, path = fs_of(key)
@@ -324,6 +342,9 @@ def _one(
     rows, cols, pick_rows, pick_cols = window
     if not key:  # a placeholder: no frame here (open_channels)
         return {}, str(Reason.NO_FRAME_WITHIN_TOLERANCE)
+    refusal = spec.refusal(key)
+    if refusal:  # the URL policy refused its datakey: never requested
+        return {}, refusal
     expect = (rows.stop - rows.start, cols.stop - cols.start)
     builtin_only = all(isinstance(f, str) for _, f in funcs)
     try:

@@ -160,3 +160,39 @@ def test_to_map_needs_intake_helio_frames_and_a_valid_index(s3, solar_files):
         ih.to_map(frames.copy(data=frames.values), 0)
     with pytest.raises(ih.HelioError, match="not contiguous"):
         ih.to_map(frames[:, ::2], 0)
+
+
+def test_to_map_of_a_frame_without_a_value_raises_its_reason(s3, solar_files):
+    """A truncated frame and a flagged one (``quality="good"``) raise, naming why."""
+    keys, raws, times = solar_files
+    fs = s3.filesystem()
+    fs.pipe_file(keys[1], raws[1][: len(raws[1]) // 2])  # truncated
+    with warnings.catch_warnings(), fits.open(io.BytesIO(raws[2])) as hdul:
+        warnings.simplefilter("ignore")  # re-compressing the BLANK pixels (never decoded)
+        hdul[1].header["QUALITY"] = 0x400
+        buf = io.BytesIO()
+        hdul.writeto(buf)
+    fs.pipe_file(keys[2], buf.getvalue())
+    for on_error in ("nan", "raise"):
+        frames = _frames(s3, solar_files, on_error=on_error, quality="good")
+        with pytest.raises(ih.FrameReadError, match="truncated"):
+            ih.to_map(frames, 1)
+        with pytest.raises(ih.FrameReadError, match=r"quality flag 0x00000400.*quality=None"):
+            ih.to_map(frames, 2)
+        _same_map(ih.to_map(frames, 0), _sunpy(raws[0]))
+    # without quality="good" the flagged frame is a Map like any other
+    frames = _frames(s3, solar_files, on_error="nan")
+    assert ih.to_map(frames, 2).data.shape == (SIZE, SIZE)
+
+
+def test_to_map_by_time_takes_a_frame_within_the_tolerance(s3, solar_files):
+    _, raws, times = solar_files
+    frames = _frames(s3, solar_files)
+    _same_map(ih.to_map(frames, times[1] + pd.Timedelta(seconds=5)), _sunpy(raws[1]))
+    with pytest.raises(ih.HelioError, match=r"no frame within tolerance='6s'.*nearest is"):
+        ih.to_map(frames, times[-1] + pd.Timedelta(hours=1))
+    far = ih.to_map(frames, times[N - 1] + pd.Timedelta(hours=1), tolerance=None)
+    _same_map(far, _sunpy(raws[N - 1]))
+    _same_map(
+        ih.to_map(frames, times[0] - pd.Timedelta(seconds=50), tolerance="1min"), _sunpy(raws[0])
+    )
