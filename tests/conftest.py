@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 
 import pytest
 
@@ -16,6 +17,13 @@ os.environ["AWS_ACCESS_KEY_ID"] = "testing"
 os.environ["AWS_SECRET_ACCESS_KEY"] = "testing"
 os.environ["AWS_DEFAULT_REGION"] = "us-east-1"
 os.environ.pop("ROOT_CATALOG_REGISTRY_URL", None)
+
+# A shell that starts the suite in the background (``nohup ... &``, CI runners) may hand it
+# SIGINT ignored; Python then installs no handler, and the tests of Ctrl-C (here and in the
+# children they start, which inherit the disposition) would see nothing. Restore Python's
+# default handler first, as under a terminal.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(scope="session")

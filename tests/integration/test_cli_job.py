@@ -93,22 +93,6 @@ def _args(served, out, *extra, start=None, stop=None, key="k", secret="s", datas
     ]
 
 
-def _popen(args, **kwargs) -> subprocess.Popen:
-    """Start a child whose SIGINT acts as under a terminal.
-
-    A shell may start the tests with SIGINT ignored, which children would inherit; a Python
-    handler here becomes the default disposition in the child.
-    """
-    ignored = signal.getsignal(signal.SIGINT) == signal.SIG_IGN
-    if ignored:
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-    try:
-        return subprocess.Popen(args, **kwargs)
-    finally:
-        if ignored:
-            signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-
 def _run(args, timeout=120, **kwargs) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "intake_helio.app.cli", *args],
@@ -301,7 +285,7 @@ def _interrupt_then_resume(served, reference, tmp_path, cli, sig):
     wrapper.write_text(SLOW_WRAPPER)
     out = tmp_path / "out"
     parts = out / "parts"
-    proc = _popen(
+    proc = subprocess.Popen(
         [sys.executable, str(wrapper), *_args(served, out)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -386,7 +370,7 @@ def _run_watching(args, log: Path, interrupt: str | None = None, timeout=300):
     """
     seen: dict[int, tuple[float, str]] = {}
     with open(log, "w") as sink:
-        proc = _popen(
+        proc = subprocess.Popen(
             [sys.executable, "-m", "intake_helio.app.cli", *args],
             stdout=sink,
             stderr=subprocess.STDOUT,
