@@ -29,6 +29,7 @@ from .base.errors import (
     HelioError,
     HelioWarning,
     IndexParseError,
+    ReadDeadlineError,
     TimeRangeError,
 )
 from .base.reasons import Reason
@@ -97,6 +98,7 @@ __all__ = [
     "HelioRegistryReader",
     "HelioWarning",
     "IndexParseError",
+    "ReadDeadlineError",
     "Reason",
     "Registry",
     "SearchResults",

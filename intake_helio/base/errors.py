@@ -21,6 +21,7 @@ __all__ = [
     "HelioError",
     "HelioWarning",
     "IndexParseError",
+    "ReadDeadlineError",
     "StorageAccessError",
     "StorageReadError",
     "TimeRangeError",
@@ -51,6 +52,47 @@ class StorageAccessError(HelioError, PermissionError):
 
 class StorageReadError(HelioError, OSError):
     """A catalog or index could not be read (names the URL and the cause)."""
+
+
+class ReadDeadlineError(HelioError, TimeoutError):
+    """A storage request did not complete within its deadline; it is not retried.
+
+    A request whose body has ``N`` bytes may take ``intake_helio.timeouts.allowance +
+    N / intake_helio.timeouts.min-rate`` seconds (:class:`~intake_helio.io.deadline.Deadline`);
+    a server that stalls or trickles is cut off once that time has passed.
+
+    Attributes
+    ----------
+    elapsed : float
+        Seconds from the start of the request to its cut-off.
+    received : int
+        Body bytes received by then.
+    allowance : float
+        The deadline's allowance (seconds).
+    min_rate : float
+        The deadline's least rate (bytes per second).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        elapsed: float = 0.0,
+        received: int = 0,
+        allowance: float = 0.0,
+        min_rate: float = 0.0,
+    ):
+        super().__init__(message)
+        self.elapsed = elapsed
+        self.received = received
+        self.allowance = allowance
+        self.min_rate = min_rate
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+    def __reduce__(self):
+        args = (str(self), self.elapsed, self.received, self.allowance, self.min_rate)
+        return (type(self), args)
 
 
 class ClusterError(HelioError, RuntimeError):

@@ -70,6 +70,9 @@ class Settings:
     read_timeout: float = 30.0
     request_attempts: int = 3
     max_connections: int = 64
+    # every request's deadline: allowance + its bytes / min_rate seconds (io.deadline)
+    min_rate: int = 65536
+    allowance: float = 60.0
     allowed_schemes: tuple[str, ...] = ("s3", "https")
     allowed_hosts: tuple[str, ...] = ()
 
@@ -202,6 +205,9 @@ def _names(key: str, pattern: re.Pattern, example: str) -> tuple[str, ...]:
 class CatalogSettings:
     """The catalog-side part of :class:`Settings`: limits, timeouts and the URL policy.
 
+    ``min_rate`` (bytes/s) and ``allowance`` (s) give every request its deadline
+    (:class:`~intake_helio.io.deadline.Deadline`): ``allowance + bytes / min_rate`` seconds.
+
     Read by :func:`catalog_settings` (cheaper than :func:`current`, for per-request use).
     """
 
@@ -214,6 +220,8 @@ class CatalogSettings:
     allowed_schemes: tuple[str, ...]
     allowed_hosts: tuple[str, ...]
     max_connections: int = 64
+    min_rate: int = 65536  # bytes/s
+    allowance: float = 60.0  # seconds
 
 
 def catalog_settings() -> CatalogSettings:
@@ -241,6 +249,8 @@ def _catalog_fields() -> dict[str, Any]:
         "read_timeout": _seconds("timeouts.read"),
         "request_attempts": _positive_int("timeouts.attempts"),
         "max_connections": _positive_int("timeouts.max-connections"),
+        "min_rate": _bytes("timeouts.min-rate", 1),
+        "allowance": _seconds("timeouts.allowance"),
         "allowed_schemes": _names("url-policy.allowed-schemes", _SCHEME, "['s3', 'https']"),
         "allowed_hosts": _names(
             "url-policy.allowed-hosts", _ORIGIN, "['http://127.0.0.1:8000'] (scheme://host:port)"

@@ -2,7 +2,7 @@
 
 Registry JSON, ``catalog.json`` and yearly index files are third-party content: each is read
 to a size limit (``intake_helio.limits.*``; the body is streamed and reading stops there),
-under the request timeouts of ``intake_helio.timeouts.*``, and every failure becomes an
+under the request timeouts and deadline of ``intake_helio.timeouts.*``, and every failure becomes an
 intake-helio error that names the URL (credentials masked) and never quotes the content.
 """
 
@@ -18,6 +18,7 @@ from ..base.errors import (
     CatalogFormatError,
     CatalogNotFoundError,
     HelioError,
+    ReadDeadlineError,
     StorageAccessError,
     StorageReadError,
 )
@@ -41,7 +42,19 @@ logger = logging.getLogger(__name__)
 
 
 class StorageTimeoutError(StorageReadError, TimeoutError):
-    """A store did not answer within the request timeouts (``intake_helio.timeouts.*``)."""
+    """A store did not answer within the request timeouts, or a request did not complete
+    within its deadline (``intake_helio.timeouts.*``)."""
+
+
+def _deadline_error(exc: BaseException | None) -> ReadDeadlineError | None:
+    """The :class:`ReadDeadlineError` of ``exc``'s chain, if any."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, ReadDeadlineError):
+            return exc
+        exc = exc.__cause__ or exc.__context__
+    return None
 
 
 def _is_timeout(exc: BaseException) -> bool:
@@ -93,9 +106,20 @@ def storage_error(
     HelioError
         :class:`MissingCredentialsError` (reason "no credentials"),
         :class:`~intake_helio.CatalogNotFoundError`, :class:`~intake_helio.StorageAccessError`,
-        :class:`StorageTimeoutError` or :class:`~intake_helio.StorageReadError`; ``exc``
-        itself when it already is an intake-helio error.
+        :class:`StorageTimeoutError` (also for a request past its deadline, a
+        :class:`~intake_helio.base.errors.ReadDeadlineError` in the chain) or
+        :class:`~intake_helio.StorageReadError`; ``exc`` itself when it already is another
+        intake-helio error.
     """
+    late = _deadline_error(exc)
+    if late is not None:
+        return StorageTimeoutError(
+            f"{what} {shown(url)} did not complete within its deadline: {late.received} bytes "
+            f"in {late.elapsed:.1f} s, where intake_helio.timeouts.allowance={late.allowance:g} "
+            f"s plus its bytes at timeouts.min-rate={late.min_rate:.10g} bytes/s were allowed; the "
+            "server stalls or is too slow: retry later, or raise timeouts.allowance or lower "
+            "timeouts.min-rate for a slow host"
+        )
     if isinstance(exc, HelioError):
         return exc
     u = shown(url)

@@ -45,7 +45,11 @@ or take unbounded time, and messages never quote the file's bytes:
   ``"image too large"`` before anything is allocated for its pixels;
 * the HDU walk stops after ``intake_helio.max-hdus`` HDUs and a header after
   ``intake_helio.max-header-bytes`` bytes (:mod:`intake_helio.fits.hdu`); a GZIP tile
-  never inflates past 8 bytes per pixel (:mod:`intake_helio.fits.tiles`).
+  never inflates past 8 bytes per pixel (:mod:`intake_helio.fits.tiles`);
+* every request of a frame completes within ``intake_helio.timeouts.allowance`` seconds
+  plus its bytes at ``intake_helio.timeouts.min-rate`` (:mod:`intake_helio.io.deadline`):
+  a server that stalls or trickles is cut off, and the frame gets the reason
+  ``"read error"`` with the deadline in its message, without retries.
 
 Failures raise :class:`~intake_helio.base.errors.FrameReadError` with a stable ``reason``
 (a :class:`~intake_helio.base.reasons.Reason`); transient I/O errors are retried first

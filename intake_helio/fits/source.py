@@ -8,7 +8,10 @@ whole-file read ahead of time.
 Every read is bounded (:func:`~intake_helio.io.shims.cat_bounded`): a ranged read accepts
 at most the bytes it asked for, and no read of a file goes past :func:`_file_limit` bytes
 (the index's ``filesize`` plus ``intake_helio.filesize-slack``, and never more than
-``intake_helio.max-file-bytes``), whatever the server sends or the FITS headers declare.
+``intake_helio.max-file-bytes``), whatever the server sends or the FITS headers declare,
+and every request has a total deadline (``intake_helio.timeouts.allowance`` plus its bytes at
+``timeouts.min-rate``, :class:`~intake_helio.io.deadline.Deadline`): a server that trickles
+fails the read with :class:`~intake_helio.base.errors.ReadDeadlineError`, not retried.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from ..base.errors import FrameReadError
 from ..base.reasons import Reason
 from ..base.settings import Settings, current
 from ..io.retry import retry_io
-from ..io.shims import BoundedBody, cat_bounded, cat_ranges_bounded, start_cat_bounded
+from ..io.shims import BoundedBody, Deadline, cat_bounded, cat_ranges_bounded, start_cat_bounded
 
 __all__ = [
     "_Source",
@@ -97,6 +100,7 @@ class _Source:
         self._base_delay = settings.retry_base_delay
         self._max_gap = settings.max_gap
         self._settings = settings
+        self._deadline = Deadline.from_settings(settings)
         self.filesize = _known_size(filesize)
         self.max_bytes = _file_limit(settings, filesize)
         self.key = _datakey(fs, path)
@@ -156,10 +160,10 @@ class _Source:
         if self._prefetched is not None:  # first attempt: the read started ahead of time
             fut, self._prefetched = self._prefetched, None
             return fut.result()
-        fut = _start_whole(self.fs, self.path, self.filesize, self._settings)
+        fut = _start_whole(self.fs, self.path, self.filesize, self._settings, self._deadline)
         if fut is not None:
             return fut.result()
-        return cat_bounded(self.fs, self.path, limit=self.max_bytes)
+        return cat_bounded(self.fs, self.path, limit=self.max_bytes, deadline=self._deadline)
 
     def _accept(self, body: BoundedBody, start: int, end: int) -> bytes:
         """The bytes of a ranged read, checked: never more than asked for."""
@@ -183,7 +187,9 @@ class _Source:
 
     def _cat(self, start: int, end: int) -> bytes:
         try:
-            body = cat_bounded(self.fs, self.path, start, end, limit=end - start)
+            body = cat_bounded(
+                self.fs, self.path, start, end, limit=end - start, deadline=self._deadline
+            )
         except OSError as exc:
             if _is_range_error(exc):
                 return b""
@@ -231,7 +237,7 @@ class _Source:
             self._store(s, e, data)
 
     def _cat_ranges(self, merged: list[tuple[int, int]]) -> list[bytes]:
-        out = cat_ranges_bounded(self.fs, self.path, merged)
+        out = cat_ranges_bounded(self.fs, self.path, merged, deadline=self._deadline)
         results = []
         for (s, e), r in zip(merged, out, strict=True):
             if isinstance(r, BaseException):
@@ -384,7 +390,7 @@ def start_whole_read(
     return _start_whole(fs, path, _known_size(filesize), settings)
 
 
-def _start_whole(fs, path: str, size: int | None, settings: Settings):
+def _start_whole(fs, path: str, size: int | None, settings: Settings, deadline=None):
     """Start a whole read, split into ``read-part-bytes`` ranges for a large known size."""
     limit = _file_limit(settings, size)
     return start_cat_bounded(
@@ -394,4 +400,5 @@ def _start_whole(fs, path: str, size: int | None, settings: Settings):
         size=size,
         part=settings.read_part_bytes,
         split_below=settings.split_below_mbps * 1e6,
+        deadline=Deadline.from_settings(settings) if deadline is None else deadline,
     )

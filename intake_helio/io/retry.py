@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from ..base.errors import FrameReadError
+from ..base.errors import FrameReadError, ReadDeadlineError
 
 __all__ = ["RETRY_STATS", "is_transient", "retry_io"]
 
@@ -60,10 +60,11 @@ def is_transient(exc: BaseException) -> bool:
         True for ``TimeoutError``, ``ConnectionError``, ``OSError`` other than missing
         objects, permission errors and invalid requests (see ``_NON_TRANSIENT_ERRNO``), and
         untranslated aiohttp/botocore/urllib3/http.client connection, timeout, throttling
-        and cut-short-body errors; False for :class:`~intake_helio.base.errors.FrameReadError`
-        and everything else.
+        and cut-short-body errors; False for :class:`~intake_helio.base.errors.FrameReadError`,
+        for :class:`~intake_helio.base.errors.ReadDeadlineError` (a request past its total
+        deadline: the deadline is the read's, retrying would multiply it) and everything else.
     """
-    if isinstance(exc, FrameReadError | FileNotFoundError | PermissionError):
+    if isinstance(exc, FrameReadError | ReadDeadlineError | FileNotFoundError | PermissionError):
         return False
     if isinstance(exc, IsADirectoryError | NotADirectoryError | FileExistsError):
         return False

@@ -17,12 +17,16 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from .deadline import Deadline, Late, ReadDeadlineError, RequestClock, read_body, returning_late
+
 if TYPE_CHECKING:  # pragma: no cover
     from astropy.io import fits
 
 __all__ = [
     "BoundedBody",
     "ConnectionRate",
+    "Deadline",
+    "ReadDeadlineError",
     "bintable_header_to_image_header",
     "cat_bounded",
     "cat_ranges_bounded",
@@ -175,23 +179,25 @@ def fsspec_sync(
     Returns
     -------
     Any
-        What the coroutine returns (its exception is raised).
+        What the coroutine returns (its exception is raised; a
+        :class:`~intake_helio.base.errors.ReadDeadlineError` as itself, not as fsspec's
+        ``FSTimeoutError``).
     """
     # fsspec internal helper fsspec.asyn.sync (imported lazily; written against fsspec
-    # 2026.9.0). Fallback when it is gone: asyncio.run_coroutine_threadsafe on the same loop.
+    # 2026.9.0), which raises FSTimeoutError in place of any TimeoutError. Fallback when it
+    # is gone: asyncio.run_coroutine_threadsafe on the same loop.
     try:
         from fsspec.asyn import sync
     except ImportError:  # pragma: no cover - only if fsspec moves it
         future = asyncio.run_coroutine_threadsafe(func(*args, **kwargs), loop)
         return future.result(timeout)
-    return sync(loop, func, *args, timeout=timeout, **kwargs)
+    out = sync(loop, returning_late, func, *args, timeout=timeout, **kwargs)
+    if isinstance(out, Late):
+        raise out.error
+    return out
 
 
 # --------------------------------------------------------------------------- bounded reads
-#: Bytes asked of a response body per read while it is streamed to a bound.
-_BODY_CHUNK = 1 << 20
-
-
 @dataclass(frozen=True)
 class BoundedBody:
     """At most ``limit`` bytes of one response body (see :func:`cat_bounded`).
@@ -212,31 +218,6 @@ class BoundedBody:
     data: bytes
     more: bool
     ranged: bool = True
-
-
-async def _read_bounded(
-    read: Callable[[int], Awaitable[bytes]],
-    read_all: Callable[[], Awaitable[bytes]] | None,
-    limit: int,
-) -> tuple[bytes, bool]:
-    """``(data, more)``: at most ``limit`` bytes, read with ``read(n)`` until the body ends.
-
-    ``read_all`` (one read of a body framed by a ``Content-Length`` of at most ``limit``,
-    without transfer or content coding, so the transport itself stops there) is used
-    when given: it is the transport's own fast path.
-    """
-    if read_all is not None:
-        return await read_all(), False
-    parts: list[bytes] = []
-    got = 0
-    while got <= limit:
-        piece = await read(min(_BODY_CHUNK, limit + 1 - got))
-        if not piece:
-            return b"".join(parts), False
-        parts.append(piece)
-        got += len(piece)
-    parts[-1] = parts[-1][: len(parts[-1]) - (got - limit)]  # the byte that told "more"
-    return b"".join(parts), True
 
 
 def _framed_length(headers: Any) -> int | None:
@@ -267,15 +248,17 @@ def _body_errors() -> tuple[type[BaseException], ...]:
     return (ClientPayloadError, IncompleteReadError, ResponseStreamingError)
 
 
-async def _s3_bounded(fs: Any, path: str, start: int | None, end: int | None, limit: int):
+async def _s3_bounded(
+    fs: Any, path: str, start: int | None, end: int | None, limit: int, deadline: Deadline
+):
     # s3fs private API: S3FileSystem.set_session, get_s3, _get_s3_method_kwargs and retries,
     # s3fs.core.version_id_kw and s3fs.errors.translate_boto_error, as _call_s3/_cat_file use
     # them (written against s3fs 2026.9.0, aiobotocore 3.10): the same GetObject request
     # and error translation, but the body is read to a bound instead of to its end, and only
     # a body cut short is requested again here (``fs.retries`` times, as s3fs does):
     # timeouts and errors are left to botocore's configured retries and the caller's, so
-    # that a stalled read fails after the time its settings give. Fallback when they are
-    # gone: _generic_bounded.
+    # that a stalled read fails after the time its settings give. Each request has its
+    # deadline (RequestClock). Fallback when they are gone: _generic_bounded.
     from botocore.exceptions import ClientError
     from s3fs.core import version_id_kw
     from s3fs.errors import translate_boto_error
@@ -289,37 +272,43 @@ async def _s3_bounded(fs: Any, path: str, start: int | None, end: int | None, li
     cut_short = _body_errors()
     attempts = max(1, int(getattr(fs, "retries", 1) or 1))
     for attempt in range(attempts):
-        try:
-            resp = await s3.get_object(**kwargs)
-        except ClientError as exc:
-            raise translate_boto_error(exc) from exc
-        body = resp["Body"]
-        try:
-            meta = resp.get("ResponseMetadata", {})
-            ranged = start is None or meta.get("HTTPStatusCode") == 206
-            framed = _framed_length(meta.get("HTTPHeaders", {}))
-            if (not ranged and start) or (framed is not None and framed > limit and ranged):
-                return BoundedBody(b"", True, ranged)  # nothing of use in this body
-            fast = body.read if framed is not None and framed <= limit else None
-            data, more = await _read_bounded(body.read, fast, limit)
-            return BoundedBody(data, more, ranged)
-        except cut_short:
-            if attempt == attempts - 1:
-                raise
-            await asyncio.sleep(min(1.7**attempt * 0.1, 15))  # s3fs' backoff
-        finally:
-            body.close()
+        async with RequestClock(deadline) as clock:
+            try:
+                resp = await s3.get_object(**kwargs)
+            except ClientError as exc:
+                raise translate_boto_error(exc) from exc
+            body = resp["Body"]
+            try:
+                meta = resp.get("ResponseMetadata", {})
+                ranged = start is None or meta.get("HTTPStatusCode") == 206
+                framed = _framed_length(meta.get("HTTPHeaders", {}))
+                if (not ranged and start) or (framed is not None and framed > limit and ranged):
+                    return BoundedBody(b"", True, ranged)  # nothing of use in this body
+                fast = body.read if framed is not None and framed <= limit else None
+                data, more = await read_body(body.read, fast, limit, clock, framed)
+                return BoundedBody(data, more, ranged)
+            except cut_short:
+                if attempt == attempts - 1:
+                    raise
+            finally:
+                body.close()  # drops the connection unless the body was read to its end
+        await asyncio.sleep(min(1.7**attempt * 0.1, 15))  # s3fs' backoff
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-async def _http_bounded(fs: Any, url: str, start: int | None, end: int | None, limit: int):
+async def _http_bounded(
+    fs: Any, url: str, start: int | None, end: int | None, limit: int, deadline: Deadline
+):
     # fsspec private API: HTTPFileSystem.set_session, kwargs, encode_url and
     # _raise_not_found_for_status, as HTTPFileSystem._cat_file uses them (written against
     # fsspec 2026.9.0, aiohttp 3.14). Fallback when they are gone: _open_bounded.
     kw = dict(fs.kwargs)
     headers = {**kw.pop("headers", {}), **_range_header(start, end)}
     session = await fs.set_session()
-    async with session.get(fs.encode_url(url), headers=headers, **kw) as r:
+    async with (
+        RequestClock(deadline) as clock,
+        session.get(fs.encode_url(url), headers=headers, **kw) as r,
+    ):
         if start is not None and r.status == 416:  # the range starts past the end
             return BoundedBody(b"", False)
         fs._raise_not_found_for_status(r, url)
@@ -329,7 +318,11 @@ async def _http_bounded(fs: Any, url: str, start: int | None, end: int | None, l
             r.close()  # nothing of use in this body: drop the connection unread
             return BoundedBody(b"", True, ranged)
         fast = r.read if framed is not None and framed <= limit else None
-        data, more = await _read_bounded(r.content.read, fast, limit)
+        try:
+            data, more = await read_body(r.content.read, fast, limit, clock, framed)
+        except (asyncio.CancelledError, ReadDeadlineError):
+            r.close()  # out of time: drop the connection
+            raise
         if more:
             r.close()  # drop the connection: the rest of the body is never read
         return BoundedBody(data, more, ranged)
@@ -385,7 +378,13 @@ def _async_reader(fs: Any) -> Callable[..., Awaitable[BoundedBody]] | None:
 
 
 def cat_bounded(
-    fs: Any, path: str, start: int | None = None, end: int | None = None, *, limit: int
+    fs: Any,
+    path: str,
+    start: int | None = None,
+    end: int | None = None,
+    *,
+    limit: int,
+    deadline: Deadline | None = None,
 ) -> BoundedBody:
     """Read ``[start, end)`` of a file (or all of it) but never more than ``limit`` bytes.
 
@@ -394,7 +393,7 @@ def cat_bounded(
     body is read to ``limit`` bytes at most (one more chunk is looked at to tell whether
     it goes on), then the connection is dropped. Honest responses (a ``Content-Length`` of
     at most ``limit``, no transfer or content coding) are read in one call, as
-    ``cat_file`` does.
+    ``cat_file`` does. Streamed (s3fs, HTTP), the request has a total ``deadline``.
 
     Parameters
     ----------
@@ -407,23 +406,34 @@ def cat_bounded(
         The byte range (``end`` exclusive); both None for the whole file.
     limit : int
         The most bytes accepted (``end - start`` for a range).
+    deadline : Deadline, optional
+        How long the request may take (``allowance + bytes / min_rate`` seconds); None:
+        ``intake_helio.timeouts.*`` in force now (:meth:`Deadline.current`).
 
     Returns
     -------
     BoundedBody
         The bytes, whether the body had more, and whether they are the range asked for.
         A range past the end of the object gives no bytes.
+
+    Raises
+    ------
+    ReadDeadlineError
+        The request did not complete within its deadline (the connection was dropped).
     """
     reader = _async_reader(fs)
     if reader is None:
         return _generic_bounded(fs, path, start, end, limit)
-    return fsspec_sync(fs.loop, reader, fs, path, start, end, limit)
+    deadline = Deadline.current() if deadline is None else deadline
+    return fsspec_sync(fs.loop, reader, fs, path, start, end, limit, deadline)
 
 
 def cat_ranges_bounded(
-    fs: Any, path: str, ranges: list[tuple[int, int]]
+    fs: Any, path: str, ranges: list[tuple[int, int]], *, deadline: Deadline | None = None
 ) -> list[BoundedBody | BaseException]:
     """:func:`cat_bounded` of several ranges of one file (concurrently when ``fs`` is async).
+
+    Each range is a request of its own, with its own ``deadline`` (None: from the settings).
 
     Returns
     -------
@@ -445,8 +455,10 @@ def cat_ranges_bounded(
                 out.append(BoundedBody(bytes(data[: e - s]), len(data) > e - s))
         return out
 
+    deadline = Deadline.current() if deadline is None else deadline
+
     async def gather() -> list[Any]:
-        reads = [reader(fs, path, s, e, e - s) for s, e in ranges]
+        reads = [reader(fs, path, s, e, e - s, deadline) for s, e in ranges]
         return await asyncio.gather(*reads, return_exceptions=True)
 
     return fsspec_sync(fs.loop, gather)
@@ -503,28 +515,32 @@ def connection_rate(fs: Any) -> ConnectionRate:
     return rate
 
 
-async def _timed(reader, fs: Any, path: str, start, end, limit: int) -> BoundedBody:
+async def _timed(reader, fs: Any, path: str, start, end, limit: int, deadline) -> BoundedBody:
     loop = asyncio.get_running_loop()
     t0 = loop.time()
-    body = await reader(fs, path, start, end, limit)
+    body = await reader(fs, path, start, end, limit, deadline)
     connection_rate(fs).observe(len(body.data), loop.time() - t0)
     return body
 
 
-async def _split_whole(reader, fs: Any, path: str, ranges, limit: int) -> BoundedBody:
+async def _split_whole(reader, fs: Any, path: str, ranges, limit: int, deadline) -> BoundedBody:
     """A whole file read as concurrent ranged requests, joined; one request if they fail.
 
     Any range that fails, comes back whole (the server ignores ``Range``) or short before
     the last one (the object is not the size the index says) makes the file be read again
-    in one bounded request, so the result is exactly what a whole read would give.
+    in one bounded request, so the result is exactly what a whole read would give. A range
+    past its deadline (each has its own) fails the read: the server is too slow.
     """
-    reads = [_timed(reader, fs, path, s, e, e - s) for s, e in ranges]
+    reads = [_timed(reader, fs, path, s, e, e - s, deadline) for s, e in ranges]
     bodies = await asyncio.gather(*reads, return_exceptions=True)
+    late = [b for b in bodies if isinstance(b, ReadDeadlineError)]
+    if late:
+        raise late[0]
     usable = all(isinstance(b, BoundedBody) and b.ranged for b in bodies) and all(
         len(b.data) == e - s and not b.more for b, (s, e) in zip(bodies[:-1], ranges, strict=False)
     )
     if not usable:
-        return await _timed(reader, fs, path, None, None, limit)
+        return await _timed(reader, fs, path, None, None, limit, deadline)
     data = b"".join(b.data for b in bodies)
     if len(data) > limit:
         return BoundedBody(data[:limit], True)
@@ -539,6 +555,7 @@ def start_cat_bounded(
     size: int | None = None,
     part: int = 0,
     split_below: float = 0.0,
+    deadline: Deadline | None = None,
 ) -> concurrent.futures.Future | None:
     """Start :func:`cat_bounded` of a whole file on the event loop of ``fs``.
 
@@ -557,6 +574,8 @@ def start_cat_bounded(
         Bytes per ranged request (0: one request).
     split_below : float
         The per-connection rate (bytes/s) under which large files are split.
+    deadline : Deadline, optional
+        Of each request, as for :func:`cat_bounded` (None: from the settings in force now).
 
     Returns
     -------
@@ -573,8 +592,9 @@ def start_cat_bounded(
         rate = connection_rate(fs).rate
         if rate is None or rate >= split_below:
             ranges = None  # not measured yet, or one connection is fast enough
+    deadline = Deadline.current() if deadline is None else deadline
     if ranges is None:
-        coro = _timed(reader, fs, path, None, None, limit)
+        coro = _timed(reader, fs, path, None, None, limit, deadline)
     else:
-        coro = _split_whole(reader, fs, path, ranges, limit)
+        coro = _split_whole(reader, fs, path, ranges, limit, deadline)
     return asyncio.run_coroutine_threadsafe(coro, fs.loop)

@@ -12,7 +12,10 @@ credentials of the ``http``/``https`` entries (headers, auth, cookies) to the ho
 the user gave, so that a host named by catalog content never receives them.
 
 Every S3 and HTTP(S) request gets the connect and read timeouts of ``intake_helio.timeouts.*``
-(and a bounded number of S3 attempts) unless the options set their own.
+(and a bounded number of S3 attempts) unless the options set their own. The read timeout
+bounds a silence only; on top, every bounded read (:func:`read_limited`,
+:mod:`intake_helio.io.shims`) has a total deadline of ``timeouts.allowance`` seconds plus its
+bytes at ``timeouts.min-rate`` (:mod:`intake_helio.io.deadline`), whatever the options say.
 
 Filesystems come from fsspec's instance cache, so each process (and thread) creates
 its S3 client once and reuses it for every file.

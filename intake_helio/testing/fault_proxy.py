@@ -3,9 +3,9 @@
 ``FaultProxy`` listens on ``127.0.0.1`` (ephemeral port by default) and forwards every request
 (any method, query string and headers, bodies streamed in both directions) to an upstream S3
 server such as ``LocalS3``. Requests that match a :class:`FaultRule` are answered with a fault
-instead: an S3 error status, a reset connection, a stall or a truncated body. The kinds, how
-rules match a request's path and how ``rate < 1`` stays reproducible are described in
-:mod:`intake_helio.testing.fault_rules`; ``FaultRule`` and ``FAULT_KINDS`` are importable
+instead: an S3 error status, a reset connection, a stall, a truncated or a trickling body. The
+kinds, how rules match a request's path and how ``rate < 1`` stays reproducible are described
+in :mod:`intake_helio.testing.fault_rules`; ``FaultRule`` and ``FAULT_KINDS`` are importable
 from here too. Statistics per key use the same decoded ``/bucket/key`` path as matching. A
 :class:`~intake_helio.testing.shaping.Shaping` (``shaping=``, :meth:`FaultProxy.set_shaping`)
 makes every answer cloud-shaped: first-byte latency, a bandwidth cap per connection and a
@@ -93,6 +93,8 @@ class _Handler(ProxyHandler):
                     self._abort()
                     return
             self._forward()
+        elif rule.kind == "trickle":
+            self._forward(trickle=rule.delay)
         else:  # truncate
             self._forward(fraction=rule.fraction)
 
@@ -120,7 +122,7 @@ class _Handler(ProxyHandler):
             self.end_headers()
             self.wfile.write(body)
 
-    def _forward(self, fraction: float | None = None) -> None:
+    def _forward(self, fraction: float | None = None, trickle: float | None = None) -> None:
         proxy = self.server.proxy
         https = proxy._scheme == "https"
         cls = http.client.HTTPSConnection if https else http.client.HTTPConnection
@@ -135,11 +137,13 @@ class _Handler(ProxyHandler):
             self._send_error(502, "BadGateway", self.path)
             return
         try:
-            self._forward_with(conn, fraction)
+            self._forward_with(conn, fraction, trickle)
         finally:
             conn.close()
 
-    def _forward_with(self, conn: http.client.HTTPConnection, fraction: float | None) -> None:
+    def _forward_with(
+        self, conn: http.client.HTTPConnection, fraction: float | None, trickle: float | None
+    ) -> None:
         proxy = self.server.proxy
         target = proxy._up_prefix + self.path
         chunked_in = "chunked" in self.headers.get("Transfer-Encoding", "").lower()
@@ -180,6 +184,10 @@ class _Handler(ProxyHandler):
         length_header = resp.getheader("Content-Length")
         length = int(length_header) if length_header is not None else None
 
+        if trickle is not None and not no_body:
+            self._send_head(status, resp.reason, headers, close=True)
+            self._trickle(resp, trickle)
+            return
         if fraction is not None and not no_body:
             if length is None:  # unknown length: buffer to learn it
                 data = resp.read()
@@ -209,6 +217,19 @@ class _Handler(ProxyHandler):
             self._copy(resp, None, chunked=True)
         else:
             self._copy(resp, length, upstream=upstream)
+
+    def _trickle(self, resp: http.client.HTTPResponse, delay: float) -> None:
+        """Send the body one byte every ``delay`` seconds until it ends or the client goes."""
+        proxy = self.server.proxy
+        try:
+            while byte := resp.read(1):
+                self.wfile.write(byte)
+                self.wfile.flush()
+                proxy._count("body_bytes", 1)
+                if proxy._stopping.wait(delay) or self._client_gone():
+                    return
+        except OSError:
+            return  # the client hung up
 
     def _copy(
         self,
@@ -464,14 +485,15 @@ class FaultProxy:
         """A snapshot of the counters.
 
         Keys: ``"requests"`` (admitted), ``"forwarded"`` (sent to the upstream and answered,
-        including stalled and truncated ones), ``"faults"`` (total injected), one count per
-        kind (``"status"``, ``"reset"``, ``"stall"``, ``"truncate"``), ``"refused"``
-        (requests dropped after the bound), ``"unsigned"`` (admitted requests with neither
-        an ``Authorization`` header nor a presigned ``X-Amz-Signature``/``Signature``,
-        i.e. anonymous ones; also per key when > 0), ``"throttled"`` (answered ``503
-        SlowDown`` by the shaping's rate limit; also per key when > 0), ``"body_bytes"``
-        (response body bytes forwarded to clients), and ``"by_key"``: ``{path: {"requests": n,
-        "faults": n, kind: n, ...}}`` where ``path`` is the decoded ``/bucket/key``.
+        including stalled, truncated and trickled ones), ``"faults"`` (total injected), one
+        count per kind (``"status"``, ``"reset"``, ``"stall"``, ``"truncate"``,
+        ``"trickle"``), ``"refused"`` (requests dropped after the bound), ``"unsigned"``
+        (admitted requests with neither an ``Authorization`` header nor a presigned
+        ``X-Amz-Signature``/``Signature``, i.e. anonymous ones; also per key when > 0),
+        ``"throttled"`` (answered ``503 SlowDown`` by the shaping's rate limit; also per key
+        when > 0), ``"body_bytes"`` (response body bytes forwarded to clients), and
+        ``"by_key"``: ``{path: {"requests": n, "faults": n, kind: n, ...}}`` where ``path``
+        is the decoded ``/bucket/key``.
         """
         with self._lock:
             return copy.deepcopy(self._stats)

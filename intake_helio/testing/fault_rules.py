@@ -13,6 +13,10 @@ A :class:`FaultRule` names a kind of fault and the requests it applies to:
 ``"truncate"``
     the upstream response is forwarded with its full ``Content-Length`` but only the first
     ``fraction`` of the body is sent, then the connection is closed.
+``"trickle"``
+    the upstream response's head is forwarded at once, then its body one byte every
+    ``delay`` seconds (a server that never goes silent for long but never finishes either),
+    until the body ends or the client hangs up.
 
 Matching
 --------
@@ -41,7 +45,7 @@ from .errors import FaultConfigError, FaultConfigTypeError
 
 __all__ = ["FAULT_KINDS", "FaultRule", "choose_rule", "s3_error_body"]
 
-FAULT_KINDS = ("status", "reset", "stall", "truncate")
+FAULT_KINDS = ("status", "reset", "stall", "truncate", "trickle")
 """The kinds of fault a :class:`FaultRule` can inject."""
 
 _MESSAGES = {
@@ -57,7 +61,7 @@ class FaultRule:
 
     Parameters
     ----------
-    kind : {"status", "reset", "stall", "truncate"}
+    kind : {"status", "reset", "stall", "truncate", "trickle"}
         What happens to a matching request (see the module docstring).
     status : int
         HTTP status of a ``"status"`` fault (400-599), e.g. 503 or 500.
@@ -65,7 +69,8 @@ class FaultRule:
         S3 error code in the XML body of a ``"status"`` fault, e.g. ``"SlowDown"``,
         ``"ServiceUnavailable"``, ``"InternalError"``.
     delay : float
-        Seconds a ``"stall"`` fault holds the request before forwarding it.
+        Seconds a ``"stall"`` fault holds the request before forwarding it; for a
+        ``"trickle"`` fault, seconds between two bytes of the body.
     fraction : float
         Share of the body a ``"truncate"`` fault sends, in ``[0, 1)``.
     match : str or None
