@@ -164,7 +164,7 @@ def test_to_map_needs_intake_helio_frames_and_a_valid_index(s3, solar_files):
 
 def test_to_map_of_a_frame_without_a_value_raises_its_reason(s3, solar_files):
     """A truncated frame and a flagged one (``quality="good"``) raise, naming why."""
-    keys, raws, times = solar_files
+    keys, raws, _times = solar_files
     fs = s3.filesystem()
     fs.pipe_file(keys[1], raws[1][: len(raws[1]) // 2])  # truncated
     with warnings.catch_warnings(), fits.open(io.BytesIO(raws[2])) as hdul:
