@@ -36,10 +36,11 @@ from ..compute.shipping import func_id, ship_by_value
 from ..io.storage import mask_url
 from .outdir import check_outputs
 from .parts import PartStore
-from .results import CHANNEL, save_outputs, save_results
+from .results import save_outputs, save_results
 from .stores import ZarrStore
 from .summary import JobSummary
 from .summary import summarize as _summary
+from .tables import CHANNEL
 
 __all__ = [
     "FORMATS",

@@ -1,0 +1,103 @@
+"""Results as tables: the CSV's columns, and the names of a result's per-frame outputs.
+
+A result of one dataset has dimension ``time``; of several channels (``ih.open_channels``)
+``(channel, time)``, whose tables are in long form (a ``channel`` column, one row per channel
+and frame, in time order).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+__all__ = [
+    "CHANNEL",
+    "NOT_OUTPUTS",
+    "cf_times",
+    "channel_names",
+    "outputs_table",
+    "scalar_outputs",
+    "to_dataframe",
+]
+
+#: Variables of a result that are not per-frame outputs.
+NOT_OUTPUTS = ("status", "datakey")
+#: The dimension of a result of several channels.
+CHANNEL = "channel"
+
+
+def cf_times(times) -> np.ndarray:
+    """``times`` floored to whole microseconds (as the CSV and the CF encoding hold them)."""
+    return pd.DatetimeIndex(np.asarray(times)).floor("us").as_unit("ns").to_numpy()
+
+
+def channel_names(result: xr.Dataset) -> list[str]:
+    """The channel names of a ``(channel, time)`` result; ``[]`` for one dataset's result."""
+    if CHANNEL not in result.dims:
+        return []
+    return [str(c) for c in result[CHANNEL].to_numpy()]
+
+
+def _long(result: xr.Dataset, table) -> pd.DataFrame:
+    """``table(one channel's result)`` for every channel, with a ``channel`` column after
+    ``time``, rows in time order (a time's channels in channel order)."""
+    names = channel_names(result)
+    frames = []
+    for k, name in enumerate(names):
+        df = table(result.isel({CHANNEL: k}, drop=True))
+        df.insert(1, CHANNEL, name)
+        df.index = np.arange(len(df)) * len(names) + k
+        frames.append(df)
+    return pd.concat(frames).sort_index(kind="stable").reset_index(drop=True)
+
+
+def to_dataframe(result: xr.Dataset) -> pd.DataFrame:
+    """The result as a table: time, datakey, irradiance, n_valid, status.
+
+    A result of several channels gives the long form: time, channel, datakey, irradiance,
+    n_valid, status, one row per channel and frame.
+    """
+    if channel_names(result):
+        return _long(result, to_dataframe)
+    return pd.DataFrame(
+        {
+            "time": pd.DatetimeIndex(result["time"].to_numpy()),
+            "datakey": result["datakey"].to_numpy().astype(str),
+            "irradiance": result["irradiance"].to_numpy(),
+            "n_valid": result["n_valid"].to_numpy(),
+            "status": result["status"].to_numpy().astype(str),
+        }
+    )
+
+
+def scalar_outputs(result: xr.Dataset) -> tuple[list[str], list[str]]:
+    """The names of a result's per-frame outputs: ``(scalars, arrays)``, in result order."""
+    scalars, arrays = [], []
+    for name, var in result.data_vars.items():
+        if name in NOT_OUTPUTS or "time" not in var.dims:
+            continue
+        frame_dims = [d for d in var.dims if d not in ("time", CHANNEL)]
+        (arrays if frame_dims else scalars).append(str(name))
+    return scalars, arrays
+
+
+def outputs_table(result: xr.Dataset) -> pd.DataFrame:
+    """The scalar outputs as a table: time, datakey, one column per output, status.
+
+    A result of several channels gives the long form, with a ``channel`` column after
+    ``time`` (one row per channel and frame).
+    """
+    if channel_names(result):
+        return _long(result, outputs_table)
+    scalars, _ = scalar_outputs(result)
+    cols: dict[str, Any] = {
+        "time": pd.DatetimeIndex(result["time"].to_numpy()),
+        "datakey": result["datakey"].to_numpy().astype(str),
+    }
+    for name in scalars:
+        cols[name] = result[name].to_numpy()
+    cols["status"] = result["status"].to_numpy().astype(str)
+    return pd.DataFrame(cols)
