@@ -46,6 +46,9 @@ def storage_options(args) -> dict[str, Any]:
         so["anon"] = True
     if args.endpoint_url:
         so["endpoint_url"] = args.endpoint_url
+    from ..io.storage import check_option_names
+
+    check_option_names(so)  # a misspelt name: exit 2 before the out dir, cluster or requests
     return so
 
 
@@ -80,6 +83,18 @@ def positive(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"{text!r} is not a positive whole number")
     return value
+
+
+def statistic(text: str) -> str:
+    """argparse type of ``--stat``: a built-in statistic or a percentile ``p<q>``."""
+    from ..frames.tasks import BUILTINS, is_builtin
+
+    if not is_builtin(text):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a statistic; expected one of {', '.join(BUILTINS)} or a "
+            "percentile p<q> with 0 <= q <= 100 (e.g. p99, p99.9)"
+        )
+    return text
 
 
 def out_dir(path: str) -> str:

@@ -74,7 +74,7 @@ def cmd_irradiance(args) -> int:
         storage_options=so,
         cluster_kind=None if args.cluster == "none" else args.cluster,
         cluster_kwargs=arg.cluster_kwargs(args),
-        normalize=args.normalize,
+        units=args.units,
         resume=args.resume,
         cutout=cutout,
         part_size=args.part_size,
@@ -109,7 +109,7 @@ def cmd_reduce(args) -> int:
             storage_options=so,
             cluster_kind=None if args.cluster == "none" else args.cluster,
             cluster_kwargs=arg.cluster_kwargs(args),
-            normalize=args.normalize,
+            units=args.units,
             resume=args.resume,
             cutout=cutout,
             part_size=args.part_size,
@@ -272,6 +272,23 @@ def _add_quality(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_units(p, default: str) -> None:
+    p.add_argument(
+        "--units",
+        choices=("DN/s", "DN"),
+        default=default,
+        help=f"DN/s: each frame divided by its EXPTIME (AIA's exposures shorten in flares, "
+        f"so DN dips there); DN: as stored (default: {default})",
+    )
+    p.add_argument(
+        "--normalize",
+        dest="units",
+        action="store_const",
+        const="DN/s",
+        help="the same as --units DN/s" + (" (the default)" if default == "DN/s" else ""),
+    )
+
+
 def _add_reduce(sub) -> None:
     from ..frames.tasks import BUILTINS
 
@@ -290,9 +307,10 @@ def _add_reduce(sub) -> None:
     p.add_argument(
         "--stat",
         action="append",
-        choices=BUILTINS,
+        type=arg.statistic,
         metavar="NAME",
-        help=f"a statistic of each frame, repeatable: {', '.join(BUILTINS)} "
+        help=f"a statistic of each frame, repeatable: {', '.join(BUILTINS)}, or a "
+        "percentile p<q> such as p99 or p99.9 "
         "(default: mean, when no --science is given)",
     )
     p.add_argument(
@@ -309,7 +327,7 @@ def _add_reduce(sub) -> None:
         help="files to write (default: csv,nc); csv holds the scalar outputs, png is made "
         "when every output is a scalar",
     )
-    p.add_argument("--normalize", action="store_true", help="divide by EXPTIME (DN/s)")
+    _add_units(p, "DN")
     p.add_argument("--resume", action="store_true", help="keep parts of an interrupted run")
     p.add_argument("--cutout", metavar="Y0:Y1,X0:X1")
     _add_quality(p)
@@ -359,7 +377,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--start", required=True)
     p.add_argument("--stop", required=True)
     p.add_argument("--out", required=True, metavar="DIR")
-    p.add_argument("--normalize", action="store_true", help="divide by EXPTIME (DN/s)")
+    _add_units(p, "DN/s")
     p.add_argument("--resume", action="store_true", help="keep parts of an interrupted run")
     p.add_argument("--cutout", metavar="Y0:Y1,X0:X1")
     _add_quality(p)

@@ -27,10 +27,18 @@ import pandas as pd
 import xarray as xr
 
 from ..base.errors import ArgumentError
+from ..base.options import UNITS, check_choice
 from ..base.settings import current
 from ..catalog.channels import open_channels
 from ..catalog.registry import open_bucket
-from ..compute.engine import channel_arrays, frame_funcs, map_frames
+from ..compute.engine import (
+    TIME_AXIS,
+    channel_arrays,
+    frame_funcs,
+    frame_times,
+    map_frames,
+    output_attrs,
+)
 from ..compute.reduction import irradiance, parts_to_dataset
 from ..compute.shipping import func_id, ship_by_value
 from ..io.storage import mask_url
@@ -56,18 +64,6 @@ __all__ = [
 FORMATS: tuple[str, ...] = ("csv", "nc", "zarr", "png")
 #: What ``run_irradiance_job`` writes next to ``parts/`` (none may be a symbolic link).
 IRRADIANCE_FILES: tuple[str, ...] = ("irradiance.csv", "irradiance.nc", "irradiance.png")
-
-_STAT_NAMES = {
-    "mean": "mean of the frame's valid pixels",
-    "sum": "sum of the frame's valid pixels",
-    "min": "minimum of the frame's valid pixels",
-    "max": "maximum of the frame's valid pixels",
-    "std": "standard deviation (population) of the frame's valid pixels",
-    "count": "number of valid (non-BLANK) pixels",
-    "disk_mean": "mean of the frame's valid pixels on the solar disk",
-    "disk_sum": "sum of the frame's valid pixels on the solar disk",
-    "offdisk_mean": "mean of the frame's valid pixels off the solar disk",
-}
 
 
 # --------------------------------------------------------------------------- shared steps
@@ -188,6 +184,7 @@ def _channels_attrs(bucket, arrays, tolerance, source: str) -> dict[str, Any]:
         "endpoint": mask_url(bucket.endpoint),
         "tolerance": _seconds(tolerance),
         "source": source,
+        "time_axis": TIME_AXIS,
     }
 
 
@@ -207,6 +204,13 @@ def _stack(results: list[xr.Dataset], names: list[str], attrs: Mapping[str, Any]
 
 
 # --------------------------------------------------------------------------- irradiance
+def _normalize(units: Any, normalize: bool | None) -> bool:
+    """Whether frames are divided by ``EXPTIME``: ``normalize`` when given, else ``units``."""
+    if normalize is not None:
+        return bool(normalize)
+    return check_choice("units", units, UNITS) == "DN/s"
+
+
 def run_irradiance_job(
     endpoint: str,
     dataset: str | Sequence[str],
@@ -217,7 +221,8 @@ def run_irradiance_job(
     storage_options: Mapping[str, Any] | None = None,
     cluster_kind: str | None = "local",
     cluster_kwargs: Mapping[str, Any] | None = None,
-    normalize: bool = False,
+    units: str = "DN/s",
+    normalize: bool | None = None,
     resume: bool = False,
     cutout: Mapping[str, slice] | None = None,
     part_size: int = 256,
@@ -227,6 +232,11 @@ def run_irradiance_job(
     quality: str | None = None,
 ) -> tuple[xr.Dataset, JobSummary]:
     """Compute and save the irradiance of ``dataset`` over ``[start, stop)``.
+
+    The light curve is in DN/s by default: each frame's mean divided by its own ``EXPTIME``
+    (AIA's automatic exposure control shortens exposures in flares, so a curve in DN dips
+    exactly there); ``units="DN"`` gives the mean DN per pixel. Every file says its units
+    (the CSV's ``units`` column, the netCDF's ``units`` attribute, the PNG's axis).
 
     Parameters
     ----------
@@ -248,8 +258,13 @@ def run_irradiance_job(
         Where to compute; None uses the active dask scheduler.
     cluster_kwargs : dict, optional
         Passed to :func:`intake_helio.compute.clusters` (workers, worker_cores, address, ...).
-    normalize, cutout
-        As for :func:`intake_helio.compute.reduction` and :meth:`Dataset.to_dataarray`.
+    units : {"DN/s", "DN"}
+        ``"DN/s"`` (default): each frame divided by its ``EXPTIME``; ``"DN"``: as stored.
+    normalize : bool, optional
+        The older spelling of ``units``: True is ``"DN/s"``, False ``"DN"`` (when given, it
+        decides).
+    cutout
+        As for :meth:`Dataset.to_dataarray`.
     resume : bool
         Keep the parts saved by an interrupted run with the same arguments.
     tolerance : str or pandas.Timedelta
@@ -260,6 +275,7 @@ def run_irradiance_job(
         0x%08x"`` (not decoded; counted in the summary); see :meth:`Dataset.to_dataarray`.
     """
     part_size = _check_part_size(part_size)
+    normalize = _normalize(units, normalize)
     ids = _dataset_ids(dataset)
     if len(ids) > 1:
         return _irradiance_channels(
@@ -377,18 +393,6 @@ def _check_formats(formats: Any) -> tuple[str, ...]:
     return tuple(f for f in FORMATS if f in items)
 
 
-def _var_attrs(specs, units: str) -> dict[str, dict[str, Any]]:
-    out: dict[str, dict[str, Any]] = {}
-    for name, func in specs:
-        if isinstance(func, str):
-            out[name] = {"long_name": _STAT_NAMES[func]}
-            if func != "count":
-                out[name]["units"] = units
-        else:
-            out[name] = {"long_name": f"output of {func_id(func)}"}
-    return out
-
-
 def run_reduce_job(
     endpoint: str,
     dataset: str | Sequence[str],
@@ -401,7 +405,8 @@ def run_reduce_job(
     storage_options: Mapping[str, Any] | None = None,
     cluster_kind: str | None = "local",
     cluster_kwargs: Mapping[str, Any] | None = None,
-    normalize: bool = False,
+    units: str = "DN",
+    normalize: bool | None = None,
     resume: bool = False,
     cutout: Mapping[str, slice] | None = None,
     part_size: int | None = None,
@@ -433,6 +438,9 @@ def run_reduce_job(
         ``"nc"`` (``reduce.nc``: every output), ``"zarr"`` (``reduce.zarr``: every output,
         written part by part) and ``"png"`` (``reduce.png``: one panel per output, made
         only when every output is a scalar).
+    units : {"DN", "DN/s"}
+        The frames' units (default ``"DN"``, as stored; ``"DN/s"``: each frame divided by
+        its ``EXPTIME`` before the functions see it); every output's ``units`` says it.
     storage_options, cluster_kind, cluster_kwargs, normalize, cutout, tolerance, quality
         As for :func:`run_irradiance_job`.
     resume : bool
@@ -456,12 +464,14 @@ def run_reduce_job(
     """
     formats = _check_formats(formats)
     part_size = _check_part_size(part_size)
+    normalize = _normalize(units, normalize)
     specs = frame_funcs(funcs)
     shipped = [f if isinstance(f, str) else ship_by_value(f) for _, f in specs]
     ids = _dataset_ids(dataset)
     reduce_id = {"job": "reduce", "funcs": [func_id(f) for _, f in specs]}
     job = dict(
         out=out,
+        funcs=funcs,
         specs=specs,
         shipped=shipped,
         formats=formats,
@@ -499,6 +509,7 @@ def _reduce(
     times,
     *,
     out,
+    funcs,
     specs,
     shipped,
     formats,
@@ -520,8 +531,10 @@ def _reduce(
     if several:
         attrs["source"] += " of each channel"
         datakeys = np.stack([f["datakey"].to_numpy() for f in arrays.values()])
+        own = np.stack([frame_times(f) for f in arrays.values()])
     else:
         datakeys = first["datakey"].to_numpy()
+        own = frame_times(first)
     check_outputs(out, [f"reduce.{f}" for f in formats if f != "zarr"])
     store = ZarrStore(
         Path(out) / ("reduce.zarr" if "zarr" in formats else "parts.zarr"),
@@ -531,8 +544,9 @@ def _reduce(
         datakeys=datakeys,
         part_size=part_size,
         attrs=attrs,
-        var_attrs=_var_attrs(specs, units),
+        var_attrs=output_attrs(funcs, units),
         channels=list(arrays) if several else None,
+        frame_times=own,
     )
     done = store.done()
     computed = 0

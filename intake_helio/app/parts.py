@@ -59,7 +59,9 @@ _PART_BYTES, _ROW_BYTES = 1 << 20, 16 << 10
 def write_csv(df: pd.DataFrame, path: str | os.PathLike) -> None:
     """Write a table with times as ``%Y-%m-%dT%H:%M:%S.%f`` and exact floats (``NaN``)."""
     out = df.copy()
-    out["time"] = pd.DatetimeIndex(out["time"]).strftime("%Y-%m-%dT%H:%M:%S.%f")
+    for name in ("time", "frame_time"):
+        if name == "time" or name in out:  # NaT (no frame within tolerance): an empty field
+            out[name] = pd.DatetimeIndex(out[name]).strftime("%Y-%m-%dT%H:%M:%S.%f").fillna("")
     out.to_csv(path, index=False, float_format=_FLOAT, na_rep="NaN", lineterminator="\n")
 
 
@@ -67,11 +69,13 @@ def read_csv(source) -> pd.DataFrame:
     """A part table written by :func:`write_csv` (a path or a binary file), typed."""
     df = pd.read_csv(
         source,
-        dtype={"datakey": str, "status": str},
+        dtype={"datakey": str, "status": str, "frame_time": str},
         keep_default_na=False,
         na_values={"irradiance": ["NaN"]},
     )
-    df["time"] = pd.to_datetime(df["time"], format="%Y-%m-%dT%H:%M:%S.%f").astype("datetime64[ns]")
+    for name in ("time", "frame_time"):
+        text = df[name].astype(str).replace("", None)
+        df[name] = pd.to_datetime(text, format="%Y-%m-%dT%H:%M:%S.%f").astype("datetime64[ns]")
     df["irradiance"] = df["irradiance"].astype(np.float64)
     df["n_valid"] = df["n_valid"].astype(np.int64)
     return df[PART_COLUMNS]

@@ -71,6 +71,12 @@ def save_results(result: xr.Dataset, out_dir: str | os.PathLike, plot: bool = Tr
     return {k: str(v) for k, v in paths.items()}
 
 
+def _cf_times_nd(var: xr.DataArray):
+    """:func:`cf_times` of a time variable of any shape (NaT kept)."""
+    values = var.to_numpy()
+    return cf_times(values.reshape(-1)).reshape(values.shape)
+
+
 def write_netcdf(result: xr.Dataset, path: str | os.PathLike) -> None:
     """Write ``result`` atomically as NETCDF4: CF time in int64 microseconds, text as strings."""
     ds = result.copy()
@@ -82,6 +88,13 @@ def write_netcdf(result: xr.Dataset, path: str | os.PathLike) -> None:
     for var in ds.variables.values():
         var.encoding = {}  # e.g. Zarr chunks and compressors of a result read from a store
     enc = {"time": dict(TIME_ENCODING)}
+    if "frame_time" in ds:  # each frame's own time, as exact as ``time``
+        ds["frame_time"] = (
+            ds["frame_time"].dims,
+            _cf_times_nd(ds["frame_time"]),
+            ds["frame_time"].attrs,
+        )
+        enc["frame_time"] = dict(TIME_ENCODING)
     _atomic_write(Path(path), lambda p: ds.to_netcdf(p, encoding=enc, format="NETCDF4"))
 
 

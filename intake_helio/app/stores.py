@@ -39,14 +39,18 @@ import xarray as xr
 
 from ..base.errors import ArgumentError, HelioError
 from ..base.reasons import Reason
+from ..compute.engine import FRAME_TIME_ATTRS
 from .outdir import OutputDirError, check_same_run, refuse_symlink
-from .results import CHANNEL, TIME_ENCODING, cf_times
+from .results import TIME_ENCODING
+from .tables import CHANNEL, cf_times
 
 __all__ = ["StoreError", "ZarrStore"]
 
 _RESUME = "_resume"
 _DONE = "part_done"
 _TEXT = ("status", "datakey")
+#: Variables that are not outputs: the text ones and each frame's own time.
+_NOT_OUTPUTS = (*_TEXT, "frame_time")
 
 
 class StoreError(HelioError, RuntimeError):
@@ -93,6 +97,9 @@ class ZarrStore:
     channels : sequence of str, optional
         The channels (dataset ids) of a run of several: every variable gets a leading
         ``channel`` dimension and :meth:`part_number` numbers the parts.
+    frame_times : array-like, optional
+        Each frame's own time, shaped as ``datakeys`` (NaT: no frame), saved as the
+        ``frame_time`` variable; None: ``times``.
 
     Raises
     ------
@@ -115,6 +122,7 @@ class ZarrStore:
         attrs: Mapping[str, Any] | None = None,
         var_attrs: Mapping[str, Mapping[str, Any]] | None = None,
         channels: list[str] | tuple[str, ...] | None = None,
+        frame_times=None,
     ):
         self.path = Path(path)
         refuse_symlink(self.path, "Zarr store")
@@ -133,7 +141,7 @@ class ZarrStore:
         if old is not None:
             check_same_run(self.path, old, self.identity)
         else:
-            self._create(times, datakeys, attrs or {})
+            self._create(times, datakeys, attrs or {}, frame_times)
         self._group = _open_group(self.path)
         self._done = self._group[f"{_RESUME}/{_DONE}"]
 
@@ -148,9 +156,13 @@ class ZarrStore:
             done = group[f"{_RESUME}/{_DONE}"]
         except Exception:  # a store killed while it was being created: nothing saved yet
             return None
-        if ident is None or done.shape != (self.parts,):
+        if ident is None:
             return None
-        return dict(ident)
+        ident = dict(ident)
+        if done.shape != (self.parts,) and ident == self.identity:
+            # the same run by its record, another number of parts: not a store to fill in
+            ident["parts"] = list(done.shape)
+        return ident  # another run (e.g. other channels, so another part count): refused
 
     def _refuse_links(self) -> None:
         """Refuse a store that holds a symbolic link (writes could go through it)."""
@@ -158,7 +170,7 @@ class ZarrStore:
             for name in (*dirs, *files):
                 refuse_symlink(Path(root) / name, "Zarr store entry")
 
-    def _create(self, times, datakeys, attrs: Mapping[str, Any]) -> None:
+    def _create(self, times, datakeys, attrs: Mapping[str, Any], frame_times=None) -> None:
         if self.path.exists():
             if not self.path.is_dir():
                 raise OutputDirError(
@@ -190,9 +202,14 @@ class ZarrStore:
             raise ArgumentError(
                 f"datakeys of shape {keys.shape}; expected {(*lead, self.n)} (channels, times)"
             )
+        if frame_times is None:
+            own = np.broadcast_to(cf_times(times), keys.shape)
+        else:
+            own = cf_times(np.asarray(frame_times).reshape(-1)).reshape(keys.shape)
         base = xr.Dataset(
             {
                 "datakey": (dims, keys, {"long_name": "URL of the frame's file"}),
+                "frame_time": (dims, own, dict(FRAME_TIME_ATTRS)),
                 "status": (
                     dims,
                     np.full((*lead, self.n), "", dtype=object),
@@ -206,6 +223,7 @@ class ZarrStore:
         enc = {
             "time": {**TIME_ENCODING, "chunks": chunk},
             "datakey": {"chunks": text_chunks},
+            "frame_time": {**TIME_ENCODING, "chunks": text_chunks},
             "status": {"chunks": text_chunks},
         }
         if self.channels is not None:
@@ -317,7 +335,7 @@ class ZarrStore:
                 f"part {number} has {part.sizes.get('time')} frames; expected "
                 f"{times.stop - times.start} (part size {self.part_size})"
             )
-        names = [str(k) for k in part.data_vars if k not in _TEXT]
+        names = [str(k) for k in part.data_vars if k not in _NOT_OUTPUTS]
         layout = {k: tuple(part[k].shape[1:]) for k in names}
         status = part["status"].to_numpy().astype(str).astype(object)
         have = self.outputs()
@@ -358,4 +376,5 @@ class ZarrStore:
             ds[name] = (ds[name].dims, values, ds[name].attrs)
         for var in ds.variables.values():
             var.encoding = {}
-        return ds[[*self.outputs(), *_TEXT]]
+        own = ["frame_time"] if "frame_time" in ds else []  # stores made before it existed
+        return ds[[*self.outputs(), *_TEXT, *own]]

@@ -24,7 +24,7 @@ __all__ = [
 ]
 
 #: Variables of a result that are not per-frame outputs.
-NOT_OUTPUTS = ("status", "datakey")
+NOT_OUTPUTS = ("status", "datakey", "frame_time")
 #: The dimension of a result of several channels.
 CHANNEL = "channel"
 
@@ -54,19 +54,39 @@ def _long(result: xr.Dataset, table) -> pd.DataFrame:
     return pd.concat(frames).sort_index(kind="stable").reset_index(drop=True)
 
 
-def to_dataframe(result: xr.Dataset) -> pd.DataFrame:
-    """The result as a table: time, datakey, irradiance, n_valid, status.
+def _frame_time(result: xr.Dataset) -> pd.DatetimeIndex:
+    """Each frame's own time (``frame_time``; a result without it: ``time``)."""
+    name = "frame_time" if "frame_time" in result else "time"
+    return pd.DatetimeIndex(result[name].to_numpy())
 
-    A result of several channels gives the long form: time, channel, datakey, irradiance,
-    n_valid, status, one row per channel and frame.
+
+def _units(result: xr.Dataset, names: list[str]) -> dict[str, str]:
+    """The units columns of ``names``: ``{"units": u}`` when the outputs with units share
+    them, else ``{"<name>_units": u}`` per output with units."""
+    have = {n: str(result[n].attrs["units"]) for n in names if result[n].attrs.get("units")}
+    if len(set(have.values())) == 1:
+        return {"units": next(iter(have.values()))}
+    return {f"{n}_units": u for n, u in have.items()}
+
+
+def to_dataframe(result: xr.Dataset) -> pd.DataFrame:
+    """The result as a table: time, frame_time, datakey, irradiance, units, n_valid, status.
+
+    ``frame_time`` is each frame's own time (with channels, each channel's; ``time`` is the
+    first channel's) and ``units`` the irradiance's (``DN/s`` or ``DN``). A result of several
+    channels gives the long form: time, channel, frame_time, ..., one row per channel and
+    frame.
     """
     if channel_names(result):
         return _long(result, to_dataframe)
+    units = result["irradiance"].attrs.get("units") or result.attrs.get("units") or "DN"
     return pd.DataFrame(
         {
             "time": pd.DatetimeIndex(result["time"].to_numpy()),
+            "frame_time": _frame_time(result),
             "datakey": result["datakey"].to_numpy().astype(str),
             "irradiance": result["irradiance"].to_numpy(),
+            "units": str(units),
             "n_valid": result["n_valid"].to_numpy(),
             "status": result["status"].to_numpy().astype(str),
         }
@@ -85,7 +105,8 @@ def scalar_outputs(result: xr.Dataset) -> tuple[list[str], list[str]]:
 
 
 def outputs_table(result: xr.Dataset) -> pd.DataFrame:
-    """The scalar outputs as a table: time, datakey, one column per output, status.
+    """The scalar outputs as a table: time, frame_time, datakey, one column per output,
+    their units (a ``units`` column, or ``<name>_units`` when outputs differ), status.
 
     A result of several channels gives the long form, with a ``channel`` column after
     ``time`` (one row per channel and frame).
@@ -95,9 +116,11 @@ def outputs_table(result: xr.Dataset) -> pd.DataFrame:
     scalars, _ = scalar_outputs(result)
     cols: dict[str, Any] = {
         "time": pd.DatetimeIndex(result["time"].to_numpy()),
+        "frame_time": _frame_time(result),
         "datakey": result["datakey"].to_numpy().astype(str),
     }
     for name in scalars:
         cols[name] = result[name].to_numpy()
+    cols.update(_units(result, scalars))
     cols["status"] = result["status"].to_numpy().astype(str)
     return pd.DataFrame(cols)

@@ -22,13 +22,14 @@ from typing import Any
 
 import dask
 import numpy as np
+import pandas as pd
 import xarray as xr
 
 from ..base.errors import HelioError
 from ..base.reasons import Reason
 from ..base.settings import current
 from ..frames.spec import Resolved, resolve
-from ..frames.tasks import BUILTINS, map_batch
+from ..frames.tasks import BUILTINS, is_builtin, map_batch, percentile_of
 from .generic import generic_tasks
 from .progress import Progress
 from .scheduling import active_client, batch_sizes, part_range, threads_of
@@ -58,10 +59,11 @@ def frame_funcs(func: Any) -> list[FuncSpec]:
     out: list[FuncSpec] = []
     for item in items:
         if isinstance(item, str):
-            if item not in BUILTINS:
+            if not is_builtin(item):
                 raise EngineError(
                     f"func={item!r} is not a built-in statistic; expected one of "
-                    f"{list(BUILTINS)} or a function f(data, header)"
+                    f"{list(BUILTINS)}, a percentile p<q> (0 <= q <= 100, e.g. 'p99') or a "
+                    "function f(data, header)"
                 )
             out.append((item, item))
         elif callable(item):
@@ -88,6 +90,68 @@ def _token(*parts: Any) -> str:
         h.update(repr(p).encode())
         h.update(b"\0")
     return h.hexdigest()[:16]
+
+
+#: ``long_name`` of each built-in statistic's output.
+STAT_NAMES = {
+    "mean": "mean of the frame's valid pixels",
+    "sum": "sum of the frame's valid pixels",
+    "min": "minimum of the frame's valid pixels",
+    "max": "maximum of the frame's valid pixels",
+    "std": "standard deviation (population) of the frame's valid pixels",
+    "count": "number of valid (non-BLANK) pixels",
+    "median": "median of the frame's valid pixels",
+    "disk_mean": "mean of the frame's valid pixels on the solar disk",
+    "disk_sum": "sum of the frame's valid pixels on the solar disk",
+    "offdisk_mean": "mean of the frame's valid pixels off the solar disk",
+}
+
+
+def _stat_name(name: str) -> str:
+    q = percentile_of(name)
+    return STAT_NAMES.get(name) or f"{q:g}th percentile of the frame's valid pixels"
+
+
+def output_attrs(
+    func: Any, units: str, given: Mapping[str, str] | None = None
+) -> dict[str, dict[str, Any]]:
+    """Attributes of each output of ``func`` (as :func:`map_frames` takes it): its
+    ``long_name`` and ``units``.
+
+    Built-in statistics have the frames' ``units`` (``count`` none); a function declares
+    its own with an attribute ``units`` (a string, or for a function returning a dict, a
+    dict by output name), e.g. ``f.units = "DN/s"``; ``given`` (``{output: units}``) sets
+    or overrides any output's.
+
+    Raises
+    ------
+    EngineError
+        ``given`` is not a dict of strings.
+    """
+    if given is not None and not (
+        isinstance(given, Mapping) and all(isinstance(v, str) for v in given.values())
+    ):
+        raise EngineError(f"units={given!r}; expected a dict {{output name: units string}}")
+    items = list(func) if isinstance(func, list | tuple) else [func]
+    out: dict[str, dict[str, Any]] = {}
+    for (name, _), item in zip(frame_funcs(func), items, strict=True):
+        if isinstance(item, str):
+            out[name] = {"long_name": _stat_name(item)}
+            if item != "count":
+                out[name]["units"] = units
+            continue
+        declared = getattr(item, "units", None)
+        label = f"output of {getattr(item, '__name__', name)}"
+        if isinstance(declared, Mapping):
+            for key, value in declared.items():
+                out[str(key)] = {"long_name": f"{label} ({key})", "units": str(value)}
+        else:
+            out[name] = {"long_name": label}
+            if isinstance(declared, str):
+                out[name]["units"] = declared
+    for name, value in (given or {}).items():
+        out.setdefault(str(name), {"long_name": str(name)})["units"] = value
+    return out
 
 
 def _fast_part(plan: Resolved, idx: range, funcs, units_of, sizes: list[int], token: str):
@@ -325,6 +389,8 @@ def _dataset(
     layout: Mapping[str, tuple[int, ...]],
     order: Sequence[str],
     attrs: Mapping[str, Any],
+    frame_times: np.ndarray | None = None,
+    var_attrs: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> xr.Dataset:
     n = len(records)
     status = np.array([s for _, s in records], dtype=object)
@@ -348,17 +414,37 @@ def _dataset(
         values = arrays[k]
         if k == "count":
             values = np.where(np.isnan(values), 0, values).astype(np.int64)
-        data[k] = (dims, values)
+        data[k] = (dims, values, dict((var_attrs or {}).get(k, {})))
     data["status"] = ("time", status)
     ds = xr.Dataset(data, coords={"time": ("time", times)}, attrs=dict(attrs))
     ds["datakey"] = ("time", np.asarray(keys, dtype=object))
+    ds["frame_time"] = ("time", times if frame_times is None else frame_times, FRAME_TIME_ATTRS)
     return ds
+
+
+#: What a result's ``frame_time`` is (each frame's own start: with channels, a channel's
+#: frames are seconds from the first channel's times on the ``time`` axis).
+FRAME_TIME_ATTRS = {
+    "long_name": "start of the frame's exposure (its index start, DATE-OBS)",
+}
+#: What a result's ``time`` axis is (an attribute of every result).
+TIME_AXIS = (
+    "start of each frame's exposure (the index's start, DATE-OBS); with several channels "
+    "the first channel's, each channel's own in frame_time"
+)
+
+
+def frame_times(frames: xr.DataArray) -> np.ndarray:
+    """Each frame's own start: the ``frame_time`` coordinate (channels), else ``time``."""
+    name = "frame_time" if "frame_time" in frames.coords else "time"
+    return pd.DatetimeIndex(frames[name].to_numpy()).as_unit("ns").to_numpy()
 
 
 def _attrs(frames: xr.DataArray, units: str) -> dict[str, Any]:
     keep = ("dataset", "title", "endpoint", "WAVELNTH")
     out = {k: frames.attrs[k] for k in keep if k in frames.attrs}
     out["units"] = units
+    out["time_axis"] = TIME_AXIS
     return out
 
 
@@ -371,6 +457,7 @@ def map_frames(
     part_size: int | None = None,
     on_part: Callable[[int, xr.Dataset], Any] | None = None,
     skip: Iterable[int] = (),
+    units: Mapping[str, str] | None = None,
 ) -> xr.Dataset:
     """Apply per-frame science to every frame, in the frames' read tasks.
 
@@ -402,23 +489,39 @@ def map_frames(
     skip : iterable of int
         Part numbers not to compute (saved by an earlier run); the result then holds
         only the parts computed now.
+    units : dict, optional
+        ``{output name: units}`` for outputs of functions (or to override): see
+        :func:`output_attrs`. A function may declare its own (``f.units = "DN/s"``, or a
+        dict by output name); built-in statistics have the frames' units (``"DN/s"`` with
+        ``normalize``).
 
     Returns
     -------
     xarray.Dataset
         Along ``time``: one variable per output (named after the statistic, the
-        function's ``__name__`` or its dict keys; arrays add dimensions after ``time``),
-        ``status`` (``"ok"`` or the reason: see :class:`~intake_helio.Reason`) and
-        ``datakey``. An exception raised by a function on one frame becomes that
-        frame's status; it never fails the job.
+        function's ``__name__`` or its dict keys; arrays add dimensions after ``time``;
+        attributes ``long_name`` and ``units`` where known), ``status`` (``"ok"`` or the
+        reason: see :class:`~intake_helio.Reason`), ``datakey`` and ``frame_time`` (each
+        frame's own time: with channels each channel's, ``time`` the first's). An exception
+        raised by a function on one frame becomes that frame's status; it never fails the
+        job.
     """
     funcs = frame_funcs(func)
+    output_attrs(func, "", units)  # checked before anything is computed
+
+    def run(arr: xr.DataArray) -> xr.Dataset:
+        unit = _frame_units(arr, normalize)
+        meta = output_attrs(func, unit, units)
+        return run_map(arr, funcs, normalize, progress, part_size, on_part, skip, var_attrs=meta)
+
     if isinstance(frames, xr.Dataset):
-        return by_channel(
-            frames,
-            lambda arr: run_map(arr, funcs, normalize, progress, part_size, on_part, skip),
-        )
-    return run_map(frames, funcs, normalize, progress, part_size, on_part, skip)
+        return by_channel(frames, run)
+    return run(frames)
+
+
+def _frame_units(frames: xr.DataArray, normalize: bool) -> str:
+    """The units of ``frames`` as computed on: ``"DN/s"`` with ``normalize``."""
+    return "DN/s" if normalize else str(frames.attrs.get("units", "DN"))
 
 
 def channel_arrays(frames: xr.Dataset) -> dict[str, xr.DataArray]:
@@ -450,14 +553,17 @@ def by_channel(frames: xr.Dataset, compute: Callable[[xr.DataArray], xr.Dataset]
     """
     results = []
     names = []
+    attrs: dict[str, Any] = {}
     for name, arr in channel_arrays(frames).items():
         res = compute(arr)
         res = res.assign_coords(time=frames["time"].values[: res.sizes["time"]])
-        results.append(res.drop_attrs())
+        attrs = attrs if results else dict(res.attrs)
+        results.append(res.drop_attrs(deep=False))  # variables keep theirs (units)
         names.append(name)
     out = xr.concat(results, dim="channel", data_vars="all", coords="minimal", join="override")
     out = out.assign_coords(channel=("channel", names))
-    out.attrs = {"channels": names}
+    keep = {k: attrs[k] for k in ("units", "time_axis") if k in attrs}
+    out.attrs = {"channels": names, **keep}
     return out
 
 
@@ -470,9 +576,13 @@ def run_map(
     on_part: Callable[[int, xr.Dataset], Any] | None,
     skip: Iterable[int],
     desc: str = "map_frames",
+    var_attrs: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> xr.Dataset:
-    """:func:`map_frames` with normalised ``funcs`` and the progress bar's label."""
-    units = "DN/s" if normalize else str(frames.attrs.get("units", "DN"))
+    """:func:`map_frames` with normalised ``funcs``, the progress bar's label and the
+    outputs' attributes."""
+    if frames.attrs.get("units") == "DN/s":
+        normalize = False  # already divided by EXPTIME in the read: never twice
+    units = _frame_units(frames, normalize)
     n = frames.sizes.get("time", 0)
     skip = set(skip)
     times = frames["time"].to_numpy() if "time" in frames.coords else np.arange(n)
@@ -487,6 +597,7 @@ def run_map(
         if p * (part_size or current().part_size) < n
     )
     attrs = _attrs(frames, units)
+    own = frame_times(frames) if "time" in frames.coords else times
     order = [name for name, _ in funcs]
     t0 = time.perf_counter()
     chunks: list[tuple[range, list]] = []
@@ -508,12 +619,14 @@ def run_map(
                         part_layout,
                         order,
                         attrs,
+                        own[idx.start : idx.stop],
+                        var_attrs,
                     ),
                 )
     chunks.sort(key=lambda c: c[0].start)
     sel = np.concatenate([np.arange(i.start, i.stop) for i, _ in chunks]) if chunks else []
     records = [r for _, rs in chunks for r in rs]
     sel = np.asarray(sel, dtype=np.intp)
-    ds = _dataset(times[sel], keys[sel], records, layout, order, attrs)
+    ds = _dataset(times[sel], keys[sel], records, layout, order, attrs, own[sel], var_attrs)
     ds.attrs["elapsed_seconds"] = round(time.perf_counter() - t0, 3)
     return ds

@@ -16,12 +16,12 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from .engine import by_channel, frame_funcs, run_map
+from .engine import FRAME_TIME_ATTRS, TIME_AXIS, by_channel, frame_funcs, run_map
 from .progress import Progress
 
 __all__ = ["PART_COLUMNS", "irradiance", "iter_parts", "parts_to_dataset"]
 
-PART_COLUMNS = ["time", "datakey", "irradiance", "n_valid", "status"]
+PART_COLUMNS = ["time", "frame_time", "datakey", "irradiance", "n_valid", "status"]
 _STATS = ["mean", "count"]
 
 
@@ -30,9 +30,11 @@ def _part_frame(part: xr.Dataset) -> pd.DataFrame:
     n = part.sizes["time"]
     mean = part["mean"].to_numpy() if "mean" in part else np.full(n, np.nan)
     count = part["count"].to_numpy() if "count" in part else np.zeros(n, dtype=np.int64)
+    own = part["frame_time"].to_numpy() if "frame_time" in part else part["time"].to_numpy()
     return pd.DataFrame(
         {
             "time": part["time"].to_numpy(),
+            "frame_time": own,
             "datakey": part["datakey"].to_numpy().astype(str),
             "irradiance": np.asarray(mean, dtype=np.float64),
             "n_valid": np.asarray(count, dtype=np.int64),
@@ -53,10 +55,11 @@ def iter_parts(
     Parts are ``part_size`` consecutive frames (setting ``intake_helio.part-size``);
     numbers in ``skip`` are not computed (already saved).
     """
-    from .engine import _dataset, _layout, frame_funcs, iter_map_parts
+    from .engine import _dataset, _layout, frame_funcs, frame_times, iter_map_parts
 
     funcs = frame_funcs(_STATS)
     times = frames["time"].to_numpy()
+    own = frame_times(frames)
     keys = frames["datakey"].to_numpy().astype(str)
     for p, idx, records in iter_map_parts(
         frames, funcs, normalize=normalize, part_size=part_size, skip=skip, progress=Progress(None)
@@ -68,6 +71,7 @@ def iter_parts(
             _layout(records) or {"mean": (), "count": ()},
             _STATS,
             {},
+            own[idx.start : idx.stop],
         )
         yield p, _part_frame(part)
 
@@ -82,6 +86,8 @@ def parts_to_dataset(
     keep = ("dataset", "title", "endpoint", "WAVELNTH")
     attrs = {k: frames_attrs[k] for k in keep if k in frames_attrs}
     attrs["source"] = "intake-helio irradiance: mean of every frame (NaN-aware)"
+    attrs["time_axis"] = TIME_AXIS
+    own = df["frame_time"] if "frame_time" in df else df["time"]
     ds = xr.Dataset(
         {
             "irradiance": (
@@ -103,6 +109,11 @@ def parts_to_dataset(
                 "time",
                 df["datakey"].to_numpy(str).astype(object),
                 {"long_name": "URL of the frame's file"},
+            ),
+            "frame_time": (
+                "time",
+                pd.DatetimeIndex(own).as_unit("ns").to_numpy(),
+                dict(FRAME_TIME_ATTRS),
             ),
         },
         coords={"time": ("time", pd.DatetimeIndex(df["time"]).as_unit("ns").to_numpy())},
@@ -143,9 +154,12 @@ def irradiance(
     Returns
     -------
     xarray.Dataset
-        Along ``time``: ``irradiance`` (float64), ``n_valid``, ``status`` (``"ok"`` or
-        why the frame has no value) and ``datakey``. A frame that cannot be read never
-        stops the computation: it has ``irradiance=NaN`` and a reason.
+        Along ``time``: ``irradiance`` (float64, its ``units`` attribute the frames'
+        units, ``"DN/s"`` with ``normalize``), ``n_valid``, ``status`` (``"ok"`` or why the
+        frame has no value), ``datakey`` and ``frame_time`` (each frame's own start; with
+        channels, each channel's, while ``time`` is the first channel's; the attribute
+        ``time_axis`` says so). A frame that cannot be read never stops the computation:
+        it has ``irradiance=NaN`` and a reason.
     """
     if isinstance(frames, xr.Dataset):
         return by_channel(

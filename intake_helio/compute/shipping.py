@@ -49,6 +49,8 @@ class _ByValue:
         self.__qualname__ = getattr(func, "__qualname__", None) or self.__name__
         self.__module__ = getattr(func, "__module__", None) or type(func).__module__
         self.__doc__ = getattr(func, "__doc__", None)
+        if hasattr(func, "units"):  # the units it declares for its outputs (map_frames)
+            self.units = func.units
         self._blob: bytes | None = None
 
     def __call__(self, data, header):

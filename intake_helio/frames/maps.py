@@ -158,7 +158,9 @@ def to_map(frames: xr.DataArray, i: Any = 0, *, tolerance: Any = "6s") -> Any:
     -------
     sunpy.map.GenericMap
         The frame's pixels (its window, float32, NaN for BLANK; DN/s when the frames are
-        in DN/s) with the frame's own full header, ``CRPIX1/2`` shifted to the window.
+        in DN/s, then with ``BUNIT = "DN/s"`` and ``EXPTIME = 1``, so its
+        ``exposure_time`` is 1 s as after aiapy's ``normalize_exposure``) with the frame's
+        own full header, ``CRPIX1/2`` shifted to the window.
 
     Raises
     ------
@@ -191,5 +193,8 @@ def to_map(frames: xr.DataArray, i: Any = 0, *, tolerance: Any = "6s") -> Any:
     if "CRPIX2" in meta:
         meta["CRPIX2"] = float(meta["CRPIX2"]) - y0
     if frames.attrs.get("units") == "DN/s":
+        # divided by EXPTIME in the read: an exposure of 1 s from here on, as aiapy's
+        # normalize_exposure leaves it (``m / m.exposure_time`` does not divide twice)
         meta["BUNIT"] = "DN/s"
+        meta["EXPTIME"] = 1.0
     return smap.Map(data, meta)

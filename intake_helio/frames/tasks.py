@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import math
+import re
 import types
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -21,7 +22,7 @@ from ..base.errors import FrameReadError, picklable_cause
 from ..base.reasons import Reason
 from ..fits import frame as fits_frames
 from ..fits.disk import DiskGeometryError, disk_intervals, intervals_mask
-from ..fits.stats import DISK_STATISTICS, frame_stats
+from ..fits.stats import DISK_STATISTICS, STATISTICS, frame_stats
 from ..io.storage import FileSystems, filesystem
 from .spec import FrameSpec
 
@@ -30,8 +31,10 @@ __all__ = [
     "FrameResult",
     "apply_funcs",
     "disk_pixels",
+    "is_builtin",
     "map_batch",
     "no_header_row",
+    "percentile_of",
     "read_block",
     "read_header_row",
     "refused_block",
@@ -40,7 +43,35 @@ __all__ = [
 #: Statistics the engine computes itself (``func="mean"`` etc.), from one read per frame.
 #: ``disk_mean``, ``disk_sum`` and ``offdisk_mean`` use the valid pixels on (off) the solar
 #: disk of each frame's own header (:func:`~intake_helio.fits.disk.disk_intervals`).
-BUILTINS: tuple[str, ...] = ("mean", "sum", "min", "max", "std", "count", *DISK_STATISTICS)
+#: ``median`` and the percentiles ``p<q>`` (``p99``, ``p99.9``, ``p5``: 0 <= q <= 100, the
+#: valid pixels' ``numpy.percentile`` with linear interpolation) are built in too
+#: (:func:`is_builtin`).
+BUILTINS: tuple[str, ...] = (
+    "mean",
+    "sum",
+    "min",
+    "max",
+    "std",
+    "count",
+    "median",
+    *DISK_STATISTICS,
+)
+_PERCENTILE = re.compile(r"p(\d{1,3}(?:\.\d{1,6})?)")
+
+
+def percentile_of(name: str) -> float | None:
+    """The ``q`` of a percentile statistic ``"p<q>"`` (0 <= q <= 100), else None."""
+    match = _PERCENTILE.fullmatch(name) if isinstance(name, str) else None
+    if match is None:
+        return None
+    q = float(match.group(1))
+    return q if 0 <= q <= 100 else None
+
+
+def is_builtin(name: Any) -> bool:
+    """Whether ``name`` is a built-in statistic: one of :data:`BUILTINS` or ``"p<q>"``."""
+    return isinstance(name, str) and (name in BUILTINS or percentile_of(name) is not None)
+
 
 #: One frame's outcome: ``(status, values)``, ``values`` aligned with the output names
 #: (None when the frame has no value).
@@ -231,7 +262,12 @@ def _builtin(name: str, data: np.ndarray, disk: Callable[[], np.ndarray] | None 
             return float(valid.max())
         if name == "std":
             return float(valid.std(dtype=np.float64))
-    raise ValueError(f"unknown statistic {name!r}; expected one of {list(BUILTINS)}")
+        if name == "median":
+            return float(np.median(valid))
+        q = percentile_of(name)
+        if q is not None:
+            return float(np.percentile(valid, q))
+    raise ValueError(f"unknown statistic {name!r}; expected one of {list(BUILTINS)} or p<q>")
 
 
 def _as_value(value: Any) -> Any:
@@ -348,7 +384,8 @@ def _one(
     expect = (rows.stop - rows.start, cols.stop - cols.start)
     builtin_only = all(isinstance(f, str) for _, f in funcs)
     try:
-        if builtin_only and pick_rows is None and pick_cols is None:
+        streamed = builtin_only and all(f in STATISTICS for _, f in funcs)  # not medians
+        if streamed and pick_rows is None and pick_cols is None:
             fs, path = fs_of(key)
             stats = frame_stats(
                 fs,

@@ -107,8 +107,21 @@ def channels(served):
 
 @pytest.fixture(scope="module")
 def library(channels):
-    """``ih.irradiance`` of the two channels, computed in-process."""
-    return ih.irradiance(channels, progress=False)
+    """``ih.irradiance`` of the two channels in DN/s (the job's default), computed in-process."""
+    return ih.irradiance(channels, normalize=True, progress=False)
+
+
+def _rates(served, d) -> np.ndarray:
+    """The generator's true mean of each frame of ``d`` divided by the frame's own EXPTIME."""
+    fs = served[0].filesystem()
+    exptime = []
+    for key in d.datakeys:
+        if key in d.corrupt:  # truncated: no header to read, no value
+            exptime.append(np.nan)
+            continue
+        with fs.open(key.removeprefix("s3://")) as f:
+            exptime.append(fits.getheader(f, 1)["EXPTIME"])
+    return np.asarray(d.expected_mean) / np.asarray(exptime)
 
 
 @pytest.fixture(scope="module")
@@ -203,14 +216,34 @@ def test_two_channel_irradiance_equals_the_library(served, reference, library):
     assert nc["status"].values.tolist() == library["status"].values.tolist()
     assert nc["datakey"].values.tolist() == library["datakey"].values.tolist()
     assert nc["status"].values.tolist() == _expected_status(a, b).tolist()
-    assert nc["irradiance"].attrs["units"] == "DN"
+    assert nc["irradiance"].attrs["units"] == "DN/s" == library["irradiance"].attrs["units"]
     assert nc.attrs["channels"] == "aia_0094,aia_0171" and nc.attrs["tolerance"] == "6 s"
-    np.testing.assert_allclose(nc["irradiance"].values[0], a.expected_mean, rtol=1e-6)
-    np.testing.assert_allclose(nc["irradiance"].values[1, :N171], b.expected_mean, rtol=1e-6)
+    np.testing.assert_allclose(nc["irradiance"].values[0], _rates(served, a), rtol=1e-6)
+    np.testing.assert_allclose(nc["irradiance"].values[1, :N171], _rates(served, b), rtol=1e-6)
+    # each channel's own frame time: the 171 Å frames 3 s after the 94 Å ones on the axis
+    assert "frame_time" in nc.attrs["time_axis"] and "DATE-OBS" in nc.attrs["time_axis"]
+    own = nc["frame_time"].values
+    np.testing.assert_array_equal(own[0], a.times.to_numpy())
+    np.testing.assert_array_equal(own[1, :N171], b.times.to_numpy())
+    np.testing.assert_array_equal(own[1, :N171] - nc["time"].values[:N171], [3 * 10**9] * N171)
+    assert np.isnat(own[1, N171:]).all()  # no 171 Å frame within the tolerance there
+    np.testing.assert_array_equal(own, library["frame_time"].values)
 
     # the CSV in long form: a channel column, one row per channel and frame, in time order
     table = _read_csv(out / "irradiance.csv")
-    assert list(table.columns) == ["time", "channel", "datakey", "irradiance", "n_valid", "status"]
+    assert list(table.columns) == [
+        "time",
+        "channel",
+        "frame_time",
+        "datakey",
+        "irradiance",
+        "units",
+        "n_valid",
+        "status",
+    ]
+    assert set(table["units"]) == {"DN/s"}
+    frame_time = pd.to_datetime(table["frame_time"].replace("", None))
+    np.testing.assert_array_equal(_wide(table.assign(frame_time=frame_time), "frame_time"), own)
     assert len(table) == 2 * N
     assert table["channel"].tolist() == IDS * N
     times = pd.to_datetime(table["time"], format="%Y-%m-%dT%H:%M:%S.%f").to_numpy()
@@ -236,7 +269,7 @@ def test_two_channel_png_has_one_line_per_channel(reference, library):
             np.testing.assert_array_equal(lines[name], expected)
         labels = [t.get_text() for t in ax.get_legend().get_texts()]
         assert any(t.startswith("aia_0171: failed frame (3)") for t in labels), labels
-        assert ax.get_xlabel() == "time (UTC)" and ax.get_ylabel() == "mean intensity [DN]"
+        assert ax.get_xlabel() == "time (UTC)" and ax.get_ylabel() == "mean intensity [DN/s]"
     finally:
         plt.close(fig)
     png = out / "irradiance.png"
@@ -332,7 +365,16 @@ def test_two_channel_reduce_equals_map_frames(served, channels, tmp_path, cli):
     assert group["_resume/part_done"][:].tolist() == [1] * (2 * N // PART)
 
     table = _read_csv(tmp_path / "reduce.csv")
-    assert list(table.columns) == ["time", "channel", "datakey", "mean", "max", "status"]
+    assert list(table.columns) == [
+        "time",
+        "channel",
+        "frame_time",
+        "datakey",
+        "mean",
+        "max",
+        "units",
+        "status",
+    ]
     np.testing.assert_array_equal(_wide(table, "mean"), expected["mean"].values)
     np.testing.assert_array_equal(_wide(table, "max"), expected["max"].values)
 
@@ -416,6 +458,12 @@ def test_two_channel_reduce_resumed_after_ctrl_c(served, tmp_path, cli):
     saved = int(np.sum(group["_resume/part_done"][:]))
     assert group.attrs["complete"] is False and 2 <= saved < 2 * N // PART
 
+    # one channel of the two is another run (another part count too): refused, kept
+    code, _, err = cli([*_args(served, "reduce", out, datasets=IDS[:1]), "--resume"])
+    assert code == 2 and "holds parts of a different run (differs in dataset" in err, err
+    group = zarr.open_group(str(out / "parts.zarr"), mode="r")
+    assert int(np.sum(group["_resume/part_done"][:])) == saved
+
     code, summary, err = cli([*_args(served, "reduce", out), "--resume"])
     assert code == 3, err
     computed = int(re.search(r"computed: (\d+) frames", summary).group(1))
@@ -446,7 +494,7 @@ def test_demo_runs_two_channels_and_plots_both(tmp_path):
     # the demo's own truth, independently of the report: values and the failed files
     for k, d in enumerate(report.channels):
         assert nc["datakey"].values[k].tolist() == list(d.datakeys)
-        np.testing.assert_allclose(nc["irradiance"].values[k], d.expected_mean, rtol=1e-6)
+        np.testing.assert_allclose(nc["irradiance"].values[k], d.expected_rate, rtol=1e-6)
         failed = nc["datakey"].values[k][nc["status"].values[k] != "ok"].tolist()
         assert failed == list(d.corrupt) and len(failed) == 1
     assert len(_read_csv(out / "irradiance.csv")) == 24

@@ -8,6 +8,7 @@ interrupted), and that a secret never reaches any output.
 
 from __future__ import annotations
 
+import io
 import json
 import re
 import signal
@@ -21,6 +22,7 @@ import pandas as pd
 import psutil
 import pytest
 import xarray as xr
+from astropy.io import fits
 from PIL import Image
 
 from intake_helio.app.cli import main
@@ -134,8 +136,11 @@ def test_exit_0_when_every_frame_is_ok(served, tmp_path, cli):
     assert re.search(r"elapsed: [\d.]+ s  computed: 8 frames  rate: [\d.]+ files/s", out)
     table = _read_csv(tmp_path / "irradiance.csv")
     assert table["datakey"].tolist() == list(data.datakeys[:8])
-    np.testing.assert_allclose(table["irradiance"], data.expected_mean[:8], rtol=1e-6)
-    assert (table["status"] == "ok").all()
+    fs = served[0].filesystem()
+    exptime = [fits.getheader(io.BytesIO(fs.cat_file(k)), 1)["EXPTIME"] for k in data.datakeys[:8]]
+    rate = np.asarray(data.expected_mean[:8]) / np.asarray(exptime)  # the default: DN/s
+    np.testing.assert_allclose(table["irradiance"], rate, rtol=1e-6)
+    assert (table["status"] == "ok").all() and set(table["units"]) == {"DN/s"}
 
 
 def test_exit_3_with_the_failed_frame_listed(served, reference):
@@ -205,7 +210,7 @@ def test_exit_2_on_resume_with_other_arguments(served, tmp_path, cli):
     assert cli(_args(served, tmp_path, stop=data.times[8]))[0] == 0
     parts = {p: p.read_bytes() for p in (tmp_path / "parts").glob("part-*.csv")}
     assert len(parts) == 2
-    code, _, err = cli(_args(served, tmp_path, "--resume", "--normalize", stop=data.times[8]))
+    code, _, err = cli(_args(served, tmp_path, "--resume", "--units", "DN", stop=data.times[8]))
     assert code == 2
     line = _one_error_line(err)
     assert "holds parts of a different run (differs in normalize)" in line
@@ -260,8 +265,18 @@ def test_commands_without_the_demo_extra_name_it(argv, missing, requirement):
 def test_files_written(reference):
     _, out = reference
     table = _read_csv(out / "irradiance.csv")
-    assert list(table.columns) == ["time", "datakey", "irradiance", "n_valid", "status"]
+    assert list(table.columns) == [
+        "time",
+        "frame_time",
+        "datakey",
+        "irradiance",
+        "units",
+        "n_valid",
+        "status",
+    ]
     assert len(table) == FRAMES
+    assert set(table["units"]) == {"DN/s"}  # the job's default
+    assert (table["frame_time"] == table["time"]).all()  # one dataset: its own times
     times = pd.to_datetime(table["time"], format="%Y-%m-%dT%H:%M:%S.%f")
     with xr.open_dataset(out / "irradiance.nc") as nc:
         nc = nc.load()
@@ -270,7 +285,8 @@ def test_files_written(reference):
     np.testing.assert_array_equal(nc["n_valid"].to_numpy(), table["n_valid"].to_numpy())
     assert nc["status"].to_numpy().tolist() == table["status"].tolist()
     assert nc["datakey"].to_numpy().tolist() == table["datakey"].tolist()
-    assert nc["irradiance"].attrs["units"] == "DN"
+    assert nc["irradiance"].attrs["units"] == "DN/s"
+    np.testing.assert_array_equal(nc["frame_time"].to_numpy(), times.to_numpy())
     assert nc.attrs["dataset"] == "aia_0094"
     png = out / "irradiance.png"
     assert png.stat().st_size > 10_000

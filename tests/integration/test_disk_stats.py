@@ -216,7 +216,8 @@ def test_reduce_saves_the_disk_statistics_of_every_frame(s3, tmp_path, capsys):
     code = main(argv)
     assert code == 0, capsys.readouterr().err
     table = pd.read_csv(out / "reduce.csv")
-    assert list(table.columns) == ["time", "datakey", *DISK, "status"]
+    assert list(table.columns) == ["time", "frame_time", "datakey", *DISK, "units", "status"]
+    assert set(table["units"]) == {"DN/s"}  # --normalize
     assert set(table["status"]) == {"ok"}
     bucket = ih.open_bucket(data.root, storage_options=s3.storage_options)
     frames = bucket[data.dataset_id].to_dataarray(data.start, data.stop)

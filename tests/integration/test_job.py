@@ -130,6 +130,64 @@ def test_normalize_divides_each_frame_by_its_own_exptime(s3, s3fs_client, demo):
     np.testing.assert_allclose(generic["irradiance"], dns["irradiance"], rtol=1e-6)
 
 
+def test_exptime_varying_frame_to_frame_gives_dn_per_second_everywhere(
+    s3, s3fs_client, demo, tmp_path
+):
+    """AEC-like exposures (every frame its own EXPTIME): the job's default DN/s is each
+    astropy mean / EXPTIME, and every result says DN/s (CSV, netCDF, PNG axis, the frames,
+    ``ih.irradiance`` of frames in DN/s without dividing twice, ``to_map``'s exposure)."""
+    sunpy_map = pytest.importorskip("sunpy.map")
+    from intake_helio.app.plots import irradiance_figure
+
+    exptimes = np.round(np.linspace(2.9, 0.4, FRAMES), 3)  # shortening as in a flare
+    for key, value in zip(demo.datakeys, exptimes, strict=True):
+        if key not in demo.corrupt:
+            _set_exptime(s3fs_client, key, float(value))
+    s3fs_client.invalidate_cache()
+    reads = [_astropy(s3fs_client, k) for k in demo.datakeys]
+    truth = np.array([np.nan if r is None else np.nanmean(r[0]) / r[1]["EXPTIME"] for r in reads])
+    assert exptimes.max() / exptimes.min() > 5  # exposures really differ
+    assert len({r[1]["EXPTIME"] for r in reads if r is not None}) == FRAMES - 1
+
+    result, _ = _job(s3, demo, tmp_path)  # the default units
+    np.testing.assert_allclose(result["irradiance"], truth, rtol=1e-6)
+    table = pd.read_csv(tmp_path / "irradiance.csv", keep_default_na=False, na_values=["NaN"])
+    np.testing.assert_allclose(table["irradiance"], truth, rtol=1e-6)
+    assert set(table["units"]) == {"DN/s"}
+    with xr.open_dataset(tmp_path / "irradiance.nc") as nc:
+        assert nc["irradiance"].attrs["units"] == "DN/s"
+    fig = irradiance_figure(result)
+    try:
+        assert fig.axes[0].get_ylabel().endswith("[DN/s]")
+    finally:
+        import matplotlib.pyplot as plt
+
+        plt.close(fig)
+    dn, _ = _job(s3, demo, tmp_path / "dn", units="DN")
+    np.testing.assert_allclose(dn["irradiance"], truth * exptimes, rtol=1e-6)
+    assert dn["irradiance"].attrs["units"] == "DN"
+
+    # frames read in DN/s: ih.irradiance follows their units and never divides twice
+    rated = _frames(s3, demo, units="DN/s")
+    for normalize in (False, True):
+        got = irradiance(rated, normalize=normalize, progress=False)
+        assert got["irradiance"].attrs["units"] == "DN/s"
+        np.testing.assert_allclose(got["irradiance"], truth, rtol=1e-6)
+    stats = ih.map_frames(rated, ["mean", "median", "p99", "count"], progress=False)
+    assert stats["mean"].attrs["units"] == stats["median"].attrs["units"] == "DN/s"
+    for name, of in (("median", np.nanmedian), ("p99", lambda a: np.nanpercentile(a, 99))):
+        want = [np.nan if r is None else of(r[0] / r[1]["EXPTIME"]) for r in reads]
+        np.testing.assert_allclose(stats[name], want, rtol=1e-5)
+    assert stats["p99"].attrs["long_name"] == "99th percentile of the frame's valid pixels"
+    assert "units" not in stats["count"].attrs
+    # a map of a frame in DN/s has an exposure of 1 s (as aiapy's normalize_exposure)
+    i = next(i for i, k in enumerate(demo.datakeys) if i > 0 and k not in demo.corrupt)
+    m = ih.to_map(rated, i)
+    assert isinstance(m, sunpy_map.GenericMap)
+    assert m.exposure_time.to_value("s") == 1.0 and m.unit.to_string() == "DN / s"
+    np.testing.assert_allclose(m.data, reads[i][0] / exptimes[i], rtol=1e-6, equal_nan=True)
+
+
 def test_irradiance_on_a_local_process_cluster(s3, demo):
     distributed = pytest.importorskip("distributed")
     frames = _frames(s3, demo)
@@ -194,8 +252,9 @@ def _job(s3, demo, out, **kwargs):
     )
 
 
-def test_job_saves_files_and_resumes_with_nothing_left(s3, demo, tmp_path):
+def test_job_saves_files_and_resumes_with_nothing_left(s3, s3fs_client, demo, tmp_path):
     result, summary = _job(s3, demo, tmp_path)
+    assert result["irradiance"].attrs["units"] == "DN/s"  # the job's default
     assert (summary.frames, summary.ok, summary.failed) == (FRAMES, FRAMES - 1, {"truncated": 1})
     assert summary.computed == FRAMES and summary.elapsed > 0
     assert summary.files_per_second == pytest.approx(FRAMES / summary.elapsed)
@@ -209,7 +268,12 @@ def test_job_saves_files_and_resumes_with_nothing_left(s3, demo, tmp_path):
     )
     assert table["datakey"].tolist() == list(demo.datakeys)
     assert table.loc[table["status"] != "ok", "datakey"].tolist() == list(demo.corrupt)
-    truth = np.asarray(demo.expected_mean)
+    assert set(table["units"]) == {"DN/s"}
+    exptime = [
+        np.nan if r is None else r[1]["EXPTIME"]
+        for r in (_astropy(s3fs_client, k) for k in demo.datakeys)
+    ]
+    truth = np.asarray(demo.expected_mean) / np.asarray(exptime)
     got = table["irradiance"].to_numpy()
     np.testing.assert_allclose(got, truth, rtol=1e-6)  # NaN where the truth is NaN
     np.testing.assert_array_equal(got, result["irradiance"].to_numpy())
@@ -228,7 +292,7 @@ def test_job_saves_files_and_resumes_with_nothing_left(s3, demo, tmp_path):
 def test_job_resume_with_other_arguments_is_refused(s3, demo, tmp_path):
     _job(s3, demo, tmp_path)
     with pytest.raises(ValueError, match=r"different run \(differs in normalize\)"):
-        _job(s3, demo, tmp_path, resume=True, normalize=True)
+        _job(s3, demo, tmp_path, resume=True, units="DN")
     with pytest.raises(ValueError, match=r"differs in .*part_size"):
         _job(s3, demo, tmp_path, resume=True, part_size=4)
     assert len(list((tmp_path / "parts").glob("part-*.csv"))) == 3  # kept for a real resume
@@ -248,4 +312,5 @@ def test_job_with_cutout_equals_astropy_cutout_means(s3, s3fs_client, demo, tmp_
             continue
         box = read[0][8:40, 4:60]
         assert result["n_valid"].values[i] == np.isfinite(box).sum()
-        assert result["irradiance"].values[i] == pytest.approx(np.nanmean(box), rel=1e-6)
+        rate = np.nanmean(box) / read[1]["EXPTIME"]  # the job's default: DN/s
+        assert result["irradiance"].values[i] == pytest.approx(rate, rel=1e-6)

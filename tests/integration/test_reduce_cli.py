@@ -216,9 +216,10 @@ def test_stats_saved_as_csv_nc_and_zarr_equal_map_frames(served, tmp_path, cli):
 
     store = _open_zarr(out / "reduce.zarr")
     assert store.attrs["complete"] is True
-    assert set(store.data_vars) == {"mean", "max", "status", "datakey"}
+    assert set(store.data_vars) == {"mean", "max", "status", "datakey", "frame_time"}
     _check_like(store, expected, ["mean", "max"])
-    assert store["mean"].attrs["units"] == "DN"
+    assert store["mean"].attrs["units"] == "DN" == expected["mean"].attrs["units"]
+    np.testing.assert_array_equal(store["frame_time"].to_numpy(), store["time"].to_numpy())
     raw = zarr.open_group(str(out / "reduce.zarr"), mode="r")
     assert raw["time"].dtype == np.int64 and raw["time"].chunks == (PART,)
     assert raw["time"].attrs["units"].startswith("microseconds since 1970-01-01")
@@ -227,7 +228,16 @@ def test_stats_saved_as_csv_nc_and_zarr_equal_map_frames(served, tmp_path, cli):
     with xr.open_dataset(out / "reduce.nc") as nc:
         _check_like(nc.load(), expected, ["mean", "max"])
     table = pd.read_csv(out / "reduce.csv", keep_default_na=False, na_values=["NaN"])
-    assert list(table.columns) == ["time", "datakey", "mean", "max", "status"]
+    assert list(table.columns) == [
+        "time",
+        "frame_time",
+        "datakey",
+        "mean",
+        "max",
+        "units",
+        "status",
+    ]
+    assert set(table["units"]) == {"DN"}
     np.testing.assert_array_equal(
         pd.to_datetime(table["time"], format="%Y-%m-%dT%H:%M:%S.%f").to_numpy(),
         _us(expected["time"]),
@@ -250,7 +260,7 @@ def test_default_stat_is_the_mean_and_exit_0_when_every_frame_is_ok(served, tmp_
     # without --format zarr the parts are kept in parts.zarr (for --resume)
     assert _open_zarr(tmp_path / "parts.zarr").attrs["complete"] is True
     table = pd.read_csv(tmp_path / "reduce.csv")
-    assert list(table.columns) == ["time", "datakey", "mean", "status"]
+    assert list(table.columns) == ["time", "frame_time", "datakey", "mean", "units", "status"]
     np.testing.assert_allclose(table["mean"], data.expected_mean[: len(table)], rtol=1e-6)
 
 
@@ -350,7 +360,7 @@ def test_science_function_reaches_worker_processes_by_value(served, tmp_path):
     with xr.open_dataset(out / "reduce.nc") as nc:
         _check_like(nc.load(), expected, ["profile"])
     table = pd.read_csv(out / "reduce.csv", keep_default_na=False)
-    assert list(table.columns) == ["time", "datakey", "pid", "importable", "status"]
+    assert list(table.columns) == ["time", "frame_time", "datakey", "pid", "importable", "status"]
 
 
 @pytest.mark.parametrize(

@@ -40,9 +40,13 @@ def _part(start: str, n: int, *, failed: dict[int, str] | None = None) -> pd.Dat
         values[i] = np.nan
         status[i] = reason
         n_valid[i] = 0
+    own = (times + pd.Timedelta("3.004s")).as_unit("ns").to_numpy().copy()
+    if n > 1:
+        own[1] = np.datetime64("NaT")  # a channel's placeholder: no frame within tolerance
     return pd.DataFrame(
         {
             "time": times.as_unit("ns"),
+            "frame_time": own,
             "datakey": [f"s3://b/aia/{t:%Y%m%d_%H%M%S_%f}, v1.fits" for t in times],
             "irradiance": values,
             "n_valid": n_valid,
@@ -102,9 +106,10 @@ def test_parts_round_trip_exactly(tmp_path):
     with open(store.dir / "part-000000.csv", newline="") as f:
         rows = list(csv.reader(f))
     assert rows[0] == PART_COLUMNS
-    assert rows[3][2:] == ["NaN", "0", "truncated"]
-    assert rows[6][4] == 'HTTP 503, "slow down"'
-    assert float(rows[1][2]) == parts[0]["irradiance"].iloc[0]
+    assert rows[3][3:] == ["NaN", "0", "truncated"]
+    assert rows[2][1] == ""  # a NaT frame time: an empty field
+    assert rows[6][5] == 'HTTP 503, "slow down"'
+    assert float(rows[1][3]) == parts[0]["irradiance"].iloc[0]
 
 
 def test_fresh_store_clears_old_parts_and_writes_manifest(tmp_path):
@@ -195,11 +200,15 @@ def test_save_results_csv_netcdf_png(tmp_path):
 
     # CSV: the columns in order, one row per frame, exact values
     text = (tmp_path / "out" / "irradiance.csv").read_text()
-    assert text.splitlines()[0] == "time,datakey,irradiance,n_valid,status"
+    assert text.splitlines()[0] == "time,frame_time,datakey,irradiance,units,n_valid,status"
     assert len(text.splitlines()) == 1 + 15
     table = pd.read_csv(paths["csv"], keep_default_na=False, na_values={"irradiance": ["NaN"]})
-    assert list(table.columns) == PART_COLUMNS
+    assert list(table.columns) == [*PART_COLUMNS[:4], "units", *PART_COLUMNS[4:]]
+    assert set(table["units"]) == {"DN"}
     assert (pd.to_datetime(table["time"]) == expected["time"]).all()
+    own = pd.to_datetime(table["frame_time"].replace("", None))
+    assert own.isna().tolist() == expected["frame_time"].isna().tolist()  # NaT: empty field
+    assert (own.dropna() == expected["frame_time"].dropna()).all()
     np.testing.assert_array_equal(table["irradiance"], expected["irradiance"])
     assert table["status"].tolist() == expected["status"].tolist()
     assert table["datakey"].tolist() == expected["datakey"].tolist()
@@ -220,6 +229,7 @@ def test_save_results_csv_netcdf_png(tmp_path):
     np.testing.assert_array_equal(nc["n_valid"].to_numpy(), expected["n_valid"].to_numpy())
     assert nc["status"].to_numpy().tolist() == expected["status"].tolist()
     assert nc["datakey"].to_numpy().tolist() == expected["datakey"].tolist()
+    np.testing.assert_array_equal(nc["frame_time"].to_numpy(), expected["frame_time"].to_numpy())
     assert nc["irradiance"].attrs["units"] == "DN"
     assert nc.attrs["dataset"] == "aia_0094" and "X" not in nc.attrs
 
@@ -272,7 +282,8 @@ def test_plot_with_no_or_only_failed_frames(tmp_path, failed):
 def test_to_dataframe_matches_the_dataset():
     part = _part("2021-01-01", 5, failed={3: "truncated"})
     df = to_dataframe(_result([part]))
-    assert list(df.columns) == PART_COLUMNS
+    assert list(df.columns) == [*PART_COLUMNS[:4], "units", *PART_COLUMNS[4:]]
+    assert set(df.pop("units")) == {"DN"}
     pd.testing.assert_frame_equal(df, part, check_exact=True, check_dtype=False)
 
 

@@ -149,7 +149,8 @@ def test_parts_saved_in_any_order_then_loaded_whole(tmp_path):
     }
     store.mark_complete()
     result = store.load()
-    assert list(result.data_vars) == ["mean", "count", "profile", "status", "datakey"]
+    assert list(result.data_vars) == ["mean", "count", "profile", "status", "datakey", "frame_time"]
+    np.testing.assert_array_equal(result["frame_time"].to_numpy(), result["time"].to_numpy())
     whole = xr.concat([parts[p] for p in (0, 1, 2)], dim="time")
     for name in ("mean", "count", "profile"):
         np.testing.assert_array_equal(result[name].to_numpy(), whole[name].to_numpy())
@@ -298,7 +299,15 @@ def test_map_frames_parts_saved_equal_the_in_memory_result(tmp_path):
     map_frames(frames, funcs, progress=False, part_size=PART, on_part=resumed.save, skip={0, 2})
     resumed.mark_complete()
     result = resumed.load()
-    assert list(result.data_vars) == ["mean", "max", "count", "corners", "status", "datakey"]
+    assert list(result.data_vars) == [
+        "mean",
+        "max",
+        "count",
+        "corners",
+        "status",
+        "datakey",
+        "frame_time",
+    ]
     for name in ("mean", "max", "count", "corners"):
         np.testing.assert_array_equal(result[name].to_numpy(), expected[name].to_numpy())
     assert result["count"].dtype == expected["count"].dtype == np.int64
@@ -329,7 +338,16 @@ def test_outputs_with_arrays_csv_of_scalars_nc_of_all_no_png(tmp_path):
         "png: not made (outputs profile are arrays; a plot needs scalar outputs only)",
     ]
     table = pd.read_csv(paths["csv"], keep_default_na=False, na_values={"mean": ["NaN"]})
-    assert list(table.columns) == ["time", "datakey", "mean", "count", "status"]
+    assert list(table.columns) == [
+        "time",
+        "frame_time",
+        "datakey",
+        "mean",
+        "count",
+        "units",
+        "status",
+    ]
+    assert set(table["units"]) == {"DN"}
     np.testing.assert_array_equal(table["mean"].to_numpy(), result["mean"].to_numpy())
     assert table["status"].tolist() == _text(result["status"])
     with xr.open_dataset(paths["nc"]) as nc:
@@ -347,7 +365,8 @@ def test_outputs_of_scalars_make_a_png_with_a_panel_each(tmp_path):
     assert notes == [] and set(paths) == {"csv", "png"}
     with Image.open(paths["png"]) as img:
         assert img.format == "PNG" and img.size[1] > img.size[0] * 0.4  # two stacked panels
-    assert list(outputs_table(result).columns) == ["time", "datakey", "mean", "count", "status"]
+    columns = ["time", "frame_time", "datakey", "mean", "count", "units", "status"]
+    assert list(outputs_table(result).columns) == columns
 
 
 # ----------------------------------------------------------------------------- functions
