@@ -29,6 +29,7 @@ from .base.errors import (
     HelioError,
     HelioWarning,
     IndexParseError,
+    InterruptedRun,
     ReadDeadlineError,
     TimeRangeError,
 )
@@ -57,6 +58,7 @@ _LAZY = {
     "cluster": "intake_helio.compute.clusters",
     "irradiance": "intake_helio.compute.reduction",
     "map_frames": "intake_helio.compute.engine",
+    "ratio": "intake_helio.compute.reduction",
     "HelioBucketReader": "intake_helio.app.intake.v2",
     "HelioFramesReader": "intake_helio.app.intake.v2",
     "HelioRegistryReader": "intake_helio.app.intake.v2",
@@ -66,7 +68,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .app.intake.v2 import HelioBucketReader, HelioFramesReader, HelioRegistryReader
     from .compute.clusters import cluster
     from .compute.engine import map_frames
-    from .compute.reduction import irradiance
+    from .compute.reduction import irradiance, ratio
 
 
 def __getattr__(name: str) -> Any:
@@ -98,6 +100,7 @@ __all__ = [
     "HelioRegistryReader",
     "HelioWarning",
     "IndexParseError",
+    "InterruptedRun",
     "ReadDeadlineError",
     "Reason",
     "Registry",
@@ -113,5 +116,6 @@ __all__ = [
     "open_frames",
     "open_registry",
     "parse_time",
+    "ratio",
     "to_map",
 ]

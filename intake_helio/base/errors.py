@@ -8,6 +8,8 @@ to do about it.
 
 from __future__ import annotations
 
+from typing import Any
+
 __all__ = [
     "ArgumentError",
     "ArgumentTypeError",
@@ -21,6 +23,7 @@ __all__ = [
     "HelioError",
     "HelioWarning",
     "IndexParseError",
+    "InterruptedRun",
     "ReadDeadlineError",
     "StorageAccessError",
     "StorageReadError",
@@ -93,6 +96,29 @@ class ReadDeadlineError(HelioError, TimeoutError):
     def __reduce__(self):
         args = (str(self), self.elapsed, self.received, self.allowance, self.min_rate)
         return (type(self), args)
+
+
+class InterruptedRun(KeyboardInterrupt):
+    """Ctrl-C during :func:`~intake_helio.irradiance` or :func:`~intake_helio.map_frames`,
+    with what was finished: nothing computed is lost.
+
+    A ``KeyboardInterrupt`` (not a :class:`HelioError`, so that ``except Exception`` never
+    swallows a Ctrl-C), raised from the original one.
+
+    Attributes
+    ----------
+    partial : xarray.Dataset
+        The frames of the parts finished before the interrupt (in time order), as the
+        full result would hold them.
+    done : list of int
+        Their part numbers: pass ``skip=done`` to compute only the rest (and combine), or
+        use ``run_irradiance_job(..., resume=True)``, which saves every part as it ends.
+    """
+
+    def __init__(self, message: str, partial: Any = None, done: list[int] | None = None):
+        super().__init__(message)
+        self.partial = partial
+        self.done = list(done or [])
 
 
 class ClusterError(HelioError, RuntimeError):

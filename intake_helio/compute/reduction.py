@@ -16,10 +16,11 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from ..base.errors import InterruptedRun
 from .engine import FRAME_TIME_ATTRS, TIME_AXIS, by_channel, frame_funcs, run_map
 from .progress import Progress
 
-__all__ = ["PART_COLUMNS", "irradiance", "iter_parts", "parts_to_dataset"]
+__all__ = ["PART_COLUMNS", "irradiance", "iter_parts", "parts_to_dataset", "ratio"]
 
 PART_COLUMNS = ["time", "frame_time", "datakey", "irradiance", "n_valid", "status"]
 _STATS = ["mean", "count"]
@@ -160,6 +161,12 @@ def irradiance(
         channels, each channel's, while ``time`` is the first channel's; the attribute
         ``time_axis`` says so). A frame that cannot be read never stops the computation:
         it has ``irradiance=NaN`` and a reason.
+
+    Raises
+    ------
+    InterruptedRun
+        On Ctrl-C (a ``KeyboardInterrupt``): its ``partial`` holds the frames of the parts
+        finished so far and ``done`` their numbers (``skip=exc.done`` computes the rest).
     """
     if isinstance(frames, xr.Dataset):
         return by_channel(
@@ -174,18 +181,85 @@ def irradiance(
         if on_part is not None:
             on_part(p, df)
 
-    result = run_map(
-        frames,
-        frame_funcs(_STATS),
-        normalize,
-        progress,
-        part_size,
-        collect,
-        skip,
-        desc="irradiance",
-    )
+    try:
+        result = run_map(
+            frames,
+            frame_funcs(_STATS),
+            normalize,
+            progress,
+            part_size,
+            collect,
+            skip,
+            desc="irradiance",
+        )
+    except KeyboardInterrupt as stop:
+        done = sorted(p for p, _ in parts)
+        ordered = [df for _, df in sorted(parts, key=lambda item: item[0])]
+        partial = parts_to_dataset(ordered, dict(frames.attrs), units, sort=False)
+        raise InterruptedRun(
+            f"interrupted after {partial.sizes['time']} of {frames.sizes.get('time', 0)} "
+            f"frames ({len(done)} part(s) done): the finished frames are in exc.partial; "
+            "irradiance(frames, skip=exc.done) computes the rest, or run_irradiance_job(..., "
+            "resume=True) saves every part as it ends",
+            partial,
+            done,
+        ) from stop
     # in the frames' own order (parts finish in any order on a cluster)
     ordered = [df for _, df in sorted(parts, key=lambda item: item[0])]
     ds = parts_to_dataset(ordered, dict(frames.attrs), units, sort=False)
     ds.attrs["elapsed_seconds"] = result.attrs["elapsed_seconds"]
     return ds
+
+
+def ratio(result: xr.Dataset, numerator: str, denominator: str, var: str = "irradiance"):
+    """The ratio of two channels of a ``(channel, time)`` result, frame by frame.
+
+    Parameters
+    ----------
+    result : xarray.Dataset
+        :func:`irradiance` (or :func:`~intake_helio.map_frames`) of channels from
+        :func:`~intake_helio.open_channels` (or the job's ``irradiance.nc``).
+    numerator, denominator : str
+        Channel names (dataset ids), e.g. ``"aia_0171"`` and ``"aia_0094"``.
+    var : str
+        The output to divide (default ``"irradiance"``).
+
+    Returns
+    -------
+    xarray.DataArray
+        Along ``time``: ``numerator / denominator``, NaN where either frame has no value
+        (its ``status`` is not ``"ok"``); coordinates ``<channel>_frame_time`` (each
+        channel's own frame times, seconds apart) and ``<channel>_status``; ``units``
+        ``"1"``.
+
+    Raises
+    ------
+    ArgumentError
+        ``result`` has no ``channel`` dimension, or a name is not one of its channels.
+    """
+    from ..base.errors import ArgumentError
+
+    if "channel" not in result.dims or var not in result:
+        raise ArgumentError(
+            f"ratio needs a result of several channels with {var!r} (dimensions (channel, "
+            "time)), e.g. ih.irradiance(ih.open_channels(...)); got dimensions "
+            f"{dict(result.sizes)}"
+        )
+    names = [str(c) for c in result["channel"].to_numpy()]
+    for name in (numerator, denominator):
+        if name not in names:
+            raise ArgumentError(f"channel {name!r} is not in the result; its channels: {names}")
+    parts = {}
+    for name in (numerator, denominator):
+        one = result.sel(channel=name, drop=True)
+        ok = one["status"] == "ok" if "status" in one else True
+        parts[name] = (one[var].where(ok), one)
+    (top, a), (bottom, b) = parts[numerator], parts[denominator]
+    out = (top / bottom).rename(f"{numerator}/{denominator}")
+    for name, one in ((numerator, a), (denominator, b)):
+        for coord in ("frame_time", "status"):
+            if coord in one:
+                out = out.assign_coords({f"{name}_{coord}": ("time", one[coord].to_numpy())})
+    # one variable of both channels: the same units, so the ratio is dimensionless
+    out.attrs = {"long_name": f"{var} of {numerator} / {var} of {denominator}", "units": "1"}
+    return out
