@@ -165,8 +165,17 @@ def test_a_function_returning_rubbish_gets_a_reason(files):
 
 
 def test_bad_func_arguments_are_clear():
-    with pytest.raises(EngineError, match="'median' is not a built-in statistic"):
-        frame_funcs("median")
+    with pytest.raises(EngineError, match="'mediam' is not a built-in statistic"):
+        frame_funcs("mediam")
+    for bad in ("p101", "p-1", "p", "p99.1234567"):
+        with pytest.raises(EngineError, match=r"a percentile p<q> \(0 <= q <= 100"):
+            frame_funcs(bad)
+    assert frame_funcs(["median", "p99", "p99.9", "p0"]) == [
+        ("median", "median"),
+        ("p99", "p99"),
+        ("p99.9", "p99.9"),
+        ("p0", "p0"),
+    ]
     with pytest.raises(EngineError, match="expected a statistic name"):
         frame_funcs(3)
     with pytest.raises(EngineError, match=r"two outputs named \['f'\]"):
