@@ -21,9 +21,9 @@ from ..base.errors import ArgumentError, HelioWarning
 from ..base.options import check_quality
 from ..base.reasons import Reason
 from ..frames.build import open_frames
-from ..frames.solar import is_solar_cutout
+from ..frames.solar import check_cutout_order, is_solar_cutout
 from ..frames.spec import REFUSED, frame_specs
-from ..io.storage import mask_url
+from ..io.storage import check_option_names, mask_url
 
 __all__ = ["align_files", "open_channels"]
 
@@ -103,7 +103,9 @@ def open_channels(
         raise ArgumentError(f"ids={list(ids)!r} repeats a dataset id")
     open_kwargs.setdefault("on_error", "nan")
     check_quality(open_kwargs.get("quality"))  # before any index is read
+    check_cutout_order(open_kwargs.get("cutout"))
     storage_options = open_kwargs.pop("storage_options", None)
+    check_option_names(storage_options)
     datasets = [bucket[i] for i in ids]
     keep = open_kwargs["on_error"] == "nan"  # refused datakeys: frames with their reason
     files = [d.files(start, stop, keep_refused=keep) for d in datasets]
@@ -127,7 +129,7 @@ def open_channels(
             warnings.warn(
                 f"{ds.id!r} has no frame within tolerance={tolerance!r} of any {ids[0]!r} "
                 f"frame in [{start}, {stop}) ({_nearest(reference, df)}): all its frames are "
-                f"{Reason.NO_FRAME_WITHIN_TOLERANCE!r}; raise the tolerance or leave it out",
+                f"'{Reason.NO_FRAME_WITHIN_TOLERANCE.value}'; raise the tolerance or leave it out",
                 HelioWarning,
                 stacklevel=2,
             )

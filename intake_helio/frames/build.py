@@ -36,7 +36,14 @@ from ..base.reasons import Reason
 from ..base.settings import Settings, current
 from ..fits import frame as fits_frames
 from ..io.storage import StorageOptions, filesystem
-from .solar import WCS_KEYS, is_solar_cutout, reference_attrs, solar_coords, solar_window
+from .solar import (
+    WCS_KEYS,
+    check_cutout_order,
+    is_solar_cutout,
+    reference_attrs,
+    solar_coords,
+    solar_window,
+)
 from .spec import REFUSED, FrameLayer, FrameSpec
 from .tasks import no_header_row, read_block, read_header_row, refused_block
 
@@ -288,6 +295,7 @@ def open_frames(
     check_choice("units", units, UNITS)
     check_choice("on_error", on_error, ON_ERROR)
     quality = check_quality(quality)
+    check_cutout_order(cutout)  # a reversed arcsec box: before any frame is read
     settings = current()
     if isinstance(header_keys, str):
         header_keys = (header_keys,)

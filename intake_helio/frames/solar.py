@@ -34,6 +34,7 @@ __all__ = [
     "PIXEL_KEYS",
     "SOLAR_KEYS",
     "WCS_KEYS",
+    "check_cutout_order",
     "is_solar_cutout",
     "plain_cutout",
     "reference_attrs",
@@ -213,7 +214,50 @@ def _arcsec_slice(value: Any, name: str) -> slice:
             f"cutout[{name!r}]={value!r} has an open end; give both bounds in arcsec, e.g. "
             "slice(-600, 0)"
         )
-    return slice(_arcsec_value(value.start, name, "start"), _arcsec_value(value.stop, name, "stop"))
+    out = slice(_arcsec_value(value.start, name, "start"), _arcsec_value(value.stop, name, "stop"))
+    _check_order(out, name)
+    return out
+
+
+def _check_order(value: slice, name: str) -> None:
+    """Refuse ``slice(high, low)``: a reversed box would be read as the box the other way."""
+    if value.start > value.stop:
+        axis = "x" if name == "Tx" else "y"
+        raise ArgumentError(
+            f"cutout[{name!r}] runs from {value.start:g} to {value.stop:g} arcsec: the bounds "
+            f"are reversed; give them in the order (low, high), e.g. "
+            f"{name}=slice({value.stop:g}, {value.start:g}) ({name} grows along {axis})"
+        )
+
+
+def check_cutout_order(cutout: Any) -> None:
+    """Refuse an arcsec cutout whose ``Tx`` or ``Ty`` bounds are reversed (high, low).
+
+    Checked before any frame is read; a bound that cannot be read is left to
+    :func:`solar_window` to report (with the frame's shape).
+
+    Raises
+    ------
+    ArgumentError
+        ``Tx`` or ``Ty`` runs from a higher to a lower value.
+    """
+    if not isinstance(cutout, Mapping):
+        return
+    for key in SOLAR_KEYS:
+        if key not in cutout:
+            continue
+        value = cutout[key]
+        if isinstance(value, tuple | list) and len(value) == 2:
+            value = slice(*value)
+        if not isinstance(value, slice) or value.start is None or value.stop is None:
+            continue
+        try:
+            bounds = slice(
+                _arcsec_value(value.start, key, "start"), _arcsec_value(value.stop, key, "stop")
+            )
+        except ArgumentError:
+            continue  # reported with the frame's shape
+        _check_order(bounds, key)
 
 
 def plain_cutout(cutout: Mapping[str, Any]) -> dict[str, Any]:

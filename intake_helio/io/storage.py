@@ -38,6 +38,7 @@ from fsspec.core import split_protocol
 
 from ..base.errors import CatalogFormatError, HelioError
 from ..base.settings import catalog_settings
+from .options import check_option_names
 
 __all__ = [
     "ContentTooLargeError",
@@ -45,6 +46,7 @@ __all__ = [
     "FileSystems",
     "MissingCredentialsError",
     "StorageOptions",
+    "check_option_names",
     "filesystem",
     "is_no_credentials",
     "mask_url",
@@ -340,9 +342,16 @@ def scope_options(storage_options: Mapping[str, Any] | None, url: str) -> dict[s
     -------
     dict or None
         A new dict (the input is not changed); None stays None.
+
+    Raises
+    ------
+    ArgumentError
+        An option is not one of its protocol's (:func:`check_option_names`): refused here,
+        where the user's options first arrive, before any request.
     """
     if storage_options is None:
         return None
+    check_option_names(storage_options, url)
     out = dict(storage_options)
     user = origin(url)
     for proto in _HTTP:
@@ -528,7 +537,15 @@ class StorageOptions(dict):
 
     Travels inside dask graphs to the workers (they need the credentials) while any
     repr of a task, a graph or an error shows ``'***'`` in place of keys and tokens.
+
+    Made from the options given to ``open_frames``/``to_dataarray``/``read_headers``: the
+    names are checked then (:func:`check_option_names`, an ``ArgumentError`` before any
+    frame is read), not again when a worker unpickles them.
     """
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        check_option_names(self)
 
     def __repr__(self) -> str:
         return repr(redact(dict(self)))
@@ -536,4 +553,11 @@ class StorageOptions(dict):
     __str__ = __repr__
 
     def __reduce__(self):
-        return (StorageOptions, (dict(self),))
+        return (_unpickle_options, (dict(self),))
+
+
+def _unpickle_options(options: dict[str, Any]) -> StorageOptions:
+    """A :class:`StorageOptions` as pickled: its names were checked where it was made."""
+    out = StorageOptions.__new__(StorageOptions)
+    dict.update(out, options)
+    return out
