@@ -131,10 +131,20 @@ def check_against_truth(
 ) -> tuple[float, bool]:
     """``(max relative error, failed frames == corrupt files)`` of a ``(channel, time)`` result.
 
-    Each value is compared with the generator's true mean of the file in its ``datakey``;
-    every frame must be a file of the generator (none missing within the tolerance).
+    Each value is compared with the generator's true mean of the file in its ``datakey``, in
+    the result's units: ``expected_rate`` (each frame's mean / its own ``EXPTIME``, which
+    shortens during the flare) for ``"DN/s"``, ``expected_mean`` for ``"DN"`` (the default
+    when the result says none); every frame must be a file of the generator (none missing
+    within the tolerance).
     """
-    truth = {k: m for d in channels for k, m in zip(d.datakeys, d.expected_mean, strict=True)}
+    units = result["irradiance"].attrs.get("units") or "DN"
+    truth = {
+        k: m
+        for d in channels
+        for k, m in zip(
+            d.datakeys, d.expected_rate if units == "DN/s" else d.expected_mean, strict=True
+        )
+    }
     keys = result["datakey"].transpose("channel", "time").to_numpy().astype(str).ravel()
     values = result["irradiance"].transpose("channel", "time").to_numpy().ravel()
     status = result["status"].transpose("channel", "time").to_numpy().astype(str).ravel()

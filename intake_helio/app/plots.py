@@ -35,6 +35,45 @@ def _date_axis(ax) -> None:
     ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
 
 
+def _date_range(times) -> str:
+    """``"2020-12-31 22:00 – 23:00 UTC"`` (both dates when the run crosses midnight)."""
+    idx = pd.DatetimeIndex(pd.to_datetime(times)).dropna()
+    if idx.tz is not None:
+        idx = idx.tz_convert("UTC").tz_localize(None)
+    if len(idx) == 0:
+        return ""
+    lo, hi = idx.min(), idx.max()
+    fmt = "%Y-%m-%d %H:%M" if (hi - lo) >= pd.Timedelta("1min") else "%Y-%m-%d %H:%M:%S"
+    if lo == hi:
+        return f"{lo.strftime(fmt)} UTC"
+    end = hi.strftime(fmt[len("%Y-%m-%d ") :] if lo.normalize() == hi.normalize() else fmt)
+    return f"{lo.strftime(fmt)} \N{EN DASH} {end} UTC"
+
+
+def _failed_rug(ax, times, color: str, label: str | None, level: float = 0.02) -> None:
+    """Mark failed frames on the time axis: an ``x`` at ``level`` axes units above the bottom.
+
+    The marks use the x axis' blended transform (x in data, y in axes units), so they stay on
+    the time axis whatever the data's range and are never read as values.
+    """
+    ax.plot(
+        times,
+        np.full(len(times), level),
+        "x",
+        transform=ax.get_xaxis_transform(),
+        color=color,
+        ms=8,
+        mew=2,
+        clip_on=False,
+        label=label,
+    )
+
+
+def _units(result: xr.Dataset, name: str, default: str | None = "DN") -> str | None:
+    units = result[name].attrs.get("units") if name in result else None
+    return str(units) if units else default
+
+
 def _save_figure(fig, path: str | os.PathLike) -> None:
     import matplotlib.pyplot as plt
 
@@ -54,7 +93,7 @@ def irradiance_figure(result: xr.Dataset):
         return _channels_figure(result, "irradiance", "irradiance")
     plt = _pyplot()
     df = to_dataframe(result)
-    units = result["irradiance"].attrs.get("units", "DN")
+    units = _units(result, "irradiance")
     ok = df["status"] == "ok"
     fig, ax = plt.subplots(figsize=(10, 4.5), dpi=110)
     # failed frames are NaN here, so the line breaks at them instead of bridging them
@@ -68,20 +107,16 @@ def irradiance_figure(result: xr.Dataset):
         label=f"frame mean ({int(ok.sum())} frames)",
     )
     if (~ok).any():
-        y0 = float(np.nanmin(df.loc[ok, "irradiance"])) if ok.any() else 0.0
         for t in df.loc[~ok, "time"]:
-            ax.axvline(t, color="C3", alpha=0.35, lw=1)
-        ax.plot(
+            ax.axvline(t, color="C3", alpha=0.25, lw=1)
+        _failed_rug(
+            ax,
             df.loc[~ok, "time"],
-            np.full((~ok).sum(), y0),
-            "x",
-            color="C3",
-            ms=9,
-            mew=2,
-            label=f"failed frame ({int((~ok).sum())}): see status in irradiance.csv",
+            "C3",
+            f"failed frame ({int((~ok).sum())}), on the time axis: see status in irradiance.csv",
         )
     title = result.attrs.get("title") or result.attrs.get("dataset") or "irradiance"
-    ax.set_title(f"{title}: irradiance (mean of each frame)")
+    ax.set_title(f"{title}: irradiance (mean of each frame), {_date_range(df['time'])}")
     ax.set_xlabel("time (UTC)")
     ax.set_ylabel(f"mean intensity [{units}]")
     _date_axis(ax)
@@ -96,7 +131,8 @@ def plot_irradiance(result: xr.Dataset, path: str | os.PathLike) -> None:
 
     A result of several channels (dimensions ``(channel, time)``) has one line per channel,
     its legend naming the dataset ids; each channel's failed frames are marked with an ``x``
-    in its colour at the bottom of its line.
+    in its colour on the time axis (at the bottom of the panel, never at a data value). The
+    title gives the date range, the y axis the result's units (``DN`` when it has none).
     """
     _save_figure(irradiance_figure(result), path)
 
@@ -133,26 +169,23 @@ def _channels_figure(result: xr.Dataset, names, csv_stem: str):
                 label=f"{channel} ({int(good.sum())} of {good.size} frames ok)",
             )
             if (~good).any():
-                y0 = float(np.nanmin(line)) if good.any() else 0.0
                 for t in times[~good]:
-                    ax.axvline(t, color=f"C{k}", alpha=0.3, lw=1, ls="--")
-                ax.plot(
+                    ax.axvline(t, color=f"C{k}", alpha=0.25, lw=1, ls="--")
+                _failed_rug(
+                    ax,
                     times[~good],
-                    np.full(int((~good).sum()), y0),
-                    "x",
-                    color=f"C{k}",
-                    ms=9,
-                    mew=2,
-                    label=f"{channel}: failed frame ({int((~good).sum())})",
+                    f"C{k}",
+                    f"{channel}: failed frame ({int((~good).sum())})",
+                    level=0.02 + 0.04 * k,
                 )
-        units = result[name].attrs.get("units")
+        units = _units(result, name, "DN" if name == "irradiance" else None)
         label = "mean intensity" if name == "irradiance" else name
         ax.set_ylabel(f"{label} [{units}]" if units else label)
         ax.grid(alpha=0.3)
     failed = int((~ok).sum())
-    note = f"; failed frames marked x (status in {csv_stem}.csv)" if failed else ""
+    note = f"; failed frames marked x on the time axis (status in {csv_stem}.csv)" if failed else ""
     what = "irradiance (mean of each frame)" if names == ["irradiance"] else ", ".join(names)
-    axes[0, 0].set_title(f"{', '.join(channels)}: {what}{note}", fontsize=11)
+    axes[0, 0].set_title(f"{', '.join(channels)}: {what}\n{_date_range(times)}{note}", fontsize=11)
     axes[0, 0].legend(loc="best", fontsize=9)
     axes[-1, 0].set_xlabel("time (UTC)")
     _date_axis(axes[-1, 0])
@@ -181,15 +214,23 @@ def outputs_figure(result: xr.Dataset):
     for i, (ax, name) in enumerate(zip(axes[:, 0], scalars, strict=True)):
         values = df[name].astype(np.float64).where(ok)
         ax.plot(df["time"], values, ".-", lw=1, ms=3, color=f"C{i}", label=name)
-        for t in df.loc[~ok, "time"]:
-            ax.axvline(t, color="C3", alpha=0.35, lw=1)
-        units = result[name].attrs.get("units")
+        if (~ok).any():
+            for t in df.loc[~ok, "time"]:
+                ax.axvline(t, color="C3", alpha=0.25, lw=1)
+            _failed_rug(ax, df.loc[~ok, "time"], "C3", "failed frame" if i == 0 else None)
+        units = _units(result, name, None)
         ax.set_ylabel(f"{name} [{units}]" if units else name)
         ax.grid(alpha=0.3)
     title = result.attrs.get("title") or result.attrs.get("dataset") or "frames"
     failed = int((~ok).sum())
-    note = f"; {failed} failed frame(s) marked in red (see status)" if failed else ""
-    axes[0, 0].set_title(f"{title}: {', '.join(scalars)} of {int(ok.sum())} frames{note}")
+    note = (
+        f"; {failed} failed frame(s) marked x in red on the time axis (see status)"
+        if failed
+        else ""
+    )
+    axes[0, 0].set_title(
+        f"{title}: {', '.join(scalars)} of {int(ok.sum())} frames\n{_date_range(df['time'])}{note}"
+    )
     axes[-1, 0].set_xlabel("time (UTC)")
     _date_axis(axes[-1, 0])
     fig.tight_layout()

@@ -1,12 +1,22 @@
 """Synthetic SDO/AIA level-1-like frames (94 Å and other EUV channels) and a flare.
 
-:func:`make_aia_frame` draws one AIA-like frame: a limb-darkened solar disk with a fainter
-corona outside the limb, a few brighter active regions, Poisson (photon) noise plus Gaussian
-read noise, stored like AIA level 1 (int16, ``BLANK = -32768``, RICE_1 tile compression with
-one row per tile, in extension 1). The channel (``wavelength``: 94, 131, 171, 193, 211, 304
-or 335 Å) sets ``WAVELNTH``, ``WAVE_STR``, ``INSTRUME`` and the brightness of the disk.
-:func:`flare_profile` gives the brightness factor of a flare over time and :func:`frame_bytes`
-the bytes of a FITS file. :func:`render_frame` and :func:`reheader_frame` are the fast paths
+:func:`make_aia_frame` draws one AIA-like frame: a limb-darkened solar disk
+(``I(mu) = 1 - u (1 - mu)``, ``u = 0.5``) with a faint corona falling off above the limb, a
+few static active regions and one *flaring* active region at a fixed heliographic position
+(Stonyhurst longitude -30°, latitude +18°, projected with the date's B0 angle), Poisson
+(photon) noise plus Gaussian read noise, stored like AIA level 1 (int16, ``BLANK = -32768``,
+RICE_1 tile compression with one row per tile, in extension 1). The channel (``wavelength``:
+94, 131, 171, 193, 211, 304 or 335 Å) sets ``WAVELNTH``, ``WAVE_STR``, ``INSTRUME``, the
+brightness of the Sun and the nominal exposure time.
+
+:func:`flare_profile` gives the brightness factor of the flaring active region over time
+(the quiet Sun and the corona do not change); :func:`aec_exptime` the exposure that AIA's
+automatic exposure control would pick for it (shorter during the flare, in discrete steps).
+Pixels are counts, ``DN = rate * EXPTIME``: light curves in DN/s are smooth, in DN they dip
+when the exposure shortens. :func:`frame_boxes` names three pixel boxes (``flare`` on the
+flaring region, ``quiet`` on quiet Sun, ``corner`` off the limb) and :func:`solar_b0` the B0
+angle written as ``HGLT_OBS``. :func:`frame_bytes` gives the bytes of a FITS file;
+:func:`render_frame` and :func:`reheader_frame` are the fast paths
 :mod:`intake_helio.testing.demo_data` uses to write runs of frames.
 
 The data are synthetic: every header carries ``ORIGIN`` and a ``COMMENT`` saying so.
@@ -14,9 +24,11 @@ The data are synthetic: every header carries ``ORIGIN`` and a ``COMMENT`` saying
 
 from __future__ import annotations
 
+import functools
 import io
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -30,12 +42,17 @@ __all__ = [
     "BLANK",
     "REF_EXPTIME",
     "WAVELENGTHS",
+    "Box",
+    "aec_exptime",
     "flare_amplitude",
     "flare_profile",
+    "frame_boxes",
     "frame_bytes",
     "make_aia_frame",
+    "nominal_exptime",
     "reheader_frame",
     "render_frame",
+    "solar_b0",
 ]
 
 BLANK = -32768
@@ -43,6 +60,18 @@ BLANK = -32768
 
 REF_EXPTIME = 2.9
 """Exposure time (s) for which the model's brightness is given (counts scale with it)."""
+
+# The flaring active region: Stonyhurst longitude / latitude (deg), Gaussian width and peak
+# (relative to the quiet disk centre) of its brightness before the flare.
+_AR_LON, _AR_LAT = -30.0, 18.0
+_AR_SIGMA = 0.05  # in solar radii
+_AR_PEAK = 12.0
+# The static active regions: how many, their peak (relative to the disk centre) and width.
+_STATIC_AR_COUNT = (3, 6)
+_STATIC_AR_PEAK = (2.0, 6.0)
+_STATIC_AR_SIGMA = (0.03, 0.07)
+# The quiet-Sun box: centre (x, y) and half side, in solar radii from the disk centre.
+_QUIET_XY, _QUIET_HALF = (0.3, -0.25), 0.12
 
 _DISK_DN = 520.0  # DN at disk centre, quiet Sun, intensity 1, EXPTIME 2.9 s
 _LIMB_DARKENING = 0.5  # I(mu) = 1 - u (1 - mu)
@@ -64,6 +93,20 @@ _CHANNELS: dict[int, tuple[str, str, float, float]] = {
     304: ("AIA_4", "304_THIN", 1.2, 1.8),
     335: ("AIA_1", "335_THIN", 1.0, 2.5),
 }
+# Nominal AIA exposure times (s) outside flares, per channel (like the AIA level-1 headers).
+_NOMINAL_EXPTIME: dict[int, float] = {
+    94: 2.9,
+    131: 2.9,
+    171: 2.0,
+    193: 2.0,
+    211: 2.9,
+    304: 2.9,
+    335: 2.9,
+}
+# Automatic exposure control: the exposure is the nominal one times the largest of these
+# steps that keeps the flaring region's brightness times the step below _AEC_LIMIT.
+_AEC_STEPS = (1.0, 0.7, 0.5, 0.3)
+_AEC_LIMIT = 1.5
 _TELESCOPES = {
     "AIA_1": "AIA telescope 1 (131/335)",
     "AIA_2": "AIA telescope 2 (193/211)",
@@ -171,13 +214,43 @@ def _sun_distance_au(t: pd.Timestamp) -> float:
     return 1.0 - 0.01671 * math.cos(2.0 * math.pi * (day - 3.0) / 365.256)
 
 
+def solar_b0(time: Any) -> float:
+    """The solar B0 angle in degrees (heliographic latitude of the disk centre seen from Earth).
+
+    The standard approximation (Meeus, *Astronomical Algorithms*, ch. 29, with a low-precision
+    solar longitude): ``B0 = asin(sin(lambda - Omega) sin I)``, ``I = 7.25°`` the inclination of
+    the solar equator on the ecliptic, ``Omega`` (about 75.8° in 2000) its ascending node and
+    ``lambda`` the Sun's geocentric ecliptic longitude; about -7.25° in early March and +7.25°
+    in early September, accurate to ~0.01°.
+
+    Parameters
+    ----------
+    time : time
+        Naive UTC (or aware) time.
+
+    Returns
+    -------
+    float
+    """
+    t = parse_time(time, "time") if not isinstance(time, pd.Timestamp) else time
+    if t.tzinfo is not None:
+        t = t.tz_convert("UTC").tz_localize(None)
+    jd = t.to_julian_date()
+    n = jd - 2451545.0
+    g = math.radians((357.528 + 0.9856003 * n) % 360.0)
+    lam = 280.460 + 0.9856474 * n + 1.915 * math.sin(g) + 0.020 * math.sin(2.0 * g)
+    omega = 73.6667 + 1.3958333 * (jd - 2396758.0) / 36525.0
+    return math.degrees(
+        math.asin(math.sin(math.radians(lam - omega)) * math.sin(math.radians(7.25)))
+    )
+
+
 def _geometry(t: pd.Timestamp, size: int) -> dict[str, float]:
     cdelt = 0.6 * 4096 / size
     dsun = _sun_distance_au(t)
     rsun_obs = _RSUN_1AU / dsun
-    day = (t - pd.Timestamp("2020-03-06")).total_seconds() / 86400.0
     return {
-        "b0": 7.25 * math.sin(2 * math.pi * day / 365.25),  # solar B0 angle, roughly
+        "b0": solar_b0(t),
         "cdelt": cdelt,
         "crpix": (size + 1) / 2.0,
         "rsun_obs": rsun_obs,
@@ -198,7 +271,7 @@ def _check_frame_args(size: int, seed: int, intensity: float, exptime: float, bl
     if not isinstance(seed, int | np.integer) or seed < 0:
         raise DemoDataError(f"seed={seed!r} must be a non-negative integer")
     if not math.isfinite(intensity) or intensity < 0:
-        raise DemoDataError(f"intensity={intensity!r} must be a finite factor >= 0 (1 = quiet Sun)")
+        raise DemoDataError(f"intensity={intensity!r} must be a finite factor >= 0 (1 = no flare)")
     if not math.isfinite(exptime) or exptime <= 0:
         raise DemoDataError(f"exptime={exptime!r} must be a positive exposure time in seconds")
     if not 0.0 <= blank_fraction < 1.0:
@@ -217,8 +290,199 @@ def _channel(wavelength: Any) -> tuple[str, str, float, float]:
 
 
 def flare_amplitude(wavelength: int = 94) -> float:
-    """The flare's peak factor in the demo runs for ``wavelength`` (4 at 94 Å)."""
+    """The flaring region's peak factor in the demo runs for ``wavelength`` (4 at 94 Å)."""
     return _channel(wavelength)[3]
+
+
+def nominal_exptime(wavelength: int = 94) -> float:
+    """The AIA exposure time (s) of ``wavelength`` outside flares (2.9 s at 94 Å, 2 s at 171 Å)."""
+    _channel(wavelength)
+    return _NOMINAL_EXPTIME[int(wavelength)]
+
+
+def aec_exptime(wavelength: int, factor: float | Sequence[float] | np.ndarray) -> Any:
+    """The exposure time(s) AIA's automatic exposure control picks for a flare ``factor``.
+
+    The nominal exposure (:func:`nominal_exptime`) times the largest step of 1, 0.7, 0.5 and
+    0.3 that keeps ``factor * step <= 1.5`` (0.3 if none does): 1 (nominal) up to a factor
+    1.5, 0.3 of nominal from a factor 3, as the camera shortens its exposures in steps so that
+    the flare does not saturate. Rounded to the millisecond.
+
+    Parameters
+    ----------
+    wavelength : int
+        AIA channel in Å (:data:`WAVELENGTHS`).
+    factor : float or array of float
+        Brightness factor(s) of the flaring region (e.g. :func:`flare_profile`).
+
+    Returns
+    -------
+    float or numpy.ndarray
+        Seconds; an array for an array ``factor``.
+    """
+    nominal = nominal_exptime(wavelength)
+    f = np.asarray(factor, dtype=np.float64)
+    step = np.full(f.shape, _AEC_STEPS[-1])
+    for s in reversed(_AEC_STEPS[:-1]):
+        step = np.where(f * s <= _AEC_LIMIT, s, step)
+    out = np.round(nominal * step, 3)
+    return float(out) if out.ndim == 0 else out
+
+
+# --------------------------------------------------------------------------- scene
+
+
+@dataclass(frozen=True)
+class Box:
+    """A rectangle of pixels of a frame: rows ``y0:y1`` and columns ``x0:x1`` (0-based).
+
+    Rows are ``y`` (solar north up, as in the FITS file: row 0 is the bottom), columns ``x``.
+    """
+
+    name: str
+    y0: int
+    y1: int
+    x0: int
+    x1: int
+
+    @property
+    def slices(self) -> tuple[slice, slice]:
+        """``(rows, cols)`` for numpy indexing, ``image[box.slices]``."""
+        return slice(self.y0, self.y1), slice(self.x0, self.x1)
+
+    @property
+    def cutout(self) -> dict[str, slice]:
+        """The box as a pixel ``cutout=dict(y=..., x=...)`` for the library's readers."""
+        return {"y": slice(self.y0, self.y1), "x": slice(self.x0, self.x1)}
+
+    def mean(self, pixels: np.ndarray) -> float:
+        """Mean of the non-``BLANK`` (or non-NaN) values of ``pixels`` in the box."""
+        sub = pixels[self.slices]
+        if sub.dtype == np.int16:
+            good = sub != BLANK
+            n = int(np.count_nonzero(good))
+            return float(np.sum(sub[good], dtype=np.int64)) / n if n else float("nan")
+        return float(np.nanmean(sub, dtype=np.float64))
+
+
+def _ar_centre(b0: float) -> tuple[float, float]:
+    """``(x, y)`` of the flaring region in solar radii from the disk centre (orthographic)."""
+    lon, lat, b = (math.radians(v) for v in (_AR_LON, _AR_LAT, b0))
+    x = math.cos(lat) * math.sin(lon)
+    y = math.sin(lat) * math.cos(b) - math.cos(lat) * math.cos(lon) * math.sin(b)
+    return x, y
+
+
+def _box_around(name: str, xy: tuple[float, float], half: float, c: float, r_sun: float, size):
+    h = max(1, round(half * r_sun))
+    i, j = round(c + xy[1] * r_sun), round(c + xy[0] * r_sun)
+    return Box(name, max(i - h, 0), min(i + h + 1, size), max(j - h, 0), min(j + h + 1, size))
+
+
+def _boxes(size: int, r_sun: float, b0: float) -> dict[str, Box]:
+    c = (size - 1) / 2.0
+    corner = max(2, size // 8)
+    return {
+        "flare": _box_around("flare", _ar_centre(b0), _AR_SIGMA, c, r_sun, size),
+        "quiet": _box_around("quiet", _QUIET_XY, _QUIET_HALF, c, r_sun, size),
+        "corner": Box("corner", size - corner, size, size - corner, size),
+    }
+
+
+def frame_boxes(time: Any, size: int = 256) -> dict[str, Box]:
+    """Three named pixel boxes of a frame at ``time``: ``flare``, ``quiet`` and ``corner``.
+
+    ``flare`` is centred on the flaring active region (half side its Gaussian width, 0.05
+    solar radius): its brightness in DN/s follows :func:`flare_profile` (it rises by ~90 % of
+    the flare amplitude, the rest being quiet disk under the region). ``quiet`` is quiet Sun
+    (0.3 R west, 0.25 R south of the disk centre; half side 0.12 R) and ``corner`` the
+    top-right corner (``size // 8`` pixels square) off the limb: both are constant in DN/s.
+
+    Parameters
+    ----------
+    time : time
+        The frame's time (the region's position follows the B0 angle, by < 0.1 pixel a day
+        at 256 pixels).
+    size : int
+        Pixels per side.
+
+    Returns
+    -------
+    dict of str to Box
+    """
+    t = parse_time(time, "time")
+    geo = _geometry(t, int(size))
+    return _boxes(int(size), _scene_r_sun(geo), _scene_b0(geo))
+
+
+def _scene_r_sun(geo: dict[str, float]) -> float:
+    return round(geo["r_sun"], 3)
+
+
+def _scene_b0(geo: dict[str, float]) -> float:
+    return round(geo["b0"], 2)
+
+
+def _gaussian_patch(size: int, x0: float, y0: float, sigma: float):
+    """A Gaussian of peak 1 on a +-4 sigma patch: ``(patch float32, (i0, i1, j0, j1))``."""
+    half = math.ceil(4 * sigma)
+    i0, i1 = max(int(y0) - half, 0), min(int(y0) + half + 1, size)
+    j0, j1 = max(int(x0) - half, 0), min(int(x0) + half + 1, size)
+    gy = np.exp(-0.5 * ((np.arange(i0, i1) - y0) / sigma) ** 2).astype(np.float32)
+    gx = np.exp(-0.5 * ((np.arange(j0, j1) - x0) / sigma) ** 2).astype(np.float32)
+    return gy[:, None] * gx[None, :], (i0, i1, j0, j1)
+
+
+@functools.lru_cache(maxsize=2)
+def _scene(size: int, seed: int, r_sun: float, b0: float):
+    """The static expected DN (intensity 1, REF_EXPTIME, brightness 1) and the flaring region.
+
+    Returns ``(base, ar_patch, (i0, i1, j0, j1))``: ``base`` (float32, read-only) is the quiet
+    disk, the corona, the static active regions and the flaring region before the flare;
+    ``ar_patch`` the flaring region alone on rows ``i0:i1``, columns ``j0:j1``. Cached: the
+    frames of a run share them (the key changes by < 1e-3 pixel and 0.01° a few times a day).
+    """
+    c = (size - 1) / 2.0  # 0-based centre
+    # Quiet Sun: limb-darkened disk, power-law corona outside the limb.
+    yy = (np.arange(size, dtype=np.float32) - np.float32(c)) / np.float32(r_sun)
+    rho2 = yy[:, None] ** 2 + yy[None, :] ** 2
+    mu = np.sqrt(np.maximum(np.float32(1.0) - rho2, np.float32(0.0)))
+    disk = np.float32(_DISK_DN) * (np.float32(1.0 - _LIMB_DARKENING) + _LIMB_DARKENING * mu)
+    corona = np.float32(_CORONA_DN) * np.maximum(rho2, np.float32(1.0)) ** np.float32(
+        -_CORONA_POWER / 2
+    )
+    base = np.where(rho2 < 1.0, disk, corona)
+    del rho2, mu, disk, corona
+
+    # The flaring region, at a fixed heliographic position.
+    ax, ay = _ar_centre(b0)
+    ar_sigma = _AR_SIGMA * r_sun
+    ar_patch, (i0, i1, j0, j1) = _gaussian_patch(size, c + ax * r_sun, c + ay * r_sun, ar_sigma)
+    ar_patch *= np.float32(_AR_PEAK * _DISK_DN)
+    base[i0:i1, j0:j1] += ar_patch
+
+    # Static active regions: the same layout for every frame of a seed, clear of the flaring
+    # region, the quiet box and the disk centre.
+    ar_rng = np.random.default_rng([int(seed), 0xA12])
+    keep_out = [((ax, ay), 0.3), (_QUIET_XY, 0.3), ((0.0, 0.0), 0.25)]
+    placed = 0
+    wanted = int(ar_rng.integers(*_STATIC_AR_COUNT))
+    for _ in range(200):
+        if placed == wanted:
+            break
+        rad = 0.75 * math.sqrt(ar_rng.uniform(0.0, 1.0))
+        ang = ar_rng.uniform(0.0, 2.0 * math.pi)
+        peak = _DISK_DN * ar_rng.uniform(*_STATIC_AR_PEAK)
+        sig = ar_rng.uniform(*_STATIC_AR_SIGMA)
+        x, y = rad * math.cos(ang), rad * math.sin(ang)
+        if any(math.hypot(x - kx, y - ky) < d + 4 * sig for (kx, ky), d in keep_out):
+            continue
+        patch, (k0, k1, l0, l1) = _gaussian_patch(size, c + x * r_sun, c + y * r_sun, sig * r_sun)
+        base[k0:k1, l0:l1] += np.float32(peak) * patch
+        placed += 1
+    base.setflags(write=False)
+    ar_patch.setflags(write=False)
+    return base, ar_patch, (i0, i1, j0, j1)
 
 
 def _frame_pixels(
@@ -230,38 +494,18 @@ def _frame_pixels(
     blank_fraction: float,
     wavelength: int = 94,
 ) -> np.ndarray:
-    """The int16 pixels of one frame (BLANK where missing); deterministic from seed and time."""
+    """The int16 pixels of one frame (BLANK where missing); deterministic from seed and time.
+
+    Expected counts: the static scene times ``exptime / REF_EXPTIME`` times the channel's
+    brightness, with the flaring region times ``intensity``.
+    """
     geo = _geometry(t, size)
-    r_sun = geo["r_sun"]
-    c = geo["crpix"] - 1.0  # 0-based centre
-    scale = np.float32(intensity * exptime / REF_EXPTIME * _channel(wavelength)[2])
-
-    # Quiet Sun: limb-darkened disk, power-law corona outside the limb.
-    yy = (np.arange(size, dtype=np.float32) - np.float32(c)) / np.float32(r_sun)
-    rho2 = yy[:, None] ** 2 + yy[None, :] ** 2
-    mu = np.sqrt(np.maximum(np.float32(1.0) - rho2, np.float32(0.0)))
-    disk = np.float32(_DISK_DN) * (np.float32(1.0 - _LIMB_DARKENING) + _LIMB_DARKENING * mu)
-    corona = np.float32(_CORONA_DN) * np.maximum(rho2, np.float32(1.0)) ** np.float32(
-        -_CORONA_POWER / 2
-    )
-    lam = np.where(rho2 < 1.0, disk, corona)
-    del rho2, mu, disk, corona
-
-    # Active regions: the same layout for every frame of a seed.
-    ar_rng = np.random.default_rng([int(seed), 0xA12])
-    for _ in range(int(ar_rng.integers(3, 6))):
-        rad = 0.75 * math.sqrt(ar_rng.uniform(0.0, 1.0))
-        ang = ar_rng.uniform(0.0, 2.0 * math.pi)
-        peak_dn = _DISK_DN * ar_rng.uniform(2.0, 6.0)
-        sigma = r_sun * ar_rng.uniform(0.03, 0.07)
-        x0, y0 = c + rad * r_sun * math.cos(ang), c + rad * r_sun * math.sin(ang)
-        half = math.ceil(4 * sigma)
-        i0, i1 = max(int(y0) - half, 0), min(int(y0) + half + 1, size)
-        j0, j1 = max(int(x0) - half, 0), min(int(x0) + half + 1, size)
-        gy = np.exp(-0.5 * ((np.arange(i0, i1) - y0) / sigma) ** 2).astype(np.float32)
-        gx = np.exp(-0.5 * ((np.arange(j0, j1) - x0) / sigma) ** 2).astype(np.float32)
-        lam[i0:i1, j0:j1] += np.float32(peak_dn) * gy[:, None] * gx[None, :]
-    lam *= scale
+    base, ar_patch, (i0, i1, j0, j1) = _scene(size, int(seed), _scene_r_sun(geo), _scene_b0(geo))
+    scale = exptime / REF_EXPTIME * _channel(wavelength)[2]
+    lam = base * np.float32(scale)
+    if intensity != 1.0:
+        lam[i0:i1, j0:j1] += ar_patch * np.float32((intensity - 1.0) * scale)
+        np.maximum(lam, np.float32(0.0), out=lam)
 
     # Photon noise (Poisson, in DN) plus Gaussian read noise, then int16 like level 1.
     rng = np.random.default_rng(_seed_words(seed, t))
@@ -365,18 +609,21 @@ def make_aia_frame(
     size: int = 256,
     seed: int = 0,
     intensity: float = 1.0,
-    exptime: float = 2.9,
+    exptime: float | None = None,
     blank_fraction: float = 0.001,
     wavelength: int = 94,
 ) -> fits.HDUList:
     """Make one synthetic AIA level-1-like frame (94 Å unless ``wavelength`` says otherwise).
 
     The image is a limb-darkened disk (radius ``RSUN_OBS / CDELT``, about 0.4 * ``size``) with a
-    power-law corona outside the limb and 3–5 brighter active regions (their layout depends on
-    ``seed`` only), Poisson noise in DN plus 1.2 DN Gaussian read noise, rounded to int16; a
-    random ``blank_fraction`` of the pixels is set to ``BLANK = -32768``. Counts scale with
-    ``intensity * exptime / 2.9``; the quiet-Sun disk centre is ~520 DN at 1 and 2.9 s, which
-    makes a 4096² file ~14 MB (2.4x compression, like the live AIA 94 Å files).
+    power-law corona outside the limb, 3–5 static active regions (their layout depends on
+    ``seed`` only) and the flaring active region (12 times the disk centre before the flare,
+    at Stonyhurst longitude -30°, latitude +18°, seen with the B0 angle of ``time``), Poisson
+    noise in DN plus 1.2 DN Gaussian read noise, rounded to int16; a random ``blank_fraction``
+    of the pixels is set to ``BLANK = -32768``. Counts are a rate times the exposure,
+    ``exptime / 2.9``; the quiet-Sun disk centre is ~520 DN at 2.9 s, which makes a 4096² file
+    ~14 MB (2.4x compression, like the live AIA 94 Å files). :func:`frame_boxes` gives boxes
+    on the flaring region, on quiet Sun and off the limb.
 
     Parameters
     ----------
@@ -388,15 +635,17 @@ def make_aia_frame(
         Non-negative seed; the noise depends on ``seed`` and ``time``, the active regions on
         ``seed``.
     intensity : float
-        Factor applied to the whole image (e.g. :func:`flare_profile`).
-    exptime : float
-        Exposure time in seconds (``EXPTIME``).
+        Brightness factor of the flaring active region only (e.g. :func:`flare_profile`;
+        1 = before the flare); the quiet Sun, the corona and the other regions do not change.
+    exptime : float, optional
+        Exposure time in seconds (``EXPTIME``); default :func:`aec_exptime` of ``wavelength``
+        and ``intensity`` (2.9 s at 94 Å before the flare, 0.87 s at a factor 4).
     blank_fraction : float
         Fraction of pixels set to ``BLANK``.
     wavelength : int
         AIA EUV channel in Å (:data:`WAVELENGTHS`): sets ``WAVELNTH``, ``WAVE_STR`` and
         ``INSTRUME``, and scales the whole image by the channel's brightness (1 at 94 Å,
-        1.8 at 171 Å); the shape of disk, corona and active regions is the same.
+        1.8 at 171 Å, in DN/s); the shape of disk, corona and active regions is the same.
 
     Returns
     -------
@@ -412,10 +661,12 @@ def make_aia_frame(
         ``time`` cannot be parsed.
     """
     t = parse_time(time, "time")
-    intensity, exptime, blank_fraction = float(intensity), float(exptime), float(blank_fraction)
-    _check_frame_args(size, seed, intensity, exptime, blank_fraction)
+    intensity, blank_fraction = float(intensity), float(blank_fraction)
+    _check_frame_args(size, seed, intensity, 1.0, blank_fraction)
     _channel(wavelength)
     wav = int(wavelength)
+    exptime = aec_exptime(wav, intensity) if exptime is None else float(exptime)
+    _check_frame_args(size, seed, intensity, exptime, blank_fraction)
     pixels = _frame_pixels(t, int(size), int(seed), intensity, exptime, blank_fraction, wav)
     header = _frame_header(t, int(size), exptime, _good_stats(pixels), wav)
     return _hdulist(pixels, header)
@@ -446,8 +697,9 @@ def render_frame(
     exptime: float,
     blank_fraction: float,
     wavelength: int = 94,
-) -> tuple[bytes, float]:
-    """The FITS file of :func:`make_aia_frame` as bytes, and the exact mean of its good pixels.
+    boxes: Sequence[Box] = (),
+) -> tuple[bytes, float, tuple[float, ...]]:
+    """The FITS file of :func:`make_aia_frame` as bytes, and the exact means of its good pixels.
 
     The fast path for writing many frames: no argument checks (use :func:`make_aia_frame`
     for checked arguments) and no ``HDUList`` kept.
@@ -457,25 +709,29 @@ def render_frame(
     time : pandas.Timestamp
         Naive UTC start of the exposure.
     size, seed, intensity, exptime, blank_fraction, wavelength
-        As for :func:`make_aia_frame`, already checked.
+        As for :func:`make_aia_frame`, already checked (``exptime`` given).
+    boxes : sequence of Box
+        Boxes whose means to return too (e.g. the values of :func:`frame_boxes`).
 
     Returns
     -------
-    (bytes, float)
-        The file, and the float64 mean of its non-``BLANK`` pixels (what astropy's float32
-        image averages to, NaN excluded).
+    (bytes, float, tuple of float)
+        The file, the float64 mean of its non-``BLANK`` pixels (what astropy's float32 image
+        averages to, NaN excluded) and that mean in each box, in DN.
     """
     pixels = _frame_pixels(time, size, seed, intensity, exptime, blank_fraction, wavelength)
     stats = _good_stats(pixels)
     header = _frame_header(time, size, exptime, stats, wavelength)
-    return frame_bytes(_hdulist(pixels, header)), stats[0]
+    box_means = tuple(box.mean(pixels) for box in boxes)
+    return frame_bytes(_hdulist(pixels, header)), stats[0], box_means
 
 
 def reheader_frame(raw: bytes, time: pd.Timestamp, size: int, exptime: float) -> bytes:
     """Return ``raw`` with the time-dependent header cards of extension 1 set for ``time``.
 
     The compressed tiles are copied unchanged: pixels are identical, only the header differs
-    (``DATE-OBS``, ``T_OBS``, ``EXPTIME``, ``RSUN_OBS``, ``R_SUN``, ``DSUN_OBS``).
+    (``DATE-OBS``, ``T_OBS``, ``EXPTIME``, ``RSUN_OBS``, ``R_SUN``, ``DSUN_OBS``,
+    ``HGLT_OBS``). Pixels are not rescaled: give the ``exptime`` of the pixels' frame.
 
     Parameters
     ----------
@@ -502,7 +758,7 @@ def reheader_frame(raw: bytes, time: pd.Timestamp, size: int, exptime: float) ->
         info = hdul.fileinfo(1)
         header = hdul[1].header.copy()
         fresh = _frame_header(time, size, exptime, (0.0, 0, 0, 0))
-        for key in ("DATE-OBS", "T_OBS", "EXPTIME", "RSUN_OBS", "R_SUN", "DSUN_OBS"):
+        for key in ("DATE-OBS", "T_OBS", "EXPTIME", "RSUN_OBS", "R_SUN", "DSUN_OBS", "HGLT_OBS"):
             header[key] = fresh[key]
         new_header = header.tostring().encode("ascii")
     if len(new_header) != info["datLoc"] - info["hdrLoc"]:  # pragma: no cover - defensive

@@ -5,8 +5,9 @@ default, 171 Å for the demo's second channel; made by :mod:`intake_helio.testin
 a flare) through fsspec (local S3, ``memory://``, a local
 folder) together with the three CloudCatalog levels, built by
 :mod:`intake_helio.catalog.writer`: yearly CSV indexes, a bucket ``catalog.json`` and a registry
-JSON. It returns a :class:`DemoDataset` with the expected per-frame means so that readers can be
-checked exactly.
+JSON. It returns a :class:`DemoDataset` with the truth so that readers can be checked exactly:
+each frame's mean in DN and DN/s and its exposure time, and the means in three boxes (the
+flaring region, quiet Sun, off the limb).
 
 The data are synthetic: every header carries ``ORIGIN`` and a ``COMMENT`` saying so.
 """
@@ -29,10 +30,13 @@ from ..catalog import writer as catalog_writer
 from ..io.storage import filesystem
 from .aia import (
     REF_EXPTIME,
+    Box,
     _channel,
     _check_frame_args,
     _timedelta,
+    aec_exptime,
     flare_profile,
+    frame_boxes,
     reheader_frame,
     render_frame,
 )
@@ -60,15 +64,29 @@ class DemoDataset:
     dataset_id : str
         Dataset id in ``<root>catalog.json``.
     start, stop : pandas.Timestamp
-        Naive UTC; ``stop`` is exclusive (last frame start + cadence).
+        Naive UTC; ``stop`` is exclusive (last frame start + cadence), the catalog's range.
+        Each index row's ``stop`` is its frame's end of exposure, start + ``EXPTIME``.
     datakeys : tuple of str
         URL of every frame, in time order.
     corrupt : tuple of str
         The datakeys written truncated (unreadable).
     expected_mean : tuple of float
-        Per frame, the float64 nanmean of the float32 image astropy reads (NaN if corrupt).
+        Per frame, the float64 nanmean of the float32 image astropy reads (NaN if corrupt),
+        in DN.
     wavelength : int
         The AIA channel in Å (``WAVELNTH`` of every frame).
+    exptime : tuple of float
+        Per frame, its ``EXPTIME`` in s (:func:`~intake_helio.testing.aia.aec_exptime`:
+        nominal, shorter in steps during the flare).
+    flare_factor : tuple of float
+        Per frame, the brightness factor of the flaring region
+        (:func:`~intake_helio.testing.aia.flare_profile`; with ``reuse``, its group's).
+    boxes : tuple of Box
+        The ``flare``, ``quiet`` and ``corner`` boxes of
+        :func:`~intake_helio.testing.aia.frame_boxes` (pixels; :meth:`box` by name).
+    box_means : tuple of tuple of float
+        Per box (in the order of ``boxes``), per frame, the mean of its good pixels in DN
+        (NaN if corrupt); :meth:`box_mean` and :meth:`box_rate` by name.
     """
 
     root: str
@@ -80,6 +98,30 @@ class DemoDataset:
     corrupt: tuple[str, ...]
     expected_mean: tuple[float, ...]
     wavelength: int = 94
+    exptime: tuple[float, ...] = ()
+    flare_factor: tuple[float, ...] = ()
+    boxes: tuple[Box, ...] = ()
+    box_means: tuple[tuple[float, ...], ...] = ()
+
+    @property
+    def expected_rate(self) -> tuple[float, ...]:
+        """Per frame, the true mean in DN/s: ``expected_mean / exptime`` (NaN if corrupt)."""
+        return tuple(m / e for m, e in zip(self.expected_mean, self.exptime, strict=True))
+
+    def box(self, name: str) -> Box:
+        """The box called ``name`` (``"flare"``, ``"quiet"`` or ``"corner"``)."""
+        for box in self.boxes:
+            if box.name == name:
+                return box
+        raise KeyError(f"no box {name!r}; the boxes are {[b.name for b in self.boxes]}")
+
+    def box_mean(self, name: str) -> np.ndarray:
+        """Per frame, the true mean in DN of the good pixels in the box ``name``."""
+        return np.array(self.box_means[self.boxes.index(self.box(name))], dtype=np.float64)
+
+    def box_rate(self, name: str) -> np.ndarray:
+        """Per frame, the true mean in DN/s of the box ``name``: :meth:`box_mean` / exptime."""
+        return self.box_mean(name) / np.array(self.exptime, dtype=np.float64)
 
     @property
     def catalog_url(self) -> str:
@@ -140,7 +182,7 @@ def _normalise_root(root: str) -> str:
     return root if root.endswith("/") else root + "/"
 
 
-def _generate(tasks: list[tuple], workers: int) -> Iterator[tuple[int, tuple[bytes, float]]]:
+def _generate(tasks: list[tuple], workers: int) -> Iterator[tuple[int, tuple]]:
     """Yield ``(task index, render_frame(*task))`` in order, with at most 2 * workers in flight.
 
     Threads, not processes: numpy's random generators and array maths and the RICE compressor
@@ -225,12 +267,16 @@ def write_demo_dataset(
       ``sdo/aia/<YYYYMMDD>/<WWWW>/aia_lev1_<W>a_<YYYY_MM_DD>t<HH_MM_SS>_00z_image_lev1.fits``
       (``<W>`` the wavelength, ``<WWWW>`` on 4 digits: ``0094/aia_lev1_94a_...``; see
       :func:`~intake_helio.testing.aia.make_aia_frame`) with
-      ``intensity = flare_profile(times, rise=..., decay=..., amplitude=...)``, peaking 40 %
-      into the run (amplitude 4 at 94 Å, 1.6 at 171 Å); rise and decay are 20 and 60 min,
+      ``intensity = flare_profile(times, rise=..., decay=..., amplitude=...)``, the flaring
+      active region's brightness, peaking 40 % into the run (amplitude 4 at 94 Å, 1.6 at
+      171 Å; the quiet Sun and the corona stay constant); rise and decay are 20 and 60 min,
       shortened in proportion for runs shorter than the default 192 min so that the flare is
-      always visible;
+      always visible; each frame's ``EXPTIME`` is
+      ``aec_exptime(wavelength, intensity)`` (2.9 s at 94 Å, shortened in steps down to
+      0.87 s during the flare), its counts proportional to it;
     - yearly indexes ``sdo/aia/registries/<dataset_id>_<YYYY>.csv`` with the header
-      ``# start, stop, datakey, filesize`` (each row in the year of its start);
+      ``# start, stop, datakey, filesize`` (each row in the year of its start; ``stop`` is
+      the end of the frame's exposure, its start + ``EXPTIME``);
     - ``catalog.json`` (an existing one keeps its other datasets) and ``HelioDataRegistry.json``
       listing ``root`` as the only endpoint.
 
@@ -251,7 +297,7 @@ def write_demo_dataset(
     start : time
         Start of the first frame (naive UTC); the default makes the run cross into 2021.
     cadence : str or pandas.Timedelta
-        Time between frames; each frame's index ``stop`` is its start + cadence.
+        Time between frames (the dataset's ``stop`` is the last start + cadence).
     dataset_id : str, optional
         Dataset id (letters, digits, ``-``, ``_``); default ``aia_<WWWW>`` (``aia_0094``).
     corrupt : int
@@ -264,14 +310,15 @@ def write_demo_dataset(
     reuse : int, optional
         Generate at most ``reuse`` distinct pixel arrays: the flare factors are quantised to
         ``reuse`` levels (lowest and highest included) and the frames of a level share the
-        pixels and compressed tiles of one member; headers and times stay per frame. Makes many
-        full-size frames fast to write; the flare becomes a staircase.
+        pixels, compressed tiles and exposure time of one member; headers and times stay per
+        frame. Makes many full-size frames fast to write; the flare becomes a staircase.
     workers : int
         Threads that generate and compress frames in parallel (1 = none).
     wavelength : int
         The AIA channel in Å (94, 131, 171, 193, 211, 304 or 335): the headers' ``WAVELNTH``,
         ``WAVE_STR`` and ``INSTRUME``, the files' paths, the dataset's title and the
-        brightness (the 171 Å disk is 1.8 times the 94 Å one). The demo's two channels are
+        brightness (in DN/s, the 171 Å disk is 1.8 times the 94 Å one) and the exposure
+        (2.9 s at 94 Å, 2 s at 171 Å before the flare). The demo's two channels are
         ``write_demo_dataset(..., wavelength=94)`` and, 3 s later,
         ``write_demo_dataset(..., wavelength=171, start=start + 3 s)``.
 
@@ -304,13 +351,14 @@ def write_demo_dataset(
     step = _timedelta(cadence, "cadence")
     _check_frame_args(size, seed, 1.0, REF_EXPTIME, _BLANK_FRACTION)
     size, seed, frames = int(size), int(seed), int(frames)
-    exptime, blank_fraction = REF_EXPTIME, _BLANK_FRACTION
+    blank_fraction = _BLANK_FRACTION
 
     times = pd.DatetimeIndex([t0 + i * step for i in range(frames)])
     shrink = min(1.0, frames * step / _RUN)
     factors = flare_profile(times, rise=_RISE * shrink, decay=_DECAY * shrink, amplitude=amplitude)
     peak_index = int(np.argmax(factors))
     bad = set(_corrupt_indices(frames, int(corrupt), peak_index))
+    boxes = tuple(frame_boxes(t0, size).values())
 
     fs, root_path = filesystem(root, storage_options)
     root_path = root_path.rstrip("/")
@@ -326,34 +374,55 @@ def write_demo_dataset(
 
     groups = _groups(factors, reuse)
     reps = [rep for rep, _ in groups]
-    tasks = [
-        (times[r], size, seed, float(factors[r]), exptime, blank_fraction, wavelength) for r in reps
-    ]
     owner = {i: k for k, (_, members) in enumerate(groups) for i in members}
+    # a frame shares its group's pixels, so its flare factor and exposure too
+    factor = np.array([factors[reps[owner[i]]] for i in range(frames)], dtype=np.float64)
+    exptimes = np.asarray(aec_exptime(wavelength, factor), dtype=np.float64).reshape(frames)
+    tasks = [
+        (
+            times[r],
+            size,
+            seed,
+            float(factors[r]),
+            float(exptimes[r]),
+            blank_fraction,
+            wavelength,
+            boxes,
+        )
+        for r in reps
+    ]
 
     sizes = [0] * frames
     means = [float("nan")] * frames
+    box_means = [[float("nan")] * frames for _ in boxes]
 
-    def emit(i: int, raw: bytes, mean: float) -> None:
+    def emit(i: int, raw: bytes, mean: float, in_boxes: tuple[float, ...]) -> None:
         if i in bad:
             raw = raw[: len(raw) // 2]
         else:
             means[i] = mean
+            for b, value in enumerate(in_boxes):
+                box_means[b][i] = value
         sizes[i] = len(raw)
         writer.put(datakeys[i], raw)
 
     if reuse is None or reuse >= frames:
-        for k, (raw, mean) in _generate(tasks, workers):
-            emit(reps[k], raw, mean)
+        for k, (raw, mean, in_boxes) in _generate(tasks, workers):
+            emit(reps[k], raw, mean, in_boxes)
     else:
         rendered = dict(_generate(tasks, workers))
         for i in range(frames):
             k = owner[i]
-            raw, mean = rendered[k]
-            emit(i, raw if i == reps[k] else reheader_frame(raw, times[i], size, exptime), mean)
+            raw, mean, in_boxes = rendered[k]
+            if i != reps[k]:
+                raw = reheader_frame(raw, times[i], size, float(exptimes[i]))
+            emit(i, raw, mean, in_boxes)
 
     stop = times[-1] + step
-    rows = [(t, t + step, datakeys[i], sizes[i]) for i, t in enumerate(times)]
+    rows = [
+        (t, t + pd.Timedelta(float(exptimes[i]), "s"), datakeys[i], sizes[i])
+        for i, t in enumerate(times)
+    ]
     description = (
         f"Synthetic SDO/AIA {wavelength} Å level-1-like images ({size}x{size}, int16, RICE_1) "
         "with a "
@@ -373,6 +442,10 @@ def write_demo_dataset(
         corrupt=tuple(datakeys[i] for i in sorted(bad)),
         expected_mean=tuple(means),
         wavelength=wavelength,
+        exptime=tuple(float(e) for e in exptimes),
+        flare_factor=tuple(float(f) for f in factor),
+        boxes=boxes,
+        box_means=tuple(tuple(b) for b in box_means),
     )
 
 

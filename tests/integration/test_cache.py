@@ -256,7 +256,7 @@ def test_irradiance_on_an_existing_scheduler(s3_server, tmp_path, cache):
         )
         assert code == 0
         table = pd.read_csv(tmp_path / "out" / "irradiance.csv")
-        np.testing.assert_allclose(table["irradiance"], data.expected_mean, rtol=1e-6)
+        np.testing.assert_allclose(table["irradiance"], data.expected_rate, rtol=1e-6)
         # the job ran its tasks there and closed its own client only
         prefixes = watcher.run_on_scheduler(
             lambda dask_scheduler: list(dask_scheduler.task_prefixes)

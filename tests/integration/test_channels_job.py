@@ -189,7 +189,7 @@ def test_second_channel_is_an_aia_171_dataset(served):
     assert headers[171]["WAVELNTH"] == 171 and headers[171]["WAVE_STR"] == "171_THIN"
     assert headers[171]["INSTRUME"] == "AIA_3" and headers[94]["INSTRUME"] == "AIA_4"
     assert headers[94]["WAVELNTH"] == 94 and headers[94]["WAVE_STR"] == "94_THIN"
-    assert b.expected_mean[0] > 1.5 * a.expected_mean[0]  # the 171 Å disk is brighter
+    assert b.expected_rate[0] > 1.5 * a.expected_rate[0]  # the 171 Å disk is brighter (DN/s)
 
 
 # ----------------------------------------------------------------------------- irradiance

@@ -139,10 +139,10 @@ def test_cli_cluster_gateway_same_values_no_secret_printed(gw, s3, demo, tmp_pat
     assert run.returncode == 3, run.stderr  # finished, with the corrupt frame listed
     assert gw.password not in run.stdout + run.stderr
     assert so["secret"] not in run.stdout + run.stderr
-    # the same values as the local cluster and the generator's truth (the library test
-    # above shows gateway == local cluster bit for bit)
+    # the generator's truth in DN/s, the CLI's default (the library test above shows
+    # gateway == local cluster bit for bit)
     table = pd.read_csv(out_gw / "irradiance.csv")
-    np.testing.assert_allclose(table["irradiance"], demo.expected_mean, rtol=1e-6)
+    np.testing.assert_allclose(table["irradiance"], demo.expected_rate, rtol=1e-6)
     assert list(table.loc[table["status"] != "ok", "datakey"]) == list(demo.corrupt)
     assert set(table["status"]) == {"ok", "truncated"}
     assert gw.list_clusters() == []

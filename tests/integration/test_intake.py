@@ -42,15 +42,17 @@ def astropy_frames(fs, datakeys):
 
 def expected_keys(demo, start, stop):
     """Datakeys of [start, stop) by the reference client's rule: rows of the yearly indexes
-    of the years in range, with row stop >= start and row start < stop."""
+    of the years in range, with row stop >= start and row start < stop (a row's stop is the
+    end of its frame's exposure)."""
     t0, t1 = pd.Timestamp(start), pd.Timestamp(stop)
     step = pd.Timedelta("4min")
     years = range(t0.year, (t1 - pd.Timedelta(1, "ns")).year + 1)
     times = [demo.start + i * step for i in range(len(demo.datakeys))]
+    ends = [t + pd.Timedelta(e, "s") for t, e in zip(times, demo.exptime, strict=True)]
     keys = [
         k
-        for t, k in zip(times, demo.datakeys, strict=True)
-        if t.year in years and t + step >= t0 and t < t1
+        for t, end, k in zip(times, ends, demo.datakeys, strict=True)
+        if t.year in years and end >= t0 and t < t1
     ]
     assert not set(keys) & set(demo.corrupt), "pick a window without the truncated frame"
     return keys

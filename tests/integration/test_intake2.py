@@ -148,8 +148,10 @@ def test_frames_reader_options_reach_open_frames(s3, demo):
     assert got.shape == (5, 32, 32)
     assert got.attrs["units"] == "DN/s"
     # read() and discover() take overrides; the reader itself is unchanged
-    later = reader.read(start="2020-12-31T23:59", stop="2021-01-01T00:06").compute()
+    # 23:58 and 00:02 (the 23:58 frame's exposure ends at 23:58:02.9: from 23:59 it is out)
+    later = reader.read(start="2020-12-31T23:58", stop="2021-01-01T00:06").compute()
     assert later.sizes["time"] == 2
+    assert reader.read(start="2020-12-31T23:59", stop="2021-01-01T00:06").sizes["time"] == 1
     assert reader.discover().sizes["time"] == 5
     # a pickled reader (as on a dask worker) reads the same
     clone = pickle.loads(pickle.dumps(reader))

@@ -79,7 +79,6 @@ def test_storage_options_are_required_and_used(bucket_s3):
             storage_options={
                 "key": "x",
                 "secret": "y",
-                "retries": 1,
                 "endpoint_url": "http://127.0.0.1:9",
                 "config_kwargs": {"retries": {"max_attempts": 1}},
             },

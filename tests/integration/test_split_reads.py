@@ -176,7 +176,13 @@ def test_cutouts_of_a_task_are_read_several_at_once_through_latency(s3):
 
         def run(concurrency):
             with dask.config.set(
-                {"intake_helio.ranged-concurrency": concurrency, "intake_helio.batch-size": 8},
+                {
+                    "intake_helio.ranged-concurrency": concurrency,
+                    "intake_helio.batch-size": 8,
+                    # the header alone first: the demo's ~65 KB files would otherwise come
+                    # whole with the default 64 KiB first read, cutout included
+                    "intake_helio.header-read-size": 2880,
+                },
                 scheduler="sync",  # one task reads all 8 frames
             ):  # settings travel with the array: build it under them
                 frames = ds.to_dataarray(

@@ -14,7 +14,7 @@ import pytest
 from astropy.io import fits
 
 from intake_helio.base.errors import TimeRangeError
-from intake_helio.testing.aia import flare_profile, frame_bytes, make_aia_frame
+from intake_helio.testing.aia import flare_profile, frame_boxes, frame_bytes, make_aia_frame
 from intake_helio.testing.demo_data import DemoDataset, write_demo_dataset
 
 T0 = pd.Timestamp("2021-03-04T05:06:00")
@@ -144,10 +144,17 @@ def test_frames_are_deterministic_from_seed_and_time():
     assert not np.array_equal(img, _read(frame_bytes(make_aia_frame(later, size=64, seed=1)))[1])
 
 
-def test_intensity_scales_the_whole_image():
-    m1 = np.nanmean(_read(frame_bytes(make_aia_frame(T0, size=128, intensity=1.0)))[1])
-    m3 = np.nanmean(_read(frame_bytes(make_aia_frame(T0, size=128, intensity=3.0)))[1])
-    assert m3 / m1 == pytest.approx(3.0, rel=0.02)
+def test_intensity_brightens_only_the_flaring_region():
+    # the flare is in the active region: its box rises by ~the factor, the quiet Sun and the
+    # off-limb corner do not (same exposure); the whole frame rises a little
+    boxes = frame_boxes(T0, 128)
+    one = _read(frame_bytes(make_aia_frame(T0, size=128, intensity=1.0, exptime=2.9)))[1]
+    three = _read(frame_bytes(make_aia_frame(T0, size=128, intensity=3.0, exptime=2.9)))[1]
+    ratio = {name: box.mean(three) / box.mean(one) for name, box in boxes.items()}
+    assert 0.85 * 3.0 < ratio["flare"] <= 3.0
+    assert ratio["quiet"] == pytest.approx(1.0, rel=0.02)
+    assert ratio["corner"] == pytest.approx(1.0, rel=0.1)
+    assert 1.02 < np.nanmean(three) / np.nanmean(one) < 1.5
 
 
 @pytest.mark.parametrize(
@@ -261,9 +268,10 @@ def test_write_demo_dataset_default_layout(mem_root):
     starts = [pd.Timestamp(r[0]) for r in rows]
     assert starts == sorted(starts) and len(rows) == 48
     assert [r[2] for r in rows] == list(ds.datakeys)
-    for start, stop, key, size in rows:
+    for i, (start, stop, key, size) in enumerate(rows):
         assert start.endswith("Z") and stop.endswith("Z")
-        assert pd.Timestamp(stop) - pd.Timestamp(start) == pd.Timedelta("4min")
+        # each row ends with its exposure (AEC shortens it during the flare)
+        assert pd.Timestamp(stop) - pd.Timestamp(start) == pd.Timedelta(ds.exptime[i], "s")
         assert int(size) == fs.size(key)
 
     # one corrupt file, near the middle, not at the flare peak, truncated to half
@@ -271,13 +279,20 @@ def test_write_demo_dataset_default_layout(mem_root):
     i_bad = ds.datakeys.index(ds.corrupt[0])
     assert 18 <= i_bad <= 30
     assert np.isnan(ds.expected_mean[i_bad])
-    means = np.array(ds.expected_mean)
-    i_peak = int(np.nanargmax(means))
+    # the flare is in DN/s (the exposure shortens at it) and in the flaring region's box
+    rates = np.array(ds.expected_rate)
+    i_peak = int(np.nanargmax(rates))
     assert i_peak != i_bad and abs(i_peak - 0.4 * 47) <= 1
-    assert means[i_peak] > 2 * means[0]  # the flare is visible
+    assert rates[i_peak] > 1.1 * rates[0]  # the flare is visible in the whole frame
     factors = flare_profile(ds.times)  # the default run uses the default profile
-    good = ~np.isnan(means)
-    np.testing.assert_allclose(means[good] / means[0], factors[good] / factors[0], rtol=0.01)
+    np.testing.assert_array_equal(ds.flare_factor, factors)
+    good = ~np.isnan(rates)
+    flare = ds.box_rate("flare")
+    assert flare[i_peak] > 0.85 * 4.0 * flare[0]
+    # linear in the flare factor: the region brightens, the quiet disk under it does not
+    frac = (flare[i_peak] / flare[0] - 1) / (factors[i_peak] - 1)
+    np.testing.assert_allclose(flare[good] / flare[0], 1 + frac * (factors[good] - 1), rtol=0.02)
+    np.testing.assert_allclose(ds.box_rate("quiet")[good], ds.box_rate("quiet")[0], rtol=0.02)
     assert _read_fails(fs.cat_file(ds.corrupt[0]))
     assert fs.size(ds.corrupt[0]) < 0.6 * fs.size(ds.datakeys[i_bad - 1])
 
@@ -308,9 +323,10 @@ def test_write_demo_dataset_options(mem_root):
     assert ds.stop == pd.Timestamp("2022-06-01T00:01:00")
     assert ds.datakeys[1].endswith("aia_lev1_94a_2022_06_01t00_00_12_00z_image_lev1.fits")
     rows = _index_rows(fs, f"/{bucket}/sdo/aia/registries/aia-small_2022.csv")
+    assert ds.exptime[0] == 2.9  # nominal before the (short) flare
     assert len(rows) == 5 and rows[0][:2] == [
         "2022-06-01T00:00:00.000Z",
-        "2022-06-01T00:00:12.000Z",
+        "2022-06-01T00:00:02.900Z",  # end of the exposure
     ]
     registry = json.loads(fs.cat_file(f"/{bucket}/HelioDataRegistry.json"))
     assert registry["registry"][0]["name"] == "Tiny"
@@ -341,11 +357,17 @@ def test_reuse_shares_pixels_but_not_headers(mem_root):
         assert np.nanmean(images[i], dtype=np.float64) == pytest.approx(
             ds.expected_mean[i], rel=1e-6
         )
+        assert headers[i]["EXPTIME"] == ds.exptime[i]
     distinct = {images[i].tobytes() for i in images}
     assert len(distinct) == 3
-    means = np.array(ds.expected_mean)
-    assert np.nanmax(means) > 3 * means[0]  # baseline and peak both kept (short flare)
-    peak = int(np.nanargmax(means))
+    # frames that share pixels share the exposure
+    by_pixels = {}
+    for i in images:
+        by_pixels.setdefault(images[i].tobytes(), set()).add(ds.exptime[i])
+    assert all(len(e) == 1 for e in by_pixels.values())
+    flare = ds.box_rate("flare")
+    assert np.nanmax(flare) > 3 * flare[0]  # baseline and peak both kept (short flare)
+    peak = int(np.nanargmax(flare))
     assert ds.datakeys[peak] not in ds.corrupt
 
 
