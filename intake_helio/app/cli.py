@@ -81,6 +81,7 @@ def cmd_irradiance(args) -> int:
         progress=not args.no_progress,
         tolerance=args.tolerance,
         quality=args.quality,
+        time_axis=args.time_axis,
     )
     print(summary.text())
     return EXIT_FAILED_FRAMES if summary.failed else EXIT_OK
@@ -378,6 +379,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--stop", required=True)
     p.add_argument("--out", required=True, metavar="DIR")
     _add_units(p, "DN/s")
+    p.add_argument(
+        "--time",
+        dest="time_axis",
+        choices=("start", "T_OBS"),
+        default="start",
+        help="the time axis: each frame's index start (DATE-OBS, start of the exposure; "
+        "default) or its header's T_OBS (mid-exposure; one header read per frame more)",
+    )
     p.add_argument("--resume", action="store_true", help="keep parts of an interrupted run")
     p.add_argument("--cutout", metavar="Y0:Y1,X0:X1")
     _add_quality(p)

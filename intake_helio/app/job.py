@@ -41,6 +41,7 @@ from ..compute.engine import (
 )
 from ..compute.reduction import irradiance, parts_to_dataset
 from ..compute.shipping import func_id, ship_by_value
+from ..compute.timeaxis import TIME_CHOICES, on_header_time
 from ..io.storage import mask_url
 from .outdir import check_outputs
 from .parts import PartStore
@@ -74,11 +75,19 @@ def _check_part_size(part_size: Any) -> int:
     return part_size
 
 
-def _open_frames(endpoint, dataset, start, stop, storage_options, cutout, quality=None):
+def _open_frames(
+    endpoint, dataset, start, stop, storage_options, cutout, quality=None, header_keys=()
+):
     """``(bucket, frames)``: the dataset's lazy frames over ``[start, stop)``."""
     bucket = open_bucket(endpoint, storage_options)
     frames = bucket[dataset].to_dataarray(
-        start, stop, cutout=cutout, on_error="nan", storage_options=storage_options, quality=quality
+        start,
+        stop,
+        cutout=cutout,
+        on_error="nan",
+        storage_options=storage_options,
+        quality=quality,
+        header_keys=header_keys,
     )
     return bucket, frames
 
@@ -138,7 +147,9 @@ def _seconds(tolerance: Any) -> str:
         raise ArgumentError(f"tolerance={tolerance!r}; expected a duration such as '6s'") from exc
 
 
-def _open_channels(endpoint, ids, start, stop, storage_options, cutout, tolerance, quality=None):
+def _open_channels(
+    endpoint, ids, start, stop, storage_options, cutout, tolerance, quality=None, header_keys=()
+):
     """``(bucket, times, {id: lazy frames})``: the channels on the first one's time axis."""
     bucket = open_bucket(endpoint, storage_options)
     chans = open_channels(
@@ -151,6 +162,7 @@ def _open_channels(endpoint, ids, start, stop, storage_options, cutout, toleranc
         on_error="nan",
         storage_options=storage_options,
         quality=quality,
+        header_keys=header_keys,
     )
     return bucket, chans["time"].to_numpy(), channel_arrays(chans)
 
@@ -230,6 +242,7 @@ def run_irradiance_job(
     plot: bool = True,
     tolerance: Any = "6s",
     quality: str | None = None,
+    time_axis: str = "start",
 ) -> tuple[xr.Dataset, JobSummary]:
     """Compute and save the irradiance of ``dataset`` over ``[start, stop)``.
 
@@ -273,9 +286,14 @@ def run_irradiance_job(
     quality : {None, "good"}
         ``"good"``: frames whose header ``QUALITY`` is not 0 get the status ``"quality flag
         0x%08x"`` (not decoded; counted in the summary); see :meth:`Dataset.to_dataarray`.
+    time_axis : {"start", "T_OBS"}
+        The result's time axis: each frame's index start (``DATE-OBS``, the start of the
+        exposure), or its header's ``T_OBS`` (mid-exposure; one header read per frame
+        besides its pixels); see :func:`~intake_helio.irradiance`.
     """
     part_size = _check_part_size(part_size)
     normalize = _normalize(units, normalize)
+    time_axis = check_choice("time_axis", time_axis, TIME_CHOICES)
     ids = _dataset_ids(dataset)
     if len(ids) > 1:
         return _irradiance_channels(
@@ -295,9 +313,13 @@ def run_irradiance_job(
             plot=plot,
             tolerance=tolerance,
             quality=quality,
+            time_axis=time_axis,
         )
     dataset = ids[0]
-    bucket, frames = _open_frames(endpoint, dataset, start, stop, storage_options, cutout, quality)
+    keys_read = ("T_OBS",) if time_axis == "T_OBS" else ()
+    bucket, frames = _open_frames(
+        endpoint, dataset, start, stop, storage_options, cutout, quality, keys_read
+    )
     units = "DN/s" if normalize else frames.attrs.get("units", "DN")
     identity = _identity(bucket, dataset, frames, normalize, cutout, part_size, quality)
     check_outputs(out, IRRADIANCE_FILES)
@@ -307,7 +329,9 @@ def run_irradiance_job(
     compute = _part_computer(store, frames, 0, normalize, progress, part_size)
     with _compute_on(cluster_kind, cluster_kwargs):
         parts = store.fill(compute)  # every part checked against the frames before use
-    result = parts_to_dataset(parts, dict(frames.attrs), units)
+        result = parts_to_dataset(parts, dict(frames.attrs), units)
+        if time_axis == "T_OBS":  # each frame's T_OBS card, read on the cluster
+            result = on_header_time(result, frames)
     elapsed = time.perf_counter() - t0
     paths = save_results(result, out, plot=plot)
     status = result["status"].to_numpy()
@@ -349,10 +373,12 @@ def _irradiance_channels(
     plot,
     tolerance,
     quality=None,
+    time_axis="start",
 ) -> tuple[xr.Dataset, JobSummary]:
     """:func:`run_irradiance_job` of several datasets: parts numbered channel by channel."""
+    keys_read = ("T_OBS",) if time_axis == "T_OBS" else ()
     bucket, times, arrays = _open_channels(
-        endpoint, ids, start, stop, storage_options, cutout, tolerance, quality
+        endpoint, ids, start, stop, storage_options, cutout, tolerance, quality, keys_read
     )
     first = next(iter(arrays.values()))
     units = "DN/s" if normalize else first.attrs.get("units", "DN")
@@ -370,12 +396,15 @@ def _irradiance_channels(
             base = k * per_channel
             compute = _part_computer(store, frames, base, normalize, progress, part_size)
             loaded.append(store.fill(compute, range(base, base + per_channel)))
-    results = [
-        parts_to_dataset(parts, dict(f.attrs), units)
-        for parts, f in zip(loaded, arrays.values(), strict=True)
-    ]
-    source = "intake-helio irradiance: mean of every frame (NaN-aware) of each channel"
-    result = _stack(results, list(arrays), _channels_attrs(bucket, arrays, tolerance, source))
+        results = [
+            parts_to_dataset(parts, dict(f.attrs), units)
+            for parts, f in zip(loaded, arrays.values(), strict=True)
+        ]
+        source = "intake-helio irradiance: mean of every frame (NaN-aware) of each channel"
+        attrs = _channels_attrs(bucket, arrays, tolerance, source)
+        result = _stack(results, list(arrays), attrs)
+        if time_axis == "T_OBS":  # each frame's T_OBS card, read on the cluster
+            result = on_header_time(result, arrays)
     elapsed = time.perf_counter() - t0
     paths = save_results(result, out, plot=plot)
     status = result["status"].transpose(CHANNEL, "time").to_numpy()

@@ -19,6 +19,7 @@ import xarray as xr
 from ..base.errors import InterruptedRun
 from .engine import FRAME_TIME_ATTRS, TIME_AXIS, by_channel, frame_funcs, run_map
 from .progress import Progress
+from .timeaxis import check_time, on_header_time
 
 __all__ = ["PART_COLUMNS", "irradiance", "iter_parts", "parts_to_dataset", "ratio"]
 
@@ -130,6 +131,7 @@ def irradiance(
     part_size: int | None = None,
     on_part: Callable[[int, pd.DataFrame], Any] | None = None,
     skip: Iterable[int] = (),
+    time: str = "start",
 ) -> xr.Dataset:
     """The irradiance time series of ``frames``: the NaN-aware mean of every frame.
 
@@ -151,6 +153,12 @@ def irradiance(
     skip : iterable of int
         Part numbers not to compute (saved by an earlier, interrupted run); the
         result then holds only the parts computed now.
+    time : {"start", "T_OBS"}
+        The time axis: ``"start"`` (default), each frame's index start (``DATE-OBS``, the
+        start of its exposure), known before any read; ``"T_OBS"``, each frame's
+        mid-exposure time from its header, for frames opened with ``header_keys=["T_OBS"]``
+        (one header read per frame besides its pixels; a frame without a readable ``T_OBS``
+        keeps its start). ``frame_time`` and the ``time_axis`` attribute follow.
 
     Returns
     -------
@@ -168,6 +176,11 @@ def irradiance(
         On Ctrl-C (a ``KeyboardInterrupt``): its ``partial`` holds the frames of the parts
         finished so far and ``done`` their numbers (``skip=exc.done`` computes the rest).
     """
+    time = check_time(time, frames)
+    if time == "T_OBS":
+        return on_header_time(
+            irradiance(frames, normalize, progress, part_size, on_part, skip), frames
+        )
     if isinstance(frames, xr.Dataset):
         return by_channel(
             frames, lambda arr: irradiance(arr, normalize, progress, part_size, on_part, skip)
