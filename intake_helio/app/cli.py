@@ -156,6 +156,15 @@ def cmd_demo(args) -> int:
             else "DIFFER from the deliberately corrupt file(s)"
         )
     )
+    if report.regions is not None:
+        from .demo import describe_regions
+
+        for kind, path in report.region_files.items():
+            print(f"wrote {kind}: {path}")
+        print(
+            f"{describe_regions(report.regions)} (max relative difference from the "
+            f"generator's truth {report.regions_rel_error:.2e})"
+        )
     return EXIT_OK if report.ok else EXIT_ERROR
 
 

@@ -15,7 +15,14 @@ import xarray as xr
 from ..base.errors import ArgumentError
 from .tables import CHANNEL, channel_names, outputs_table, scalar_outputs, to_dataframe
 
-__all__ = ["irradiance_figure", "outputs_figure", "plot_irradiance", "plot_outputs"]
+__all__ = [
+    "irradiance_figure",
+    "outputs_figure",
+    "plot_irradiance",
+    "plot_outputs",
+    "plot_regions",
+    "regions_figure",
+]
 
 
 def _pyplot():
@@ -244,3 +251,49 @@ def plot_outputs(result: xr.Dataset, path: str | os.PathLike) -> None:
     ids), each channel's failed frames marked in its colour.
     """
     _save_figure(outputs_figure(result), path)
+
+
+def regions_figure(regions: xr.Dataset):
+    """Light curves of several regions of one channel (``(region, time)``), close when done.
+
+    Top: each region's values in its units (log axis); bottom: each over its first value,
+    so that a flare box and quiet Sun can be compared with the whole frame.
+    """
+    plt = _pyplot()
+    units = _units(regions, "irradiance")
+    times = pd.DatetimeIndex(regions["time"].to_numpy())
+    ok = regions["status"].to_numpy().astype(str) == "ok"
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(10, 7), dpi=110, sharex=True)
+    for k, name in enumerate(regions["region"].to_numpy().astype(str)):
+        values = regions["irradiance"].isel(region=k).to_numpy().astype(np.float64)
+        values = np.where(ok, values, np.nan)
+        first = values[np.flatnonzero(~np.isnan(values))[0]] if (~np.isnan(values)).any() else 1
+        top.plot(times, values, ".-", lw=1, ms=3, color=f"C{k}", label=name)
+        bottom.plot(
+            times,
+            values / first,
+            ".-",
+            lw=1,
+            ms=3,
+            color=f"C{k}",
+            label=f"{name}: peak x{np.nanmax(values) / first:.2f}",
+        )
+    for ax in (top, bottom):
+        if (~ok).any():
+            _failed_rug(ax, times[~ok], "C3", "failed frame" if ax is top else None)
+        ax.grid(alpha=0.3)
+        ax.legend(loc="best", fontsize=9)
+    top.set_yscale("log")
+    top.set_ylabel(f"mean intensity [{units}]")
+    bottom.set_ylabel("over the first frame")
+    title = regions.attrs.get("title") or regions.attrs.get("dataset") or "regions"
+    top.set_title(f"{title}: regions of each frame, {_date_range(times)}")
+    bottom.set_xlabel("time (UTC)")
+    _date_axis(bottom)
+    fig.tight_layout()
+    return fig
+
+
+def plot_regions(regions: xr.Dataset, path: str | os.PathLike) -> None:
+    """Save :func:`regions_figure` as a PNG at ``path``."""
+    _save_figure(regions_figure(regions), path)

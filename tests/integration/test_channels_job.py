@@ -510,6 +510,30 @@ def test_demo_runs_two_channels_and_plots_both(tmp_path):
     assert png.stat().st_size > 10_000
     assert _colour_pixels(png, C0) > 300 and _colour_pixels(png, C1) > 300
 
+    # the regions of the 94 channel (issue 28 item 5): a cutout isolates the flare, in DN/s
+    # against the generator's truth of each box, read back from regions.csv
+    a = report.channels[0]
+    table = pd.read_csv(out / "regions.csv")
+    assert list(table.columns) == [
+        "time",
+        "whole frame",
+        "flare box",
+        "quiet Sun box",
+        "status",
+        "units",
+    ]
+    good = table["status"].eq("ok").to_numpy()
+    assert good.sum() == 11 and set(table["units"]) == {"DN/s"}
+    np.testing.assert_allclose(table["whole frame"][good], np.array(a.expected_rate)[good], 1e-6)
+    flare, quiet = table["flare box"].to_numpy(), table["quiet Sun box"].to_numpy()
+    np.testing.assert_allclose(flare[good], a.box_rate("flare")[good], rtol=1e-6)
+    np.testing.assert_allclose(quiet[good], a.box_rate("quiet")[good], rtol=1e-6)
+    assert np.nanmax(flare[good]) / flare[0] > 3  # the flare box rises ~x4 (94 Å amplitude)
+    assert np.nanmax(np.abs(quiet[good] / quiet[0] - 1)) < 0.03  # quiet Sun stays flat
+    whole = table["whole frame"].to_numpy()
+    assert 1.05 < np.nanmax(whole[good]) / whole[0] < 1.5  # the whole frame: a little
+    assert (out / "regions.png").stat().st_size > 10_000
+
 
 # ----------------------------------------------------------------------------- store layout
 def test_zarr_store_of_channels_numbers_parts_channel_by_channel(tmp_path):
