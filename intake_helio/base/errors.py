@@ -110,15 +110,19 @@ class InterruptedRun(KeyboardInterrupt):
     partial : xarray.Dataset
         The frames of the parts finished before the interrupt (in time order), as the
         full result would hold them.
-    done : list of int
-        Their part numbers: pass ``skip=done`` to compute only the rest (and combine), or
-        use ``run_irradiance_job(..., resume=True)``, which saves every part as it ends.
+    done : list of int, or dict of str to list of int
+        Their part numbers (for channels, per channel): pass ``skip=done`` to compute only
+        the rest (and combine), or use ``run_irradiance_job(..., resume=True)``, which saves
+        every part as it ends.
     """
 
-    def __init__(self, message: str, partial: Any = None, done: list[int] | None = None):
+    def __init__(self, message: str, partial: Any = None, done: Any = None):
         super().__init__(message)
         self.partial = partial
-        self.done = list(done or [])
+        if isinstance(done, dict):
+            self.done: Any = {str(k): list(v) for k, v in done.items()}
+        else:
+            self.done = list(done or [])
 
 
 class ClusterError(HelioError, RuntimeError):

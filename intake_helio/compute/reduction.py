@@ -9,7 +9,7 @@ arrays changed by arithmetic take the engine's generic path with the same contra
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 import numpy as np
@@ -17,7 +17,7 @@ import pandas as pd
 import xarray as xr
 
 from ..base.errors import InterruptedRun
-from .engine import FRAME_TIME_ATTRS, TIME_AXIS, by_channel, frame_funcs, run_map
+from .engine import FRAME_TIME_ATTRS, TIME_AXIS, by_channel, channel_arrays, frame_funcs, run_map
 from .progress import Progress
 from .timeaxis import check_time, on_header_time
 
@@ -150,9 +150,11 @@ def irradiance(
         Frames per unit of work and of saving (setting ``intake_helio.part-size``).
     on_part : callable, optional
         Called with ``(part_number, DataFrame)`` as each part completes.
-    skip : iterable of int
-        Part numbers not to compute (saved by an earlier, interrupted run); the
-        result then holds only the parts computed now.
+    skip : iterable of int, or dict of str to iterable of int
+        Part numbers not to compute (saved by an earlier, interrupted run; for channels one
+        list for all or ``{channel: parts}``, as :class:`InterruptedRun` gives); the
+        result then holds only the parts computed now (for channels, the other frames
+        have the status ``"not computed (interrupted)"``).
     time : {"start", "T_OBS"}
         The time axis: ``"start"`` (default), each frame's index start (``DATE-OBS``, the
         start of its exposure), known before any read; ``"T_OBS"``, each frame's
@@ -182,9 +184,7 @@ def irradiance(
             irradiance(frames, normalize, progress, part_size, on_part, skip), frames
         )
     if isinstance(frames, xr.Dataset):
-        return by_channel(
-            frames, lambda arr: irradiance(arr, normalize, progress, part_size, on_part, skip)
-        )
+        return _irradiance_channels(frames, normalize, progress, part_size, on_part, skip)
     units = "DN/s" if normalize else frames.attrs.get("units", "DN")
     parts: list[tuple[int, pd.DataFrame]] = []
 
@@ -222,6 +222,76 @@ def irradiance(
     ds = parts_to_dataset(ordered, dict(frames.attrs), units, sort=False)
     ds.attrs["elapsed_seconds"] = result.attrs["elapsed_seconds"]
     return ds
+
+
+def _irradiance_channels(frames, normalize, progress, part_size, on_part, skip) -> xr.Dataset:
+    """:func:`irradiance` of a channels Dataset, channel after channel.
+
+    ``skip`` is one list of part numbers for every channel or ``{channel: parts}`` (what
+    :class:`InterruptedRun` gives for channels); on Ctrl-C the partial result holds every
+    channel finished so far and the interrupted one's finished parts.
+    """
+    per_channel = isinstance(skip, Mapping)
+    skip = {str(k): list(v) for k, v in skip.items()} if per_channel else list(skip)
+    finished: dict[str, xr.Dataset] = {}
+    done: dict[str, list[int]] = {}
+
+    def one(arr: xr.DataArray) -> xr.Dataset:
+        name = str(arr.name)
+        done[name] = []
+
+        def saved(p: int, df: pd.DataFrame) -> None:
+            done[name].append(p)
+            if on_part is not None:
+                on_part(p, df)
+
+        mine = skip.get(name, []) if per_channel else skip
+        try:
+            res = irradiance(arr, normalize, progress, part_size, saved, mine)
+        except InterruptedRun as stop:
+            partial = _stack_partial({**finished, name: stop.partial}, frames)
+            raise InterruptedRun(
+                f"interrupted in channel {name!r} ({len(finished)} of "
+                f"{len(channel_arrays(frames))} channels done): the finished frames of every "
+                "channel are in exc.partial (frames not computed have the status "
+                f"{NOT_COMPUTED!r}); irradiance(channels, skip=exc.done) computes the rest",
+                partial,
+                {k: sorted(v) for k, v in done.items()},
+            ) from stop.__cause__
+        finished[name] = res
+        return res
+
+    if not any(skip.values() if per_channel else skip):
+        return by_channel(frames, one)
+    for arr in channel_arrays(frames).values():  # some parts skipped: on the whole axis
+        one(arr)
+    first = next(iter(finished.values()))
+    out = _stack_partial(finished, frames)
+    out.attrs = {"channels": list(finished), "time_axis": first.attrs.get("time_axis")}
+    return out
+
+
+#: The status of a frame a partial (interrupted) result has no value for.
+NOT_COMPUTED = "not computed (interrupted)"
+
+
+def _stack_partial(results: dict[str, xr.Dataset], frames: xr.Dataset) -> xr.Dataset:
+    """Per-channel (partial) results on the channels' time axis, ``(channel, time)``."""
+    axis = frames["time"].to_numpy()
+    out = []
+    for res in results.values():
+        res = res.drop_attrs(deep=False).reindex(time=axis)
+        status = res["status"].to_numpy().astype(object)
+        status[pd.isna(status)] = NOT_COMPUTED
+        keys = res["datakey"].to_numpy().astype(object)
+        keys[pd.isna(keys)] = ""
+        res = res.assign(
+            status=("time", status, res["status"].attrs),
+            datakey=("time", keys, res["datakey"].attrs),
+        )
+        out.append(res.drop_vars("n_valid").assign(n_valid=res["n_valid"].fillna(0).astype(int)))
+    stacked = xr.concat(out, dim="channel", data_vars="all", coords="minimal", join="override")
+    return stacked.assign_coords(channel=("channel", list(results)))
 
 
 def ratio(result: xr.Dataset, numerator: str, denominator: str, var: str = "irradiance"):

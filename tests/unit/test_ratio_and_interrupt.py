@@ -100,3 +100,52 @@ def test_ctrl_c_keeps_the_parts_finished_so_far():
     rest = ih.irradiance(frames, progress=False, part_size=2, skip=err.done)
     whole = xr.concat([partial, rest], dim="time").sortby("time")
     np.testing.assert_allclose(whole["irradiance"], data.mean(axis=(1, 2), dtype=np.float64), 1e-6)
+
+
+def test_ctrl_c_in_the_second_channel_keeps_the_first_and_the_finished_parts():
+    a, data_a = _slow_frames(6, 0.01)
+    b, data_b = _slow_frames(6, 0.15)
+    chans = xr.Dataset(
+        {
+            "aia_0094": a.drop_vars("datakey").assign_coords(aia_0094_datakey=a["datakey"]),
+            "aia_0171": b.drop_vars("datakey").assign_coords(
+                aia_0171_datakey=("time", [f"memory://g{i}.fits" for i in range(6)])
+            ),
+        }
+    )
+    seen: list[int] = []
+
+    def on_part(number, df):
+        seen.append(number)
+        if len(seen) == 3 + 1:  # the first channel's 3 parts, then one of the second's
+            threading.Timer(0.05, _thread.interrupt_main).start()
+
+    with dask.config.set(scheduler="synchronous"), pytest.raises(ih.InterruptedRun) as info:
+        ih.irradiance(chans, progress=False, part_size=2, on_part=on_part)
+        time.sleep(5)  # pragma: no cover - only if the interrupt never came
+    err = info.value
+    assert "channel 'aia_0171'" in str(err) and "skip=exc.done" in str(err)
+    assert err.done["aia_0094"] == [0, 1, 2] and 1 <= len(err.done["aia_0171"]) < 3
+    partial = err.partial
+    assert list(partial["channel"].values) == ["aia_0094", "aia_0171"]
+    assert partial.sizes["time"] == 6
+    np.testing.assert_allclose(
+        partial["irradiance"].sel(channel="aia_0094"), data_a.mean(axis=(1, 2)), rtol=1e-6
+    )
+    second = partial.sel(channel="aia_0171")
+    computed = second["status"].values == "ok"
+    assert computed.sum() == 2 * len(err.done["aia_0171"])
+    assert set(second["status"].values[~computed]) == {"not computed (interrupted)"}
+    np.testing.assert_allclose(
+        second["irradiance"].values[computed], data_b.mean(axis=(1, 2))[computed], rtol=1e-6
+    )
+
+    # the rest: skip=exc.done per channel computes only the second channel's missing parts
+    rest = ih.irradiance(chans, progress=False, part_size=2, skip=err.done)
+    assert (rest["status"].sel(channel="aia_0094") == "not computed (interrupted)").all()
+    got = rest.sel(channel="aia_0171")
+    todo = got["status"].values == "ok"
+    np.testing.assert_array_equal(todo, ~computed)
+    np.testing.assert_allclose(
+        got["irradiance"].values[todo], data_b.mean(axis=(1, 2))[todo], rtol=1e-6
+    )
