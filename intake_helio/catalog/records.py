@@ -21,6 +21,7 @@ import pandas as pd
 from ..base.errors import ArgumentError, CatalogFormatError, TimeRangeError
 from ..base.options import check_quality
 from ..base.times import parse_range, parse_time
+from ..io.options import check_option_names
 from ..io.storage import mask_url, shown
 from ..io.urlpolicy import UrlPolicy, check_dataset_id, resolve_prefix
 from . import index as file_index
@@ -363,6 +364,8 @@ class Dataset:
         quality = check_quality(quality)  # before the index is read
         if storage_options is None:
             storage_options = self.storage_options
+        else:  # a misspelt option is named before the index is read, not per frame
+            check_option_names(storage_options, self.endpoint)
         df = self.files(start, stop, errors=index_errors, keep_refused=on_error == "nan")
         attrs = {"dataset": self.id, "title": self.title, "endpoint": mask_url(self.endpoint)}
         return open_frames(

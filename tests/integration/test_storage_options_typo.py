@@ -93,10 +93,15 @@ def test_open_registry_refuses_a_misspelt_option_per_protocol(demo, listener):
     assert connections() == 0
 
 
-def test_to_dataarray_refuses_a_misspelt_option_not_each_frame(demo, no_frame_read):
+def test_to_dataarray_refuses_a_misspelt_option_not_each_frame(demo, no_frame_read, monkeypatch):
     s3, data = demo
     bucket = ih.open_bucket(data.root, s3.storage_options)
     ds = bucket[data.dataset_id]
+
+    def no_index(*args, **kwargs):
+        raise AssertionError("the index was read")
+
+    monkeypatch.setattr(type(ds), "files", no_index)  # refused before the index, too
     for on_error in ("nan", "raise"):
         with pytest.raises(ArgumentError) as info:
             ds.to_dataarray(
