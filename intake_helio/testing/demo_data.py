@@ -28,7 +28,9 @@ import pandas as pd
 from ..base.times import parse_time
 from ..catalog import writer as catalog_writer
 from ..io.storage import filesystem
-from .aia import (
+from .aia import reheader_frame, render_frame
+from .errors import DemoDataError, DemoStoreError
+from .sun import (
     REF_EXPTIME,
     Box,
     _channel,
@@ -37,10 +39,7 @@ from .aia import (
     aec_exptime,
     flare_profile,
     frame_boxes,
-    reheader_frame,
-    render_frame,
 )
-from .errors import DemoDataError, DemoStoreError
 
 __all__ = ["DemoDataset", "write_demo_dataset"]
 
