@@ -34,13 +34,13 @@ def cmd_ls(args) -> int:
     if df.empty:
         print(f"{bucket.endpoint}: no datasets")
         return EXIT_OK
-    with _wide():
-        print(df.to_string(index=False))
+    _print_table(df)
     return EXIT_OK
 
 
 def cmd_files(args) -> int:
     from ..catalog.registry import open_bucket
+    from ..io.storage import shown
 
     so = arg.storage_options(args)
     bucket = open_bucket(arg.resolve_endpoint(args.endpoint, args, so), so)
@@ -50,10 +50,12 @@ def cmd_files(args) -> int:
         df.to_csv(args.out, index=False)
         print(f"wrote {len(df)} files to {args.out}")
     else:
-        with _wide():
-            print(df.to_string(index=False))
+        _print_table(df)
     for b in bad:
-        print(f"skipped bad index row: {b.file} line {b.line}: {b.reason}", file=sys.stderr)
+        print(
+            f"skipped bad index row: {shown(b.file)} line {b.line}: {shown(b.reason)}",
+            file=sys.stderr,
+        )
     return EXIT_OK
 
 
@@ -181,6 +183,18 @@ def cmd_gateway_server(args) -> int:
 
 
 # --------------------------------------------------------------------------- parser
+def _print_table(df) -> None:
+    """Print a table of content (titles, ids, URLs) with every text cell made safe to show."""
+    from ..io.storage import shown
+
+    df = df.copy()
+    for name in df.columns:
+        if df[name].dtype == object:
+            df[name] = df[name].map(lambda v: shown(v) if isinstance(v, str) else v)
+    with _wide():
+        print(df.to_string(index=False))
+
+
 class _wide:
     def __enter__(self):
         import pandas as pd

@@ -11,7 +11,6 @@ file and entry, what was expected and the size of the bad value, never the value
 from __future__ import annotations
 
 import difflib
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,6 +19,7 @@ import pandas as pd
 
 from ..base.errors import ArgumentError, CatalogFormatError, TimeRangeError
 from ..base.options import check_quality
+from ..base.text import safe_text
 from ..base.times import parse_range, parse_time
 from ..io.options import check_option_names
 from ..io.storage import mask_url, shown
@@ -36,14 +36,11 @@ __all__ = [
     "version_of",
 ]
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-
 
 def display_text(value: Any, limit: int = 2000) -> str:
-    """A catalog text field made safe to print: control characters (terminal escapes) become
-    spaces, cut to ``limit`` characters."""
-    text = _CONTROL.sub(" ", value if isinstance(value, str) else str(value))
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+    """A catalog text field made safe to print (:func:`~intake_helio.base.text.safe_text`,
+    unprintable characters as spaces), cut to ``limit`` characters."""
+    return safe_text(value, limit, replacement=" ")
 
 
 def require(obj: Mapping, keys: tuple[str, ...], where: str) -> None:

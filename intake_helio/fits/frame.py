@@ -71,6 +71,7 @@ from ..base.errors import ArgumentError, ArgumentTypeError, FrameReadError, pick
 from ..base.options import UNITS, check_choice
 from ..base.reasons import Reason
 from ..base.settings import Settings, current
+from ..base.text import safe_text
 from ..io.retry import RETRY_STATS, is_transient, retry_io
 from ..io.storage import is_no_credentials
 from .hdu import (
@@ -198,8 +199,7 @@ def as_frame_error(datakey: str, exc: BaseException) -> FrameReadError:
 
 def _printable(text: str, limit: int = 200) -> str:
     """``text`` on one line, printable characters only, at most ``limit`` characters."""
-    text = " ".join("".join(c if c.isprintable() else "?" for c in text[: limit + 1]).split())
-    return text if len(text) <= limit else text[:limit] + "..."
+    return " ".join(safe_text(text, limit + 3).split())
 
 
 def _detail(exc: BaseException, typed: bool = True) -> str:

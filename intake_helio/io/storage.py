@@ -38,6 +38,7 @@ from fsspec.core import split_protocol
 
 from ..base.errors import CatalogFormatError, HelioError
 from ..base.settings import catalog_settings
+from ..base.text import safe_text
 from .options import check_option_names
 
 __all__ = [
@@ -94,7 +95,6 @@ _SECRET_QUERY = re.compile(
     re.IGNORECASE,
 )
 _URL_START = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*)://(?P<netloc>[^/?#]*)")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 class ContentTooLargeError(CatalogFormatError):
@@ -147,11 +147,10 @@ def mask_url(url: Any) -> Any:
 
 
 def shown(text: Any, limit: int = 200) -> str:
-    """Third-party text made safe to show: credentials masked, control characters (terminal
-    escapes) replaced by ``?``, cut to ``limit`` characters."""
-    text = mask_url(str(text))
-    text = _CONTROL.sub("?", text)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+    """Third-party text made safe to show: credentials masked, then
+    :func:`~intake_helio.base.text.safe_text` (escapes dropped, control and format
+    characters such as bidi overrides replaced by ``?``, cut to ``limit`` characters)."""
+    return safe_text(mask_url(str(text)), limit)
 
 
 def origin(url: Any) -> str | None:
