@@ -142,7 +142,7 @@ def _hint(name: str, valid: Iterable[str]) -> str:
 
 
 def _refuse(name: Any, nested: str, where: str, names: _Names) -> ArgumentError:
-    from .storage import shown
+    from .masking import shown
 
     text = shown(repr(name), 80)
     text = f"{nested}[{text}]" if nested else text
@@ -203,7 +203,7 @@ def check_option_names(storage_options: Mapping[str, Any] | None, url: str | Non
         return
     from fsspec import available_protocols
 
-    from .storage import mask_url
+    from .masking import mask_url
 
     protocols = set(available_protocols())
     flat: dict[Any, Any] = {}
