@@ -30,6 +30,7 @@ from .base.errors import (
     HelioWarning,
     IndexParseError,
     InterruptedRun,
+    OutputLockedError,
     ReadDeadlineError,
     TimeRangeError,
 )
@@ -101,6 +102,7 @@ __all__ = [
     "HelioWarning",
     "IndexParseError",
     "InterruptedRun",
+    "OutputLockedError",
     "ReadDeadlineError",
     "Reason",
     "Registry",

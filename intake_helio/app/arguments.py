@@ -24,6 +24,7 @@ __all__ = [
     "positive",
     "resolve_endpoint",
     "science",
+    "seconds",
     "storage_options",
 ]
 
@@ -82,6 +83,17 @@ def positive(text: str) -> int:
         value = 0
     if value < 1:
         raise argparse.ArgumentTypeError(f"{text!r} is not a positive whole number")
+    return value
+
+
+def seconds(text: str) -> float:
+    """argparse type: a number of seconds >= 0 (``inf``: without end)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds >= 0")
     return value
 
 

@@ -1,9 +1,9 @@
 """``intake-helio``: list catalogs and files, run the irradiance and reduce jobs and the demo.
 
 Exit codes: 0 success (every frame ok), 3 finished with failed frames (listed in the
-CSV), 2 bad input (something the user gave), 4 unexpected data (a registry, catalog or
-index on the server is malformed), 1 unexpected error, 130 interrupted. Errors print one
-readable line.
+CSV), 2 bad input (something the user gave, or an --out another run is writing), 4
+unexpected data (a registry, catalog or index on the server is malformed), 1 unexpected
+error, 130 interrupted. Errors print one readable line.
 """
 
 from __future__ import annotations
@@ -84,6 +84,7 @@ def cmd_irradiance(args) -> int:
         tolerance=args.tolerance,
         quality=args.quality,
         time_axis=args.time_axis,
+        wait_lock=args.wait_lock,
     )
     print(summary.text())
     return EXIT_FAILED_FRAMES if summary.failed else EXIT_OK
@@ -119,6 +120,7 @@ def cmd_reduce(args) -> int:
             progress=not args.no_progress,
             tolerance=args.tolerance,
             quality=args.quality,
+            wait_lock=args.wait_lock,
         )
     except KeyboardInterrupt:  # the saved parts are kept: say how to continue
         print("intake-helio: interrupted; rerun with --resume to continue", file=sys.stderr)
@@ -285,6 +287,18 @@ def _add_datasets(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_wait_lock(p: argparse.ArgumentParser) -> None:
+    """``--wait-lock SECONDS``: wait for another run holding --out instead of refusing."""
+    p.add_argument(
+        "--wait-lock",
+        type=arg.seconds,
+        default=None,
+        metavar="SECONDS",
+        help="when another run is writing --out, wait up to SECONDS for it to end (inf: "
+        "as long as it takes); default: refuse at once (exit 2), naming its pid",
+    )
+
+
 def _add_quality(p: argparse.ArgumentParser) -> None:
     """``--quality good``: frames whose header QUALITY is not 0 are skipped (not decoded)."""
     p.add_argument(
@@ -355,6 +369,7 @@ def _add_reduce(sub) -> None:
     p.add_argument("--resume", action="store_true", help="keep parts of an interrupted run")
     p.add_argument("--cutout", metavar="Y0:Y1,X0:X1")
     _add_quality(p)
+    _add_wait_lock(p)
     p.add_argument(
         "--part-size",
         type=arg.positive,
@@ -413,6 +428,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="keep parts of an interrupted run")
     p.add_argument("--cutout", metavar="Y0:Y1,X0:X1")
     _add_quality(p)
+    _add_wait_lock(p)
     p.add_argument("--part-size", type=arg.positive, default=256, help="frames per saved part")
     p.add_argument("--no-progress", action="store_true")
     _add_storage(p)
@@ -451,11 +467,18 @@ def _interrupt(*_args) -> None:
 
 def _exit_code(exc: BaseException) -> tuple[int, str]:
     """The exit code and the message's label for an error that ended a command."""
-    from ..base.errors import BucketUnavailableError, CatalogFormatError, IndexParseError
+    from ..base.errors import (
+        BucketUnavailableError,
+        CatalogFormatError,
+        IndexParseError,
+        OutputLockedError,
+    )
     from ..testing.extras import MissingExtraError as MissingExtra
 
     if isinstance(exc, CatalogFormatError | IndexParseError):
         return EXIT_BAD_DATA, "unexpected data"
+    if isinstance(exc, OutputLockedError):  # refused like another unusable --out
+        return EXIT_BAD_INPUT, "error"
     if isinstance(exc, MissingExtra | BucketUnavailableError):
         return EXIT_ERROR, "error"
     if isinstance(exc, ValueError | KeyError | FileNotFoundError | PermissionError):

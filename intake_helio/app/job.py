@@ -43,6 +43,7 @@ from ..compute.reduction import irradiance, parts_to_dataset
 from ..compute.shipping import func_id, ship_by_value
 from ..compute.timeaxis import TIME_CHOICES, on_header_time
 from ..io.storage import mask_url
+from .lock import check_wait, hold_out_dir
 from .outdir import check_outputs
 from .parts import PartStore
 from .results import save_outputs, save_results
@@ -243,6 +244,7 @@ def run_irradiance_job(
     tolerance: Any = "6s",
     quality: str | None = None,
     time_axis: str = "start",
+    wait_lock: float | None = None,
 ) -> tuple[xr.Dataset, JobSummary]:
     """Compute and save the irradiance of ``dataset`` over ``[start, stop)``.
 
@@ -290,8 +292,14 @@ def run_irradiance_job(
         The result's time axis: each frame's index start (``DATE-OBS``, the start of the
         exposure), or its header's ``T_OBS`` (mid-exposure; one header read per frame
         besides its pixels); see :func:`~intake_helio.irradiance`.
+    wait_lock : float, optional
+        Seconds to wait when another run holds ``out`` (its lock ``out/.intake-helio.lock``,
+        held from before the first write until this returns, raises or is interrupted);
+        None or 0 (default): refuse at once with :class:`~intake_helio.OutputLockedError`
+        naming the holder's pid; ``math.inf``: wait as long as it takes.
     """
     part_size = _check_part_size(part_size)
+    wait_lock = check_wait(wait_lock)
     normalize = _normalize(units, normalize)
     time_axis = check_choice("time_axis", time_axis, TIME_CHOICES)
     ids = _dataset_ids(dataset)
@@ -314,6 +322,7 @@ def run_irradiance_job(
             tolerance=tolerance,
             quality=quality,
             time_axis=time_axis,
+            wait_lock=wait_lock,
         )
     dataset = ids[0]
     keys_read = ("T_OBS",) if time_axis == "T_OBS" else ()
@@ -322,18 +331,19 @@ def run_irradiance_job(
     )
     units = "DN/s" if normalize else frames.attrs.get("units", "DN")
     identity = _identity(bucket, dataset, frames, normalize, cutout, part_size, quality)
-    check_outputs(out, IRRADIANCE_FILES)
-    keys, times = frames["datakey"].to_numpy(), frames["time"].to_numpy()
-    store = PartStore(out, identity, resume, datakeys=keys, times=times, part_size=part_size)
-    t0 = time.perf_counter()
-    compute = _part_computer(store, frames, 0, normalize, progress, part_size)
-    with _compute_on(cluster_kind, cluster_kwargs):
-        parts = store.fill(compute)  # every part checked against the frames before use
-        result = parts_to_dataset(parts, dict(frames.attrs), units)
-        if time_axis == "T_OBS":  # each frame's T_OBS card, read on the cluster
-            result = on_header_time(result, frames)
-    elapsed = time.perf_counter() - t0
-    paths = save_results(result, out, plot=plot)
+    with hold_out_dir(out, wait_lock):  # the only writer of out until the files are saved
+        check_outputs(out, IRRADIANCE_FILES)
+        keys, times = frames["datakey"].to_numpy(), frames["time"].to_numpy()
+        store = PartStore(out, identity, resume, datakeys=keys, times=times, part_size=part_size)
+        t0 = time.perf_counter()
+        compute = _part_computer(store, frames, 0, normalize, progress, part_size)
+        with _compute_on(cluster_kind, cluster_kwargs):
+            parts = store.fill(compute)  # every part checked against the frames before use
+            result = parts_to_dataset(parts, dict(frames.attrs), units)
+            if time_axis == "T_OBS":  # each frame's T_OBS card, read on the cluster
+                result = on_header_time(result, frames)
+        elapsed = time.perf_counter() - t0
+        paths = save_results(result, out, plot=plot)
     status = result["status"].to_numpy()
     return result, _summary(status, elapsed, store.rows_saved, paths, store.notes)
 
@@ -374,6 +384,7 @@ def _irradiance_channels(
     tolerance,
     quality=None,
     time_axis="start",
+    wait_lock=None,
 ) -> tuple[xr.Dataset, JobSummary]:
     """:func:`run_irradiance_job` of several datasets: parts numbered channel by channel."""
     keys_read = ("T_OBS",) if time_axis == "T_OBS" else ()
@@ -385,28 +396,29 @@ def _irradiance_channels(
     identity = _channels_identity(
         bucket, arrays, times, tolerance, normalize, cutout, part_size, quality
     )
-    check_outputs(out, IRRADIANCE_FILES)
-    keys = np.stack([f["datakey"].to_numpy() for f in arrays.values()])
-    store = PartStore(out, identity, resume, datakeys=keys, times=times, part_size=part_size)
-    per_channel = math.ceil(len(times) / part_size)
-    t0 = time.perf_counter()
-    with _compute_on(cluster_kind, cluster_kwargs):
-        loaded = []
-        for k, frames in enumerate(arrays.values()):
-            base = k * per_channel
-            compute = _part_computer(store, frames, base, normalize, progress, part_size)
-            loaded.append(store.fill(compute, range(base, base + per_channel)))
-        results = [
-            parts_to_dataset(parts, dict(f.attrs), units)
-            for parts, f in zip(loaded, arrays.values(), strict=True)
-        ]
-        source = "intake-helio irradiance: mean of every frame (NaN-aware) of each channel"
-        attrs = _channels_attrs(bucket, arrays, tolerance, source)
-        result = _stack(results, list(arrays), attrs)
-        if time_axis == "T_OBS":  # each frame's T_OBS card, read on the cluster
-            result = on_header_time(result, arrays)
-    elapsed = time.perf_counter() - t0
-    paths = save_results(result, out, plot=plot)
+    with hold_out_dir(out, wait_lock):  # the only writer of out until the files are saved
+        check_outputs(out, IRRADIANCE_FILES)
+        keys = np.stack([f["datakey"].to_numpy() for f in arrays.values()])
+        store = PartStore(out, identity, resume, datakeys=keys, times=times, part_size=part_size)
+        per_channel = math.ceil(len(times) / part_size)
+        t0 = time.perf_counter()
+        with _compute_on(cluster_kind, cluster_kwargs):
+            loaded = []
+            for k, frames in enumerate(arrays.values()):
+                base = k * per_channel
+                compute = _part_computer(store, frames, base, normalize, progress, part_size)
+                loaded.append(store.fill(compute, range(base, base + per_channel)))
+            results = [
+                parts_to_dataset(parts, dict(f.attrs), units)
+                for parts, f in zip(loaded, arrays.values(), strict=True)
+            ]
+            source = "intake-helio irradiance: mean of every frame (NaN-aware) of each channel"
+            attrs = _channels_attrs(bucket, arrays, tolerance, source)
+            result = _stack(results, list(arrays), attrs)
+            if time_axis == "T_OBS":  # each frame's T_OBS card, read on the cluster
+                result = on_header_time(result, arrays)
+        elapsed = time.perf_counter() - t0
+        paths = save_results(result, out, plot=plot)
     status = result["status"].transpose(CHANNEL, "time").to_numpy()
     return result, _summary(status, elapsed, store.rows_saved, paths, store.notes, list(arrays))
 
@@ -442,6 +454,7 @@ def run_reduce_job(
     progress: bool = True,
     tolerance: Any = "6s",
     quality: str | None = None,
+    wait_lock: float | None = None,
 ) -> tuple[xr.Dataset, JobSummary]:
     """Compute and save statistics and user functions of every frame over ``[start, stop)``.
 
@@ -472,6 +485,8 @@ def run_reduce_job(
         its ``EXPTIME`` before the functions see it); every output's ``units`` says it.
     storage_options, cluster_kind, cluster_kwargs, normalize, cutout, tolerance, quality
         As for :func:`run_irradiance_job`.
+    wait_lock : float, optional
+        As for :func:`run_irradiance_job`: seconds to wait when another run holds ``out``.
     resume : bool
         Keep the parts saved by an interrupted run with the same arguments and functions
         (the Zarr store's own record); a store of another run is refused.
@@ -493,6 +508,7 @@ def run_reduce_job(
     """
     formats = _check_formats(formats)
     part_size = _check_part_size(part_size)
+    wait_lock = check_wait(wait_lock)
     normalize = _normalize(units, normalize)
     specs = frame_funcs(funcs)
     shipped = [f if isinstance(f, str) else ship_by_value(f) for _, f in specs]
@@ -519,7 +535,8 @@ def run_reduce_job(
             bucket, arrays, times, tolerance, normalize, cutout, part_size, quality
         )
         attrs = _channels_attrs(bucket, arrays, tolerance, "")
-        return _reduce(arrays, {**ident, **reduce_id}, attrs, times, **job)
+        with hold_out_dir(out, wait_lock):  # the only writer of out until the files are saved
+            return _reduce(arrays, {**ident, **reduce_id}, attrs, times, **job)
     dataset = ids[0]
     bucket, frames = _open_frames(endpoint, dataset, start, stop, storage_options, cutout, quality)
     identity = {
@@ -528,7 +545,8 @@ def run_reduce_job(
     }
     keep = ("dataset", "title", "endpoint", "WAVELNTH")
     attrs = {k: frames.attrs[k] for k in keep if k in frames.attrs}
-    return _reduce({dataset: frames}, identity, attrs, frames["time"].to_numpy(), **job)
+    with hold_out_dir(out, wait_lock):  # the only writer of out until the files are saved
+        return _reduce({dataset: frames}, identity, attrs, frames["time"].to_numpy(), **job)
 
 
 def _reduce(

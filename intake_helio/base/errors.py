@@ -24,6 +24,7 @@ __all__ = [
     "HelioWarning",
     "IndexParseError",
     "InterruptedRun",
+    "OutputLockedError",
     "ReadDeadlineError",
     "StorageAccessError",
     "StorageReadError",
@@ -123,6 +124,38 @@ class InterruptedRun(KeyboardInterrupt):
             self.done: Any = {str(k): list(v) for k, v in done.items()}
         else:
             self.done = list(done or [])
+
+
+class OutputLockedError(HelioError, OSError):
+    """An output directory is in use by another run: refused, so two never write one store.
+
+    The message names the directory, the lock file and its holder (pid, host, start time).
+
+    Attributes
+    ----------
+    path : str
+        The output directory.
+    lock : str
+        The lock file in it.
+    pid : int or None
+        The holder's process id (None when its record could not be read).
+    holder : dict
+        The holder's record as read: ``pid``, ``host``, ``started`` (empty when unreadable).
+    """
+
+    def __init__(self, message: str, path: str = "", lock: str = "", holder: Any = None):
+        super().__init__(message)
+        self.path = path
+        self.lock = lock
+        self.holder = dict(holder or {})
+        pid = self.holder.get("pid")
+        self.pid = pid if isinstance(pid, int) else None
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+    def __reduce__(self):
+        return (type(self), (str(self), self.path, self.lock, self.holder))
 
 
 class ClusterError(HelioError, RuntimeError):
