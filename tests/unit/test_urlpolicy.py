@@ -107,6 +107,163 @@ def test_refusals_never_quote_the_url_path_or_credentials():
     assert "\x1b" not in POLICY.refusal(weird) and len(POLICY.refusal(weird)) < 300
 
 
+# --------------------------------------------------------------------------- internal hosts
+INTERNAL = [
+    ("https://127.0.0.1:8443/x.fits", "loopback"),
+    ("https://localhost/x", "loopback"),
+    ("https://LocalHost/x", "loopback"),
+    ("https://localhost./x", "loopback"),
+    ("https://api.localhost/x", "loopback"),
+    ("https://0x7f.1/x", "loopback"),
+    ("https://2130706433/x", "loopback"),
+    ("https://127.1/x", "loopback"),
+    ("https://0177.0.0.1/x", "loopback"),
+    ("https://127.0.0.1./x", "loopback"),
+    ("https://user@127.0.0.1/x", "loopback"),
+    ("https://evil.example.org@127.0.0.1/x", "loopback"),
+    ("https://\uff11\uff12\uff17.\uff10.\uff10.\uff11/x", "loopback"),  # full-width
+    ("https://[::1]/x", "loopback"),
+    ("https://[::1]:8443/x", "loopback"),
+    ("https://[::ffff:127.0.0.1]/x", "loopback"),
+    ("https://[::ffff:7f00:1]/x", "loopback"),
+    ("https://[2002:7f00:1::]/x", "loopback"),  # 6to4 around 127.0.0.1
+    ("https://0.0.0.0/x", "unspecified"),
+    ("https://0/x", "unspecified"),
+    ("https://[::]/x", "unspecified"),
+    ("https://169.254.169.254/latest/meta-data/", "link-local"),
+    ("https://[fe80::1]/x", "link-local"),
+    ("https://10.0.0.1/x", "private"),
+    ("https://10.255.255.255/x", "private"),
+    ("https://012.1/x", "private"),  # octal 10.0.0.1
+    ("https://172.16.0.1/x", "private"),
+    ("https://172.31.255.254/x", "private"),
+    ("https://192.168.1.1/x", "private"),
+    ("https://0xc0a80101/x", "private"),
+    ("https://[fc00::1]/x", "private"),
+    ("https://[fd12:3456::1]/x", "private"),
+    ("https://[::ffff:10.0.0.1]/x", "private"),
+    ("https://224.0.0.1/x", "multicast"),
+    ("https://[ff02::1]/x", "multicast"),
+    ("https://240.0.0.1/x", "reserved"),
+    ("https://100.64.0.1/x", "non-public"),  # shared address space (carrier NAT)
+]
+
+
+@pytest.mark.parametrize("url, category", INTERNAL)
+@pytest.mark.parametrize("referrer", ["s3://bucket/catalog.json", "https://example.org/c.json"])
+def test_internal_hosts_are_refused_in_every_spelling(url, category, referrer):
+    reason = POLICY.refusal(url, referrer)
+    article = "an" if category[0] in "aeiou" else "a"
+    assert reason is not None and f"is https:// on {article} {category} address" in reason
+    assert POLICY.allowed_mask([url], referrer).tolist() == [False]
+    with pytest.raises(UrlNotAllowedError, match="URL not allowed.*index.*https://") as err:
+        POLICY.check(url, referrer, "index")
+    assert err.value.reason == ih.Reason.URL_NOT_ALLOWED
+
+
+def test_internal_refusals_never_echo_credentials_or_paths():
+    url = f"https://user:{CANARY}@127.0.0.1:8443/{CANARY}/x.fits?token={CANARY}"
+    reason = POLICY.refusal(url, "s3://bucket/catalog.json")
+    assert "loopback" in reason and "https://127.0.0.1:8443" in reason and CANARY not in reason
+    with pytest.raises(UrlNotAllowedError) as err:
+        POLICY.check(url, f"https://u:{CANARY}@example.org/catalog.json", "datakey")
+    assert CANARY not in str(err.value)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://93.184.216.34/x.fits",
+        "https://example.org/x.fits",
+        "https://EXAMPLE.org:8443/x.fits",
+        "https://172.32.0.1/x",  # just outside 172.16/12
+        "https://11.0.0.1/x",
+        "https://0x5db8d822/x",  # 93.184.216.34 as one hexadecimal number
+        "https://[2606:4700:4700:0:0:0:0:1111]/x",  # ('::' in a URL is an fsspec chain)
+        "https://localhost.example.org/x",  # a name: not resolved by the policy
+        "https://127.0.0.1.example.org/x",
+    ],
+)
+def test_public_https_hosts_stay_allowed(url):
+    assert POLICY.refusal(url, "s3://bucket/catalog.json") is None
+    assert POLICY.allowed_mask([url], "s3://bucket/catalog.json").tolist() == [True]
+
+
+def test_s3_bucket_names_are_not_hosts():
+    assert POLICY.refusal("s3://localhost/x", "s3://b/catalog.json") is None
+    assert POLICY.refusal("s3://127.0.0.1/x", None) is None
+
+
+@pytest.mark.parametrize(
+    "url, referrer",
+    [
+        ("https://127.0.0.1:8443/idx/x.fits", "https://127.0.0.1:8443/bkt/catalog.json"),
+        ("https://0x7f.1:8443/idx/x.fits", "https://127.0.0.1:8443/bkt/catalog.json"),
+        ("https://localhost/x", "https://u:p@LOCALHOST:443/catalog.json"),
+        ("https://10.0.0.5/x", "https://10.0.0.5/catalog.json"),
+        ("https://[0:0:0:0:0:0:0:1]:8443/x", "https://[::1]:8443/catalog.json"),
+        ("http://127.0.0.1:8000/idx/", "http://127.0.0.1:8000/catalog.json"),  # as before
+    ],
+)
+def test_internal_hosts_on_the_documents_own_origin_are_allowed(url, referrer):
+    assert POLICY.refusal(url, referrer) is None
+    assert POLICY.allowed_mask([url], referrer).tolist() == [True]
+
+
+@pytest.mark.parametrize(
+    "url, referrer",
+    [
+        ("https://127.0.0.1:8444/x", "https://127.0.0.1:8443/catalog.json"),  # another port
+        ("https://127.0.0.1:8443/x", "http://127.0.0.1:8443/catalog.json"),  # another scheme
+        ("https://10.0.0.6/x", "https://10.0.0.5/catalog.json"),
+    ],
+)
+def test_internal_hosts_of_another_origin_are_refused(url, referrer):
+    assert "address, not allowed" in POLICY.refusal(url, referrer)
+    assert POLICY.allowed_mask([url], referrer).tolist() == [False]
+
+
+def test_allowed_hosts_let_internal_origins_through():
+    with dask.config.set(
+        {"intake_helio.url-policy.allowed-hosts": ["https://127.0.0.1:8443", "https://localhost"]}
+    ):
+        policy = UrlPolicy.current()
+        for url in (
+            "https://127.0.0.1:8443/x",
+            "https://2130706433:8443/x",
+            "https://127.1:8443/x",
+            "https://localhost/x",
+            "https://localhost./x",
+        ):
+            assert policy.refusal(url, "s3://b/catalog.json") is None, url
+            assert policy.allowed_mask([url], "s3://b/catalog.json").tolist() == [True], url
+        assert policy.refusal("https://127.0.0.1:8444/x", "s3://b/catalog.json") is not None
+        assert policy.refusal("https://169.254.169.254/x", "s3://b/catalog.json") is not None
+
+
+def test_allowed_mask_mixes_internal_and_public_rows():
+    urls = pd.Series(
+        ["https://example.org/a.fits", "https://127.0.0.1:9/b.fits", "s3://bkt/c.fits"] * 1000
+        + ["https://0x7f.1:9/d.fits", "https://[::1]:9/e.fits", "HTTPS://10.1.2.3/f.fits"]
+    )
+    ok = POLICY.allowed_mask(urls, "s3://bkt/catalog.json")
+    assert ok.tolist() == [True, False, True] * 1000 + [False, False, False]
+
+
+def test_parse_index_refuses_internal_datakeys_as_url_not_allowed():
+    rows = make_rows("2020-01-01", 3)
+    rows[1][2] = "https://127.1:8443/y.fits"
+    rows[2][2] = "https://169.254.169.254/latest/meta-data/"
+    data = index_csv(rows).encode()
+    df, bad = parse_index(data, "s3://bkt/idx/x_2020.csv", policy=POLICY, keep_refused=True)
+    assert bad == [] and len(df) == 3
+    assert df["refused"].iloc[0] == ""
+    for why in df["refused"].iloc[1:]:
+        assert why.startswith("URL not allowed: datakey") and "address, not allowed" in why
+    with pytest.raises(ih.IndexParseError, match="URL not allowed.*loopback"):
+        parse_index(data, "s3://bkt/idx/x_2020.csv", policy=POLICY)
+
+
 def test_settings_opt_in_hosts_and_schemes():
     url = "http://127.0.0.1:9000/idx/"
     assert UrlPolicy.current().refusal(url, "s3://b/catalog.json") is not None
