@@ -154,8 +154,8 @@ def current() -> Settings:
 
 
 # --------------------------------------------------------------------------- catalog side
-_SCHEME = re.compile(r"^[a-z][a-z0-9+.-]*$")
-_ORIGIN = re.compile(r"^([a-z][a-z0-9+.-]*)://([^/?#@\s]+)/?$")
+_SCHEME = re.compile(r"^[a-z][a-z0-9+.-]*\Z")
+_ORIGIN = re.compile(r"^([a-z][a-z0-9+.-]*)://([^/?#@\s]+)/?\Z")
 
 
 def _bytes(key: str, minimum: int = 1) -> int:

@@ -11,8 +11,11 @@ Index files are third-party content: each is fetched to ``intake_helio.limits.in
 header or parquet metadata before expanding and while expanding). A row is bad (reported
 with its file and line, like any other bad row) when a time is not ISO 8601 or outside
 pandas' nanosecond range (1677-2262), the filesize is not a whole number of bytes from 0
-to 2**53, the datakey is missing, or the URL policy refuses the datakey (reason
-``"URL not allowed"``; it is never read). Messages give the size of a bad value, never
+to 2**53, the datakey is missing, the stop is before the start, the line has the wrong number of
+fields, or the URL policy refuses the datakey (reason ``"URL not allowed"``; it is never
+read). Exact duplicate rows (every column equal, within a file or across years) are one
+frame: :func:`read_index` keeps the first and says how many it dropped (a
+:class:`~intake_helio.HelioWarning`). Messages give the size of a bad value, never
 the value (a time made only of ISO 8601 characters excepted).
 
 With ``keep_refused=True`` a row whose only fault is a refused datakey is kept as a frame
@@ -23,8 +26,10 @@ without any request (``on_error="nan"``: every row with a valid time ends as a f
 
 from __future__ import annotations
 
+import csv
 import io
 import re
+import warnings
 import zipfile
 import zlib
 from collections.abc import Mapping, Sequence
@@ -35,7 +40,7 @@ import dask.config
 import numpy as np
 import pandas as pd
 
-from ..base.errors import ArgumentError, CatalogNotFoundError, IndexParseError
+from ..base.errors import ArgumentError, CatalogNotFoundError, HelioWarning, IndexParseError
 from ..base.reasons import Reason
 from ..base.settings import catalog_settings
 from ..frames.spec import REFUSED
@@ -66,7 +71,7 @@ LEADING = ("start", "stop", "datakey", "filesize")
 # name is kept as ``refused_column``: content never decides which rows are refused.
 #: The largest filesize accepted (2**53 bytes, 8 PiB: exact in a float).
 MAX_FILESIZE = 2**53
-_TIME_CHARS = re.compile(r"^[0-9T:.\-+Z ]{1,40}$")
+_TIME_CHARS = re.compile(r"[0-9T:.\-+Z ]{1,40}")
 _CHUNK = 1 << 20
 
 
@@ -227,8 +232,9 @@ def _decode(data: bytes, path: str, indextype: str, limit: int) -> str | pd.Data
 _BLANK_LINE = re.compile(r"\n[ \t\r]*\n")
 
 
-def _frame_from_csv(text: str, path: str) -> tuple[pd.DataFrame, np.ndarray]:
-    """Columns of the CSV (types left to the C parser) and the file line of each row."""
+def _frame_from_csv(text: str, path: str) -> tuple[pd.DataFrame, np.ndarray, list[BadRow]]:
+    """Columns of the CSV (types left to the C parser), the file line of each row, and the
+    lines with the wrong number of fields (bad rows, left out of the frame)."""
     # the header (if any) is among the first lines; only those are split in Python
     head = text[:4096].splitlines()
     names, first = _split_header(head)
@@ -247,13 +253,15 @@ def _frame_from_csv(text: str, path: str) -> tuple[pd.DataFrame, np.ndarray]:
     first_data = body[: body.find("\n")] if "\n" in body else body
     first_data = first_data.strip()
     if not first_data:
-        return pd.DataFrame(columns=names or list(LEADING), dtype=str), np.zeros(0, np.int64)
+        empty = pd.DataFrame(columns=names or list(LEADING), dtype=str)
+        return empty, np.zeros(0, np.int64), []
     quote = "'" if first_data.startswith("'") else '"'
     if names is None:
         names = _names_without_header([_clean(t) for t in first_data.split(",")])
-    try:
-        df = pd.read_csv(
-            io.StringIO(body),
+
+    def read(csv_text: str) -> pd.DataFrame:
+        return pd.read_csv(
+            io.StringIO(csv_text),
             header=None,
             names=names,
             quotechar=quote,
@@ -262,13 +270,47 @@ def _frame_from_csv(text: str, path: str) -> tuple[pd.DataFrame, np.ndarray]:
             skip_blank_lines=False,
             index_col=False,
         )
-    except pd.errors.ParserError as exc:
+
+    # the fast path: the C parser, then one count of the commas; only a file whose count
+    # is off (a line with too many or too few fields, or commas inside quotes) is split
+    # into lines to find which lines are wrong
+    try:
+        df = read(body)
+    except pd.errors.ParserError:
+        df = None
+    if df is not None and body.count(",") == (len(names) - 1) * len(df):
+        if linenos is None:
+            linenos = np.arange(first + 1, first + 1 + len(df), dtype=np.int64)
+        return df, linenos, []
+    lines = body.split("\n")
+    if len(lines) > 1 and not lines[-1].strip():
+        lines.pop()  # the final newline
+    if linenos is None:
+        linenos = np.arange(first + 1, first + 1 + len(lines), dtype=np.int64)
+    counts = _field_counts(lines, quote)
+    least = max(sum(n in LEADING for n in names), 1)  # the extra columns may be left out
+    wrong = (counts > len(names)) | (counts < least)
+    file = mask_url(path)
+    expected = f"{len(names)}" if least == len(names) else f"{least} to {len(names)}"
+    shape_bad = [
+        BadRow(
+            file,
+            int(linenos[i]),
+            f"wrong number of fields ({int(counts[i])}; expected {expected}, as in the header "
+            "or the first row)",
+        )
+        for i in np.flatnonzero(wrong)
+    ]
+    good = np.flatnonzero(~wrong)
+    linenos = linenos[good]
+    if not len(good):
+        return pd.DataFrame(columns=names, dtype=str), linenos, shape_bad
+    try:
+        df = read("\n".join([lines[i] for i in good]))
+    except pd.errors.ParserError as exc:  # the C parser and the csv module disagree
         m = re.search(r"line (\d+)", str(exc))
         row = int(m.group(1)) - 1 if m else -1
-        if linenos is not None and 0 <= row < len(linenos):
-            line = int(linenos[row])
-        else:
-            line = row + first + 1 if row >= 0 else 0
+        line = int(linenos[row]) if 0 <= row < len(linenos) else 0
         where = shown(path)
         raise IndexParseError(
             f"{where} line {line}: wrong number of fields (expected {len(names)}, as in the "
@@ -276,9 +318,18 @@ def _frame_from_csv(text: str, path: str) -> tuple[pd.DataFrame, np.ndarray]:
             where,
             line,
         ) from exc
-    if linenos is None:
+    if len(df) != len(linenos):  # quoted newlines: line numbers cannot be told
         linenos = np.arange(first + 1, first + 1 + len(df), dtype=np.int64)
-    return df, linenos
+    return df, linenos, shape_bad
+
+
+def _field_counts(lines: list[str], quote: str) -> np.ndarray:
+    """Fields on each line, as a CSV reader with ``quote`` sees them (commas if it cannot)."""
+    try:
+        rows = csv.reader(lines, quotechar=quote, skipinitialspace=True)
+        return np.fromiter((len(r) for r in rows), dtype=np.int64, count=len(lines))
+    except (csv.Error, ValueError):  # a lone \r, or an open quote spanning lines
+        return np.fromiter((line.count(",") + 1 for line in lines), np.int64, len(lines))
 
 
 def parse_index(
@@ -335,8 +386,9 @@ def parse_index(
                 : len(raw.columns)
             ]
         linenos = np.arange(1, len(raw) + 1, dtype=np.int64)
+        shape_bad = []
     else:
-        raw, linenos = _frame_from_csv(decoded, path)
+        raw, linenos, shape_bad = _frame_from_csv(decoded, path)
     for col in ("start", "datakey"):
         if col not in raw.columns:
             where = shown(path)
@@ -370,36 +422,39 @@ def parse_index(
     fs_raw, filesize, bad_size = _filesizes(raw, as_str)
     key_ok = policy.allowed_mask(datakey, path) | (datakey.str.len() == 0).to_numpy()
 
-    bad = (
-        start.isna().to_numpy()
-        | stop.isna().to_numpy()
-        | (datakey.str.len() == 0).to_numpy()
-        | bad_size
-    )
+    start_ok, stop_ok = start.notna().to_numpy(), stop.notna().to_numpy()
+    backwards = np.zeros(len(raw), dtype=bool)
+    both = start_ok & stop_ok
+    if both.any():
+        backwards[both] = stop.to_numpy()[both] < start.to_numpy()[both]
+    bad = ~start_ok | ~stop_ok | backwards | (datakey.str.len() == 0).to_numpy() | bad_size
     refused = ~key_ok & ~bad  # a valid row but for its datakey
     if not keep_refused:
         bad = bad | ~key_ok
-    bad_rows: list[BadRow] = []
     file = mask_url(path)
-    if bad.any():
-        for pos in np.flatnonzero(bad):
-            reason = _row_reason(
-                pos, (start_raw, start, start_oor), (stop_raw, stop, stop_oor), datakey,
-                fs_raw, filesize, policy, path,
-            )  # fmt: skip
-            bad_rows.append(BadRow(file, int(linenos[pos]), reason))
-            if errors == "raise":
-                b = bad_rows[0]
-                where = shown(path)
-                raise IndexParseError(
-                    f"{where} line {b.line}: {b.reason}; fix the index or pass errors='report' "
-                    "to skip bad rows and list them",
-                    where,
-                    b.line,
-                )
-        keep = ~bad
-    else:
-        keep = slice(None)
+    positions = np.flatnonzero(bad)
+
+    def bad_row(pos) -> BadRow:
+        reason = _row_reason(
+            pos, (start_raw, start, start_oor), (stop_raw, stop, stop_oor), datakey,
+            fs_raw, filesize, policy, path,
+        )  # fmt: skip
+        return BadRow(file, int(linenos[pos]), reason)
+
+    if errors == "raise" and (len(positions) or shape_bad):
+        first = [bad_row(positions[0])] if len(positions) else []
+        b = min(first + shape_bad[:1], key=lambda r: r.line)
+        where = shown(path)
+        raise IndexParseError(
+            f"{where} line {b.line}: {b.reason}; fix the index or pass errors='report' "
+            "to skip bad rows and list them",
+            where,
+            b.line,
+        )
+    bad_rows = [bad_row(pos) for pos in positions]
+    if shape_bad:
+        bad_rows = sorted(bad_rows + shape_bad, key=lambda r: r.line)
+    keep = ~bad if len(positions) else slice(None)
     out = pd.DataFrame(
         {
             "start": start.to_numpy()[keep],
@@ -472,7 +527,7 @@ def _to_utc(s: pd.Series) -> tuple[pd.Series, np.ndarray]:
 
 def _time_reason(name: str, raw: Any, out_of_range: bool) -> str:
     text = str(raw)
-    value = f"{text!r}, " if _TIME_CHARS.match(text) else ""
+    value = f"{text!r}, " if _TIME_CHARS.fullmatch(text) else ""
     if out_of_range:
         return (
             f"{name} ({value}{_size(text)}) is outside 1677-09-22 to 2262-04-11, the times a "
@@ -488,6 +543,11 @@ def _row_reason(pos, start3, stop3, datakey, fs_raw, filesize, policy, path) -> 
         return _time_reason("start", start_raw.iloc[pos], bool(start_oor[pos]))
     if pd.isna(stop.iloc[pos]):
         return _time_reason("stop", stop_raw.iloc[pos], bool(stop_oor[pos]))
+    if stop.iloc[pos] < start.iloc[pos]:
+        return (
+            f"stop ({stop.iloc[pos].isoformat()}Z) is before start "
+            f"({start.iloc[pos].isoformat()}Z); expected stop >= start"
+        )
     key = datakey.iloc[pos]
     if not key:
         return "datakey is missing"
@@ -540,7 +600,10 @@ def read_index(
     Missing years are gaps, not errors; if *no* year exists and the index prefix
     itself does not exist, :class:`CatalogNotFoundError` is raised. With
     ``errors="report"`` the bad rows are in ``df.attrs["bad_rows"]`` (list of
-    :class:`BadRow`). ``keep_refused``: see :func:`parse_index`.
+    :class:`BadRow`). Exact duplicate rows (every column equal, in one file or two) are
+    kept once: a :class:`~intake_helio.HelioWarning` says how many were dropped, and
+    ``df.attrs["duplicates_dropped"]`` holds the count. ``keep_refused``: see
+    :func:`parse_index`.
     """
     urls = [index_url(index, dataset_id, y, indextype) for y in years]
     frames: list[pd.DataFrame] = []
@@ -582,9 +645,44 @@ def read_index(
         )
     df = df.sort_values("start", kind="stable", ignore_index=True)
     df = select_range(df, start, stop)
+    dropped = _drop_duplicates(df)
+    if dropped:
+        df = df.loc[~dropped.mask].reset_index(drop=True)
+        warnings.warn(
+            f"dropped {dropped.count} exact duplicate index row(s) of {dataset_id!r} in "
+            f"{dropped.where}: every column equal to an earlier row's; each file is one "
+            "frame (the first row kept)",
+            HelioWarning,
+            stacklevel=3,
+        )
     if errors == "report":
         df.attrs["bad_rows"] = bad_rows
+    df.attrs["duplicates_dropped"] = dropped.count if dropped else 0
     return df
+
+
+@dataclass(frozen=True)
+class _Dropped:
+    mask: np.ndarray
+    count: int
+    where: str
+
+    def __bool__(self) -> bool:
+        return self.count > 0
+
+
+def _drop_duplicates(df: pd.DataFrame) -> _Dropped | None:
+    """The rows equal in every column to an earlier one (exact duplicates), or None."""
+    if not len(df) or df["datakey"].is_unique:  # the cheap test first
+        return None
+    try:
+        mask = df.duplicated(keep="first").to_numpy()
+    except TypeError:  # an unhashable extra column (parquet lists): the leading ones
+        mask = df.duplicated(subset=[c for c in LEADING if c in df.columns]).to_numpy()
+    if not mask.any():
+        return None
+    years = sorted({int(y) for y in pd.DatetimeIndex(df["start"][mask]).year})
+    return _Dropped(mask, int(mask.sum()), "the year(s) " + ", ".join(map(str, years)))
 
 
 def _fetch(urls, years, storage_options, limit: int, cache: bool | None) -> dict:

@@ -11,13 +11,14 @@ file and entry, what was expected and the size of the bad value, never the value
 from __future__ import annotations
 
 import difflib
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
 
-from ..base.errors import ArgumentError, CatalogFormatError, TimeRangeError
+from ..base.errors import ArgumentError, CatalogFormatError, HelioWarning, TimeRangeError
 from ..base.options import check_quality
 from ..base.text import safe_text
 from ..base.times import parse_range, parse_time
@@ -345,7 +346,8 @@ class Dataset:
         storage_options : dict, optional
             Options for the data files; default: the bucket's.
         index_errors : {"raise", "report"}
-            Bad index rows raise, or are skipped (see :meth:`files`).
+            Bad index rows raise, or are skipped (see :meth:`files`) and listed in a
+            :class:`~intake_helio.HelioWarning` (file, line and reason; the first 20).
         quality : {None, "good"}
             ``"good"``: frames whose header ``QUALITY`` is not 0 get the reason
             ``"quality flag 0x%08x"`` without their pixels being decoded (a frame with no
@@ -364,6 +366,7 @@ class Dataset:
         else:  # a misspelt option is named before the index is read, not per frame
             check_option_names(storage_options, self.endpoint)
         df = self.files(start, stop, errors=index_errors, keep_refused=on_error == "nan")
+        _warn_bad_rows(self.id, df.attrs.get("bad_rows") or [])
         attrs = {"dataset": self.id, "title": self.title, "endpoint": mask_url(self.endpoint)}
         return open_frames(
             df,
@@ -384,3 +387,24 @@ class Dataset:
 
         kwargs.setdefault("storage_options", self.storage_options)
         return read_headers(self.files(start, stop), keys, **kwargs)
+
+
+#: The bad index rows a warning of :meth:`Dataset.to_dataarray` names (the rest are counted).
+_SHOWN_BAD_ROWS = 20
+
+
+def _warn_bad_rows(dataset_id: str, bad: Sequence[Any]) -> None:
+    if not bad:
+        return
+    listed = "; ".join(f"{shown(b.file)} line {b.line}: {b.reason}" for b in bad[:_SHOWN_BAD_ROWS])
+    more = len(bad) - _SHOWN_BAD_ROWS
+    rest = (
+        f"; and {more} more (Dataset.files(..., errors='report').attrs['bad_rows'] lists all)"
+        if more > 0
+        else ""
+    )
+    warnings.warn(
+        f"skipped {len(bad)} bad index row(s) of {dataset_id!r}: {listed}{rest}",
+        HelioWarning,
+        stacklevel=3,
+    )

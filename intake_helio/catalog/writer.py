@@ -50,7 +50,7 @@ __all__ = [
 INDEX_HEADER = "# start, stop, datakey, filesize"
 """First line of every index file written (the CloudCatalog >= 0.5 columns)."""
 
-_ID_RE = re.compile(r"^[A-Za-z0-9_-]+$")
+_ID_RE = re.compile(r"^[A-Za-z0-9_-]+\Z")
 _BAD_IN_FIELD = re.compile(r'[,\r\n"]')
 
 

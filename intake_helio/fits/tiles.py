@@ -38,7 +38,7 @@ __all__ = [
     "_zval",
 ]
 
-_TFORM_RE = re.compile(r"^\s*(\d*)([LXBIJKAEDCMPQ])(.*)$")
+_TFORM_RE = re.compile(r"^\s*(\d*)([LXBIJKAEDCMPQ])(.*)\Z")
 _TFORM_SIZE = {
     "L": 1,
     "B": 1,

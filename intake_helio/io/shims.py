@@ -74,7 +74,7 @@ def _bintable_header_to_image_header_fallback(bintable_header: fits.Header) -> f
     from astropy.io import fits
 
     h = fits.Header()
-    skip = re.compile(r"^(Z\w*|T(TYPE|FORM|UNIT|NULL|SCAL|ZERO|DISP|DIM)\d+|TFIELDS|THEAP)$")
+    skip = re.compile(r"^(Z\w*|T(TYPE|FORM|UNIT|NULL|SCAL|ZERO|DISP|DIM)\d+|TFIELDS|THEAP)\Z")
     h["XTENSION"] = "IMAGE"
     h["BITPIX"] = bintable_header["ZBITPIX"]
     h["NAXIS"] = bintable_header["ZNAXIS"]

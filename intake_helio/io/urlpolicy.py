@@ -67,7 +67,7 @@ _SETTING_HOSTS = "intake_helio.url-policy.allowed-hosts"
 #: Schemes whose host is a network address (an ``s3://`` URL's "host" is a bucket name).
 _NETWORK_SCHEMES = frozenset({"http", "https", "ws", "wss", "ftp", "ftps", "sftp", "ssh", "webdav"})
 #: The legacy IPv4 spellings inet_aton accepts (``127.1``, ``0x7f.1``, ``2130706433``, octal).
-_INET_ATON = re.compile(r"^[0-9a-fx.]{1,64}$")
+_INET_ATON = re.compile(r"^[0-9a-fx.]{1,64}\Z")
 #: The host of a URL as :func:`~intake_helio.io.storage.origin` finds it (after userinfo).
 _HOST = r"^[A-Za-z][A-Za-z0-9+.\-]*://(?:[^/?#]*@)?(\[[^\]/?#]*\]|[^:/?#]*)"
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")

@@ -251,3 +251,124 @@ def test_lenient_files_keep_bad_rows_in_attrs():
     assert b.file == IDX + "aia_0094_2020.csv" and b.line == 4
     assert b.reason.startswith("start (a 10-byte value) is not an ISO 8601 time")
     assert "not-a-time" not in b.reason  # the value itself is not quoted
+
+
+# --------------------------------------------------------------------------- issue 26 item 5
+HEAD4 = "# start, stop, datakey, filesize"
+
+
+def _lines_index(rows, header=HEAD4):
+    return (header + "\n" + "\n".join(rows) + "\n").encode()
+
+
+def test_wrong_field_counts_are_bad_rows_with_their_lines_under_report():
+    r = [",".join(x) for x in make_rows("2020-01-01", 6)]
+    rows = [
+        r[0],
+        r[1] + ",extra",  # line 3: too many
+        r[2].rsplit(",", 1)[0],  # line 4: too few (no filesize)
+        "",  # line 5: blank, skipped
+        r[3],
+        "garbage," + r[4].split(",", 1)[1],  # line 7: a bad time (another kind of bad row)
+        "a,b",  # line 8: too few
+        r[5],
+    ]
+    df, bad = parse_index(_lines_index(rows), "s3://b/idx/x_2020.csv", errors="report")
+    assert df["datakey"].tolist() == [make_rows("2020-01-01", 6)[i][2] for i in (0, 3, 5)]
+    assert [(b.line, b.reason.split(" (")[0]) for b in bad] == [
+        (3, "wrong number of fields"),
+        (4, "wrong number of fields"),
+        (7, "start"),
+        (8, "wrong number of fields"),
+    ]
+    assert bad[0].reason == (
+        "wrong number of fields (5; expected 4, as in the header or the first row)"
+    )
+    assert "(3; expected 4" in bad[1].reason and "(2; expected 4" in bad[3].reason
+    assert all(b.file == "s3://b/idx/x_2020.csv" for b in bad)
+
+
+def test_wrong_field_count_raises_naming_file_and_first_bad_line():
+    r = [",".join(x) for x in make_rows("2020-01-01", 4)]
+    # a bad time on line 4 and too many fields on line 3: line 3 is named
+    rows = [r[0], r[1] + ",x", "nope," + r[2].split(",", 1)[1], r[3]]
+    with pytest.raises(ih.IndexParseError, match=r"x_2020.csv line 3: wrong number of fields") as e:
+        parse_index(_lines_index(rows), "x_2020.csv")
+    assert e.value.line == 3 and e.value.path == "x_2020.csv"
+    assert "errors='report'" in str(e.value)
+    # the other way round: the bad time (line 3) before the short line (line 4)
+    rows = [r[0], "nope," + r[1].split(",", 1)[1], "a,b", r[3]]
+    with pytest.raises(ih.IndexParseError, match=r"line 3: start") as e:
+        parse_index(_lines_index(rows), "x_2020.csv")
+    assert e.value.line == 3
+
+
+def test_quoted_commas_and_missing_extras_are_not_field_count_errors():
+    text = (
+        "# start, stop, datakey, filesize, note\n"
+        '"2020-01-01T00:00Z","2020-01-01T00:04Z","s3://b/a,1.fits","10","x, y"\n'
+        '"2020-01-01T00:04Z","2020-01-01T00:08Z","s3://b/b.fits","10"\n'  # no extra: kept
+        '"2020-01-01T00:08Z","2020-01-01T00:12Z","s3://b/c.fits"\n'  # no filesize: bad
+    )
+    df, bad = parse_index(text.encode(), "f.csv", errors="report")
+    assert df["datakey"].tolist() == ["s3://b/a,1.fits", "s3://b/b.fits"]
+    assert df["note"].iloc[0] == "x, y"
+    assert [(b.line, b.reason) for b in bad] == [
+        (4, "wrong number of fields (3; expected 4 to 5, as in the header or the first row)")
+    ]
+
+
+def test_stop_before_start_is_a_bad_row():
+    rows = make_rows("2020-01-01", 3)
+    rows[1][1] = "2019-12-31T23:00:00Z"
+    df, bad = parse_index(index_csv(rows).encode(), "f.csv", errors="report")
+    assert df["datakey"].tolist() == [rows[0][2], rows[2][2]]
+    (b,) = bad
+    assert b.line == 3
+    assert b.reason == (
+        "stop (2019-12-31T23:00:00Z) is before start (2020-01-01T00:04:00Z); expected stop >= start"
+    )
+    with pytest.raises(ih.IndexParseError, match=r"f.csv line 3: stop .* is before start"):
+        parse_index(index_csv(rows).encode(), "f.csv")
+    # an empty stop is the start (not before it); equal times are fine
+    rows[1][1] = ""
+    rows[2][1] = rows[2][0]
+    df, bad = parse_index(index_csv(rows).encode(), "f.csv")
+    assert len(df) == 3 and bad == []
+
+
+def test_exact_duplicate_rows_are_one_frame_with_a_warning():
+    rows = make_rows("2020-01-01", 4)
+    near = list(rows[3])
+    near[3] = "1"  # same datakey, another filesize: not an exact duplicate, kept
+    text = index_csv([*rows, rows[1], rows[1], rows[2], near])
+    bucket = bucket_with([dataset_entry()], {"aia_0094_2020.csv": text})
+    with pytest.warns(ih.HelioWarning, match=r"dropped 3 exact duplicate index row\(s\)"):
+        df = bucket["aia_0094"].files("2020-01-01", "2020-01-02", errors="report")
+    assert df["datakey"].tolist() == [r[2] for r in rows] + [rows[3][2]]
+    assert df.attrs["duplicates_dropped"] == 3 and df.attrs["bad_rows"] == []
+    with pytest.warns(ih.HelioWarning, match="dropped 3"):  # the strict mode drops them too
+        assert len(bucket["aia_0094"].files("2020-01-01", "2020-01-02")) == 5
+
+
+def test_duplicates_across_years_of_a_multiyear_dataset_are_one_frame(recwarn):
+    long = ["2019-12-31T00:00:00Z", "2020-01-02T00:00:00Z", "s3://b/long.cdf", "10"]
+    bucket = bucket_with(
+        [dataset_entry(start="2019-01-01", stop="2021-01-01", multiyear=True)],
+        {"aia_0094_2019.csv": index_csv([long]), "aia_0094_2020.csv": index_csv([long])},
+    )
+    with pytest.warns(ih.HelioWarning, match=r"dropped 1 exact duplicate.*2019"):
+        df = bucket["aia_0094"].files("2020-01-01", "2020-01-02")
+    assert df["datakey"].tolist() == ["s3://b/long.cdf"]
+
+
+def test_no_duplicates_no_warning():
+    import warnings
+
+    bucket = bucket_with(
+        [dataset_entry()], {"aia_0094_2020.csv": index_csv(make_rows("2020-01-01", 3))}
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        df = bucket["aia_0094"].files("2020-01-01", "2020-01-02")
+    assert len(df) == 3 and df.attrs["duplicates_dropped"] == 0
