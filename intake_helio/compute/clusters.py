@@ -27,6 +27,7 @@ import importlib.util
 import logging
 import os
 import signal
+import sys
 import threading
 import time
 from collections.abc import Iterator, Mapping
@@ -260,7 +261,11 @@ def cluster(
             _announce_dashboard(client, kind)
         yield client
     finally:
-        interrupted = _close_shielded(stack)
+        # after Ctrl-C (or SIGTERM in the CLI) the shutdown's warnings from distributed
+        # (workers lost, tasks cancelled, comms closed) say nothing the user does not know
+        quiet = _quiet_loggers() if _interrupting() else contextlib.nullcontext()
+        with quiet:
+            interrupted = _close_shielded(stack)
         logger.info("shut down %s", description)
     if interrupted:
         raise KeyboardInterrupt
@@ -323,23 +328,29 @@ def _start_local(
     if inherited is not None and inherited != _DASK_MALLOC_VALUE:
         os.environ[_MALLOC_VAR] = inherited  # the user's own setting: respected
         inherited = None
-    with contextlib.ExitStack() as restore, dask.config.set(config):
-        if inherited is not None:
-            restore.callback(os.environ.__setitem__, _MALLOC_VAR, inherited)
-        local = distributed.LocalCluster(
-            n_workers=n_workers,
-            threads_per_worker=threads,
-            memory_limit=memory_bytes if memory_bytes is not None else "auto",
-            processes=True,
-            host="127.0.0.1",
-            # The scheduler's HTTP server (health, metrics, and the dashboard if asked
-            # for) gets a random loopback port instead of 8787.
-            dashboard_address="127.0.0.1:0",
-            scheduler_kwargs={"dashboard": dashboard},
-            worker_dashboard_address=None,
-            **kwargs,
-        )  # the nannies start their workers before this returns
-    stack.callback(local.close)
+    # Ctrl-C while the workers start is held back until the cluster is up and on the stack
+    # (a half-started LocalCluster left to atexit fails with tracebacks), and is blocked in
+    # the cluster's loop thread, which the worker processes inherit from birth
+    _start_resource_tracker()
+    with _ctrl_c_held():
+        with contextlib.ExitStack() as restore, dask.config.set(config):
+            if inherited is not None:
+                restore.callback(os.environ.__setitem__, _MALLOC_VAR, inherited)
+            local = distributed.LocalCluster(
+                n_workers=n_workers,
+                threads_per_worker=threads,
+                memory_limit=memory_bytes if memory_bytes is not None else "auto",
+                processes=True,
+                host="127.0.0.1",
+                # The scheduler's HTTP server (health, metrics, and the dashboard if asked
+                # for) gets a random loopback port instead of 8787.
+                dashboard_address="127.0.0.1:0",
+                scheduler_kwargs={"dashboard": dashboard},
+                worker_dashboard_address=None,
+                worker_class=LocalNanny,
+                **kwargs,
+            )  # the nannies start their workers before this returns
+        stack.callback(local.close)
     if adapt is not None:
         local.adapt(minimum=adapt[0], maximum=adapt[1])
     client = distributed.Client(local, set_as_default=True)
@@ -353,6 +364,38 @@ def _start_local(
                 "pass a larger timeout= or fewer workers="
             ) from exc
     return client
+
+
+class LocalWorker(distributed.Worker):
+    """A local cluster's worker: its process leaves Ctrl-C to the one that started it.
+
+    The worker processes share the terminal's process group, so Ctrl-C reaches them too;
+    left to Python each would die with two tracebacks while the client closes the cluster.
+    Ignored here, they stop when the cluster closes them (or when its process dies).
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+        super().__init__(*args, **kwargs)
+
+    async def close(self, *args: Any, **kwargs: Any) -> Any:
+        # the tasks still running when the cluster closes are cancelled: expected, not a
+        # warning per task on the terminal
+        logging.getLogger("distributed.worker.state_machine").addFilter(_not_cancelled)
+        return await super().close(*args, **kwargs)
+
+
+def _not_cancelled(record: logging.LogRecord) -> bool:
+    return not str(record.msg).endswith("ended with CancelledError")
+
+
+class LocalNanny(distributed.Nanny):
+    """A nanny (in this process) whose worker processes run :class:`LocalWorker`."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("worker_class", LocalWorker)
+        super().__init__(*args, **kwargs)
 
 
 def _announce_dashboard(client: distributed.Client, kind: str) -> None:
@@ -393,6 +436,90 @@ def _close_shielded(stack: contextlib.ExitStack) -> bool:
     if interrupted:
         logger.warning("Ctrl-C during cluster shutdown was held back until it finished")
     return bool(interrupted)
+
+
+@contextlib.contextmanager
+def _ctrl_c_held() -> Iterator[None]:
+    """Hold back Ctrl-C in the block and deliver it after; block SIGINT in threads started here.
+
+    The handler only records a Ctrl-C (whichever thread the signal lands on, Python runs it
+    in the main thread). SIGINT is also blocked in the main thread for the block's length,
+    so that a thread started meanwhile (a local cluster's loop thread, and the threads it
+    starts to spawn worker processes) keeps it blocked: its child processes are then born
+    deaf to the terminal's Ctrl-C, even while they import, before a worker can ignore it.
+    Outside the main thread, or without ``pthread_sigmask``, the block runs as it is.
+    """
+    if threading.current_thread() is not threading.main_thread() or not hasattr(
+        signal, "pthread_sigmask"
+    ):
+        yield
+        return
+    held: list[int] = []
+    previous = signal.getsignal(signal.SIGINT)
+    try:
+        signal.signal(signal.SIGINT, lambda signum, frame: held.append(signum))
+    except (ValueError, TypeError):
+        yield
+        return
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        # a Ctrl-C pending on the main thread arrives (and is recorded) here
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+        # None means "installed outside Python": the best we can restore is the default.
+        signal.signal(signal.SIGINT, previous if previous is not None else signal.SIG_DFL)
+    if held:
+        if callable(previous):
+            previous(signal.SIGINT, None)  # default_int_handler raises KeyboardInterrupt
+        elif previous != signal.SIG_IGN:
+            raise KeyboardInterrupt
+
+
+def _start_resource_tracker() -> None:
+    """Start multiprocessing's resource tracker now, if the workers' start method uses one.
+
+    Started on the first semaphore, from the cluster's loop thread, it would unblock SIGINT
+    there (``ensure_running`` blocks it around the launch and then unblocks, not restores).
+    """
+    if os.name != "posix":
+        return
+    from multiprocessing import resource_tracker
+
+    from distributed.utils import get_mp_context
+
+    if get_mp_context().get_start_method() != "fork":
+        resource_tracker.ensure_running()
+
+
+def _interrupting() -> bool:
+    """Whether the exception being handled is a Ctrl-C (or the CLI's SIGTERM)."""
+    return isinstance(sys.exc_info()[1], KeyboardInterrupt)
+
+
+#: The loggers that report a cluster's shutdown (in this process).
+_SHUTDOWN_LOGGERS = ("distributed", "tornado", "asyncio")
+
+
+@contextlib.contextmanager
+def _quiet_loggers(names: tuple[str, ...] = _SHUTDOWN_LOGGERS) -> Iterator[None]:
+    """Hold back warnings (not errors) of ``names`` and the loggers under them."""
+    loggers = [logging.getLogger(n) for n in names]
+    loggers += [
+        lg
+        for name, lg in list(logging.Logger.manager.loggerDict.items())
+        if isinstance(lg, logging.Logger)
+        and lg.level
+        and name.startswith(tuple(f"{n}." for n in names))
+    ]
+    previous = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(max(lg.getEffectiveLevel(), logging.ERROR))
+    try:
+        yield
+    finally:
+        for lg, level in zip(loggers, previous, strict=True):
+            lg.setLevel(level)
 
 
 def _check_count(name: str, value: Any, minimum: int = 0) -> None:

@@ -8,8 +8,10 @@ interrupted), and that a secret never reaches any output.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
+import os
 import re
 import signal
 import subprocess
@@ -351,6 +353,82 @@ def test_resume_after_ctrl_c(served, reference, tmp_path, cli):
 def test_resume_after_kill(served, reference, tmp_path, cli):
     code, _, _ = _interrupt_then_resume(served, reference, tmp_path, cli, signal.SIGKILL)
     assert code == -signal.SIGKILL
+
+
+@pytest.mark.parametrize("when", ["workers starting", "frames running"])
+def test_ctrl_c_on_a_local_cluster_prints_one_line_and_leaves_no_process(served, tmp_path, when):
+    """Ctrl-C as a terminal sends it: to the whole process group, the CLI and its workers.
+
+    The worker processes used to die of it with two tracebacks each (and a Ctrl-C while they
+    started left a half-built cluster to atexit): ~70 lines before the message.
+    """
+    wrapper = tmp_path / "slow_cli.py"
+    wrapper.write_text(SLOW_WRAPPER)
+    out = tmp_path / "out"
+    args = _args(served, out, "--workers", "2")
+    args[args.index("--cluster") + 1] = "local"
+    # a session of its own: the group's Ctrl-C reaches no test process
+    proc = subprocess.Popen(
+        [sys.executable, str(wrapper), *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    seen: dict[int, tuple[float, str]] = {}
+
+    def workers() -> list[str]:
+        try:
+            children = psutil.Process(proc.pid).children(recursive=True)
+        except psutil.Error:
+            children = []
+        for child in children:
+            try:
+                seen[child.pid] = (child.create_time(), " ".join(child.cmdline()))
+            except psutil.Error:
+                pass
+        return [cmd for _, cmd in seen.values() if "spawn_main" in cmd]
+
+    try:
+        deadline = time.monotonic() + 60
+        while (
+            len(workers()) < 2
+            if when == "workers starting"
+            else not list((out / "parts").glob("part-*.csv"))
+        ):
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, f"not {when} within 60 s"
+            time.sleep(0.01)
+        assert len(workers()) >= 2, seen  # worker processes (spawned), not threads
+        os.killpg(proc.pid, signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    try:
+        assert proc.returncode == 130, stderr
+        assert stdout == ""
+        lines = stderr.strip().splitlines()
+        assert lines[-1] == "intake-helio: interrupted; rerun with --resume to continue", stderr
+        assert "Traceback" not in stderr and "distributed" not in stderr, stderr
+        # the message alone, as a rule; at most a warning of ours besides
+        assert len(lines) <= 3, stderr
+        saved = len(list((out / "parts").glob("part-*.csv")))
+        if when == "workers starting":
+            assert saved == 0  # held back while the cluster starts, then no frame read
+        else:
+            assert 1 <= saved < FRAMES // PART, "the run was not interrupted part-way"
+        # workers and nannies are shut down before the command exits; multiprocessing's
+        # resource tracker ends by itself just after its parent
+        assert not [c for c in _left_over(seen) if "spawn_main" in c]
+        assert _left_over(seen, grace=10) == []
+    finally:
+        for pid, (created, _) in seen.items():  # nothing left to another test
+            with contextlib.suppress(psutil.Error):
+                child = psutil.Process(pid)
+                if child.create_time() == created:
+                    child.kill()
 
 
 # ----------------------------------------------------------------------------- secrets

@@ -87,6 +87,15 @@ def test_local_cluster_is_shut_down_on_keyboard_interrupt():
     pids: set[int] = set()
     with pytest.raises(KeyboardInterrupt), cluster("local", workers=1) as client:
         pids = _worker_pids(client)
+        # a terminal's Ctrl-C reaches the workers too (one process group): they leave it to
+        # this process, ignored, and blocked since their birth (so also while they import)
+        sigint = client.run(
+            lambda: (
+                signal.getsignal(signal.SIGINT) == signal.SIG_IGN,
+                signal.SIGINT in signal.pthread_sigmask(signal.SIG_BLOCK, []),
+            )
+        )
+        assert list(sigint.values()) == [(True, True)]
         os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C while the body runs
         time.sleep(5)  # if the signal is delivered late, it lands here
         pytest.fail("SIGINT did not interrupt the body")
