@@ -171,12 +171,7 @@ def check_against_truth(
     status = result["status"].transpose("channel", "time").to_numpy().astype(str).ravel()
     if not set(keys) <= set(truth):
         return float("inf"), False
-    expected = np.array([truth[k] for k in keys], dtype=np.float64)
-    good = ~np.isnan(expected)
-    rel = np.abs(values[good] - expected[good]) / np.abs(expected[good])
-    max_rel = float(np.nanmax(rel)) if rel.size else 0.0
-    if np.isnan(values[good]).any():
-        max_rel = float("inf")
+    max_rel = _max_rel_error(values, np.array([truth[k] for k in keys], dtype=np.float64))
     failed = set(keys[status != "ok"].tolist())
     corrupt = {k for d in channels for k in d.corrupt}
     return max_rel, failed == corrupt
@@ -270,14 +265,16 @@ def check_regions(regions: xr.Dataset, data: DemoDataset) -> float:
     """Largest relative difference of the region curves from the generator's truth."""
     truth = [np.asarray(data.expected_rate)] + [data.box_rate(box) for _, box in REGIONS[1:]]
     got = regions["irradiance"].to_numpy()
-    good = ~np.isnan(np.asarray(data.expected_rate))
-    worst = 0.0
-    for values, expected in zip(got, truth, strict=True):
-        if np.isnan(values[good]).any():
-            return float("inf")
-        rel = np.abs(values[good] - expected[good]) / np.abs(expected[good])
-        worst = max(worst, float(rel.max()) if rel.size else 0.0)
-    return worst
+    return max(_max_rel_error(v, t) for v, t in zip(got, truth, strict=True))
+
+
+def _max_rel_error(values: np.ndarray, expected: np.ndarray) -> float:
+    """Largest relative difference where the truth has a value (``inf`` if one is NaN)."""
+    good = ~np.isnan(expected)
+    if np.isnan(values[good]).any():
+        return float("inf")
+    rel = np.abs(values[good] - expected[good]) / np.abs(expected[good])
+    return float(rel.max()) if rel.size else 0.0
 
 
 def describe_regions(regions: xr.Dataset) -> str:
