@@ -31,7 +31,13 @@ its resident memory grew (peak RSS, reset with ``/proc/self/clear_refs`` before 
 11. the output directory: a planted ``part-000099.csv`` of another dataset under a matching
     manifest with ``--resume``, a 12-row part where parts hold 6 frames, a foreign ``parts/``
     without our manifest, a symlinked ``parts/``, symlinks planted at the temporary file
-    names a run used to write through (``.<name>.tmp-<pid>``) and at the output names.
+    names a run used to write through (``.<name>.tmp-<pid>``) and at the output names;
+12. redirects (to a counting listener, the metadata address, a loop, the same origin, an
+    allowed origin that must not get the first one's ``X-Api-Key``), ``https://`` rows on
+    internal addresses in seven spellings and a host name resolving to loopback;
+13. a second writer on a locked ``--out``, index lines with wrong field counts, a stop
+    before its start and duplicates, a title with U+202E and ANSI escapes
+    (``benchmarks/hostile_doors.py`` holds 12 and 13).
 
 Columns (as in faults.py): ``frames`` frames or rows of the case (good and hostile),
 ``valued`` good frames with their exact value, ``reason`` hostile items refused or given
@@ -1567,6 +1573,21 @@ def case_out_dir(ctx: Ctx) -> Row:
     )
 
 
+# --------------------------------------------------------------------------- 12, 13
+def case_redirects(ctx: Ctx) -> Row:
+    """Row 12: redirects, internal hosts and credentials (benchmarks/hostile_doors.py)."""
+    import hostile_doors
+
+    return hostile_doors.case_redirects(ctx, sys.modules[__name__])
+
+
+def case_writer_and_text(ctx: Ctx) -> Row:
+    """Row 13: one writer, index lines and text from content (benchmarks/hostile_doors.py)."""
+    import hostile_doors
+
+    return hostile_doors.case_writer_and_text(ctx, sys.modules[__name__])
+
+
 # --------------------------------------------------------------------------- runner
 CASES = {
     1: case_datakeys,
@@ -1579,7 +1600,9 @@ CASES = {
     8: case_dates,
     9: case_url_credentials,
     10: case_worker_death,
-    11: case_out_dir,  # last: the output-directory work is under way
+    11: case_out_dir,
+    12: case_redirects,
+    13: case_writer_and_text,
 }
 
 

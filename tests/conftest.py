@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 
 import pytest
 
@@ -62,6 +63,31 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "tests/integration" in str(item.fspath).replace(os.sep, "/"):
             item.add_marker(pytest.mark.integration)
+
+
+@pytest.fixture
+def listener():
+    """A TCP socket on 127.0.0.1 that accepts and never answers: ``(port, connections)``.
+
+    ``connections()`` accepts (and closes) what is waiting and returns how many there were.
+    """
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(16)
+    sock.setblocking(False)
+
+    def connections() -> int:
+        n = 0
+        while True:
+            try:
+                conn, _ = sock.accept()
+            except BlockingIOError:
+                return n
+            conn.close()
+            n += 1
+
+    yield sock.getsockname()[1], connections
+    sock.close()
 
 
 @pytest.fixture

@@ -75,6 +75,7 @@ class Settings:
     allowance: float = 60.0
     allowed_schemes: tuple[str, ...] = ("s3", "https")
     allowed_hosts: tuple[str, ...] = ()
+    max_redirects: int = 5
 
 
 def _get(key: str) -> Any:
@@ -220,6 +221,7 @@ class CatalogSettings:
     allowed_schemes: tuple[str, ...]
     allowed_hosts: tuple[str, ...]
     max_connections: int = 64
+    max_redirects: int = 5
     min_rate: int = 65536  # bytes/s
     allowance: float = 60.0  # seconds
 
@@ -249,6 +251,7 @@ def _catalog_fields() -> dict[str, Any]:
         "read_timeout": _seconds("timeouts.read"),
         "request_attempts": _positive_int("timeouts.attempts"),
         "max_connections": _positive_int("timeouts.max-connections"),
+        "max_redirects": _positive_int("url-policy.max-redirects", minimum=0),
         "min_rate": _bytes("timeouts.min-rate", 1),
         "allowance": _seconds("timeouts.allowance"),
         "allowed_schemes": _names("url-policy.allowed-schemes", _SCHEME, "['s3', 'https']"),

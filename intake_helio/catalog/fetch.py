@@ -35,6 +35,7 @@ from ..io.storage import (
     shown,
     too_large,
 )
+from ..io.transport import InternalAddressError, RedirectRefusedError
 
 __all__ = ["StorageTimeoutError", "fetch_many", "read_json", "storage_error"]
 
@@ -120,9 +121,11 @@ def storage_error(
             "server stalls or is too slow: retry later, or raise timeouts.allowance or lower "
             "timeouts.min-rate for a slow host"
         )
+    u = shown(url)
+    if isinstance(exc, RedirectRefusedError | InternalAddressError):
+        return type(exc)(f"{what} {u}: {exc.detail}")
     if isinstance(exc, HelioError):
         return exc
-    u = shown(url)
     if is_no_credentials(exc):
         return MissingCredentialsError(
             f"{Reason.NO_CREDENTIALS}: cannot read {what} {u}: the store asks for credentials "

@@ -74,6 +74,7 @@ from ..base.settings import Settings, current
 from ..base.text import safe_text
 from ..io.retry import RETRY_STATS, is_transient, retry_io
 from ..io.storage import is_no_credentials
+from ..io.urlpolicy import UrlNotAllowedError
 from .hdu import (
     _HDU,
     AutoHDU,
@@ -155,6 +156,8 @@ def frame_error_reason(exc: BaseException) -> str:
     """
     if isinstance(exc, FrameReadError):
         return exc.reason
+    if isinstance(exc, UrlNotAllowedError):
+        return Reason.URL_NOT_ALLOWED
     if is_no_credentials(exc):
         return Reason.NO_CREDENTIALS
     if isinstance(exc, FileNotFoundError):
@@ -250,6 +253,8 @@ def _guarded(
 
 def _classify(exc: Exception) -> tuple[Reason, str]:
     """The reason and detail of an error met while reading a frame (see :func:`_guarded`)."""
+    if isinstance(exc, UrlNotAllowedError):
+        return Reason.URL_NOT_ALLOWED, _printable(getattr(exc, "detail", "") or str(exc))
     if is_no_credentials(exc):
         return Reason.NO_CREDENTIALS, (
             f"{type(exc).__name__}: the store needs credentials and none were found; give "

@@ -28,7 +28,6 @@ parameters such as ``X-Amz-Signature=``) are masked by :func:`mask_url`, and
 from __future__ import annotations
 
 import os
-import re
 import threading
 from collections.abc import Mapping
 from typing import Any
@@ -38,8 +37,9 @@ from fsspec.core import split_protocol
 
 from ..base.errors import CatalogFormatError, HelioError
 from ..base.settings import catalog_settings
-from .masking import mask_url, shown
+from .masking import mask_url, origin, shown
 from .options import check_option_names
+from .transport import with_door
 
 __all__ = [
     "ContentTooLargeError",
@@ -85,9 +85,6 @@ _HTTP_SECRET_OPTIONS = frozenset({"headers", "auth", "cookies", "proxy_auth", "p
 _HTTP_SECRET_CLIENT_KWARGS = frozenset(
     {"headers", "auth", "cookies", "cookie_jar", "proxy_auth", "proxy_headers"}
 )
-_DEFAULT_PORTS = {"http": "80", "https": "443"}
-
-_URL_START = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*)://(?P<netloc>[^/?#]*)")
 
 
 class ContentTooLargeError(CatalogFormatError):
@@ -112,31 +109,6 @@ class ContentTooLargeError(CatalogFormatError):
 
 class MissingCredentialsError(HelioError, PermissionError):
     """A store needs credentials and none were found (botocore ``NoCredentialsError``)."""
-
-
-def origin(url: Any) -> str | None:
-    """``scheme://host[:port]`` of an absolute URL, normalised; None for anything else.
-
-    The scheme and host are lower-cased, the userinfo dropped and default ports (80 for
-    http, 443 for https) left out, so ``HTTP://u:p@Example.org:80/x`` and
-    ``http://example.org/`` have the same origin. ``s3://bucket/key`` has the origin
-    ``s3://bucket``.
-    """
-    if not isinstance(url, str):
-        return None
-    m = _URL_START.match(url.strip())
-    if not m:
-        return None
-    scheme = m.group("scheme").lower()
-    hostport = m.group("netloc").rpartition("@")[2].lower()
-    if hostport.startswith("["):  # [ipv6]:port
-        host, _, rest = hostport.partition("]")
-        host, port = host + "]", rest[1:] if rest.startswith(":") else ""
-    else:
-        host, _, port = hostport.partition(":")
-    if port == _DEFAULT_PORTS.get(scheme):
-        port = ""
-    return f"{scheme}://{host}" + (f":{port}" if port else "")
 
 
 def redact(value: Any) -> Any:
@@ -301,7 +273,10 @@ def scope_options(storage_options: Mapping[str, Any] | None, url: str) -> dict[s
     Returns
     -------
     dict or None
-        A new dict (the input is not changed); None stays None.
+        A new dict (the input is not changed), with an entry keyed by the origin of an
+        ``http(s)://`` ``url`` (empty unless credentials moved there), which marks the
+        origin as the user's own (:mod:`intake_helio.io.transport`); None stays None for
+        other URLs.
 
     Raises
     ------
@@ -309,11 +284,16 @@ def scope_options(storage_options: Mapping[str, Any] | None, url: str) -> dict[s
         An option is not one of its protocol's (:func:`check_option_names`): refused here,
         where the user's options first arrive, before any request.
     """
-    if storage_options is None:
+    user = origin(url)
+    on_http = user is not None and user.split("://")[0] in _HTTP
+    if storage_options is None and not on_http:
         return None
     check_option_names(storage_options, url)
-    out = dict(storage_options)
-    user = origin(url)
+    out = dict(storage_options or {})
+    if on_http:
+        # the origin the user gave is trusted: its host name may resolve to an internal
+        # address (intake_helio.io.transport); an empty entry adds no options
+        out.setdefault(user, {})
     for proto in _HTTP:
         entry = out.get(proto)
         if not isinstance(entry, Mapping):
@@ -372,6 +352,9 @@ def filesystem(
             "pass them as storage_options key= and secret= (or set AWS_* variables)"
         )
     opts = options_for(url, storage_options)
+    if _protocol(url) in _HTTP:
+        scoped = _origin_options(url, storage_options) if storage_options else {}
+        opts = with_door(url, opts, storage_options, scoped)
     if catalog and _protocol(url) in ("s3", "s3a"):
         return _catalog_s3(url, opts)
     fs, path = fsspec.core.url_to_fs(url, **opts)

@@ -15,9 +15,9 @@ datakeys) are third-party content. Only these are followed:
   namespace, so a ``memory://`` catalog may name any ``memory://`` URL);
 - the origins listed in ``intake_helio.url-policy.allowed-hosts`` (``["http://host:port"]``).
 
-Names other than ``localhost`` are not resolved here (no request is made to check a URL),
-and nothing yet checks the address a name resolves to when connecting: a public name whose
-DNS answer is an internal address is not refused.
+Names other than ``localhost`` are not resolved here (no request is made to check a URL):
+the addresses a name resolves to are checked when connecting, and every redirect hop
+against this policy, by :mod:`intake_helio.io.transport`.
 
 Refused: fsspec chains (``filecache::s3://...``), ``file://``, plain ``http://`` on another
 host, and any other scheme (``ftp://``, ``memory://``, ...). A relative index prefix
@@ -45,7 +45,7 @@ import pandas as pd
 from ..base.errors import CatalogFormatError
 from ..base.reasons import Reason
 from ..base.settings import catalog_settings
-from .storage import origin, shown
+from .masking import origin, shown
 
 __all__ = [
     "UrlNotAllowedError",

@@ -3,8 +3,9 @@
 :class:`LocalHTTP` serves in-memory files (``GET``/``HEAD``, 404 for the rest) from a
 ``http.server.ThreadingHTTPServer`` on an ephemeral port in a daemon thread, and records
 every request's method, path and headers (to check which host received which credentials).
-A file may be a body streamed without end (:class:`Endless`) or one whose ``Content-Length``
-lies (:class:`Declared`). :class:`SilentServer` accepts TCP connections and never answers.
+A file may be a body streamed without end (:class:`Endless`), one whose ``Content-Length``
+lies (:class:`Declared`) or a redirect elsewhere (:class:`Redirect`).
+:class:`SilentServer` accepts TCP connections and never answers.
 Both always bind 127.0.0.1 and are stopped on ``stop()`` or on leaving the ``with`` block.
 
 Examples
@@ -21,7 +22,7 @@ import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-__all__ = ["Declared", "Endless", "LocalHTTP", "Request", "SilentServer"]
+__all__ = ["Declared", "Endless", "LocalHTTP", "Redirect", "Request", "SilentServer"]
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,17 @@ class Declared:
 
     length: int
     data: bytes = b""
+
+
+@dataclass(frozen=True)
+class Redirect:
+    """A redirect answer: ``status`` with ``Location: location`` and no body."""
+
+    location: str
+    status: int = 302
+
+
+_Content = bytes | str | Endless | Declared | Redirect
 
 
 @dataclass(frozen=True)
@@ -63,6 +75,12 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         content = owner.files.get(path)
         if content is None:
             self.send_response(404)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        if isinstance(content, Redirect):
+            self.send_response(content.status)
+            self.send_header("Location", content.location)
             self.send_header("Content-Length", "0")
             self.end_headers()
             return
@@ -121,7 +139,7 @@ class LocalHTTP:
         Every request received, in order.
     """
 
-    def __init__(self, files: Mapping[str, bytes | str | Endless | Declared] | None = None):
+    def __init__(self, files: Mapping[str, _Content] | None = None):
         self.files: dict[str, bytes | Endless | Declared] = {}
         for path, content in (files or {}).items():
             self.put(path, content)
@@ -132,7 +150,7 @@ class LocalHTTP:
         self._server: http.server.ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
-    def put(self, path: str, content: bytes | str | Endless | Declared) -> None:
+    def put(self, path: str, content: _Content) -> None:
         """Serve ``content`` at ``path`` (a leading ``/`` is added)."""
         path = path if path.startswith("/") else "/" + path
         self.files[path] = content.encode() if isinstance(content, str) else content

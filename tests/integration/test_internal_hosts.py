@@ -11,7 +11,6 @@ allowed``, the good frames are valued, and the listener sees no connection.
 from __future__ import annotations
 
 import json
-import socket
 
 import dask
 import numpy as np
@@ -22,28 +21,6 @@ from intake_helio.testing.demo_data import write_demo_dataset
 from tests.builders import catalog_json, dataset_entry
 
 FRAMES = 8
-
-
-@pytest.fixture
-def listener():
-    """A TCP socket on 127.0.0.1 that accepts and never answers: ``(port, count)``."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(16)
-    sock.setblocking(False)
-
-    def connections() -> int:
-        n = 0
-        while True:
-            try:
-                conn, _ = sock.accept()
-            except BlockingIOError:
-                return n
-            conn.close()
-            n += 1
-
-    yield sock.getsockname()[1], connections
-    sock.close()
 
 
 def _spellings(port: int) -> dict[int, str]:

@@ -6,7 +6,6 @@ connections made to it (none: the options are refused before any request).
 
 from __future__ import annotations
 
-import socket
 import warnings
 
 import dask
@@ -28,28 +27,6 @@ def demo(s3):
 
 
 @pytest.fixture
-def listener():
-    """A TCP socket that accepts connections and never answers: ``(endpoint_url, count)``."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(16)
-    sock.setblocking(False)
-
-    def connections() -> int:
-        n = 0
-        while True:
-            try:
-                conn, _ = sock.accept()
-            except BlockingIOError:
-                return n
-            conn.close()
-            n += 1
-
-    yield f"http://127.0.0.1:{sock.getsockname()[1]}", connections
-    sock.close()
-
-
-@pytest.fixture
 def no_frame_read(monkeypatch):
     """Fail the test if a frame (header or pixels) is read."""
 
@@ -68,7 +45,8 @@ def _typo(text: str) -> None:
 
 # ----------------------------------------------------------------------------- storage options
 def test_open_bucket_refuses_a_misspelt_option_before_any_request(listener):
-    endpoint, connections = listener
+    port, connections = listener
+    endpoint = f"http://127.0.0.1:{port}"
     with pytest.raises(ArgumentError) as info:
         ih.open_bucket("s3://helio-demo/", {"anonn": True, "endpoint_url": endpoint})
     _typo(str(info.value))
@@ -77,7 +55,8 @@ def test_open_bucket_refuses_a_misspelt_option_before_any_request(listener):
 
 def test_the_listener_sees_a_request_when_the_options_are_valid(listener):
     # control for the test above: the same call with valid options reaches the endpoint
-    endpoint, connections = listener
+    port, connections = listener
+    endpoint = f"http://127.0.0.1:{port}"
     settings = {"intake_helio.timeouts.read": 0.5, "intake_helio.timeouts.attempts": 1}
     with dask.config.set(settings), pytest.raises(OSError):
         ih.open_bucket("s3://helio-demo/", {"anon": True, "endpoint_url": endpoint})
@@ -85,7 +64,8 @@ def test_the_listener_sees_a_request_when_the_options_are_valid(listener):
 
 
 def test_open_registry_refuses_a_misspelt_option_per_protocol(demo, listener):
-    endpoint, connections = listener
+    port, connections = listener
+    endpoint = f"http://127.0.0.1:{port}"
     with pytest.raises(ArgumentError, match=r"'anonn' in storage_options\['s3'\].*'anon'"):
         ih.open_registry(endpoint + "/HelioDataRegistry.json", {"s3": {"anonn": True}})
     with pytest.raises(ArgumentError, match=r"'header' in storage_options\['https'\].*'headers'"):

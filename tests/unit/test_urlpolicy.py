@@ -600,7 +600,9 @@ def test_http_credentials_are_bound_to_the_users_host():
     on_s3 = scope_options(so, "s3://bucket/catalog.json")
     assert "headers" not in options_for("https://catalog.example.org/x", on_s3)
     # idempotent, picklable, and explicit origin keys are kept and used
-    assert scope_options(scoped, "https://other.example.org/") == scoped
+    assert scope_options(scoped, "https://catalog.example.org/bkt/catalog.json") == scoped
+    again = scope_options(scoped, "https://other.example.org/")  # another URL the user gave:
+    assert again == {**scoped, "https://other.example.org": {}}  # its origin is recorded only
     pickle.loads(pickle.dumps(StorageOptions(scope_options({"https": {"headers": {}}}, "x"))))
     explicit = {"https://other.example.org": {"headers": {"X-Token": "t"}}, "anon": True}
     assert options_for("https://other.example.org:443/a", explicit)["headers"] == {"X-Token": "t"}
