@@ -461,7 +461,7 @@ import intake_helio as ih
 import intake_helio.catalog.index, intake_helio.catalog.registry, intake_helio.frames.build
 from intake_helio.app.cli import main as cli_main
 from intake_helio.compute.reduction import irradiance
-from intake_helio.io.storage import filesystem
+from intake_helio.io.transport import filesystem
 
 def status(field):
     for line in open("/proc/self/status"):

@@ -40,7 +40,8 @@ from typing import Any
 
 import dask.config
 
-from ..io.storage import filesystem, mask_url, options_for, origin, shown
+from ..io.storage import mask_url, options_for, origin, shown
+from ..io.transport import filesystem
 
 __all__ = ["CACHE_ENV", "cache_dir", "cache_enabled", "cached_fetch", "clear_cache"]
 

@@ -26,16 +26,19 @@ from ..base.reasons import Reason
 from ..base.settings import catalog_settings
 from ..io.storage import (
     MissingCredentialsError,
-    filesystem,
     is_no_credentials,
     masked_cause,
     options_for,
-    read_limited,
     redact,
     shown,
+)
+from ..io.transport import (
+    InternalAddressError,
+    RedirectRefusedError,
+    filesystem,
+    read_limited,
     too_large,
 )
-from ..io.transport import InternalAddressError, RedirectRefusedError
 
 __all__ = ["StorageTimeoutError", "fetch_many", "read_json", "storage_error"]
 
@@ -258,7 +261,7 @@ def fetch_many(
     """
     if not urls:
         return {}
-    from ..io.shims import cat_bounded, start_cat_bounded
+    from ..io.transport import cat_bounded, start_cat_bounded
 
     fs, first = filesystem(urls[0], storage_options, catalog=True)
     paths = [first] + [fs._strip_protocol(u) for u in urls[1:]]

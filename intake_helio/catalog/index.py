@@ -44,14 +44,8 @@ from ..base.errors import ArgumentError, CatalogNotFoundError, HelioWarning, Ind
 from ..base.reasons import Reason
 from ..base.settings import catalog_settings
 from ..frames.spec import REFUSED
-from ..io.storage import (
-    ContentTooLargeError,
-    filesystem,
-    mask_url,
-    masked_cause,
-    options_for,
-    shown,
-)
+from ..io.storage import ContentTooLargeError, mask_url, masked_cause, options_for, shown
+from ..io.transport import filesystem
 from ..io.urlpolicy import UrlPolicy, quote_id
 from .fetch import fetch_many, storage_error
 

@@ -24,7 +24,7 @@ from ..fits.disk import DiskGeometryError
 from ..fits.stats import DISK_STATISTICS
 from ..frames.spec import frame_specs
 from ..frames.tasks import apply_funcs, disk_pixels
-from ..io.storage import filesystem
+from ..io.transport import filesystem
 
 __all__ = ["GenericError", "generic_frame", "generic_tasks"]
 

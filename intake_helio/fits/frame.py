@@ -1,9 +1,9 @@
 """Read one frame (one FITS file) fast: the public API (probes, full frames, cutouts, sums).
 
 Every function takes an fsspec filesystem ``fs`` and a ``path`` (as returned by
-:func:`intake_helio.io.storage.filesystem`), is a picklable top-level function (they run
+:func:`intake_helio.io.transport.filesystem`), is a picklable top-level function (they run
 inside dask tasks on remote workers) and keeps no file handle open: all I/O goes through
-bounded reads (:func:`~intake_helio.io.shims.cat_bounded`, :mod:`intake_helio.fits.source`).
+bounded reads (:func:`~intake_helio.io.transport.cat_bounded`, :mod:`intake_helio.fits.source`).
 
 How a frame is read
 -------------------

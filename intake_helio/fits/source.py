@@ -5,7 +5,7 @@ merged into as few requests as possible (retried with :func:`~intake_helio.io.re
 or the whole file at once; it keeps no file handle open. :func:`start_whole_read` starts a
 whole-file read ahead of time.
 
-Every read is bounded (:func:`~intake_helio.io.shims.cat_bounded`): a ranged read accepts
+Every read is bounded (:func:`~intake_helio.io.transport.cat_bounded`): a ranged read accepts
 at most the bytes it asked for, and no read of a file goes past :func:`_file_limit` bytes
 (the index's ``filesize`` plus ``intake_helio.filesize-slack``, and never more than
 ``intake_helio.max-file-bytes``), whatever the server sends or the FITS headers declare,
@@ -25,7 +25,7 @@ from ..base.errors import FrameReadError
 from ..base.reasons import Reason
 from ..base.settings import Settings, current
 from ..io.retry import retry_io
-from ..io.shims import BoundedBody, Deadline, cat_bounded, cat_ranges_bounded, start_cat_bounded
+from ..io.transport import BoundedBody, Deadline, cat_bounded, cat_ranges_bounded, start_cat_bounded
 
 __all__ = [
     "_Source",
@@ -380,7 +380,7 @@ def start_whole_read(
     Returns
     -------
     concurrent.futures.Future or None
-        A future of the file's bytes (a :class:`~intake_helio.io.shims.BoundedBody`), to
+        A future of the file's bytes (a :class:`~intake_helio.io.transport.BoundedBody`), to
         pass as ``prefetched=`` to :func:`~intake_helio.fits.frame.frame_sum` or
         :func:`~intake_helio.fits.frame.read_frame` (which retry a failed read as usual);
         ``cancel()`` it if it is not used. None when ``fs`` has no event loop of its own

@@ -35,7 +35,8 @@ from ..base.options import ON_ERROR, UNITS, check_choice, check_quality
 from ..base.reasons import Reason
 from ..base.settings import Settings, current
 from ..fits import frame as fits_frames
-from ..io.storage import StorageOptions, filesystem
+from ..io.storage import StorageOptions
+from ..io.transport import filesystem
 from .solar import (
     WCS_KEYS,
     check_cutout_order,

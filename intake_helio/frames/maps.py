@@ -20,7 +20,7 @@ from ..base.errors import ArgumentError, FrameReadError, HelioError
 from ..base.reasons import Reason, reason_of
 from ..base.times import parse_time
 from ..fits import frame as fits_frames
-from ..io.storage import filesystem
+from ..io.transport import filesystem
 from .spec import frame_specs
 
 __all__ = ["MissingSunpyError", "frame_header", "to_map"]

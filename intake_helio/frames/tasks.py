@@ -23,7 +23,7 @@ from ..base.reasons import Reason
 from ..fits import frame as fits_frames
 from ..fits.disk import DiskGeometryError, disk_intervals, intervals_mask
 from ..fits.stats import DISK_STATISTICS, STATISTICS, frame_stats
-from ..io.storage import FileSystems, filesystem
+from ..io.transport import FileSystems, filesystem
 from .spec import FrameSpec
 
 __all__ = [

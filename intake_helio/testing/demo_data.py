@@ -27,7 +27,7 @@ import pandas as pd
 
 from ..base.times import parse_time
 from ..catalog import writer as catalog_writer
-from ..io.storage import filesystem
+from ..io.transport import filesystem
 from .aia import reheader_frame, render_frame
 from .errors import DemoDataError, DemoStoreError
 from .sun import (

@@ -30,8 +30,7 @@ import intake_helio as ih
 import intake_helio.fits.frame as fits_frames
 from intake_helio.base.settings import current
 from intake_helio.catalog.fetch import StorageTimeoutError
-from intake_helio.io.shims import Deadline, cat_bounded
-from intake_helio.io.storage import filesystem
+from intake_helio.io.transport import Deadline, cat_bounded, filesystem
 from intake_helio.testing.aia import frame_bytes, make_aia_frame
 from intake_helio.testing.fault_proxy import FaultProxy, FaultRule, Shaping
 from intake_helio.testing.http_server import Endless, LocalHTTP

@@ -14,7 +14,7 @@ from astropy.io import fits
 
 import intake_helio.fits.frame as ff
 from intake_helio.base.errors import FrameReadError
-from intake_helio.io.storage import filesystem
+from intake_helio.io.transport import filesystem
 
 BUCKET = "frames-test"
 EXPTIME = 2.9

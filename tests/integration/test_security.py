@@ -26,7 +26,8 @@ import xarray as xr
 import intake_helio as ih
 import intake_helio.compute.progress as progress_mod
 from intake_helio.app.job import run_irradiance_job
-from intake_helio.io.storage import StorageOptions, filesystem
+from intake_helio.io.storage import StorageOptions
+from intake_helio.io.transport import filesystem
 from intake_helio.testing.demo_data import write_demo_dataset
 from intake_helio.testing.fault_proxy import FaultProxy, FaultRule
 from intake_helio.testing.local_s3 import LocalS3

@@ -20,8 +20,7 @@ import intake_helio as ih
 from intake_helio.base.errors import FrameReadError
 from intake_helio.base.settings import current
 from intake_helio.fits.source import _Source, start_whole_read
-from intake_helio.io.shims import ConnectionRate, connection_rate
-from intake_helio.io.storage import filesystem
+from intake_helio.io.transport import ConnectionRate, connection_rate, filesystem
 from intake_helio.testing.fault_proxy import FaultProxy
 from intake_helio.testing.http_server import LocalHTTP
 from intake_helio.testing.shaping import Shaping

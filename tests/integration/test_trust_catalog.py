@@ -30,7 +30,8 @@ from intake_helio.app.cli import main
 from intake_helio.base.errors import FrameReadError
 from intake_helio.catalog.index import read_index
 from intake_helio.fits.frame import read_frame
-from intake_helio.io.storage import ContentTooLargeError, MissingCredentialsError, filesystem
+from intake_helio.io.storage import ContentTooLargeError, MissingCredentialsError
+from intake_helio.io.transport import filesystem
 from intake_helio.testing.http_server import Declared, Endless, LocalHTTP, SilentServer
 from tests.builders import catalog_json, dataset_entry, index_csv, make_rows
 

@@ -192,7 +192,7 @@ args = json.loads(sys.argv[1])
 import dask, numpy as np, pandas as pd, s3fs, aiohttp
 import intake_helio as ih
 import intake_helio.fits.frame as ff
-from intake_helio.io.storage import filesystem
+from intake_helio.io.transport import filesystem
 
 def vm():
     for line in open("/proc/self/status"):

@@ -17,7 +17,7 @@ from intake_helio.catalog.fetch import StorageTimeoutError, storage_error
 from intake_helio.fits.frame import as_frame_error, frame_error_reason
 from intake_helio.io.deadline import RequestClock, deadline_error, read_body
 from intake_helio.io.retry import is_transient, retry_io
-from intake_helio.io.shims import Deadline
+from intake_helio.io.transport import Deadline
 
 
 def test_defaults_are_64_kib_per_second_after_60_s():

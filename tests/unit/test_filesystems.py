@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from intake_helio.io.storage import CredentialsInURLError, FileSystems, filesystem
+from intake_helio.io.storage import CredentialsInURLError
+from intake_helio.io.transport import FileSystems, filesystem
 
 OPTIONS = {
     "s3": {"key": "k", "secret": "s", "endpoint_url": "http://127.0.0.1:9"},
@@ -33,7 +34,7 @@ def test_each_url_gets_what_filesystem_gives_it(urls):
 
 
 def test_one_lookup_per_origin(monkeypatch):
-    from intake_helio.io import storage
+    from intake_helio.io.transport import filesystems as storage
 
     calls = []
     real = storage.filesystem

@@ -23,6 +23,7 @@ import intake_helio.fits.frame as ff
 import intake_helio.fits.pixels as fpix
 import intake_helio.io.retry as retry
 import intake_helio.io.shims as shims
+import intake_helio.io.transport.bounded as bounded
 from intake_helio.base.errors import FrameReadError, HelioError
 from intake_helio.base.options import OptionError
 from intake_helio.base.reasons import Reason
@@ -774,12 +775,12 @@ def test_fsspec_shims(mem):
     async def add(a, b=0):
         return a + b
 
-    assert shims.fsspec_sync(get_loop(), add, 1, b=2) == 3
+    assert bounded.fsspec_sync(get_loop(), add, 1, b=2) == 3
     fs = mem[0]
     path = put(mem, "x.bin", b"abc")
-    assert shims.start_async_cat_file(fs, path) is None  # no loop of its own
+    assert bounded.start_async_cat_file(fs, path) is None  # no loop of its own
 
     async def read():
-        return await shims.fsspec_cat_file(fs, path)
+        return await bounded.fsspec_cat_file(fs, path)
 
-    assert shims.fsspec_sync(get_loop(), read) == b"abc"
+    assert bounded.fsspec_sync(get_loop(), read) == b"abc"

@@ -6,7 +6,7 @@ import itertools
 
 import pytest
 
-from intake_helio.io.shims import split_ranges
+from intake_helio.io.transport import split_ranges
 
 MiB = 2**20
 

@@ -9,8 +9,9 @@ import dask
 import pytest
 
 from intake_helio.base.settings import SettingsError
-from intake_helio.io.storage import filesystem, scope_options
-from intake_helio.io.transport import Door, door_for, get_client
+from intake_helio.io.storage import scope_options
+from intake_helio.io.transport import Door, filesystem, get_client
+from intake_helio.io.transport.session import door_for
 
 
 def test_scoped_headers_and_trusted_origins():

@@ -31,7 +31,7 @@ from intake_helio.base.settings import current
 from intake_helio.fits.source import _few
 from intake_helio.fits.stats import frame_stats
 from intake_helio.frames.spec import FrameSpec
-from intake_helio.io.shims import cat_bounded
+from intake_helio.io.transport import cat_bounded
 from intake_helio.testing.aia import frame_bytes, make_aia_frame
 
 SECRET = "root:x:0:0:root:/root:/bin/bash"

@@ -1,8 +1,8 @@
 """The door of every HTTP(S) request: each hop under the URL policy, credentials on their origin.
 
 Every catalog, index and frame read of intake-helio goes through
-:func:`~intake_helio.io.storage.filesystem` (and the bounded readers of
-:mod:`intake_helio.io.shims`, which use the filesystems it gives). For ``http(s)://`` URLs
+:func:`~intake_helio.io.transport.filesystem` (and the bounded readers of
+:mod:`intake_helio.io.transport.bounded`, which use the filesystems it gives). For ``http(s)://`` URLs
 that filesystem is fsspec's ``HTTPFileSystem`` with the aiohttp session of
 :func:`get_client`, which
 
@@ -42,10 +42,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ..base.reasons import Reason
-from ..base.settings import catalog_settings
-from .masking import origin, shown
-from .urlpolicy import UrlNotAllowedError, UrlPolicy, address_category
+from ...base.reasons import Reason
+from ...base.settings import catalog_settings
+from ..masking import origin, shown
+from ..urlpolicy import UrlNotAllowedError, UrlPolicy, address_category
 
 __all__ = [
     "Door",
