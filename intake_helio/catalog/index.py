@@ -43,6 +43,7 @@ import pandas as pd
 from ..base.errors import ArgumentError, CatalogNotFoundError, HelioWarning, IndexParseError
 from ..base.reasons import Reason
 from ..base.settings import catalog_settings
+from ..base.sizes import MAX_FILESIZE
 from ..frames.spec import REFUSED
 from ..io.storage import ContentTooLargeError, mask_url, masked_cause, options_for, shown
 from ..io.transport import filesystem
@@ -64,7 +65,6 @@ LEADING = ("start", "stop", "datakey", "filesize")
 # REFUSED (frames.spec): the column of ``keep_refused=True``; an index's own column of that
 # name is kept as ``refused_column``: content never decides which rows are refused.
 #: The largest filesize accepted (2**53 bytes, 8 PiB: exact in a float).
-MAX_FILESIZE = 2**53
 _TIME_CHARS = re.compile(r"[0-9T:.\-+Z ]{1,40}")
 _CHUNK = 1 << 20
 

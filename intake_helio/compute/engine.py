@@ -30,6 +30,7 @@ from ..base.reasons import Reason
 from ..base.settings import current
 from ..frames.spec import Resolved, resolve
 from ..frames.tasks import BUILTINS, is_builtin, map_batch, percentile_of
+from ..io.failures import reason_for
 from .generic import generic_tasks
 from .progress import Progress
 from .scheduling import active_client, batch_sizes, part_range, threads_of
@@ -350,9 +351,7 @@ def _single(plan: Resolved, i: int, funcs, units_of, token: str):
 
 def _failed(span: tuple[int, int], exc: BaseException) -> list[tuple[dict, str]]:
     """Records for the frames of a task that failed as a whole (e.g. its worker died)."""
-    from ..fits.frame import frame_error_reason
-
-    reason = frame_error_reason(exc)
+    reason = reason_for(exc)
     if type(exc).__name__ == "KilledWorker":
         reason = Reason.WORKER_DIED
     return [({}, str(reason))] * (span[1] - span[0])

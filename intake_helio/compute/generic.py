@@ -24,6 +24,7 @@ from ..fits.disk import DiskGeometryError
 from ..fits.stats import DISK_STATISTICS
 from ..frames.spec import frame_specs
 from ..frames.tasks import apply_funcs, disk_pixels
+from ..io.failures import reason_for
 from ..io.transport import filesystem
 
 __all__ = ["GenericError", "generic_frame", "generic_tasks"]
@@ -94,7 +95,7 @@ def generic_frame(
     try:
         header = _header(header_source)
     except Exception as exc:
-        return [({}, str(fits_frames.frame_error_reason(exc)))]
+        return [({}, str(reason_for(exc)))]
     data = np.asarray(block, dtype=np.float32)
     if normalize:
         value = np.asarray(exptime).reshape(-1)[0] if exptime is not None else None

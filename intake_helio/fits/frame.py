@@ -72,8 +72,8 @@ from ..base.options import UNITS, check_choice
 from ..base.reasons import Reason
 from ..base.settings import Settings, current
 from ..base.text import safe_text
+from ..io.failures import reason_for
 from ..io.retry import RETRY_STATS, is_transient, retry_io
-from ..io.storage import is_no_credentials
 from ..io.urlpolicy import UrlNotAllowedError
 from .hdu import (
     _HDU,
@@ -139,6 +139,9 @@ class FrameInfo:
 def frame_error_reason(exc: BaseException) -> str:
     """Map any exception met while reading a frame to a short, stable reason.
 
+    The one table of :func:`intake_helio.io.failures.reason_for` (this reader's own
+    decoding errors are classified there too, with ``decoding=True``).
+
     Parameters
     ----------
     exc : BaseException
@@ -154,28 +157,7 @@ def frame_error_reason(exc: BaseException) -> str:
         ``"corrupt data"``, ``"read error"``, ``"invalid argument"``,
         ``"out of memory"`` or ``"unexpected error"``.
     """
-    if isinstance(exc, FrameReadError):
-        return exc.reason
-    if isinstance(exc, UrlNotAllowedError):
-        return Reason.URL_NOT_ALLOWED
-    if is_no_credentials(exc):
-        return Reason.NO_CREDENTIALS
-    if isinstance(exc, FileNotFoundError):
-        return Reason.MISSING_OBJECT
-    if isinstance(exc, PermissionError):
-        return Reason.PERMISSION_DENIED
-    if isinstance(exc, EOFError):
-        return Reason.TRUNCATED
-    if isinstance(exc, OSError | TimeoutError | ConnectionError) or is_transient(exc):
-        return Reason.READ_ERROR
-    # imagecodecs' decoder errors (the module may be missing: then none can be raised)
-    if isinstance(exc, zlib.error) or type(exc).__module__.startswith("imagecodecs"):
-        return Reason.CORRUPT_DATA
-    if isinstance(exc, MemoryError):
-        return Reason.OUT_OF_MEMORY
-    if isinstance(exc, ValueError | TypeError):
-        return Reason.INVALID_ARGUMENT
-    return Reason.UNEXPECTED_ERROR
+    return reason_for(exc)
 
 
 def as_frame_error(datakey: str, exc: BaseException) -> FrameReadError:
@@ -251,22 +233,19 @@ def _guarded(
     raise err from picklable_cause(cause)
 
 
-def _classify(exc: Exception) -> tuple[Reason, str]:
-    """The reason and detail of an error met while reading a frame (see :func:`_guarded`)."""
-    if isinstance(exc, UrlNotAllowedError):
-        return Reason.URL_NOT_ALLOWED, _printable(getattr(exc, "detail", "") or str(exc))
-    if is_no_credentials(exc):
-        return Reason.NO_CREDENTIALS, (
+def _classify(exc: Exception) -> tuple[str, str]:
+    """The reason (the one table, as decoding) and detail of an error met reading a frame."""
+    reason = reason_for(exc, decoding=True)
+    if reason == Reason.NO_CREDENTIALS:
+        return reason, (
             f"{type(exc).__name__}: the store needs credentials and none were found; give "
             "storage_options (anon=True for a public bucket) or configure AWS credentials"
         )
-    if isinstance(exc, FileNotFoundError):
-        return Reason.MISSING_OBJECT, _printable(str(exc))
-    if isinstance(exc, PermissionError):
-        return Reason.PERMISSION_DENIED, _printable(str(exc))
-    if isinstance(exc, OSError):
-        return Reason.READ_ERROR, _detail(exc)
-    return (Reason.READ_ERROR if is_transient(exc) else Reason.CORRUPT_DATA), _detail(exc)
+    if isinstance(exc, UrlNotAllowedError):
+        return reason, _printable(getattr(exc, "detail", "") or str(exc))
+    if reason in (Reason.MISSING_OBJECT, Reason.PERMISSION_DENIED):
+        return reason, _printable(str(exc))
+    return reason, _detail(exc)
 
 
 # --------------------------------------------------------------------------- argument checks

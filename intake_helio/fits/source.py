@@ -24,6 +24,7 @@ from typing import Any
 from ..base.errors import FrameReadError
 from ..base.reasons import Reason
 from ..base.settings import Settings, current
+from ..base.sizes import known_size
 from ..io.retry import retry_io
 from ..io.transport import BoundedBody, Deadline, cat_bounded, cat_ranges_bounded, start_cat_bounded
 
@@ -54,15 +55,7 @@ def _few(items: Sequence[str], keep: int = 3, sep: str = "; ") -> str:
     return f"{head}{sep}... ({more} more)" if more > 0 else head
 
 
-def _known_size(filesize: Any) -> int | None:
-    """The index's ``filesize`` as a positive int, or None when the index does not know it."""
-    if isinstance(filesize, bool):
-        return None
-    try:
-        size = int(filesize)
-    except (TypeError, ValueError, OverflowError):
-        return None
-    return size if size > 0 else None
+_known_size = known_size  # the one rule (intake_helio.base.sizes)
 
 
 def _file_limit(settings: Settings, filesize: Any = None) -> int:

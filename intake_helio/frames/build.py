@@ -34,6 +34,7 @@ from ..base.errors import ArgumentError, FrameReadError, HelioError
 from ..base.options import ON_ERROR, UNITS, check_choice, check_quality
 from ..base.reasons import Reason
 from ..base.settings import Settings, current
+from ..base.sizes import known_sizes
 from ..fits import frame as fits_frames
 from ..io.storage import StorageOptions
 from ..io.transport import filesystem
@@ -215,8 +216,7 @@ def _filesizes(df: pd.DataFrame) -> tuple[int, ...] | None:
     """The index's ``filesize`` per row (0 where unknown), or None without the column."""
     if "filesize" not in df:
         return None
-    values = pd.to_numeric(df["filesize"], errors="coerce").fillna(0).to_numpy()
-    return tuple(int(v) if 0 < v < 2**62 else 0 for v in values.tolist())
+    return tuple(known_sizes(df["filesize"]).tolist())
 
 
 def open_frames(

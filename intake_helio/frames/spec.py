@@ -25,6 +25,7 @@ from dask.highlevelgraph import MaterializedLayer
 
 from ..base.errors import ArgumentError
 from ..base.settings import Settings
+from ..base.sizes import known_size
 
 __all__ = ["REFUSED", "FrameLayer", "FrameSpec", "Resolved", "frame_specs", "resolve"]
 
@@ -159,12 +160,8 @@ class FrameSpec:
 
 
 def _size(value: Any) -> int:
-    """A filesize as an int (0 when unknown: missing, not a number, not positive)."""
-    try:
-        size = int(value)
-    except (TypeError, ValueError, OverflowError):
-        return 0
-    return size if size > 0 else 0
+    """A filesize as an int, 0 when unknown (:func:`~intake_helio.base.sizes.known_size`)."""
+    return known_size(value) or 0
 
 
 class FrameLayer(MaterializedLayer):

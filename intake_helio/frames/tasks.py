@@ -23,6 +23,7 @@ from ..base.reasons import Reason
 from ..fits import frame as fits_frames
 from ..fits.disk import DiskGeometryError, disk_intervals, intervals_mask
 from ..fits.stats import DISK_STATISTICS, STATISTICS, frame_stats
+from ..io.failures import reason_for
 from ..io.transport import FileSystems, filesystem
 from .spec import FrameSpec
 
@@ -417,7 +418,7 @@ def _one(
         first = next(n for n, f in funcs if isinstance(f, str) and f in DISK_STATISTICS)
         return {}, _disk_error(first, exc)
     except Exception as exc:
-        return {}, str(fits_frames.frame_error_reason(exc))
+        return {}, str(reason_for(exc))
     values, status = apply_funcs(
         funcs, data, header, disk=lambda: disk_pixels(header, rows, cols, pick_rows, pick_cols)
     )

@@ -14,8 +14,9 @@ the user gave, so that a host named by catalog content never receives them.
 Every S3 and HTTP(S) request gets the connect and read timeouts of ``intake_helio.timeouts.*``
 (and a bounded number of S3 attempts) unless the options set their own. The read timeout
 bounds a silence only; on top, every bounded read (:mod:`intake_helio.io.transport`, which
-makes the filesystems with these options) has a total deadline of ``timeouts.allowance`` seconds plus its
-bytes at ``timeouts.min-rate`` (:mod:`intake_helio.io.deadline`), whatever the options say.
+makes the filesystems with these options) has a total deadline of ``timeouts.allowance``
+seconds plus its bytes at ``timeouts.min-rate`` (:mod:`intake_helio.io.deadline`), whatever
+the options say.
 
 Credentials inside URLs (``https://user:pass@host/``, ``s3://KEY:SECRET@bucket/``, query
 parameters such as ``X-Amz-Signature=``) are masked by :func:`mask_url`, and

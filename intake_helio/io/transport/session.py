@@ -2,8 +2,8 @@
 
 Every catalog, index and frame read of intake-helio goes through
 :func:`~intake_helio.io.transport.filesystem` (and the bounded readers of
-:mod:`intake_helio.io.transport.bounded`, which use the filesystems it gives). For ``http(s)://`` URLs
-that filesystem is fsspec's ``HTTPFileSystem`` with the aiohttp session of
+:mod:`intake_helio.io.transport.bounded`, which use the filesystems it gives). For
+``http(s)://`` URLs that filesystem is fsspec's ``HTTPFileSystem`` with the aiohttp session of
 :func:`get_client`, which
 
 - checks every redirect hop against the URL policy (:class:`~intake_helio.io.urlpolicy.UrlPolicy`)
