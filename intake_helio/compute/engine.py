@@ -29,7 +29,7 @@ from ..base.errors import HelioError
 from ..base.reasons import Reason
 from ..base.settings import current
 from ..frames.spec import Resolved, resolve
-from ..frames.tasks import BUILTINS, is_builtin, map_batch, percentile_of
+from ..frames.tasks import BUILTINS, MapTask, is_builtin, map_batch, percentile_of
 from ..io.failures import reason_for
 from .generic import generic_tasks
 from .progress import Progress
@@ -173,11 +173,9 @@ def _fast_part(plan: Resolved, idx: range, funcs, units_of, sizes: list[int], to
             keys = [k for _, k in plan.frames[start:stop]]
             tasks.append(
                 dask.delayed(map_batch, pure=True)(
-                    spec.subset(keys),  # not the whole list: a year's is ~11 MB per task
+                    # the spec of these keys only: a year's list is ~11 MB per task
+                    MapTask(spec.subset(keys), window, tuple(funcs), units_of(spec)),
                     keys,
-                    window,
-                    funcs,
-                    units_of(spec),
                     dask_key_name=f"helio-map-{token}-{start}-{stop}",
                 )
             )
@@ -345,7 +343,9 @@ def _single(plan: Resolved, i: int, funcs, units_of, token: str):
     spec = plan.specs[s]
     window = (plan.rows, plan.cols, plan.pick_rows, plan.pick_cols)
     return dask.delayed(map_batch, pure=True)(
-        spec, [key], window, funcs, units_of(spec), dask_key_name=f"helio-map-{token}-one-{i}"
+        MapTask(spec.subset([key]), window, tuple(funcs), units_of(spec)),
+        [key],
+        dask_key_name=f"helio-map-{token}-one-{i}",
     )
 
 

@@ -46,7 +46,7 @@ from .solar import (
     solar_coords,
     solar_window,
 )
-from .spec import REFUSED, FrameLayer, FrameSpec
+from .spec import REFUSED, FrameLayer, FrameSpec, ReadPlan, Window
 from .tasks import no_header_row, read_block, read_header_row, refused_block
 
 __all__ = ["WCS_KEYS", "FramesError", "open_frames", "read_headers"]
@@ -365,33 +365,15 @@ def open_frames(
         quality=quality,
         refused=refused,
     )
+    plan = ReadPlan(options, hdu_sel, units, settings, on_error, whole, quality == "good")
+    windows = [Window(band, cols) for band in bands]
     layers[read] = FrameLayer(
         {
-            (read, i, j, *suffix): (
-                refused_block,
-                key,
-                refused[key],
-                (band.stop - band.start, nx),
-                on_error,
-            )
+            (read, i, j, *suffix): (refused_block, key, refused[key], window, plan)
             if key in refused
-            else (
-                read_block,
-                key,
-                options,
-                hdu_sel,
-                band,
-                cols,
-                units,
-                (band.stop - band.start, nx),
-                on_error,
-                whole,
-                settings,
-                sizes[i],
-                quality == "good",
-            )
+            else (read_block, key, sizes[i], window, plan)
             for i, key in enumerate(datakeys)
-            for j, band in enumerate(bands)
+            for j, window in enumerate(windows)
         },
         spec,
     )
@@ -434,11 +416,7 @@ def open_frames(
             dtype=object,
         )
         coords["read_status"] = ("time", status)
-    coords.update(
-        _header_coords(
-            datakeys, options, header_keys, hdu_sel, info.header, token, settings, sizes, refused
-        )
-    )
+    coords.update(_header_coords(spec, header_keys, info.header, token))
     coords.update(solar_coords(info.header, rows, cols))
 
     out_attrs = {k: v for k, v in (attrs or {}).items() if v is not None}
@@ -454,18 +432,17 @@ def open_frames(
     return frames
 
 
-def _header_coords(
-    datakeys, options, keys, hdu, probe_header, token, settings, sizes, refused
-) -> dict[str, Any]:
+def _header_coords(spec: FrameSpec, keys, probe_header, token) -> dict[str, Any]:
     if not keys:
         return {}
-    n = len(datakeys)
+    n = len(spec.datakeys)
     hname = f"helio-headers-{token}-{'-'.join(keys)}"
+    plan = spec.plan()
     hlayer = {
         (hname, i): (no_header_row, len(keys))
-        if key in refused
-        else (read_header_row, key, options, keys, hdu, settings, sizes[i])
-        for i, key in enumerate(datakeys)
+        if spec.refusal(key)
+        else (read_header_row, key, spec.filesize(key), plan, keys)
+        for i, key in enumerate(spec.datakeys)
     }
     out = {}
     for k_index, key in enumerate(keys):
@@ -514,11 +491,10 @@ def read_headers(
     if isinstance(keys, str):
         keys = (keys,)
     keys = tuple(str(k).upper() for k in keys)
-    options = StorageOptions(storage_options or {})
-    settings = current()
+    plan = ReadPlan(StorageOptions(storage_options or {}), hdu, "DN", current())
     filesizes = _filesizes(df) or (None,) * len(df)
     tasks = [
-        dask.delayed(read_header_row, pure=True)(key, options, keys, hdu, settings, size)
+        dask.delayed(read_header_row, pure=True)(key, size, plan, keys)
         for key, size in zip(df["datakey"].astype(str), filesizes, strict=True)
     ]
     rows = dask.compute(*tasks) if tasks else []

@@ -27,7 +27,16 @@ from ..base.errors import ArgumentError
 from ..base.settings import Settings
 from ..base.sizes import known_size
 
-__all__ = ["REFUSED", "FrameLayer", "FrameSpec", "Resolved", "frame_specs", "resolve"]
+__all__ = [
+    "REFUSED",
+    "FrameLayer",
+    "FrameSpec",
+    "ReadPlan",
+    "Resolved",
+    "Window",
+    "frame_specs",
+    "resolve",
+]
 
 #: The file-list column of frames that must not be read (the URL policy refused their
 #: datakey): the reason, ``"URL not allowed: ..."``, or ``""`` for a frame to read.
@@ -46,6 +55,60 @@ class _Frames(tuple):
     """
 
     __slots__ = ()
+
+
+@dataclass(frozen=True)
+class Window:
+    """The pixel window of a read: rows and columns of the frame (one value per row band).
+
+    A read task carries its frame as plain values (the datakey and the index's filesize:
+    a year's graph of 130,000 tasks builds as fast as before), the band's ``Window`` and
+    the array's :class:`ReadPlan`.
+
+    Attributes
+    ----------
+    rows, cols : slice
+        The pixel window to read.
+    """
+
+    rows: slice
+    cols: slice
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """``(ny, nx)`` of the window."""
+        return (self.rows.stop - self.rows.start, self.cols.stop - self.cols.start)
+
+
+@dataclass(frozen=True)
+class ReadPlan:
+    """How every frame of one array is read: one value per array, shared by its tasks.
+
+    Attributes
+    ----------
+    storage_options : mapping
+        fsspec options for the files (not shown in reprs).
+    hdu : int, str or AutoHDU
+        The image HDU.
+    units : str
+        ``"DN"`` or ``"DN/s"``.
+    settings : Settings
+        The ``intake_helio.*`` settings in force when the array was built.
+    on_error : {"raise", "nan"}
+        ``"nan"``: a frame that cannot be read is NaN with its reason.
+    whole : bool
+        Each window is the whole frame: its file is fetched in one request.
+    good_only : bool
+        A frame whose header ``QUALITY`` is not 0 fails (``quality="good"``).
+    """
+
+    storage_options: Mapping[str, Any] = field(repr=False)
+    hdu: Any
+    units: str
+    settings: Settings = field(repr=False)
+    on_error: str = "raise"
+    whole: bool = False
+    good_only: bool = False
 
 
 @dataclass(frozen=True)
@@ -112,6 +175,18 @@ class FrameSpec:
             sizes = dict(zip(self.datakeys, self.filesizes, strict=True))
             object.__setattr__(self, "_sizes", sizes)
         return sizes.get(key) or None
+
+    def plan(self, units: str | None = None, on_error: str = "nan") -> ReadPlan:
+        """The :class:`ReadPlan` of this spec's frames (in ``units``, default its own)."""
+        return ReadPlan(
+            self.storage_options,
+            self.hdu,
+            self.units if units is None else units,
+            self.settings,
+            on_error,
+            self.whole,
+            self.good_only,
+        )
 
     def refusal(self, key: str) -> str | None:
         """Why frame ``key`` must not be read (``"URL not allowed: ..."``), or None."""

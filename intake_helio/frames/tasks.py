@@ -14,6 +14,7 @@ import math
 import re
 import types
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -25,11 +26,12 @@ from ..fits.disk import DiskGeometryError, disk_intervals, intervals_mask
 from ..fits.stats import DISK_STATISTICS, STATISTICS, frame_stats
 from ..io.failures import reason_for
 from ..io.transport import FileSystems, filesystem
-from .spec import FrameSpec
+from .spec import FrameSpec, ReadPlan, Window
 
 __all__ = [
     "BUILTINS",
     "FrameResult",
+    "MapTask",
     "apply_funcs",
     "disk_pixels",
     "is_builtin",
@@ -80,72 +82,60 @@ FrameResult = tuple[str, tuple[Any, ...] | None]
 
 
 # --------------------------------------------------------------------------- array tasks
-def read_block(
-    datakey,
-    storage_options,
-    hdu,
-    rows,
-    cols,
-    units,
-    shape,
-    on_error,
-    whole,
-    settings,
-    filesize=None,
-    good_only=False,
-):
+def read_block(datakey: str, filesize: int | None, window: Window, plan: ReadPlan):
     """Read one frame (or row band) as a ``(1, ny, nx)`` float32 block.
 
-    With ``on_error="nan"`` returns ``(block, reason)``, the block all NaN and the
+    With ``plan.on_error="nan"`` returns ``(block, reason)``, the block all NaN and the
     reason set when the frame cannot be read; ``reason`` is ``"ok"`` otherwise.
-    ``filesize`` (the index's; None or 0: unknown) bounds the bytes read. ``good_only``
+    ``datakey`` is the file ("": a placeholder, no frame here); ``filesize`` (the index's;
+    None or 0: unknown) bounds the bytes read. ``plan.good_only``
     (``quality="good"``): a frame whose header ``QUALITY`` is not 0 fails with
     ``"quality flag 0x%08x"``, its pixels not decoded.
     """
     try:
         if not datakey:  # a placeholder: no frame here (open_channels)
             raise FrameReadError("", Reason.NO_FRAME_WITHIN_TOLERANCE)
-        fs, path = filesystem(datakey, storage_options)
+        fs, path = filesystem(datakey, plan.storage_options)
         block = fits_frames.read_frame(
             fs,
             path,
-            hdu=hdu,
-            rows=rows,
-            cols=cols,
-            units=units,
-            whole_file=whole,
-            settings=settings,
+            hdu=plan.hdu,
+            rows=window.rows,
+            cols=window.cols,
+            units=plan.units,
+            whole_file=plan.whole,
+            settings=plan.settings,
             filesize=filesize,
-            good_only=good_only,
+            good_only=plan.good_only,
         )
-        if block.shape != shape:
+        if block.shape != window.shape:
             raise FrameReadError(
                 datakey,
                 Reason.SHAPE_MISMATCH,
-                f"found {block.shape}, expected {shape} from the probe",
+                f"found {block.shape}, expected {window.shape} from the probe",
             )
         block = block.astype(np.float32, copy=False)[np.newaxis]
     except Exception as exc:
         err = fits_frames.as_frame_error(datakey, exc)
-        if on_error == "nan":
-            return np.full((1, *shape), np.nan, dtype=np.float32), str(err.reason)
+        if plan.on_error == "nan":
+            return np.full((1, *window.shape), np.nan, dtype=np.float32), str(err.reason)
         cause = exc
     else:
-        return (block, str(Reason.OK)) if on_error == "nan" else block
+        return (block, str(Reason.OK)) if plan.on_error == "nan" else block
     # raised outside the except block: no unpicklable __context__ travels back from workers
     if err is cause:
         raise err
     raise err from picklable_cause(cause)
 
 
-def refused_block(datakey: str, reason: str, shape: tuple[int, int], on_error: str):
+def refused_block(datakey: str, reason: str, window: Window, plan: ReadPlan):
     """The block of a frame never to be read (the URL policy refused its datakey).
 
-    With ``on_error="nan"``: an all-NaN ``(1, ny, nx)`` block and ``reason``; otherwise
+    With ``plan.on_error="nan"``: an all-NaN ``(1, ny, nx)`` block and ``reason``; otherwise
     raises :class:`~intake_helio.FrameReadError` with it. Nothing is requested.
     """
-    if on_error == "nan":
-        return np.full((1, *shape), np.nan, dtype=np.float32), reason
+    if plan.on_error == "nan":
+        return np.full((1, *window.shape), np.nan, dtype=np.float32), reason
     raise FrameReadError(datakey, Reason.URL_NOT_ALLOWED, reason.partition(": ")[2])
 
 
@@ -154,12 +144,14 @@ def no_header_row(n: int) -> tuple[None, ...]:
     return (None,) * n
 
 
-def read_header_row(datakey, storage_options, keys, hdu, settings=None, filesize=None):
+def read_header_row(
+    datakey: str, filesize: int | None, plan: ReadPlan, keys: Sequence[str]
+) -> tuple:
     """Header values of one file as a tuple in ``keys`` order, ``(None, ...)`` if unreadable."""
     try:
-        fs, path = filesystem(datakey, storage_options)
+        fs, path = filesystem(datakey, plan.storage_options)
         values = fits_frames.read_header_values(
-            fs, path, keys, hdu=hdu, settings=settings, filesize=filesize
+            fs, path, keys, hdu=plan.hdu, settings=plan.settings, filesize=filesize
         )
     except Exception:
         return tuple(None for _ in keys)
@@ -337,21 +329,52 @@ def apply_funcs(
     return out, str(Reason.OK)
 
 
-def _read(
-    spec: FrameSpec, key: str, rows, cols, units, prefetched, header: bool, fs_of: FileSystems
-):
+@dataclass(frozen=True)
+class MapTask:
+    """What one engine task does with its frames (one value per task, beside the keys).
+
+    Attributes
+    ----------
+    spec : FrameSpec
+        The frames' spec (for the task's keys only: :meth:`FrameSpec.subset`).
+    window : tuple
+        ``(rows, cols, pick_rows, pick_cols)``: the window read from each file and what is
+        kept of it (a step or a list of rows/columns of the selection; None: all).
+    funcs : tuple of (str, str or callable)
+        The outputs: name and built-in statistic or function ``f(data, header)``.
+    units : str
+        ``"DN"`` or ``"DN/s"``.
+    """
+
+    spec: FrameSpec
+    window: tuple[slice, slice, Any, Any]
+    funcs: tuple[tuple[str, str | Callable], ...]
+    units: str
+
+    @property
+    def whole(self) -> bool:
+        """Each file is read whole in one request (the spec's whole window, no cutout)."""
+        return self.spec.whole and (self.window[0], self.window[1]) == (
+            self.spec.rows,
+            self.spec.cols,
+        )
+
+
+def _read(task: MapTask, key: str, prefetched, fs_of: FileSystems):
+    """``(data, header)`` of frame ``key`` in the task's window and units."""
     fs, path = fs_of(key)
+    spec = task.spec
     return fits_frames.read_frame(
         fs,
         path,
         hdu=spec.hdu,
-        rows=rows,
-        cols=cols,
-        units=units,
-        whole_file=spec.whole and (rows, cols) == (spec.rows, spec.cols),
+        rows=task.window[0],
+        cols=task.window[1],
+        units=task.units,
+        whole_file=task.whole,
         prefetched=prefetched,
         settings=spec.settings,
-        with_header=header,
+        with_header=True,
         filesize=spec.filesize(key),
         good_only=spec.good_only,
     )
@@ -367,16 +390,9 @@ def _start_read(spec: FrameSpec, key: str, fs_of: FileSystems):
         return None
 
 
-def _one(
-    spec: FrameSpec,
-    key: str,
-    window: tuple[slice, slice, Any, Any],
-    funcs: Sequence[tuple[str, str | Callable]],
-    units: str,
-    prefetched,
-    fs_of: FileSystems,
-) -> tuple[dict[str, Any], str]:
-    rows, cols, pick_rows, pick_cols = window
+def _one(task: MapTask, key: str, prefetched, fs_of: FileSystems) -> tuple[dict[str, Any], str]:
+    spec, funcs = task.spec, task.funcs
+    rows, cols, pick_rows, pick_cols = task.window
     if not key:  # a placeholder: no frame here (open_channels)
         return {}, str(Reason.NO_FRAME_WITHIN_TOLERANCE)
     refusal = spec.refusal(key)
@@ -395,9 +411,9 @@ def _one(
                 hdu=spec.hdu,
                 rows=rows,
                 cols=cols,
-                units=units,
+                units=task.units,
                 expect_shape=expect,
-                whole_file=spec.whole and (rows, cols) == (spec.rows, spec.cols),
+                whole_file=task.whole,
                 prefetched=prefetched,
                 settings=spec.settings,
                 filesize=spec.filesize(key),
@@ -405,7 +421,7 @@ def _one(
             )
             values = {name: stats[f] for name, f in funcs}
             return values, str(Reason.OK if stats["count"] else Reason.ALL_PIXELS_BLANK)
-        data, header = _read(spec, key, rows, cols, units, prefetched, True, fs_of)
+        data, header = _read(task, key, prefetched, fs_of)
         if data.shape != expect:
             raise FrameReadError(
                 key, Reason.SHAPE_MISMATCH, f"found {data.shape}, expected {expect}"
@@ -441,14 +457,8 @@ def _read_ahead(spec: FrameSpec, keys: Sequence[str]) -> int:
     return depth
 
 
-def map_batch(
-    spec: FrameSpec,
-    keys: Sequence[str],
-    window: tuple[slice, slice, Any, Any],
-    funcs: Sequence[tuple[str, str | Callable]],
-    units: str,
-) -> list[tuple[dict[str, Any], str]]:
-    """Read consecutive frames of one spec and apply ``funcs`` to each, in one task.
+def map_batch(task: MapTask, keys: Sequence[str]) -> list[tuple[dict[str, Any], str]]:
+    """Read consecutive frames of one spec and apply the task's functions to each.
 
     With whole-file reads the next ``intake_helio.read-ahead`` frames' files are fetched
     (on the filesystem's I/O thread; large files as concurrent ranged requests, see
@@ -457,15 +467,22 @@ def map_batch(
     then holds at most ``1 + read-ahead`` large files in memory. Cutouts
     (ranged reads) of up to ``intake_helio.ranged-concurrency`` frames run at once.
 
+    Parameters
+    ----------
+    task : MapTask
+        The spec, window, functions and units.
+    keys : sequence of str
+        The task's frames, in order.
+
     Returns
     -------
     list of (dict, str)
         Per frame: the values by output name (empty when the frame has none) and its
         status (``"ok"`` or the reason).
     """
+    spec = task.spec
     ahead: dict[int, Any] = {}
-    whole = spec.whole and (window[0], window[1]) == (spec.rows, spec.cols)
-    depth = _read_ahead(spec, keys) if whole and len(keys) > 1 else 0
+    depth = _read_ahead(spec, keys) if task.whole and len(keys) > 1 else 0
     started = 0  # frames whose read has been started (ahead) so far
     fs_of = FileSystems(spec.storage_options)  # one filesystem look-up per origin
 
@@ -475,18 +492,18 @@ def map_batch(
             ahead[started] = _start_read(spec, keys[started], fs_of)
             started += 1
 
-    if not whole and len(keys) > 1 and spec.settings.ranged_concurrency > 1:
+    if not task.whole and len(keys) > 1 and spec.settings.ranged_concurrency > 1:
         # cutouts: a few small ranged requests per frame, one after another; several frames
         # at once keep the core busy while each waits for its first bytes
         workers = min(len(keys), spec.settings.ranged_concurrency)
         with concurrent.futures.ThreadPoolExecutor(workers) as pool:
-            return list(pool.map(lambda k: _one(spec, k, window, funcs, units, None, fs_of), keys))
+            return list(pool.map(lambda k: _one(task, k, None, fs_of), keys))
     out = []
     try:
         for i, key in enumerate(keys):
             if depth:
                 start_until(i + 1 + depth)
-            out.append(_one(spec, key, window, funcs, units, ahead.pop(i, None), fs_of))
+            out.append(_one(task, key, ahead.pop(i, None), fs_of))
     finally:
         for fut in ahead.values():
             if fut is not None:

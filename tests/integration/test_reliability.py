@@ -287,11 +287,13 @@ def test_batched_frames_fetch_the_next_file_while_one_is_reduced(server, proxy):
     spec = _spec(keys, options(server, p))
 
     t0 = time.perf_counter()
-    one_by_one = [tasks.map_batch(spec, [k], WINDOW, MEAN, "DN")[0] for k in keys]
+    one_by_one = [
+        tasks.map_batch(tasks.MapTask(spec, WINDOW, tuple(MEAN), "DN"), [k])[0] for k in keys
+    ]
     sequential = time.perf_counter() - t0
     p.reset_stats()
     t0 = time.perf_counter()
-    batched = tasks.map_batch(spec, keys, WINDOW, MEAN, "DN")
+    batched = tasks.map_batch(tasks.MapTask(spec, WINDOW, tuple(MEAN), "DN"), keys)
     ahead = time.perf_counter() - t0
 
     assert batched == one_by_one
@@ -309,9 +311,8 @@ def test_a_failed_read_ahead_is_retried(server, proxy):
     rule = FaultRule("status", status=500, code="InternalError", match=re.escape(key_path(victim)))
     p = proxy([dataclasses.replace(rule, times=1)])
     before = dict(fits_frames.RETRY_STATS)
-    got = tasks.map_batch(
-        _spec(keys, options(server, p, **NO_BOTO_RETRY)), keys, WINDOW, MEAN, "DN"
-    )
+    spec = _spec(keys, options(server, p, **NO_BOTO_RETRY))
+    got = tasks.map_batch(tasks.MapTask(spec, WINDOW, tuple(MEAN), "DN"), keys)
     assert [st for _, st in got] == ["ok"] * 4
     assert [v["mean"] for v, _ in got] == list(clean.expected_mean[:4])
     stats = p.stats["by_key"][key_path(victim)]

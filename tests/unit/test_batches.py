@@ -10,7 +10,7 @@ import intake_helio.fits.frame as fits_frames
 from intake_helio.base.settings import current
 from intake_helio.compute.scheduling import batch_sizes
 from intake_helio.frames.spec import FrameSpec
-from intake_helio.frames.tasks import map_batch
+from intake_helio.frames.tasks import MapTask, map_batch
 from intake_helio.testing.aia import frame_bytes, make_aia_frame
 
 MAX_BATCH = 8  # the default of the intake_helio.batch-size setting
@@ -72,8 +72,10 @@ def test_a_batch_equals_its_frames_one_by_one(frames_in_memory, whole_file):
     spec = FrameSpec(tuple(frames_in_memory), {}, "auto", full, full, "DN", (40, 40), current())
     window = (rows, full, None, None)
     funcs = [("mean", "mean"), ("max", "max"), ("count", "count")]
-    one_by_one = [map_batch(spec, [k], window, funcs, "DN")[0] for k in frames_in_memory]
-    assert map_batch(spec, frames_in_memory, window, funcs, "DN") == one_by_one
+    one_by_one = [
+        map_batch(MapTask(spec, window, tuple(funcs), "DN"), [k])[0] for k in frames_in_memory
+    ]
+    assert map_batch(MapTask(spec, window, tuple(funcs), "DN"), frames_in_memory) == one_by_one
     assert [st for _, st in one_by_one] == ["ok", "ok", "ok", "truncated", "ok"]
 
 
