@@ -26,6 +26,7 @@ import xarray as xr
 import intake_helio as ih
 import intake_helio.compute.progress as progress_mod
 from intake_helio.app.job import run_irradiance_job
+from intake_helio.frames.spec import ReadPlan
 from intake_helio.io.storage import StorageOptions
 from intake_helio.io.transport import filesystem
 from intake_helio.testing.demo_data import write_demo_dataset
@@ -207,8 +208,9 @@ def test_reprs_graphs_and_errors_of_the_library_leak_no_credential(server, debug
         for key, task in graph.items()
         if isinstance(key, tuple) and key[0].startswith("helio-read-")
         for arg in task
-        if isinstance(arg, StorageOptions)
+        if isinstance(arg, ReadPlan) and isinstance(arg.storage_options, StorageOptions)
     ]
+    in_tasks = [plan.storage_options for plan in in_tasks]  # each read task's plan carries them
     assert len(in_tasks) == FRAMES and in_tasks[0]["secret"] == CANARY_SECRET
     # ... but nothing shows them
     shown = [registry, bucket, dataset, frames, frames.attrs, result, options, graph]
