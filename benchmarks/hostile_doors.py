@@ -16,7 +16,6 @@
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 import time
@@ -31,43 +30,16 @@ from faultkit import CANARY_SECRET, Row
 FRAMES = 12
 
 
-def _listener() -> tuple[socket.socket, int]:
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(16)
-    sock.setblocking(False)
-    return sock, sock.getsockname()[1]
-
-
-def _accepted(sock: socket.socket) -> int:
-    n = 0
-    while True:
-        try:
-            conn, _ = sock.accept()
-        except BlockingIOError:
-            return n
-        conn.close()
-        n += 1
-
-
-def _loopback_name() -> str | None:
-    name = socket.gethostname()
-    try:
-        addrs = {a[4][0] for a in socket.getaddrinfo(name, None)}
-    except OSError:
-        return None
-    return name if addrs and all(a.startswith("127.") or a == "::1" for a in addrs) else None
-
-
 def case_redirects(ctx: Any, hk: Any) -> Row:
     """Row 12 (see the module's docstring)."""
     import dask
 
     import intake_helio as ih
-    from intake_helio.testing.http_server import LocalHTTP, Redirect
+    from intake_helio.testing.http_server import LocalHTTP, Redirect, SilentServer, loopback_name
 
     raws, means = hk.aia_frames(FRAMES)
-    sock, port = _listener()
+    listener = SilentServer().start()
+    port = int(listener.url.rsplit(":", 1)[1])
     mark = ctx.capture.mark()
     t0 = time.perf_counter()
     notes: list[str] = []
@@ -155,7 +127,7 @@ def case_redirects(ctx: Any, hk: Any) -> Row:
         )
         shown += [result, result.attrs, list(status), bucket, frames.attrs]
         # a name that resolves to a loopback address, with http:// allowed on any host
-        name = _loopback_name()
+        name = loopback_name()
         inject = len(redirects) + len(spellings)
         if name is not None:
             inject += 1
@@ -179,8 +151,8 @@ def case_redirects(ctx: Any, hk: Any) -> Row:
             notes.append(f"host name {name!r} -> loopback: {'refused' if named else 'NOT refused'}")
         else:
             notes.append("host name check skipped (this machine's name is not loopback-only)")
-    accepted = _accepted(sock)
-    sock.close()
+    accepted = listener.accepted
+    listener.stop()
     lost += accepted
     notes.append(f"listener accepted {accepted} connections")
     shown.append(ctx.capture.since(mark))

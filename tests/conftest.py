@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 
 import pytest
 
@@ -67,27 +66,14 @@ def pytest_collection_modifyitems(config, items):
 
 @pytest.fixture
 def listener():
-    """A TCP socket on 127.0.0.1 that accepts and never answers: ``(port, connections)``.
+    """A TCP server on 127.0.0.1 that accepts and never answers: ``(port, connections)``.
 
-    ``connections()`` accepts (and closes) what is waiting and returns how many there were.
+    ``connections()`` is how many connections it has accepted so far.
     """
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(16)
-    sock.setblocking(False)
+    from intake_helio.testing.http_server import SilentServer
 
-    def connections() -> int:
-        n = 0
-        while True:
-            try:
-                conn, _ = sock.accept()
-            except BlockingIOError:
-                return n
-            conn.close()
-            n += 1
-
-    yield sock.getsockname()[1], connections
-    sock.close()
+    with SilentServer() as server:
+        yield int(server.url.rsplit(":", 1)[1]), lambda: server.accepted
 
 
 @pytest.fixture

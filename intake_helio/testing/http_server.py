@@ -22,7 +22,15 @@ import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-__all__ = ["Declared", "Endless", "LocalHTTP", "Redirect", "Request", "SilentServer"]
+__all__ = [
+    "Declared",
+    "Endless",
+    "LocalHTTP",
+    "Redirect",
+    "Request",
+    "SilentServer",
+    "loopback_name",
+]
 
 
 @dataclass(frozen=True)
@@ -250,3 +258,17 @@ class SilentServer:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+def loopback_name() -> str | None:
+    """This machine's host name when it resolves to loopback addresses only, else None.
+
+    A name other than ``localhost`` that reaches 127.0.0.1: what a hostile DNS answer
+    looks like to the transport's connect-time check.
+    """
+    name = socket.gethostname()
+    try:
+        addrs = {a[4][0] for a in socket.getaddrinfo(name, None)}
+    except OSError:
+        return None
+    return name if addrs and all(a.startswith("127.") or a == "::1" for a in addrs) else None

@@ -12,15 +12,13 @@ a host name that resolves to a loopback address is refused when connecting.
 
 from __future__ import annotations
 
-import socket
-
 import dask
 import numpy as np
 import pytest
 
 import intake_helio as ih
 from intake_helio.testing.demo_data import write_demo_dataset
-from intake_helio.testing.http_server import LocalHTTP, Redirect
+from intake_helio.testing.http_server import LocalHTTP, Redirect, loopback_name
 
 FRAMES = 8
 SECRET = "sekrit-api-key-31337"
@@ -135,18 +133,8 @@ def test_an_index_redirected_elsewhere_fails_naming_the_hop(web_bucket, listener
     assert connections() == 0
 
 
-def _loopback_name() -> str | None:
-    """A host name of this machine other than localhost that resolves to a loopback address."""
-    name = socket.gethostname()
-    try:
-        addrs = {a[4][0] for a in socket.getaddrinfo(name, None)}
-    except OSError:
-        return None
-    return name if addrs and all(a.startswith("127.") or a == "::1" for a in addrs) else None
-
-
 def test_a_name_resolving_to_loopback_is_refused_when_connecting(web_bucket, listener):
-    name = _loopback_name()
+    name = loopback_name()
     if name is None:
         pytest.skip("this machine's host name does not resolve to a loopback address only")
     web, data, paths = web_bucket

@@ -170,12 +170,12 @@ def door_for(
     scoped = (
         tuple(sorted({str(k).lower() for k in headers})) if isinstance(headers, Mapping) else ()
     )
-    trusted = {o for o in (origin(h) for h in cs.allowed_hosts) if o}
+    hosts = tuple(o for o in (origin(h) for h in cs.allowed_hosts) if o)
+    trusted = set(hosts)
     for key in storage_options or {}:
         o = origin(key) if isinstance(key, str) and "://" in key else None
         if o and o.split("://")[0] in _HTTP:
             trusted.add(o)
-    hosts = tuple(o for o in (origin(h) for h in cs.allowed_hosts) if o)
     return Door(
         origin=origin(url) if scoped else None,
         scoped=scoped,
@@ -299,7 +299,7 @@ async def get_client(
     import aiohttp
 
     if door is None:
-        door = Door(**_settings_door())
+        door = door_for("", {}, None)
     trace = aiohttp.TraceConfig()
     trace.on_request_redirect.append(_redirect_check(door))
     kwargs["trace_configs"] = [*(kwargs.get("trace_configs") or ()), trace]
@@ -309,17 +309,6 @@ async def get_client(
     if inner is not None:
         return await inner(**kwargs)
     return aiohttp.ClientSession(**kwargs)
-
-
-def _settings_door() -> dict[str, Any]:
-    cs = catalog_settings()
-    hosts = tuple(o for o in (origin(h) for h in cs.allowed_hosts) if o)
-    return {
-        "trusted": hosts,
-        "schemes": tuple(cs.allowed_schemes),
-        "hosts": hosts,
-        "max_redirects": cs.max_redirects,
-    }
 
 
 def with_door(
