@@ -12,6 +12,8 @@ import sys
 from typing import Any
 
 from ..base.errors import HelioError
+from ..frames.options import FramesError
+from ..frames.options import parse_cutout as read_cutout
 
 __all__ = [
     "BadInput",
@@ -62,17 +64,16 @@ def resolve_endpoint(endpoint: str, args, so) -> str:
 
 
 def parse_cutout(text: str | None):
+    """``--cutout Y0:Y1,X0:X1`` as the cutout dict the jobs take (read by the frames' one
+    cutout reader, :func:`~intake_helio.frames.options.parse_cutout`)."""
     if not text:
         return None
     try:
-        ys, xs = text.split(",")
-        y0, y1 = (int(v) for v in ys.split(":"))
-        x0, x1 = (int(v) for v in xs.split(":"))
-    except ValueError:
+        return read_cutout(text).plain()
+    except FramesError:
         raise BadInput(
             f"--cutout {text!r}: expected Y0:Y1,X0:X1 such as 1000:1200,0:4096"
         ) from None
-    return {"y": slice(y0, y1), "x": slice(x0, x1)}
 
 
 def positive(text: str) -> int:

@@ -18,10 +18,9 @@ import pandas as pd
 import xarray as xr
 
 from ..base.errors import ArgumentError, HelioWarning
-from ..base.options import check_quality
 from ..base.reasons import Reason
 from ..frames.build import open_frames
-from ..frames.solar import check_cutout_order, is_solar_cutout
+from ..frames.options import Cutout, frame_options
 from ..frames.spec import REFUSED, frame_specs
 from ..io.storage import check_option_names, mask_url
 
@@ -102,12 +101,11 @@ def open_channels(
     if len(set(ids)) != len(ids):
         raise ArgumentError(f"ids={list(ids)!r} repeats a dataset id")
     open_kwargs.setdefault("on_error", "nan")
-    check_quality(open_kwargs.get("quality"))  # before any index is read
-    check_cutout_order(open_kwargs.get("cutout"))
     storage_options = open_kwargs.pop("storage_options", None)
+    options = frame_options(**open_kwargs)  # every option checked before any index is read
     check_option_names(storage_options)
     datasets = [bucket[i] for i in ids]
-    keep = open_kwargs["on_error"] == "nan"  # refused datakeys: frames with their reason
+    keep = options.on_error == "nan"  # refused datakeys: frames with their reason
     files = [d.files(start, stop, keep_refused=keep) for d in datasets]
     reference = files[0]
     if len(reference) == 0:
@@ -120,12 +118,12 @@ def open_channels(
         aligned = align_files(reference, df, tolerance)
         so = ds.storage_options if storage_options is None else storage_options
         attrs = {"dataset": ds.id, "title": ds.title, "endpoint": mask_url(ds.endpoint)}
-        kwargs = dict(open_kwargs)
+        opts, like = options, None
         if k and not (aligned["datakey"] != "").any():
             # no frame of this channel near any time: all its frames are NaN with the reason,
             # shaped as the first channel's (its pixel window); nothing is read for them
             like = frame_specs(variables[ids[0]].data)[0]
-            kwargs.update(cutout=dict(y=like.rows, x=like.cols), header_keys=(), _like=like)
+            opts = options.with_(cutout=Cutout(y=like.rows, x=like.cols), header_keys=())
             warnings.warn(
                 f"{ds.id!r} has no frame within tolerance={tolerance!r} of any {ids[0]!r} "
                 f"frame in [{start}, {stop}) ({_nearest(reference, df)}): all its frames are "
@@ -135,13 +133,13 @@ def open_channels(
             )
         if k == 0:
             aligned["frame_time"] = pd.DatetimeIndex(reference["start"])
-        frames = open_frames(aligned, attrs=attrs, storage_options=so, **kwargs)
-        if k == 0 and is_solar_cutout(open_kwargs.get("cutout")):
+        frames = open_frames(aligned, attrs=attrs, storage_options=so, options=opts, _like=like)
+        if k == 0 and options.cutout is not None and options.cutout.solar:
             # a box in arcsec is mapped once, through the first channel's reference frame:
             # every channel reads that pixel window (channels a pixel apart in pointing
             # would otherwise differ in shape); each keeps its own Tx/Ty and attrs
             first = frame_specs(frames.data)[0]
-            open_kwargs["cutout"] = dict(y=first.rows, x=first.cols)
+            options = options.with_(cutout=Cutout(y=first.rows, x=first.cols))
         frames = frames.assign_coords(frame_time=("time", aligned["frame_time"].to_numpy()))
         variables[ds.id] = frames
     shapes = {i: v.shape[1:] for i, v in variables.items()}

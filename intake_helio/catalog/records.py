@@ -19,7 +19,6 @@ from typing import Any
 import pandas as pd
 
 from ..base.errors import ArgumentError, CatalogFormatError, HelioWarning, TimeRangeError
-from ..base.options import check_quality
 from ..base.text import safe_text
 from ..base.times import parse_range, parse_time
 from ..io.options import check_option_names
@@ -359,8 +358,10 @@ class Dataset:
             See :func:`~intake_helio.open_frames`.
         """
         from ..frames.build import open_frames
+        from ..frames.options import frame_options
 
-        quality = check_quality(quality)  # before the index is read
+        # every option checked once, before the index is read
+        options = frame_options(hdu, cutout, header_keys, units, on_error, chunks, quality)
         if storage_options is None:
             storage_options = self.storage_options
         else:  # a misspelt option is named before the index is read, not per frame
@@ -368,18 +369,7 @@ class Dataset:
         df = self.files(start, stop, errors=index_errors, keep_refused=on_error == "nan")
         _warn_bad_rows(self.id, df.attrs.get("bad_rows") or [])
         attrs = {"dataset": self.id, "title": self.title, "endpoint": mask_url(self.endpoint)}
-        return open_frames(
-            df,
-            hdu=hdu,
-            cutout=cutout,
-            header_keys=header_keys,
-            units=units,
-            on_error=on_error,
-            chunks=chunks,
-            storage_options=storage_options,
-            attrs=attrs,
-            quality=quality,
-        )
+        return open_frames(df, storage_options=storage_options, attrs=attrs, options=options)
 
     def headers(self, start: Any = None, stop: Any = None, keys=(), **kwargs) -> pd.DataFrame:
         """Header values of every file in range, read in parallel (no pixel data)."""

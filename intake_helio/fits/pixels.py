@@ -29,7 +29,7 @@ __all__ = [
     "_Pixels",
     "_Unsupported",
     "_astropy_pixels",
-    "_cutout",
+    "_clip_window",
     "_exptime",
     "_int_sum",
     "_pixels",
@@ -62,7 +62,7 @@ class _Pixels:
     bzero: float
 
 
-def _cutout(rows: slice | None, cols: slice | None, ny: int, nx: int) -> tuple[int, ...]:
+def _clip_window(rows: slice | None, cols: slice | None, ny: int, nx: int) -> tuple[int, ...]:
     y0, y1, _ = (rows or slice(None)).indices(ny)
     x0, x1, _ = (cols or slice(None)).indices(nx)
     if y1 <= y0 or x1 <= x0:
@@ -113,7 +113,7 @@ def _pixels(src: _Source, info: _HDU, whole: bool, rows, cols, band_pixels: int)
     Pixels come in bands of about ``band_pixels`` pixels.
     """
     ny, nx = _shape(info)
-    y0, y1, x0, x1 = _cutout(rows, cols, ny, nx)
+    y0, y1, x0, x1 = _clip_window(rows, cols, ny, nx)
     window = (y0, y1, x0, x1)
     shape = (y1 - y0, x1 - x0)
     end = info.data_start + info.data_size

@@ -30,30 +30,19 @@ import pandas as pd
 import xarray as xr
 from dask.highlevelgraph import HighLevelGraph
 
-from ..base.errors import ArgumentError, FrameReadError, HelioError
-from ..base.options import ON_ERROR, UNITS, check_choice, check_quality
+from ..base.errors import FrameReadError
 from ..base.reasons import Reason
 from ..base.settings import Settings, current
 from ..base.sizes import known_sizes
 from ..fits import frame as fits_frames
 from ..io.storage import StorageOptions
 from ..io.transport import filesystem
-from .solar import (
-    WCS_KEYS,
-    check_cutout_order,
-    is_solar_cutout,
-    reference_attrs,
-    solar_coords,
-    solar_window,
-)
+from .options import FrameOptions, FramesError, frame_options
+from .solar import WCS_KEYS, reference_attrs, solar_coords
 from .spec import REFUSED, FrameLayer, FrameSpec, ReadPlan, Window
 from .tasks import no_header_row, read_block, read_header_row, refused_block
 
 __all__ = ["WCS_KEYS", "FramesError", "open_frames", "read_headers"]
-
-
-class FramesError(HelioError, ValueError):
-    """An argument of :func:`open_frames` cannot be used (file list, cutout, chunks)."""
 
 
 # --------------------------------------------------------------------------- building
@@ -72,52 +61,8 @@ def _token(*parts: Any, datakeys: Sequence[str]) -> str:
     return h.hexdigest()[:24]
 
 
-def _normalize_cutout(cutout, shape, header=None) -> tuple[slice, slice]:
-    if cutout is None:
-        return slice(0, shape[0]), slice(0, shape[1])
-    if is_solar_cutout(cutout):  # arcsec or SkyCoord corners: through the reference WCS
-        try:
-            return solar_window(cutout, header or {}, tuple(shape))
-        except ArgumentError as exc:
-            raise FramesError(
-                f"{exc} (the cutout is mapped to pixels with the WCS of the first frame's "
-                "header; a pixel cutout dict(y=slice(y0, y1), x=slice(x0, x1)) needs no WCS)"
-            ) from exc
-    if not isinstance(cutout, Mapping) or set(cutout) - {"y", "x"}:
-        raise FramesError(
-            f"cutout={cutout!r}; expected dict(y=slice(y0, y1), x=slice(x0, x1)) in pixels "
-            "(either key may be left out), dict(Tx=slice(-600, 0), Ty=slice(-300, 300)) in "
-            "arcsec, or (bottom_left, top_right) SkyCoord corners"
-        )
-    out = []
-    for dim, n in zip(("y", "x"), shape, strict=True):
-        s = cutout.get(dim, slice(None))
-        if isinstance(s, tuple | list) and len(s) == 2:
-            s = slice(*s)
-        if not isinstance(s, slice) or s.step not in (None, 1):
-            raise FramesError(f"cutout[{dim!r}]={s!r}; expected a slice with step 1")
-        start, stop, _ = s.indices(n)
-        if stop <= start:
-            raise FramesError(
-                f"cutout[{dim!r}]={s!r} selects no pixels of a frame {n} pixels along {dim}"
-            )
-        out.append(slice(start, stop))
-    return out[0], out[1]
-
-
-def _bands(rows: slice, chunks) -> list[slice]:
-    n = rows.stop - rows.start
-    size = n
-    if chunks is not None:
-        if not isinstance(chunks, Mapping) or set(chunks) - {"time", "y"}:
-            raise FramesError(f"chunks={chunks!r}; expected None or {{'y': N}} (rows per chunk)")
-        if chunks.get("time", 1) not in (1, None, -1):
-            raise FramesError(f"chunks['time']={chunks['time']!r}; frames are always one per chunk")
-        y = chunks.get("y")
-        if y not in (None, -1):
-            if not isinstance(y, int) or y < 1:
-                raise FramesError(f"chunks['y']={y!r}; expected a positive number of rows")
-            size = y
+def _bands(rows: slice, band_rows: int | None) -> list[slice]:
+    size = band_rows or (rows.stop - rows.start)
     return [slice(a, min(a + size, rows.stop)) for a in range(rows.start, rows.stop, size)]
 
 
@@ -231,6 +176,7 @@ def open_frames(
     storage_options: Mapping[str, Any] | None = None,
     attrs: Mapping[str, Any] | None = None,
     quality: str | None = None,
+    options: FrameOptions | None = None,
     _like: FrameSpec | None = None,
 ) -> xr.DataArray:
     """Lazy frames of the files in ``df`` as an ``xarray.DataArray`` ``(time, y, x)``.
@@ -270,6 +216,10 @@ def open_frames(
         fsspec options for the data files (e.g. ``anon``, ``endpoint_url``).
     attrs : dict, optional
         Extra attributes (dataset id, title, endpoint).
+    options : FrameOptions, optional
+        ``hdu``, ``cutout``, ``header_keys``, ``units``, ``on_error``, ``chunks`` and
+        ``quality`` already checked by :func:`~intake_helio.frames.options.frame_options`
+        (then those keywords are left out).
 
     Returns
     -------
@@ -282,6 +232,39 @@ def open_frames(
         window), so ``sunpy.map.Map(frames[0].values, frames.attrs)`` is that frame's map;
         other frames' own cards are available as ``header_keys``.
     """
+    given = dict(
+        hdu=hdu,
+        cutout=cutout,
+        header_keys=header_keys,
+        units=units,
+        on_error=on_error,
+        chunks=chunks,
+        quality=quality,
+    )
+    if options is None:
+        options = frame_options(**given)
+    elif given != _DEFAULT_OPTIONS:
+        changed = sorted(k for k in given if given[k] != _DEFAULT_OPTIONS[k])
+        raise FramesError(
+            f"open_frames got options= and also {', '.join(changed)}; give the options in one "
+            "of the two ways (FrameOptions.with_(...) changes some of them)"
+        )
+    _check_file_list(df)
+    return _frames(df, options, StorageOptions(storage_options or {}), attrs, _like)
+
+
+_DEFAULT_OPTIONS = dict(
+    hdu="auto",
+    cutout=None,
+    header_keys=(),
+    units="DN",
+    on_error="raise",
+    chunks=None,
+    quality=None,
+)
+
+
+def _check_file_list(df: Any) -> None:
     if not isinstance(df, pd.DataFrame) or not {"start", "datakey"} <= set(df.columns):
         raise FramesError(
             "open_frames needs a DataFrame with 'start' and 'datakey' columns "
@@ -293,102 +276,69 @@ def open_frames(
             "no files in the requested range (the file list is empty); widen start/stop "
             "or check the dataset's time coverage"
         )
-    check_choice("units", units, UNITS)
-    check_choice("on_error", on_error, ON_ERROR)
-    quality = check_quality(quality)
-    check_cutout_order(cutout)  # a reversed arcsec box: before any frame is read
+
+
+def _frames(
+    df: pd.DataFrame,
+    options: FrameOptions,
+    storage: StorageOptions,
+    attrs: Mapping[str, Any] | None,
+    like: FrameSpec | None,
+) -> xr.DataArray:
+    """:func:`open_frames` once its arguments are checked: probe, window, graph, coords."""
     settings = current()
-    if isinstance(header_keys, str):
-        header_keys = (header_keys,)
-    header_keys = tuple(str(k).upper() for k in header_keys)
-    options = StorageOptions(storage_options or {})
     datakeys = tuple(df["datakey"].astype(str).tolist())
     filesizes = _filesizes(df)
-    sizes = filesizes if filesizes is not None else (None,) * len(datakeys)
-    n = len(datakeys)
     refused = _refused(df)
-
-    if _like is not None and not any(datakeys):
+    on_error = options.on_error
+    placeholders = like is not None and not any(datakeys)
+    if placeholders:
         # only placeholders (a channel of open_channels with no frame near any time): the
-        # frames of ``_like`` give the HDU and shape; there is no header of this dataset
-        info = fits_frames.FrameInfo(_like.hdu, tuple(_like.shape), {}, False, None, None)
+        # frames of ``like`` give the HDU and shape; there is no header of this dataset
+        info = fits_frames.FrameInfo(like.hdu, tuple(like.shape), {}, False, None, None)
+        hdu = like.hdu
     else:
-        info = _probe(datakeys, options, hdu, on_error, settings, filesizes, refused)
-    rows, cols = _normalize_cutout(cutout, info.shape, info.header)
-    # "auto": each frame's own image HDU, the probed one tried first (forms may be mixed)
-    if _like is not None and not any(datakeys):
-        hdu_sel = _like.hdu
-    elif hdu == "auto":
-        hdu_sel = fits_frames.AutoHDU(info.hdu)
+        info = _probe(datakeys, storage, options.hdu, on_error, settings, filesizes, refused)
+        # "auto": each frame's own image HDU, the probed one tried first (forms may be mixed)
+        hdu = fits_frames.AutoHDU(info.hdu) if options.hdu == "auto" else options.hdu
+    if options.cutout is None:
+        rows, cols = slice(0, info.shape[0]), slice(0, info.shape[1])
     else:
-        hdu_sel = hdu
-    bands = _bands(rows, chunks)
+        rows, cols = options.cutout.window(info.shape, info.header)
+    bands = _bands(rows, options.band_rows)
     # the whole frame in one chunk: each task fetches its file in one request
-    whole = len(bands) == 1 and (rows.start, rows.stop, cols.start, cols.stop) == (
-        0,
-        info.shape[0],
-        0,
-        info.shape[1],
-    )
-    nx = cols.stop - cols.start
-
+    whole = len(bands) == 1 and (rows, cols) == (slice(0, info.shape[0]), slice(0, info.shape[1]))
     token = _token(
-        hdu_sel,
+        hdu,
         rows,
         cols,
-        units,
+        options.units,
         on_error,
-        quality,
+        options.quality,
         [(b.start, b.stop) for b in bands],
-        sorted(options.items(), key=str),
+        sorted(storage.items(), key=str),
         hashlib.sha1(repr(filesizes).encode()).hexdigest(),
         sorted(refused.items()),
         datakeys=datakeys,
     )
-    name = f"helio-frames-{token}"
-    layers: dict[str, dict] = {}
-    deps: dict[str, set] = {}
-    # with on_error="raise" the reads are the array's own (single) layer; with "nan" they
-    # return (block, reason) and the array and read_status layers pick from them
-    read = name if on_error == "raise" else f"helio-read-{token}"
-    suffix = (0,) if on_error == "raise" else ()
     spec = FrameSpec(
         datakeys,
-        options,
-        hdu_sel,
+        storage,
+        hdu,
         rows,
         cols,
-        units,
+        options.units,
         tuple(info.shape),
         settings,
         filesizes,
-        quality=quality,
+        quality=options.quality,
         refused=refused,
     )
-    plan = ReadPlan(options, hdu_sel, units, settings, on_error, whole, quality == "good")
+    plan = ReadPlan(
+        storage, hdu, options.units, settings, on_error, whole, options.quality == "good"
+    )
     windows = [Window(band, cols) for band in bands]
-    layers[read] = FrameLayer(
-        {
-            (read, i, j, *suffix): (refused_block, key, refused[key], window, plan)
-            if key in refused
-            else (read_block, key, sizes[i], window, plan)
-            for i, key in enumerate(datakeys)
-            for j, window in enumerate(windows)
-        },
-        spec,
-    )
-    deps[read] = set()
-    if on_error == "nan":
-        layers[name] = {
-            (name, i, j, 0): (operator.getitem, (read, i, j), 0)
-            for i in range(n)
-            for j in range(len(bands))
-        }
-        deps[name] = {read}
-    chunk_rows = tuple(b.stop - b.start for b in bands)
-    data = da.Array(
-        HighLevelGraph(layers, deps), name, chunks=((1,) * n, chunk_rows, (nx,)), dtype=np.float32
-    )
+    data, status = _arrays(spec, plan, windows, token, (datakeys, filesizes, refused))
     coords: dict[str, Any] = {
         "time": ("time", pd.DatetimeIndex(df["start"]).as_unit("ns").to_numpy()),
         "datakey": ("time", np.asarray(datakeys, dtype=object)),
@@ -399,37 +349,77 @@ def open_frames(
         coords["stop"] = ("time", pd.DatetimeIndex(df["stop"]).as_unit("ns").to_numpy())
     if "filesize" in df:
         coords["filesize"] = ("time", df["filesize"].to_numpy(np.int64))
-    if on_error == "nan":
-        read = f"helio-read-{token}"
-        sname = f"helio-status-{token}"
-        layer = {
-            (sname, i): (
-                _band_status,
-                *[(operator.getitem, (read, i, j), 1) for j in range(len(bands))],
-            )
-            for i in range(n)
-        }
-        status = da.Array(
-            HighLevelGraph({read: layers[read], sname: layer}, {read: set(), sname: {read}}),
-            sname,
-            chunks=((1,) * n,),
-            dtype=object,
-        )
+    if status is not None:
         coords["read_status"] = ("time", status)
-    coords.update(_header_coords(spec, header_keys, info.header, token))
+    coords.update(_header_coords(spec, options.header_keys, info.header, token))
     coords.update(solar_coords(info.header, rows, cols))
 
     out_attrs = {k: v for k, v in (attrs or {}).items() if v is not None}
-    out_attrs["units"] = units
+    out_attrs["units"] = options.units
     out_attrs.update(reference_attrs(info.header, rows, cols))
-    frames = xr.DataArray(
+    return xr.DataArray(
         data,
         dims=("time", "y", "x"),
         coords=coords,
         attrs=out_attrs,
         name=str(out_attrs.get("dataset") or "frames"),
     )
-    return frames
+
+
+def _arrays(
+    spec: FrameSpec, plan: ReadPlan, windows: list[Window], token: str, files: tuple
+) -> tuple[da.Array, da.Array | None]:
+    """The frames' dask array (one read task per frame and band, one layer) and, with
+    ``on_error="nan"``, the ``read_status`` array picked from the same reads.
+
+    ``files`` is ``(datakeys, filesizes or None, refused)`` as the file list gave them.
+    """
+    datakeys, filesizes, refused = files
+    sizes = filesizes if filesizes is not None else (None,) * len(datakeys)
+    n, nb = len(datakeys), len(windows)
+    name = f"helio-frames-{token}"
+    # with on_error="raise" the reads are the array's own (single) layer; with "nan" they
+    # return (block, reason) and the array and read_status layers pick from them
+    read = name if plan.on_error == "raise" else f"helio-read-{token}"
+    suffix = (0,) if plan.on_error == "raise" else ()
+    reads = FrameLayer(
+        {
+            (read, i, j, *suffix): (refused_block, key, refused[key], window, plan)
+            if key in refused
+            else (read_block, key, sizes[i], window, plan)
+            for i, key in enumerate(datakeys)
+            for j, window in enumerate(windows)
+        },
+        spec,
+    )
+    layers: dict[str, Any] = {read: reads}
+    deps: dict[str, set] = {read: set()}
+    if plan.on_error == "nan":
+        layers[name] = {
+            (name, i, j, 0): (operator.getitem, (read, i, j), 0)
+            for i in range(n)
+            for j in range(nb)
+        }
+        deps[name] = {read}
+    chunk_rows = tuple(w.rows.stop - w.rows.start for w in windows)
+    nx = windows[0].cols.stop - windows[0].cols.start
+    data = da.Array(
+        HighLevelGraph(layers, deps), name, chunks=((1,) * n, chunk_rows, (nx,)), dtype=np.float32
+    )
+    if plan.on_error == "raise":
+        return data, None
+    sname = f"helio-status-{token}"
+    layer = {
+        (sname, i): (_band_status, *[(operator.getitem, (read, i, j), 1) for j in range(nb)])
+        for i in range(n)
+    }
+    status = da.Array(
+        HighLevelGraph({read: reads, sname: layer}, {read: set(), sname: {read}}),
+        sname,
+        chunks=((1,) * n,),
+        dtype=object,
+    )
+    return data, status
 
 
 def _header_coords(spec: FrameSpec, keys, probe_header, token) -> dict[str, Any]:

@@ -9,9 +9,10 @@ request):
 - :func:`reference_attrs`: the reference frame's WCS and observer cards, ``CRPIX1/2`` shifted
   to the window (as sunpy's ``submap`` does), so that ``sunpy.map.Map(frames[0].values,
   frames.attrs)`` is that frame's map;
-- :func:`solar_window`: the pixel window of a cutout given in arcsec
-  (``dict(Tx=slice(-600, 0), Ty=slice(-300, 300))``) or by two ``SkyCoord`` corners, the
-  window sunpy's ``Map.submap(bottom_left, top_right=...)`` gives.
+- :func:`arcsec_window` and :func:`corners_window`: the pixel window of a cutout given in
+  arcsec (``dict(Tx=slice(-600, 0), Ty=slice(-300, 300))``) or by two ``SkyCoord``
+  corners, the window sunpy's ``Map.submap(bottom_left, top_right=...)`` gives (the
+  cutout itself is read by :func:`intake_helio.frames.options.parse_cutout`).
 
 astropy is imported when a coordinate is computed; sunpy only for ``SkyCoord`` corners that
 need a transformation to the reference frame's helioprojective frame.
@@ -34,12 +35,9 @@ __all__ = [
     "PIXEL_KEYS",
     "SOLAR_KEYS",
     "WCS_KEYS",
-    "check_cutout_order",
-    "is_solar_cutout",
-    "plain_cutout",
+    "corners_window",
     "reference_attrs",
     "solar_coords",
-    "solar_window",
 ]
 
 #: Header cards of the reference frame copied to the array's attrs: its WCS and observer,
@@ -155,149 +153,6 @@ def solar_coords(header: Mapping[str, Any], rows: slice, cols: slice) -> dict[st
 
 
 # --------------------------------------------------------------------------- cutouts
-def _skycoord_types() -> tuple[type, ...]:
-    from astropy.coordinates import BaseCoordinateFrame, SkyCoord
-
-    return (SkyCoord, BaseCoordinateFrame)
-
-
-def is_solar_cutout(cutout: Any) -> bool:
-    """Whether ``cutout`` is given in solar coordinates (Tx/Ty keys or SkyCoord corners)."""
-    if cutout is None:
-        return False
-    if isinstance(cutout, Mapping):
-        return any(k in cutout for k in SOLAR_KEYS)
-    if isinstance(cutout, str | bytes):
-        return False
-    types = _skycoord_types()
-    if isinstance(cutout, types):
-        return True
-    return (
-        isinstance(cutout, tuple | list)
-        and len(cutout) == 2
-        and all(isinstance(c, types) for c in cutout)
-    )
-
-
-def _arcsec_value(value: Any, name: str, end: str) -> float:
-    """One bound of an arcsec cutout as a float (a number or an angle Quantity)."""
-    if hasattr(value, "unit") and hasattr(value, "to_value"):
-        try:
-            value = value.to_value("arcsec")
-        except Exception as exc:  # astropy's UnitConversionError, unknown units ...
-            raise ArgumentError(
-                f"cutout[{name!r}] {end}={value!r} is not an angle; give arcsec (a number) "
-                "or an angle Quantity, e.g. -600 * u.arcsec"
-            ) from exc
-    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
-        raise ArgumentError(
-            f"cutout[{name!r}] {end}={value!r}; expected a number of arcsec, e.g. "
-            f"dict(Tx=slice(-600, 0), Ty=slice(-300, 300))"
-        )
-    value = float(value)
-    if not math.isfinite(value):
-        raise ArgumentError(f"cutout[{name!r}] {end}={value!r}; expected a finite number of arcsec")
-    return value
-
-
-def _arcsec_slice(value: Any, name: str) -> slice:
-    """``slice(low, high)`` in arcsec from a slice or a 2-item list/tuple (YAML)."""
-    if isinstance(value, tuple | list) and len(value) == 2:
-        value = slice(*value)
-    if not isinstance(value, slice) or value.step is not None:
-        raise ArgumentError(
-            f"cutout[{name!r}]={value!r}; expected slice(low, high) in arcsec (or [low, high]), "
-            "e.g. dict(Tx=slice(-600, 0), Ty=slice(-300, 300))"
-        )
-    if value.start is None or value.stop is None:
-        raise ArgumentError(
-            f"cutout[{name!r}]={value!r} has an open end; give both bounds in arcsec, e.g. "
-            "slice(-600, 0)"
-        )
-    out = slice(_arcsec_value(value.start, name, "start"), _arcsec_value(value.stop, name, "stop"))
-    _check_order(out, name)
-    return out
-
-
-def _check_order(value: slice, name: str) -> None:
-    """Refuse ``slice(high, low)``: a reversed box would be read as the box the other way."""
-    if value.start > value.stop:
-        axis = "x" if name == "Tx" else "y"
-        raise ArgumentError(
-            f"cutout[{name!r}] runs from {value.start:g} to {value.stop:g} arcsec: the bounds "
-            f"are reversed; give them in the order (low, high), e.g. "
-            f"{name}=slice({value.stop:g}, {value.start:g}) ({name} grows along {axis})"
-        )
-
-
-def check_cutout_order(cutout: Any) -> None:
-    """Refuse an arcsec cutout whose ``Tx`` or ``Ty`` bounds are reversed (high, low).
-
-    Checked before any frame is read; a bound that cannot be read is left to
-    :func:`solar_window` to report (with the frame's shape).
-
-    Raises
-    ------
-    ArgumentError
-        ``Tx`` or ``Ty`` runs from a higher to a lower value.
-    """
-    if not isinstance(cutout, Mapping):
-        return
-    for key in SOLAR_KEYS:
-        if key not in cutout:
-            continue
-        value = cutout[key]
-        if isinstance(value, tuple | list) and len(value) == 2:
-            value = slice(*value)
-        if not isinstance(value, slice) or value.start is None or value.stop is None:
-            continue
-        try:
-            bounds = slice(
-                _arcsec_value(value.start, key, "start"), _arcsec_value(value.stop, key, "stop")
-            )
-        except ArgumentError:
-            continue  # reported with the frame's shape
-        _check_order(bounds, key)
-
-
-def plain_cutout(cutout: Mapping[str, Any]) -> dict[str, Any]:
-    """``dict(cutout)`` with its ``Tx``/``Ty`` bounds as plain floats (arcsec).
-
-    Angle Quantities become numbers of arcsec and ``[low, high]`` lists slices, so the
-    cutout survives YAML (the intake drivers' arguments); a bound that cannot be read is
-    left as given, for :func:`solar_window` to report.
-    """
-    out = dict(cutout)
-    for key in SOLAR_KEYS:
-        if key in out:
-            try:
-                out[key] = _arcsec_slice(out[key], key)
-            except ArgumentError:
-                pass  # reported, with the frame's shape, when the frames are opened
-    return out
-
-
-def _mapping_window(
-    cutout: Mapping[str, Any], header: Mapping[str, Any], shape: tuple[int, int]
-) -> tuple[slice, slice]:
-    keys = set(cutout)
-    if keys & set(PIXEL_KEYS):
-        raise ArgumentError(
-            f"cutout has keys {sorted(keys, key=str)}: pixel keys (y, x) and arcsec keys "
-            "(Tx, Ty) cannot be mixed; give dict(y=slice(y0, y1), x=slice(x0, x1)) in pixels "
-            "or dict(Tx=slice(-600, 0), Ty=slice(-300, 300)) in arcsec"
-        )
-    unknown = keys - set(SOLAR_KEYS)
-    if unknown or len(keys) != 2:
-        raise ArgumentError(
-            f"cutout has keys {sorted(keys, key=str)}; an arcsec cutout needs exactly Tx and Ty, "
-            "e.g. dict(Tx=slice(-600, 0), Ty=slice(-300, 300))"
-        )
-    tx = _arcsec_slice(cutout["Tx"], "Tx")
-    ty = _arcsec_slice(cutout["Ty"], "Ty")
-    return arcsec_window(header, shape, tx, ty)
-
-
 def _corners(cutout: Any):
     """``(bottom_left, top_right)`` SkyCoords, the top right in the bottom left's frame."""
     from astropy.coordinates import BaseCoordinateFrame, SkyCoord
@@ -397,20 +252,18 @@ def _skycoord_window(
     return window
 
 
-def solar_window(
-    cutout: Any, header: Mapping[str, Any], shape: tuple[int, int]
+def corners_window(
+    corners: Any, header: Mapping[str, Any], shape: tuple[int, int]
 ) -> tuple[slice, slice]:
-    """The pixel window ``(rows, cols)`` of a cutout given in solar coordinates.
+    """The pixel window ``(rows, cols)`` of a cutout given by ``SkyCoord`` corners.
 
     Parameters
     ----------
-    cutout : dict or (SkyCoord, SkyCoord)
-        ``dict(Tx=slice(-600, 0), Ty=slice(-300, 300))`` in arcsec (numbers or angle
-        Quantities; ``[low, high]`` lists as in YAML), or the ``(bottom_left, top_right)``
-        corners as ``SkyCoord`` (or one ``SkyCoord`` of the two) in any frame that can be
-        transformed to helioprojective.
+    corners : (SkyCoord, SkyCoord) or SkyCoord
+        ``(bottom_left, top_right)`` (or one ``SkyCoord`` of the two) in any frame that
+        can be transformed to helioprojective.
     header : mapping
-        The reference frame's image header: its WCS maps the cutout to pixels.
+        The reference frame's image header: its WCS maps the corners to pixels.
     shape : tuple of int
         The frame's ``(ny, nx)``.
 
@@ -423,15 +276,13 @@ def solar_window(
     Raises
     ------
     ArgumentError
-        A malformed cutout, pixel and arcsec keys mixed, a box outside the frame, or a
-        header without a helioprojective WCS.
+        Corners outside the frame, that do not land on its pixels, or a header without a
+        helioprojective WCS.
     MissingSunpyError
         Corners that need transforming (not helioprojective) and sunpy is not installed.
     """
     try:
-        if isinstance(cutout, Mapping):
-            return _mapping_window(cutout, header, shape)
-        return _skycoord_window(cutout, header, shape)
+        return _skycoord_window(corners, header, shape)
     except HelioError:
         raise
     except Exception as exc:  # astropy / sunpy transformation errors (ConvertError ...)

@@ -18,10 +18,9 @@ import pandas as pd
 from intake.source.base import NoEntry
 
 from ...base.errors import HelioError
-from ...base.options import ON_ERROR, UNITS, check_choice, check_quality
 from ...base.settings import current
 from ...catalog.registry import Dataset, Endpoint
-from ...frames.solar import is_solar_cutout, plain_cutout
+from ...frames.options import frame_options
 from ...io.storage import redact
 
 __all__ = [
@@ -134,17 +133,6 @@ def check_dataset_id(dataset: Any) -> str:
     return dataset
 
 
-def _cutout(cutout: Any) -> Any:
-    """A cutout for the frames: a dict (Tx/Ty bounds as floats), SkyCoord corners or None."""
-    if cutout is None:
-        return None
-    if isinstance(cutout, Mapping):
-        return plain_cutout(cutout)
-    if is_solar_cutout(cutout):  # SkyCoord corners: passed through as given
-        return tuple(cutout) if isinstance(cutout, list) else cutout
-    return dict(cutout)
-
-
 def check_frame_options(
     hdu: int | str = "auto",
     cutout: Mapping[str, Any] | None = None,
@@ -173,18 +161,12 @@ def check_frame_options(
     ------
     OptionError
         ``units``, ``on_error`` or ``quality`` is not one of the accepted choices.
+    FramesError
+        A malformed ``cutout`` or ``chunks`` (read by
+        :func:`~intake_helio.frames.options.frame_options`, as every way in does).
     """
-    if isinstance(header_keys, str):
-        header_keys = (header_keys,)
-    return {
-        "hdu": hdu,
-        "cutout": _cutout(cutout),
-        "header_keys": tuple(header_keys or ()),
-        "units": check_choice("units", units, UNITS),
-        "on_error": check_choice("on_error", on_error, ON_ERROR),
-        "chunks": None if chunks is None else dict(chunks),
-        "quality": check_quality(quality),
-    }
+    options = frame_options(hdu, cutout, header_keys, units, on_error, chunks, quality)
+    return options.arguments()
 
 
 def default_window(
