@@ -36,7 +36,8 @@ class SettingsError(HelioError, ValueError):
 class Settings:
     """A snapshot of the ``intake_helio.*`` settings (picklable; travels with tasks).
 
-    Make one with :func:`current`; tests may build one directly.
+    Make one with :func:`current` (change one field with ``dataclasses.replace``): the
+    defaults live in ``settings.yaml`` only, so the fields have none.
     """
 
     retry_attempts: int
@@ -48,34 +49,22 @@ class Settings:
     part_size: int
     max_probes: int
     default_window: pd.Timedelta
-    # frame-side limits (defaults here too, so tests may build a Settings without them)
-    max_file_bytes: int = 2**31
-    filesize_slack: int = 2**20
-    max_frame_pixels: int = 2**28
-    max_hdus: int = 1000
-    max_header_bytes: int = 2**23
-    shape_probes: int = 5
+    # frame-side limits
+    max_file_bytes: int
+    filesize_slack: int
+    max_frame_pixels: int
+    max_hdus: int
+    max_header_bytes: int
+    shape_probes: int
     # reads: frames fetched ahead per task, bytes per concurrent ranged request of a file
-    read_ahead: int = 2
-    read_ahead_bytes: int = 16 * 2**20
-    batch_bytes: int = 64 * 2**20
-    ranged_concurrency: int = 8
-    read_part_bytes: int = 8 * 2**20
-    split_below_mbps: float = 120.0
-    # catalog side: size limits, request timeouts and the URL policy (see CatalogSettings)
-    max_json_bytes: int = 64 * 2**20
-    max_index_bytes: int = 512 * 2**20
-    max_index_expanded_bytes: int = 512 * 2**20
-    connect_timeout: float = 10.0
-    read_timeout: float = 30.0
-    request_attempts: int = 3
-    max_connections: int = 64
-    # every request's deadline: allowance + its bytes / min_rate seconds (io.deadline)
-    min_rate: int = 65536
-    allowance: float = 60.0
-    allowed_schemes: tuple[str, ...] = ("s3", "https")
-    allowed_hosts: tuple[str, ...] = ()
-    max_redirects: int = 5
+    read_ahead: int
+    read_ahead_bytes: int
+    batch_bytes: int
+    ranged_concurrency: int
+    read_part_bytes: int
+    split_below_mbps: float
+    # catalog side: size limits, request timeouts, every request's deadline, the URL policy
+    catalog: CatalogSettings
 
 
 def _get(key: str) -> Any:
@@ -150,7 +139,7 @@ def current() -> Settings:
         ranged_concurrency=_positive_int("ranged-concurrency"),
         read_part_bytes=_positive_int("read-part-bytes", 0),
         split_below_mbps=_non_negative("split-below-mbps"),
-        **_catalog_fields(),
+        catalog=catalog_settings(),
     )
 
 
@@ -204,7 +193,8 @@ def _names(key: str, pattern: re.Pattern, example: str) -> tuple[str, ...]:
 
 @dataclass(frozen=True)
 class CatalogSettings:
-    """The catalog-side part of :class:`Settings`: limits, timeouts and the URL policy.
+    """The catalog-side part of :class:`Settings` (its ``catalog``): limits, timeouts and
+    the URL policy.
 
     ``min_rate`` (bytes/s) and ``allowance`` (s) give every request its deadline
     (:class:`~intake_helio.io.deadline.Deadline`): ``allowance + bytes / min_rate`` seconds.
@@ -220,10 +210,10 @@ class CatalogSettings:
     request_attempts: int
     allowed_schemes: tuple[str, ...]
     allowed_hosts: tuple[str, ...]
-    max_connections: int = 64
-    max_redirects: int = 5
-    min_rate: int = 65536  # bytes/s
-    allowance: float = 60.0  # seconds
+    max_connections: int
+    max_redirects: int
+    min_rate: int  # bytes/s
+    allowance: float  # seconds
 
 
 def catalog_settings() -> CatalogSettings:
@@ -239,23 +229,19 @@ def catalog_settings() -> CatalogSettings:
     SettingsError
         When a value has the wrong type or range; the message names the key.
     """
-    return CatalogSettings(**_catalog_fields())
-
-
-def _catalog_fields() -> dict[str, Any]:
-    return {
-        "max_json_bytes": _bytes("limits.json-bytes", 2),
-        "max_index_bytes": _bytes("limits.index-bytes", 1),
-        "max_index_expanded_bytes": _bytes("limits.index-expanded-bytes", 1),
-        "connect_timeout": _seconds("timeouts.connect"),
-        "read_timeout": _seconds("timeouts.read"),
-        "request_attempts": _positive_int("timeouts.attempts"),
-        "max_connections": _positive_int("timeouts.max-connections"),
-        "max_redirects": _positive_int("url-policy.max-redirects", minimum=0),
-        "min_rate": _bytes("timeouts.min-rate", 1),
-        "allowance": _seconds("timeouts.allowance"),
-        "allowed_schemes": _names("url-policy.allowed-schemes", _SCHEME, "['s3', 'https']"),
-        "allowed_hosts": _names(
+    return CatalogSettings(
+        max_json_bytes=_bytes("limits.json-bytes", 2),
+        max_index_bytes=_bytes("limits.index-bytes", 1),
+        max_index_expanded_bytes=_bytes("limits.index-expanded-bytes", 1),
+        connect_timeout=_seconds("timeouts.connect"),
+        read_timeout=_seconds("timeouts.read"),
+        request_attempts=_positive_int("timeouts.attempts"),
+        max_connections=_positive_int("timeouts.max-connections"),
+        max_redirects=_positive_int("url-policy.max-redirects", minimum=0),
+        min_rate=_bytes("timeouts.min-rate", 1),
+        allowance=_seconds("timeouts.allowance"),
+        allowed_schemes=_names("url-policy.allowed-schemes", _SCHEME, "['s3', 'https']"),
+        allowed_hosts=_names(
             "url-policy.allowed-hosts", _ORIGIN, "['http://127.0.0.1:8000'] (scheme://host:port)"
         ),
-    }
+    )

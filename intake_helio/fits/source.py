@@ -93,7 +93,7 @@ class _Source:
         self._base_delay = settings.retry_base_delay
         self._max_gap = settings.max_gap
         self._settings = settings
-        self._deadline = Deadline.from_settings(settings)
+        self._deadline = Deadline.from_settings(settings.catalog)
         self.filesize = _known_size(filesize)
         self.max_bytes = _file_limit(settings, filesize)
         self.key = _datakey(fs, path)
@@ -393,5 +393,5 @@ def _start_whole(fs, path: str, size: int | None, settings: Settings, deadline=N
         size=size,
         part=settings.read_part_bytes,
         split_below=settings.split_below_mbps * 1e6,
-        deadline=Deadline.from_settings(settings) if deadline is None else deadline,
+        deadline=Deadline.from_settings(settings.catalog) if deadline is None else deadline,
     )

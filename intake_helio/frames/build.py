@@ -253,15 +253,7 @@ def open_frames(
     return _frames(df, options, StorageOptions(storage_options or {}), attrs, _like)
 
 
-_DEFAULT_OPTIONS = dict(
-    hdu="auto",
-    cutout=None,
-    header_keys=(),
-    units="DN",
-    on_error="raise",
-    chunks=None,
-    quality=None,
-)
+_DEFAULT_OPTIONS = FrameOptions().arguments()
 
 
 def _check_file_list(df: Any) -> None:

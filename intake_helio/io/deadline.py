@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 from ..base.errors import ArgumentError, ReadDeadlineError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..base.settings import CatalogSettings, Settings
+    from ..base.settings import CatalogSettings
 
 __all__ = [
     "Deadline",
@@ -63,8 +63,8 @@ class Deadline:
         A value is not a finite number > 0.
     """
 
-    allowance: float = 60.0
-    min_rate: float = 65536.0
+    allowance: float
+    min_rate: float
 
     def __post_init__(self) -> None:
         for name in ("allowance", "min_rate"):
@@ -74,14 +74,14 @@ class Deadline:
                 raise ArgumentError(f"Deadline {name}={value!r}; expected a finite number > 0")
 
     @classmethod
-    def from_settings(cls, settings: Settings | CatalogSettings) -> Deadline:
+    def from_settings(cls, settings: CatalogSettings) -> Deadline:
         """The deadline of ``intake_helio.timeouts.allowance`` and ``timeouts.min-rate``.
 
         Parameters
         ----------
-        settings : Settings or CatalogSettings
-            A settings snapshot (:func:`~intake_helio.base.settings.current` or
-            :func:`~intake_helio.base.settings.catalog_settings`).
+        settings : CatalogSettings
+            A settings snapshot (:func:`~intake_helio.base.settings.catalog_settings`, or
+            the ``catalog`` of :func:`~intake_helio.base.settings.current`).
 
         Returns
         -------

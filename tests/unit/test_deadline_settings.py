@@ -6,13 +6,22 @@ import asyncio
 import dataclasses
 import pickle
 import time
+from pathlib import Path
 
 import dask
 import pytest
+import yaml
 
 import intake_helio as ih
+from intake_helio.base import settings as settings_module
 from intake_helio.base.errors import ArgumentError, ReadDeadlineError
-from intake_helio.base.settings import Settings, SettingsError, catalog_settings, current
+from intake_helio.base.settings import (
+    CatalogSettings,
+    Settings,
+    SettingsError,
+    catalog_settings,
+    current,
+)
 from intake_helio.catalog.fetch import StorageTimeoutError, storage_error
 from intake_helio.fits.frame import as_frame_error, frame_error_reason
 from intake_helio.io.deadline import RequestClock, deadline_error, read_body
@@ -21,20 +30,30 @@ from intake_helio.io.transport import Deadline
 
 
 def test_defaults_are_64_kib_per_second_after_60_s():
-    for settings in (current(), catalog_settings()):
+    for settings in (current().catalog, catalog_settings()):
         assert (settings.min_rate, settings.allowance) == (65536, 60.0)
         assert Deadline.from_settings(settings) == Deadline(60.0, 65536.0)
     assert Deadline.current() == Deadline(60, 65536)
-    assert Deadline().seconds(2**20) == 60 + 16
+    assert Deadline.current().seconds(2**20) == 60 + 16
 
 
-def test_a_settings_record_built_by_hand_has_the_defaults():
-    plain = {
-        f.name: getattr(current(), f.name)
-        for f in dataclasses.fields(Settings)
-        if f.default is dataclasses.MISSING
-    }
-    assert Deadline.from_settings(Settings(**plain)) == Deadline(60, 65536)
+def test_defaults_live_in_settings_yaml_only():
+    # no record or deadline carries a default of its own: each value comes from the YAML
+    for cls in (Settings, CatalogSettings, Deadline):
+        with_default = [
+            f.name
+            for f in dataclasses.fields(cls)
+            if f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING
+        ]
+        assert with_default == [], cls
+    yaml_defaults = yaml.safe_load(
+        (Path(settings_module.__file__).with_name("settings.yaml")).read_text()
+    )["intake_helio"]
+    s = current()
+    assert s.part_size == yaml_defaults["part-size"]
+    assert s.catalog.max_redirects == yaml_defaults["url-policy"]["max-redirects"]
+    with dask.config.set({"intake_helio.url-policy.max-redirects": 2}):
+        assert current().catalog.max_redirects == 2
 
 
 @pytest.mark.parametrize(
@@ -42,7 +61,7 @@ def test_a_settings_record_built_by_hand_has_the_defaults():
 )
 def test_min_rate_takes_bytes_or_a_size(value, expected):
     with dask.config.set({"intake_helio.timeouts.min-rate": value}):
-        assert current().min_rate == expected
+        assert current().catalog.min_rate == expected
         assert catalog_settings().min_rate == expected
         assert Deadline.current().min_rate == expected
 
@@ -186,6 +205,6 @@ def test_a_snapshot_keeps_the_values_it_was_taken_with():
     config = {"intake_helio.timeouts.allowance": 7, "intake_helio.timeouts.min-rate": 9}
     with dask.config.set(config):
         snap = current()
-    assert Deadline.from_settings(snap) == Deadline(7, 9)
-    assert Deadline.from_settings(pickle.loads(pickle.dumps(snap))) == Deadline(7, 9)
-    assert current().allowance == 60.0
+    assert Deadline.from_settings(snap.catalog) == Deadline(7, 9)
+    assert Deadline.from_settings(pickle.loads(pickle.dumps(snap)).catalog) == Deadline(7, 9)
+    assert current().catalog.allowance == 60.0

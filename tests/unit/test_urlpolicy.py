@@ -302,7 +302,7 @@ def test_catalog_settings_defaults_and_units():
     assert cs.allowed_schemes == ("s3", "https") and cs.allowed_hosts == ()
     with dask.config.set({"intake_helio.limits.json-bytes": "1 KiB"}):
         assert catalog_settings().max_json_bytes == 1024
-    assert current().read_timeout == cs.read_timeout
+    assert current().catalog.read_timeout == cs.read_timeout
 
 
 # --------------------------------------------------------------------------- prefixes and ids
