@@ -17,12 +17,12 @@ import numpy as np
 import pandas as pd
 from intake.source.base import NoEntry
 
-from ...base.errors import HelioError
-from ...base.options import ON_ERROR, UNITS, check_choice, check_quality
-from ...base.settings import current
-from ...catalog.registry import Dataset, Endpoint
-from ...frames.solar import is_solar_cutout, plain_cutout
-from ...io.storage import redact
+from ..base.errors import HelioError
+from ..base.options import ON_ERROR, UNITS, check_choice, check_quality
+from ..base.settings import current
+from ..catalog.registry import Dataset, Endpoint
+from ..frames.solar import is_solar_cutout, plain_cutout
+from ..io.storage import redact
 
 __all__ = [
     "REDACTED",
