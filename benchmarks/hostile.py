@@ -1245,7 +1245,7 @@ def intake_yaml(root: str, tmp: Path) -> dict[str, str]:
     (intake 1 drivers and intake 2 readers)."""
     shown: dict[str, str] = {}
     try:
-        from intake_helio.app.intake import HelioBucketCatalog, HelioFramesSource
+        from intake_helio.intake import HelioBucketCatalog, HelioFramesSource
 
         cat = HelioBucketCatalog(root)
         src = HelioFramesSource(root, "aia", START, START + pd.Timedelta("1D"))

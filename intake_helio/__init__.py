@@ -2,7 +2,8 @@
 
 The package is layered (imports run downward only, checked by import-linter):
 
-``app`` (CLI, job, results, demo, intake drivers)
+``intake`` (the intake drivers and readers: the plugin) beside ``app`` (CLI, job, results,
+demo); neither imports the other
 -> ``testing`` (local servers and synthetic data; never imported by the core)
 -> ``compute`` (per-frame reductions, batching, clusters)
 -> ``catalog`` (registry, buckets, datasets, yearly indexes)
@@ -60,16 +61,16 @@ _LAZY = {
     "irradiance": "intake_helio.compute.reduction",
     "map_frames": "intake_helio.compute.engine",
     "ratio": "intake_helio.compute.reduction",
-    "HelioBucketReader": "intake_helio.app.intake.v2",
-    "HelioFramesReader": "intake_helio.app.intake.v2",
-    "HelioRegistryReader": "intake_helio.app.intake.v2",
+    "HelioBucketReader": "intake_helio.intake.v2",
+    "HelioFramesReader": "intake_helio.intake.v2",
+    "HelioRegistryReader": "intake_helio.intake.v2",
 }
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .app.intake.v2 import HelioBucketReader, HelioFramesReader, HelioRegistryReader
     from .compute.clusters import cluster
     from .compute.engine import map_frames
     from .compute.reduction import irradiance, ratio
+    from .intake.v2 import HelioBucketReader, HelioFramesReader, HelioRegistryReader
 
 
 def __getattr__(name: str) -> Any:

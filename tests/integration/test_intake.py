@@ -20,7 +20,7 @@ import pytest
 import yaml
 from astropy.io import fits
 
-from intake_helio.app.intake import HelioBucketCatalog, HelioFramesSource
+from intake_helio.intake import HelioBucketCatalog, HelioFramesSource
 from intake_helio.testing.demo_data import write_demo_dataset
 
 pytestmark = pytest.mark.filterwarnings("error")

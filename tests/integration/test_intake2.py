@@ -22,9 +22,9 @@ from astropy.io import fits
 from intake.readers.entry import Catalog
 
 import intake_helio as ih
-from intake_helio.app.intake.common import DriverArgumentTypeError
 from intake_helio.base.errors import DatasetNotFoundError, HelioError, TimeRangeError
 from intake_helio.base.options import OptionError
+from intake_helio.intake.common import DriverArgumentTypeError
 from intake_helio.testing.demo_data import write_demo_dataset
 
 pytestmark = pytest.mark.filterwarnings("error")
@@ -93,9 +93,7 @@ def test_importing_intake_registers_the_readers_through_the_entry_point():
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
     )
     assert out.stdout.strip() == "['HelioBucketReader', 'HelioFramesReader', 'HelioRegistryReader']"
-    assert ih.HelioFramesReader is intake.import_name(
-        "intake_helio.app.intake.v2:HelioFramesReader"
-    )
+    assert ih.HelioFramesReader is intake.import_name("intake_helio.intake.v2:HelioFramesReader")
 
 
 def test_bucket_reader_lists_the_datasets_and_each_entry_reads_to_the_frames(s3, demo):

@@ -20,9 +20,9 @@ from astropy.io import fits
 
 import intake_helio as ih
 from intake_helio.app.cli import main
-from intake_helio.app.intake import HelioFramesSource
 from intake_helio.base.reasons import Reason, reason_of
 from intake_helio.fits import frame as ff
+from intake_helio.intake import HelioFramesSource
 from intake_helio.testing.demo_data import write_demo_dataset
 
 N = 6

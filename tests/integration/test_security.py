@@ -313,7 +313,7 @@ def test_fault_proxy_log_hides_presigned_credentials(server, debug_logs):
 # ----------------------------------------------------------------------------- intake
 def test_intake_yaml_repr_and_describe_show_no_credential(server):
     s3, demo = server
-    from intake_helio.app.intake import HelioBucketCatalog, HelioFramesSource
+    from intake_helio.intake import HelioBucketCatalog, HelioFramesSource
 
     so = canary_options(s3)
     cat = HelioBucketCatalog(demo.root, storage_options=so)

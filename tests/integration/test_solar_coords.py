@@ -247,7 +247,7 @@ def test_bad_cutouts_are_clear_errors(s3, solar_files):
 
 # --------------------------------------------------------------------------- drivers
 def test_catalog_channels_and_intake_drivers_pass_solar_cutouts_through(s3):
-    from intake_helio.app.intake.source import HelioFramesSource
+    from intake_helio.intake.source import HelioFramesSource
     from intake_helio.testing.demo_data import write_demo_dataset
 
     so = s3.storage_options

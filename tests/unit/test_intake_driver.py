@@ -23,10 +23,10 @@ import pytest
 import yaml
 from astropy.io import fits
 
-from intake_helio.app.intake import HelioBucketCatalog, HelioFramesSource, HelioRegistryCatalog
-from intake_helio.app.intake.catalogs import HelioEntry
 from intake_helio.base.errors import FrameReadError, HelioError, TimeRangeError
 from intake_helio.base.options import OptionError
+from intake_helio.intake import HelioBucketCatalog, HelioFramesSource, HelioRegistryCatalog
+from intake_helio.intake.catalogs import HelioEntry
 from intake_helio.testing.aia import frame_bytes, make_aia_frame
 from tests.builders import catalog_json, dataset_entry, put
 

@@ -38,9 +38,9 @@ from typing import Any, ClassVar
 from intake.readers.entry import Catalog, ReaderDescription
 from intake.readers.readers import BaseReader
 
-from ...base.times import parse_range
-from ...catalog.registry import endpoint_root, open_bucket, open_registry
-from ...io.storage import mask_url
+from ..base.times import parse_range
+from ..catalog.registry import endpoint_root, open_bucket, open_registry
+from ..io.storage import mask_url
 from .common import (
     DriverArgumentTypeError,
     check_dataset_id,

@@ -3,7 +3,7 @@
 Thin intake v1 ``Catalog`` classes over :func:`intake_helio.catalog.registry.open_registry`
 and :func:`~intake_helio.catalog.registry.open_bucket`: the JSON is read on the first
 access to the entries; each registry entry opens a :class:`HelioBucketCatalog` and each
-bucket entry a :class:`~intake_helio.app.intake.source.HelioFramesSource`.
+bucket entry a :class:`~intake_helio.intake.source.HelioFramesSource`.
 """
 
 from __future__ import annotations
@@ -16,11 +16,11 @@ from intake.catalog.base import Catalog
 from intake.catalog.local import LocalCatalogEntry, UserParameter
 from intake.catalog.utils import merge_pars
 
-from ... import __version__
-from ...base.errors import DatasetNotFoundError
-from ...base.settings import current
-from ...base.times import parse_time
-from ...catalog.registry import (
+from .. import __version__
+from ..base.errors import DatasetNotFoundError
+from ..base.settings import current
+from ..base.times import parse_time
+from ..catalog.registry import (
     Bucket,
     Dataset,
     Registry,
@@ -29,7 +29,7 @@ from ...catalog.registry import (
     open_bucket,
     open_registry,
 )
-from ...io.storage import mask_url, redact
+from ..io.storage import mask_url, redact
 from .common import (
     DriverArgumentError,
     DriverArgumentTypeError,
@@ -198,7 +198,7 @@ class HelioBucketCatalog(_HelioCatalogBase):
     Notes
     -----
     Nothing is read until the entries are first listed or accessed. Each entry opens a
-    :class:`~intake_helio.app.intake.source.HelioFramesSource` and declares user
+    :class:`~intake_helio.intake.source.HelioFramesSource` and declares user
     parameters ``start`` and ``stop`` (type datetime, default: the dataset's last
     ``intake_helio.default-window``, one day unless changed in ``dask.config``, read when
     the entries are built); ``cutout``, ``header_keys``, ``units``, ``on_error``,

@@ -17,11 +17,11 @@ import numpy as np
 import pandas as pd
 from intake.source.base import NoEntry
 
-from ...base.errors import HelioError
-from ...base.settings import current
-from ...catalog.registry import Dataset, Endpoint
-from ...frames.options import frame_options
-from ...io.storage import redact
+from ..base.errors import HelioError
+from ..base.settings import current
+from ..catalog.registry import Dataset, Endpoint
+from ..frames.options import frame_options
+from ..io.storage import redact
 
 __all__ = [
     "REDACTED",
