@@ -39,6 +39,7 @@ from .base.reasons import Reason
 from .base.times import parse_time
 from .catalog.cache import clear_cache
 from .catalog.channels import open_channels
+from .catalog.formats import UnsupportedFormatError
 from .catalog.index import BadRow
 from .catalog.registry import (
     DEFAULT_REGISTRY_URL,
@@ -109,6 +110,7 @@ __all__ = [
     "Registry",
     "SearchResults",
     "TimeRangeError",
+    "UnsupportedFormatError",
     "__version__",
     "clear_cache",
     "cluster",

@@ -25,6 +25,7 @@ from ..io.options import check_option_names
 from ..io.storage import mask_url, shown
 from ..io.urlpolicy import UrlPolicy, check_dataset_id, resolve_prefix
 from . import index as file_index
+from .formats import OPENS_AS, check_openable, format_of
 
 __all__ = [
     "Dataset",
@@ -167,6 +168,18 @@ class Dataset:
         from .reprs import dataset_html
 
         return dataset_html(self)
+
+    @property
+    def format(self) -> str | None:
+        """The format of the files (:func:`~intake_helio.catalog.formats.format_of` of
+        ``filetype``: its first known entry, lower case), or None."""
+        return format_of(self.filetype)
+
+    @property
+    def opens_as(self) -> str:
+        """What intake-helio opens the dataset as (``"frames"``), or ``""`` when it does not
+        open its format."""
+        return OPENS_AS.get(self.format or "", "")
 
     @property
     def index_years(self) -> list[int]:
@@ -318,6 +331,7 @@ class Dataset:
         storage_options: Mapping[str, Any] | None = None,
         index_errors: str = "raise",
         quality: str | None = None,
+        filetype: str | None = None,
     ):
         """Lazy ``(time, y, x)`` frames of ``[start, stop)`` (nothing is read but the index).
 
@@ -351,15 +365,25 @@ class Dataset:
             ``"good"``: frames whose header ``QUALITY`` is not 0 get the reason
             ``"quality flag 0x%08x"`` without their pixels being decoded (a frame with no
             ``QUALITY`` is good); None (default) keeps every frame.
+        filetype : str, optional
+            Read the files as this format, whatever the catalog's ``filetype`` says (for a
+            catalog that names it wrongly). Default: the catalog's.
 
         Returns
         -------
         xarray.DataArray
             See :func:`~intake_helio.open_frames`.
+
+        Raises
+        ------
+        UnsupportedFormatError
+            The dataset's ``filetype`` (or ``filetype=``) is not a format intake-helio
+            opens as frames; raised before the index or any file is read.
         """
         from ..frames.build import open_frames
         from ..frames.options import frame_options
 
+        check_openable(self.id, self.filetype, filetype)
         # every option checked once, before the index is read
         options = frame_options(hdu, cutout, header_keys, units, on_error, chunks, quality)
         if storage_options is None:

@@ -77,10 +77,15 @@ class SearchResults(list):
         self.unreachable = dict(unreachable or {})
 
     def to_dataframe(self) -> pd.DataFrame:
-        """One row per dataset: endpoint (credentials masked), id, title, start, stop."""
+        """One row per dataset: endpoint (credentials masked), id, title, start, stop,
+        filetype and what intake-helio opens it as (``opens_as``: ``"frames"``, or ``""``
+        where it does not open the format; its files are listed all the same)."""
         return pd.DataFrame(
-            [(mask_url(d.endpoint), d.id, d.title, d.start, d.stop) for d in self],
-            columns=["endpoint", "id", "title", "start", "stop"],
+            [
+                (mask_url(d.endpoint), d.id, d.title, d.start, d.stop, d.filetype, d.opens_as)
+                for d in self
+            ],
+            columns=["endpoint", "id", "title", "start", "stop", "filetype", "opens_as"],
         )
 
 

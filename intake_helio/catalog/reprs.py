@@ -72,9 +72,17 @@ def registry_html(reg: Any) -> str:
 
 
 def bucket_html(bucket: Any) -> str:
-    """A bucket: name, endpoint, status and a table of datasets (id, title, start, stop)."""
+    """A bucket: name, endpoint, status and a table of datasets (id, title, start, stop,
+    filetype, what intake-helio opens it as)."""
     rows = [
-        (f"<code>{_e(d.id)}</code>", _e(d.title), _e(d.start), _e(d.stop))
+        (
+            f"<code>{_e(d.id)}</code>",
+            _e(d.title),
+            _e(d.start),
+            _e(d.stop),
+            _e(d.filetype, 80),
+            _e(d.opens_as or "-"),
+        )
         for d in bucket.datasets.values()
     ]
     status = bucket.status.get("message", "")
@@ -82,7 +90,7 @@ def bucket_html(bucket: Any) -> str:
         f"<b>Bucket</b> {_e(bucket.name)} <code>{_e(bucket.endpoint)}</code> "
         f"({len(bucket)} datasets" + (f"; status {_e(status, 100)}" if status else "") + ")"
     )
-    table = _table(("id", "title", "start", "stop"), rows)
+    table = _table(("id", "title", "start", "stop", "filetype", "opens as"), rows)
     return f"<div>{title}{table}{_skipped(bucket.invalid)}</div>"
 
 
@@ -102,6 +110,7 @@ def dataset_html(ds: Any) -> str:
         ("start", _e(ds.start)),
         ("stop", _e(ds.stop)),
         ("filetype", _e(ds.filetype)),
+        ("opens as", _e(ds.opens_as or "not opened by intake-helio (files listed)")),
         ("indextype", _e(ds.indextype)),
         ("multiyear", _e(ds.multiyear)),
         ("index", f"<code>{_e(ds.index)}</code>"),

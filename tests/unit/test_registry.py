@@ -223,4 +223,12 @@ def test_registry_search_reports_unreachable_bucket():
     assert [d.id for d in res] == ["aia_0094"]
     assert list(res.unreachable) == ["memory://gone/"]
     assert "does not exist" in res.unreachable["memory://gone/"]
-    assert list(res.to_dataframe().columns) == ["endpoint", "id", "title", "start", "stop"]
+    assert list(res.to_dataframe().columns) == [
+        "endpoint",
+        "id",
+        "title",
+        "start",
+        "stop",
+        "filetype",
+        "opens_as",
+    ]
