@@ -16,6 +16,7 @@ import pytest
 from astropy.io import fits
 
 import intake_helio as ih
+from tests.builders import aia_wcs_header
 
 sunpy_map = pytest.importorskip("sunpy.map")
 
@@ -24,37 +25,23 @@ SIZE = 64
 
 
 def _header(i: int, t: pd.Timestamp) -> fits.Header:
-    h = fits.Header()
     cards = {
-        "TELESCOP": "SDO/AIA",
-        "INSTRUME": "AIA_3",
-        "DETECTOR": "AIA",
-        "WAVELNTH": 171,
-        "WAVEUNIT": "angstrom",
         "DATE-OBS": f"{t:%Y-%m-%dT%H:%M:%S}.340",
         "T_OBS": f"{t + pd.Timedelta(seconds=1):%Y-%m-%dT%H:%M:%S}.340Z",
-        "EXPTIME": 2.0,
-        "CTYPE1": "HPLN-TAN",
-        "CTYPE2": "HPLT-TAN",
-        "CUNIT1": "arcsec",
-        "CUNIT2": "arcsec",
-        "CRPIX1": 32.5 + 0.7 * i,  # pointing drifts frame by frame
-        "CRPIX2": 31.5 - 0.4 * i,
-        "CRVAL1": 0.0,
-        "CRVAL2": 0.0,
-        "CDELT1": 38.4,
-        "CDELT2": 38.4,
-        "CROTA2": 0.02 * i,
         "DSUN_OBS": 1.5e11 + 1e6 * i,
         "HGLN_OBS": 0.001 * i,
         "HGLT_OBS": 1.5 + 0.01 * i,
         "RSUN_OBS": 957.0,
-        "RSUN_REF": 696000000.0,
         "QUALITY": 0,
     }
-    for k, v in cards.items():
-        h[k] = v
-    return h
+    return aia_wcs_header(
+        crpix=(32.5 + 0.7 * i, 31.5 - 0.4 * i),  # pointing drifts frame by frame
+        crota=0.02 * i,
+        cdelt=(38.4, 38.4),
+        crval=(0.0, 0.0),
+        exptime=2.0,
+        **cards,
+    )
 
 
 @pytest.fixture
