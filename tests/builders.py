@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 from astropy.io import fits
 
+from intake_helio import open_frames
 from intake_helio.testing.aia import frame_bytes, make_aia_frame
 
 
@@ -428,3 +429,90 @@ def many_hdus(n: int, kinds=("IMAGE",)) -> bytes:
     )
     blocks = {"IMAGE": empty_image, "BINTABLE": empty_table}
     return primary(EXTEND=True) + b"".join(blocks[kinds[i % len(kinds)]] for i in range(n))
+
+
+# ----------------------------------------------------------------------------- solar files
+SOLAR_N = 4  # compressed int16 frames, then one float primary-HDU frame
+SOLAR_SIZE = 64
+
+
+def solar_header(i: int, t: pd.Timestamp) -> fits.Header:
+    """Frame ``i``'s AIA 171 header, starting at ``t``: its pointing drifts frame by frame."""
+    cards = {
+        "DATE-OBS": f"{t:%Y-%m-%dT%H:%M:%S}.340",
+        "T_OBS": f"{t + pd.Timedelta(seconds=1):%Y-%m-%dT%H:%M:%S}.340Z",
+        "DSUN_OBS": 1.5e11 + 1e6 * i,
+        "HGLN_OBS": 0.001 * i,
+        "HGLT_OBS": 1.5 + 0.01 * i,
+        "RSUN_OBS": 957.0,
+        "QUALITY": 0,
+    }
+    return aia_wcs_header(
+        crpix=(32.5 + 0.7 * i, 31.5 - 0.4 * i),
+        crota=0.02 * i,
+        cdelt=(38.4, 38.4),
+        crval=(0.0, 0.0),
+        exptime=2.0,
+        **cards,
+    )
+
+
+def write_solar_files(fs) -> tuple[list[str], list[bytes], list[pd.Timestamp]]:
+    """Write :data:`SOLAR_N` RICE_1 int16 frames and one float primary-HDU frame to
+    ``s3://solar/`` of the s3fs filesystem ``fs`` -> (datakeys, raw bytes, start times)."""
+    fs.mkdir("solar")
+    rng = np.random.default_rng(1)
+    keys, raws = [], []
+    t0 = pd.Timestamp("2021-03-04T05:06:00")
+    size = SOLAR_SIZE
+    for i in range(SOLAR_N):
+        t = t0 + pd.Timedelta(seconds=12 * i)
+        data = rng.integers(0, 3000, (size, size)).astype(np.int16)
+        data[0, :3] = -32768
+        h = solar_header(i, t)
+        h["BLANK"] = -32768
+        comp = fits.CompImageHDU(
+            data=data, header=h, compression_type="RICE_1", tile_shape=(1, size)
+        )
+        keys.append(f"s3://solar/aia171_{i}.fits")
+        raws.append(frame_bytes(fits.HDUList([fits.PrimaryHDU(), comp])))
+    t = t0 + pd.Timedelta(seconds=12 * SOLAR_N)
+    h = solar_header(SOLAR_N, t)
+    float_image = rng.normal(100, 10, (size, size)).astype(np.float64)
+    keys.append("s3://solar/aia171_float.fits")
+    raws.append(frame_bytes(fits.HDUList([fits.PrimaryHDU(float_image, header=h)])))
+    for key, raw in zip(keys, raws, strict=True):
+        fs.pipe_file(key, raw)
+    times = [t0 + pd.Timedelta(seconds=12 * i) for i in range(SOLAR_N + 1)]
+    return keys, raws, times
+
+
+def solar_frames(s3, solar_files, n: int = SOLAR_N, **kwargs):
+    """``ih.open_frames`` of the first ``n`` solar files on the local S3 server ``s3``."""
+    keys, _, times = solar_files
+    df = pd.DataFrame({"start": times[:n], "datakey": keys[:n]})
+    return open_frames(df, storage_options=s3.storage_options, **kwargs)
+
+
+def sunpy_map_of(raw: bytes):
+    """sunpy's own Map of a FITS file's image (extension 1, else the primary HDU)."""
+    import sunpy.map
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with fits.open(io.BytesIO(raw)) as hdul:
+            hdu = hdul[1] if len(hdul) > 1 else hdul[0]
+            return sunpy.map.Map(np.asarray(hdu.data, dtype=np.float32), hdu.header.copy())
+
+
+def assert_same_map(got, want) -> None:
+    """Two sunpy Maps agree: type, date, wavelength, observer, reference pixel and
+    coordinate, rotation and data."""
+    assert type(got) is type(want)
+    assert got.date == want.date
+    assert got.wavelength == want.wavelength
+    assert got.observer_coordinate.separation_3d(want.observer_coordinate).to_value("m") < 1
+    assert got.reference_pixel == want.reference_pixel
+    assert got.reference_coordinate.separation(want.reference_coordinate).to_value("arcsec") < 1e-6
+    np.testing.assert_allclose(got.rotation_matrix, want.rotation_matrix)
+    np.testing.assert_array_equal(got.data, want.data)

@@ -78,6 +78,14 @@ def proxy(s3):
 
 
 @pytest.fixture
+def solar_files(s3):
+    """(datakeys, raw bytes, start times) of the solar files (``tests.builders``) in S3."""
+    from tests.builders import write_solar_files
+
+    return write_solar_files(s3.filesystem())
+
+
+@pytest.fixture
 def listener():
     """A TCP server on 127.0.0.1 that accepts and never answers: ``(port, connections)``.
 
