@@ -65,6 +65,27 @@ def pytest_collection_modifyitems(config, items):
 
 
 @pytest.fixture
+def proxy(s3):
+    """A FaultProxy with no rules in front of the reset local S3 server, stopped afterwards.
+
+    (test_reliability.py has a ``proxy`` of its own, in front of another server.)
+    """
+    from intake_helio.testing.fault_proxy import FaultProxy
+
+    p = FaultProxy(s3.endpoint_url, max_seconds=120).start()
+    yield p
+    p.stop()
+
+
+@pytest.fixture
+def solar_files(s3):
+    """(datakeys, raw bytes, start times) of the solar files (``tests.builders``) in S3."""
+    from tests.builders import write_solar_files
+
+    return write_solar_files(s3.filesystem())
+
+
+@pytest.fixture
 def listener():
     """A TCP server on 127.0.0.1 that accepts and never answers: ``(port, connections)``.
 

@@ -18,6 +18,7 @@ import intake_helio as ih
 from intake_helio.catalog.cache import CACHE_ENV, cache_dir, entry_path
 from intake_helio.compute.scheduling import scheduler_workers
 from intake_helio.testing.fault_proxy import FaultProxy
+from tests.builders import demo_job_argv, loopback_cluster
 
 THIS_YEAR = pd.Timestamp.now(tz="UTC").year
 PAST = THIS_YEAR - 1  # no gap year between: a missing year is asked for each time
@@ -61,13 +62,6 @@ def bucket_files(s3):
     fs.pipe_file(f"helio-cache/idx/ds_{PAST}.csv", _index(PAST, 500))
     fs.pipe_file(f"helio-cache/idx/ds_{THIS_YEAR}.csv", _index(THIS_YEAR, 20))
     return fs
-
-
-@pytest.fixture
-def proxy(s3):
-    p = FaultProxy(s3.endpoint_url, max_seconds=120).start()
-    yield p
-    p.stop()
 
 
 def _options(s3, proxy, **extra):
@@ -222,37 +216,22 @@ def test_irradiance_on_an_existing_scheduler(s3_server, tmp_path, cache):
         "s3://helio-demo/", s3_server.storage_options, frames=12, size=64, corrupt=0
     )
     with (
-        distributed.LocalCluster(
-            n_workers=2,
-            threads_per_worker=1,
-            processes=True,
-            host="127.0.0.1",
-            dashboard_address=None,
-        ) as cluster,
+        loopback_cluster(workers=2) as cluster,
         distributed.Client(cluster.scheduler_address) as watcher,
     ):
         watcher.wait_for_workers(2, timeout=60)
         code = main(
-            [
+            demo_job_argv(
                 "irradiance",
-                data.root,
-                data.dataset_id,
-                "--start",
-                str(data.start),
-                "--stop",
-                str(data.stop),
-                "--out",
-                str(tmp_path / "out"),
-                "--no-progress",
-                "--endpoint-url",
-                s3_server.endpoint_url,
-                "--storage-option",
-                f"key={s3_server.key}",
-                "--storage-option",
-                f"secret={s3_server.secret}",
+                data,
+                tmp_path / "out",
                 "--scheduler-address",
                 cluster.scheduler_address,
-            ]
+                endpoint_url=s3_server.endpoint_url,
+                key=s3_server.key,
+                secret=s3_server.secret,
+                cluster=None,
+            )
         )
         assert code == 0
         table = pd.read_csv(tmp_path / "out" / "irradiance.csv")

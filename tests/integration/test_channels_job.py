@@ -15,7 +15,6 @@ import re
 import signal
 import subprocess
 import sys
-import time
 import warnings
 from pathlib import Path
 
@@ -33,24 +32,12 @@ from intake_helio.app.cli import main
 from intake_helio.app.demo import run_demo
 from intake_helio.app.results import irradiance_figure, outputs_figure
 from intake_helio.testing.demo_data import write_demo_dataset
+from tests.builders import job_argv, stop_slow_run
 
 N, N171, PART = 12, 10, 4
 IDS = ["aia_0094", "aia_0171"]
 ROOT = "s3://helio-demo/"
 C0, C1 = (31, 119, 180), (255, 127, 14)  # matplotlib's first two line colours
-# the real CLI with every frame read 0.2 s slower, so that a run can be stopped part-way
-SLOW_WRAPPER = """
-import sys, time
-import intake_helio.frames.tasks as tasks
-read = tasks._one
-def slow_one(*args, **kwargs):
-    time.sleep(0.2)
-    return read(*args, **kwargs)
-if __name__ == "__main__":
-    tasks._one = slow_one
-    from intake_helio.app.cli import main
-    sys.exit(main(sys.argv[1:]))
-"""
 
 
 # ----------------------------------------------------------------------------- fixtures
@@ -72,29 +59,19 @@ def served(s3_server):
 
 def _args(served, command, out, *extra, datasets=("aia_0094", "aia_0171")):
     s3, a, _ = served
-    return [
+    return job_argv(
         command,
         ROOT,
-        *datasets,
-        "--start",
-        str(a.start),
-        "--stop",
-        str(a.stop),
-        "--out",
-        str(out),
-        "--cluster",
-        "none",
-        "--no-progress",
-        "--part-size",
-        str(PART),
-        "--endpoint-url",
-        s3.endpoint_url,
-        "--storage-option",
-        "key=k",
-        "--storage-option",
-        "secret=s",
+        datasets,
+        a.start,
+        a.stop,
+        out,
         *extra,
-    ]
+        endpoint_url=s3.endpoint_url,
+        key="k",
+        secret="s",
+        part_size=PART,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -393,28 +370,11 @@ def test_two_channel_reduce_equals_map_frames(served, channels, tmp_path, cli):
 # ----------------------------------------------------------------------------- resume
 def _stopped_part_way(served, tmp_path, command, sig, done) -> tuple[Path, int]:
     """Run ``command`` slowly in a subprocess, send ``sig`` once ``done()`` parts are saved."""
-    wrapper = tmp_path / "slow_cli.py"
-    wrapper.write_text(SLOW_WRAPPER)
     out = tmp_path / "out"
-    proc = subprocess.Popen(
-        [sys.executable, str(wrapper), *_args(served, command, out)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+    code, _, _ = stop_slow_run(
+        tmp_path, _args(served, command, out), sig, lambda: done(out) >= 2, seconds=120
     )
-    try:
-        deadline = time.monotonic() + 120
-        while done(out) < 2:
-            assert proc.poll() is None, proc.communicate()
-            assert time.monotonic() < deadline, "no part saved within 120 s"
-            time.sleep(0.02)
-        proc.send_signal(sig)
-        proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    return out, proc.returncode
+    return out, code
 
 
 def _saved_parts(out: Path) -> int:

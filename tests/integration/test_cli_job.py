@@ -29,25 +29,12 @@ from PIL import Image
 
 from intake_helio.app.cli import main
 from intake_helio.testing.demo_data import write_demo_dataset
+from tests.builders import SLOW_CLI, job_argv, one_error_line, stop_slow_run
 
 FRAMES = 40
 PART = 4
 CANARY_KEY = "CANARYKEY7c1e0d"
 CANARY_SECRET = "CANARY-SECRET-4f9a2b71d3"
-# runs the real CLI with every frame read taking 0.2 s longer (a slow network), so that a
-# run can be interrupted part-way; nothing else is changed
-SLOW_WRAPPER = """
-import sys, time
-import intake_helio.frames.tasks as tasks
-read = tasks._one
-def slow_one(*args, **kwargs):
-    time.sleep(0.2)
-    return read(*args, **kwargs)
-if __name__ == "__main__":
-    tasks._one = slow_one
-    from intake_helio.app.cli import main
-    sys.exit(main(sys.argv[1:]))
-"""
 
 
 # ----------------------------------------------------------------------------- fixtures
@@ -72,29 +59,19 @@ def served(s3_server):
 
 def _args(served, out, *extra, start=None, stop=None, key="k", secret="s", dataset=None):
     s3, data = served
-    return [
+    return job_argv(
         "irradiance",
         data.root,
-        dataset or data.dataset_id,
-        "--start",
-        str(start or data.start),
-        "--stop",
-        str(stop or data.stop),
-        "--out",
-        str(out),
-        "--cluster",
-        "none",
-        "--no-progress",
-        "--part-size",
-        str(PART),
-        "--endpoint-url",
-        s3.endpoint_url,
-        "--storage-option",
-        f"key={key}",
-        "--storage-option",
-        f"secret={secret}",
+        [dataset or data.dataset_id],
+        start or data.start,
+        stop or data.stop,
+        out,
         *extra,
-    ]
+        endpoint_url=s3.endpoint_url,
+        key=key,
+        secret=secret,
+        part_size=PART,
+    )
 
 
 def _run(args, timeout=120, **kwargs) -> subprocess.CompletedProcess:
@@ -113,14 +90,6 @@ def reference(served, tmp_path_factory):
     out = tmp_path_factory.mktemp("reference")
     proc = _run(_args(served, out, key=CANARY_KEY, secret=CANARY_SECRET))
     return proc, out
-
-
-def _one_error_line(err: str) -> str:
-    lines = err.strip().splitlines()
-    assert "Traceback" not in err
-    assert len(lines) == 1, err
-    assert lines[0].startswith("intake-helio: error: ")
-    return lines[0]
 
 
 def _read_csv(path) -> pd.DataFrame:
@@ -177,7 +146,7 @@ def test_exit_2_on_bad_input(served, tmp_path, cli, change, message):
     extra = change.pop("extra", [])
     code, out, err = cli(_args(served, tmp_path, *extra, **change))
     assert code == 2
-    assert message in _one_error_line(err)
+    assert message in one_error_line(err)
     assert out == ""
     assert not (tmp_path / "irradiance.csv").exists()
 
@@ -203,7 +172,7 @@ def test_exit_2_when_out_is_a_file(served, tmp_path, cli):
     target.write_text("not a directory")
     code, out, err = cli(_args(served, target))
     assert code == 2 and out == ""
-    assert f"--out '{target}' is a file; expected a directory" in _one_error_line(err)
+    assert f"--out '{target}' is a file; expected a directory" in one_error_line(err)
     assert target.read_text() == "not a directory"
 
 
@@ -214,7 +183,7 @@ def test_exit_2_on_resume_with_other_arguments(served, tmp_path, cli):
     assert len(parts) == 2
     code, _, err = cli(_args(served, tmp_path, "--resume", "--units", "DN", stop=data.times[8]))
     assert code == 2
-    line = _one_error_line(err)
+    line = one_error_line(err)
     assert "holds parts of a different run (differs in normalize)" in line
     assert "drop --resume" in line
     assert {p: p.read_bytes() for p in (tmp_path / "parts").glob("part-*.csv")} == parts
@@ -225,7 +194,7 @@ def test_exit_1_when_the_bucket_is_unavailable(served, tmp_path, cli):
     args[1] = "s3://helio-down/"
     code, out, err = cli(args)
     assert code == 1 and out == ""
-    line = _one_error_line(err)
+    line = one_error_line(err)
     assert "s3://helio-down/" in line and "1400" in line and "down for maintenance" in line
 
 
@@ -299,28 +268,11 @@ def test_files_written(reference):
 
 # ----------------------------------------------------------------------------- resume
 def _interrupt_then_resume(served, reference, tmp_path, cli, sig):
-    wrapper = tmp_path / "slow_cli.py"
-    wrapper.write_text(SLOW_WRAPPER)
     out = tmp_path / "out"
     parts = out / "parts"
-    proc = subprocess.Popen(
-        [sys.executable, str(wrapper), *_args(served, out)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+    returncode, stdout, stderr = stop_slow_run(
+        tmp_path, _args(served, out), sig, lambda: len(list(parts.glob("part-*.csv"))) >= 2
     )
-    try:
-        deadline = time.monotonic() + 90
-        while len(list(parts.glob("part-*.csv"))) < 2:
-            assert proc.poll() is None, proc.communicate()
-            assert time.monotonic() < deadline, "no part saved within 90 s"
-            time.sleep(0.02)
-        proc.send_signal(sig)
-        stdout, stderr = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
     saved = {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in parts.glob("part-*.csv")}
     assert 2 <= len(saved) < FRAMES // PART, "the run was not interrupted part-way"
     assert not (out / "irradiance.csv").exists()
@@ -340,7 +292,7 @@ def _interrupt_then_resume(served, reference, tmp_path, cli, sig):
     assert (out / "irradiance.csv").read_bytes() == (ref / "irradiance.csv").read_bytes()
     with xr.open_dataset(out / "irradiance.nc") as a, xr.open_dataset(ref / "irradiance.nc") as b:
         xr.testing.assert_identical(a.load(), b.load())
-    return proc.returncode, stdout, stderr
+    return returncode, stdout, stderr
 
 
 def test_resume_after_ctrl_c(served, reference, tmp_path, cli):
@@ -363,7 +315,7 @@ def test_ctrl_c_on_a_local_cluster_prints_one_line_and_leaves_no_process(served,
     started left a half-built cluster to atexit): ~70 lines before the message.
     """
     wrapper = tmp_path / "slow_cli.py"
-    wrapper.write_text(SLOW_WRAPPER)
+    wrapper.write_text(SLOW_CLI)
     out = tmp_path / "out"
     args = _args(served, out, "--workers", "2")
     args[args.index("--cluster") + 1] = "local"
@@ -636,7 +588,7 @@ def test_out_dir_guard_exits_2_and_touches_nothing(served, tmp_path, cli, case):
     for extra in ([], ["--resume"]):
         code, stdout, err = cli(_args(served, out, *extra, stop=data.times[8]))
         assert code == 2 and stdout == ""
-        line = _one_error_line(err)
+        line = one_error_line(err)
         assert expected in line and "choose another --out" in line
     assert _files(theirs) == before
     assert not (out / "irradiance.nc").exists()

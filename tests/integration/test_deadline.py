@@ -14,7 +14,6 @@ behind a :class:`~intake_helio.testing.fault_proxy.FaultProxy`:
 
 from __future__ import annotations
 
-import io
 import re
 import threading
 import time
@@ -24,22 +23,26 @@ import dask
 import numpy as np
 import pandas as pd
 import pytest
-from astropy.io import fits
 
 import intake_helio as ih
 import intake_helio.fits.frame as fits_frames
 from intake_helio.base.settings import current
 from intake_helio.catalog.fetch import StorageTimeoutError
 from intake_helio.io.transport import Deadline, cat_bounded, filesystem
-from intake_helio.testing.aia import frame_bytes, make_aia_frame
 from intake_helio.testing.fault_proxy import FaultProxy, FaultRule, Shaping
 from intake_helio.testing.http_server import Endless, LocalHTTP
-from tests.builders import catalog_json, dataset_entry, index_csv, make_rows
+from tests.builders import (
+    astropy_mean,
+    catalog_json,
+    dataset_entry,
+    good_frame,
+    index_csv,
+    make_rows,
+)
 
 pytestmark = pytest.mark.integration
 
 BUCKET = "deadline"
-SIZE = 32
 ALLOWANCE = 2
 MIN_RATE = "1 MB"  # a 32 x 32 frame (11520 bytes) then has 2.01 s
 QUICK = {
@@ -52,16 +55,6 @@ DEADLINE_MESSAGE = (
     r"allowance=2 s \+ bytes / timeouts\.min-rate=1000000 B/s\); the server is too slow: "
     r"retry later or lower min-rate$"
 )
-
-
-def good_frame(i: int, size: int = SIZE) -> bytes:
-    t = pd.Timestamp("2020-01-01") + pd.Timedelta(minutes=i)
-    return frame_bytes(make_aia_frame(t, size=size, seed=i))
-
-
-def astropy_mean(raw: bytes) -> float:
-    with fits.open(io.BytesIO(raw)) as hdul:
-        return float(np.nanmean(hdul[1].data, dtype=np.float64))
 
 
 def frame_list(keys, raws) -> pd.DataFrame:

@@ -15,41 +15,11 @@ from astropy.io import fits
 import intake_helio.fits.frame as ff
 from intake_helio.base.errors import FrameReadError
 from intake_helio.io.transport import filesystem
+from intake_helio.testing.aia import frame_bytes
+from tests.builders import CountingFS
 
 BUCKET = "frames-test"
 EXPTIME = 2.9
-
-
-class CountingFS:
-    """Wraps a real (s3fs) filesystem and records every read and its size."""
-
-    def __init__(self, fs):
-        self.fs = fs
-        self.reads: list[tuple[int | None, int | None, int]] = []
-
-    def cat_file(self, path, start=None, end=None, **kw):
-        data = self.fs.cat_file(path, start=start, end=end, **kw)
-        self.reads.append((start, end, len(data)))
-        return data
-
-    def cat_ranges(self, paths, starts, ends, **kw):
-        out = self.fs.cat_ranges(paths, starts, ends, **kw)
-        for s, e, d in zip(starts, ends, out, strict=True):
-            self.reads.append((s, e, len(d) if isinstance(d, bytes | bytearray) else 0))
-        return out
-
-    def unstrip_protocol(self, path):
-        return self.fs.unstrip_protocol(path)
-
-    @property
-    def nbytes(self) -> int:
-        return sum(n for _, _, n in self.reads)
-
-
-def _bytes(hdul: fits.HDUList) -> bytes:
-    buf = io.BytesIO()
-    hdul.writeto(buf)
-    return buf.getvalue()
 
 
 def _header() -> fits.Header:
@@ -68,7 +38,7 @@ def big_frame() -> tuple[bytes, np.ndarray]:
     rng = np.random.default_rng(94)
     data = rng.poisson(100, (4096, 4096)).astype(np.int16)
     data[:, :40] = -32768
-    raw = _bytes(
+    raw = frame_bytes(
         fits.HDUList(
             [
                 fits.PrimaryHDU(),
@@ -149,7 +119,7 @@ def test_headers_read_only_the_start(bucket, big_frame):
 def test_small_uncompressed_frame_cutout(bucket):
     rng = np.random.default_rng(1)
     data = rng.normal(100, 5, (256, 256))
-    raw = _bytes(fits.HDUList([fits.PrimaryHDU(data)]))
+    raw = frame_bytes(fits.HDUList([fits.PrimaryHDU(data)]))
     fs, path = _upload(bucket, "small/f64.fits", raw)
     np.testing.assert_array_equal(ff.read_frame(fs, path), data.astype(np.float32))
     fs.reads.clear()
@@ -195,7 +165,7 @@ def test_other_compressions_over_s3(bucket):
     }.items():
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            raw = _bytes(
+            raw = frame_bytes(
                 fits.HDUList([fits.PrimaryHDU(), fits.CompImageHDU(data, _header(), **kw)])
             )
             with fits.open(io.BytesIO(raw)) as hdul:

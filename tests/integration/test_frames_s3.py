@@ -17,16 +17,12 @@ from astropy.io import fits
 
 import intake_helio as ih
 from intake_helio.frames.build import open_frames, read_headers
+from intake_helio.testing.aia import frame_bytes
 from intake_helio.testing.fault_proxy import FaultProxy, FaultRule
+from tests.builders import loopback_cluster
 
 BUCKET = "frames-s3"
 RNG = np.random.default_rng(7)
-
-
-def _bytes(hdul) -> bytes:
-    buf = io.BytesIO()
-    hdul.writeto(buf)
-    return buf.getvalue()
 
 
 def _header(i: int) -> fits.Header:
@@ -49,16 +45,16 @@ def rice_frame(i: int, shape=(48, 64), tile=None) -> bytes:
     h = _header(i)
     h["BLANK"] = -32768
     comp = fits.CompImageHDU(data, h, compression_type="RICE_1", tile_shape=tile or (1, shape[1]))
-    return _bytes(fits.HDUList([fits.PrimaryHDU(), comp]))
+    return frame_bytes(fits.HDUList([fits.PrimaryHDU(), comp]))
 
 
 KINDS = {
     "rice_row_tiles": lambda i: rice_frame(i),
     "rice_whole_tile": lambda i: rice_frame(i, tile=(48, 64)),
-    "float_primary": lambda i: _bytes(
+    "float_primary": lambda i: frame_bytes(
         fits.HDUList([fits.PrimaryHDU(RNG.normal(100, 5, (48, 64)), _header(i))])
     ),
-    "gzip1": lambda i: _bytes(
+    "gzip1": lambda i: frame_bytes(
         fits.HDUList(
             [
                 fits.PrimaryHDU(),
@@ -210,7 +206,7 @@ def test_units_dn_per_second(rice):
 
 def _no_image_hdu() -> bytes:
     table = fits.BinTableHDU.from_columns([fits.Column("a", "E", array=np.arange(3.0))])
-    return _bytes(fits.HDUList([fits.PrimaryHDU(), table]))
+    return frame_bytes(fits.HDUList([fits.PrimaryHDU(), table]))
 
 
 @pytest.fixture
@@ -295,18 +291,9 @@ def test_graph_pickles_and_runs_on_every_scheduler(rice, scheduler):
     pickle.loads(pickle.dumps(frames))  # no open handles or clients inside
     mean = frames.mean(("y", "x"))
     if scheduler == "distributed":
-        from distributed import Client, LocalCluster
+        from distributed import Client
 
-        with (
-            LocalCluster(
-                n_workers=2,
-                threads_per_worker=1,
-                processes=True,
-                host="127.0.0.1",
-                dashboard_address=None,
-            ) as cluster,
-            Client(cluster),
-        ):
+        with loopback_cluster(workers=2) as cluster, Client(cluster):
             values = mean.compute()
     else:
         values = mean.compute(scheduler=scheduler)

@@ -11,6 +11,7 @@ import json
 
 import intake_helio as ih
 from intake_helio.testing.demo_data import write_demo_dataset
+from tests.builders import range_argv, s3_argv
 
 EVIL = "\x1b[2J\x1b]0;owned\x07AIA \u202e49 \u200bÅ\x1b[0m"
 RAW = ("\x1b", "\u202e", "\u200b", "\x07")
@@ -47,23 +48,13 @@ def test_reprs_and_cli_lines_never_show_raw_escapes(s3, cli):
         _clean(text)
     frames = ds.to_dataarray(data.start, data.stop)
     _clean(repr(frames.attrs))
-    argv = ["--endpoint-url", s3.endpoint_url]
-    argv += ["--storage-option", f"key={s3.key}", "--storage-option", f"secret={s3.secret}"]
+    argv = s3_argv(s3.endpoint_url, s3.key, s3.secret)
     code, out, err = cli(["ls", data.root, *argv])
     assert code == 0, err
     _clean(out + err)
     assert "AIA  49  Å" in out  # the title is there, made safe
     code, out, err = cli(
-        [
-            "files",
-            data.root,
-            data.dataset_id,
-            "--start",
-            str(data.start),
-            "--stop",
-            str(data.stop),
-            *argv,
-        ]
+        [*range_argv("files", data.root, [data.dataset_id], data.start, data.stop), *argv]
     )
     assert code == 0, err
     _clean(out + err)

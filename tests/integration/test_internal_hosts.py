@@ -18,7 +18,7 @@ import pytest
 
 import intake_helio as ih
 from intake_helio.testing.demo_data import write_demo_dataset
-from tests.builders import catalog_json, dataset_entry
+from tests.builders import catalog_json, dataset_entry, rewrite_datakeys
 
 FRAMES = 8
 
@@ -39,15 +39,8 @@ def internal_bucket(s3, listener):
     data = write_demo_dataset(
         "s3://helio-internal/", s3.storage_options, frames=FRAMES, size=32, corrupt=0
     )
-    fs = s3.filesystem()
-    index = next(p for p in fs.find("helio-internal/sdo/aia/registries") if p.endswith(".csv"))
-    lines = fs.cat_file(index).decode().splitlines()
     targets = _spellings(port)
-    for i, url in targets.items():
-        fields = lines[1 + i].split(",")
-        fields[2] = f'"{url}"' if fields[2].startswith('"') else url
-        lines[1 + i] = ",".join(fields)
-    fs.pipe_file(index, ("\n".join(lines) + "\n").encode())
+    rewrite_datakeys(s3.filesystem(), "helio-internal/sdo/aia/registries", targets)
     bucket = ih.open_bucket(data.root, storage_options=s3.storage_options, cache=False)
     return bucket, data, targets, connections
 

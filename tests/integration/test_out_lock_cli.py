@@ -24,24 +24,10 @@ import pytest
 
 from intake_helio.app.lock import LOCK_NAME
 from intake_helio.testing.demo_data import write_demo_dataset
+from tests.builders import GATED_CLI, demo_job_argv
 
 FRAMES = 16
 PART = 4
-# the real CLI, with every frame read waiting until the file $GATE exists: the run holds
-# its --out (and has written its manifest) for as long as the test keeps the gate shut
-GATED_CLI = """
-import os, sys, time
-import intake_helio.frames.tasks as tasks
-read = tasks._one
-def gated_one(*args, **kwargs):
-    while not os.path.exists(os.environ["GATE"]):
-        time.sleep(0.02)
-    return read(*args, **kwargs)
-if __name__ == "__main__":
-    tasks._one = gated_one
-    from intake_helio.app.cli import main
-    sys.exit(main(sys.argv[1:]))
-"""
 
 
 @pytest.fixture(scope="module")
@@ -55,29 +41,16 @@ def served(s3_server):
 
 def _args(served, out, *extra, command="irradiance"):
     s3, data = served
-    return [
+    return demo_job_argv(
         command,
-        data.root,
-        data.dataset_id,
-        "--start",
-        str(data.start),
-        "--stop",
-        str(data.stop),
-        "--out",
-        str(out),
-        "--cluster",
-        "none",
-        "--no-progress",
-        "--part-size",
-        str(PART),
-        "--endpoint-url",
-        s3.endpoint_url,
-        "--storage-option",
-        "key=k",
-        "--storage-option",
-        "secret=s",
+        data,
+        out,
         *extra,
-    ]
+        endpoint_url=s3.endpoint_url,
+        key="k",
+        secret="s",
+        part_size=PART,
+    )
 
 
 @pytest.fixture

@@ -24,6 +24,7 @@ from intake_helio.base.reasons import Reason, reason_of
 from intake_helio.fits import frame as ff
 from intake_helio.intake import HelioFramesSource
 from intake_helio.testing.demo_data import write_demo_dataset
+from tests.builders import job_argv
 
 N = 6
 FLAGGED = 2  # QUALITY = 0x400 and corrupt tiles
@@ -253,27 +254,18 @@ def test_intake_drivers(series, s3):
 
 
 def _argv(command, s3, data, out, *extra, datasets=("aia_0094",)):
-    return [
+    return job_argv(
         command,
         ROOT,
-        *datasets,
-        "--start",
-        str(data.start),
-        "--stop",
-        str(data.stop),
-        "--out",
-        str(out),
-        "--cluster",
-        "none",
-        "--no-progress",
-        "--endpoint-url",
-        s3.endpoint_url,
-        "--storage-option",
-        f"key={s3.key}",
-        "--storage-option",
-        f"secret={s3.secret}",
+        datasets,
+        data.start,
+        data.stop,
+        out,
         *extra,
-    ]
+        endpoint_url=s3.endpoint_url,
+        key=s3.key,
+        secret=s3.secret,
+    )
 
 
 def test_cli_irradiance_counts_the_flagged_frames(series, s3, tmp_path, cli):

@@ -16,7 +16,6 @@ import re
 import signal
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 
@@ -29,23 +28,10 @@ import zarr
 import intake_helio as ih
 from intake_helio.compute.engine import map_frames
 from intake_helio.testing.demo_data import write_demo_dataset
+from tests.builders import job_argv, one_error_line, stop_slow_run
 
 FRAMES = 24
 PART = 4
-# runs the real CLI with every frame read taking 0.2 s longer (a slow network), so that a
-# run can be interrupted part-way; nothing else is changed (as in test_cli_job.py)
-SLOW_WRAPPER = """
-import sys, time
-import intake_helio.frames.tasks as tasks
-read = tasks._one
-def slow_one(*args, **kwargs):
-    time.sleep(0.2)
-    return read(*args, **kwargs)
-if __name__ == "__main__":
-    tasks._one = slow_one
-    from intake_helio.app.cli import main
-    sys.exit(main(sys.argv[1:]))
-"""
 # runs the real CLI with the --science module's directory on this process's PYTHONPATH
 # only: once --science has imported the module here, its directory leaves the environment
 # and sys.path, which the workers of the LocalCluster started afterwards would inherit
@@ -99,43 +85,25 @@ def served(s3_server):
 
 def _args(served, out, *extra, stop=None):
     s3, data = served
-    return [
+    return job_argv(
         "reduce",
         data.root,
-        data.dataset_id,
-        "--start",
-        str(data.start),
-        "--stop",
-        str(stop or data.stop),
-        "--out",
-        str(out),
-        "--no-progress",
-        "--part-size",
-        str(PART),
-        "--endpoint-url",
-        s3.endpoint_url,
-        "--storage-option",
-        "key=k",
-        "--storage-option",
-        "secret=s",
+        [data.dataset_id],
+        data.start,
+        stop or data.stop,
+        out,
         *extra,
-    ]
+        endpoint_url=s3.endpoint_url,
+        key="k",
+        secret="s",
+        cluster=None,
+        part_size=PART,
+    )
 
 
-def _popen(args, **kwargs) -> subprocess.Popen:
-    """Start a child whose SIGINT acts as under a terminal.
-
-    A shell may start the tests with SIGINT ignored, which children would inherit; a Python
-    handler here becomes the default disposition in the child.
-    """
-    ignored = signal.getsignal(signal.SIGINT) == signal.SIG_IGN
-    if ignored:
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-    try:
-        return subprocess.Popen(args, **kwargs)
-    finally:
-        if ignored:
-            signal.signal(signal.SIGINT, signal.SIG_IGN)
+def _any_part_done(record: Path) -> bool:
+    """Whether a Zarr store's ``_resume/part_done`` holds a chunk file: a part is saved."""
+    return bool([p for p in record.glob("*") if not p.name.startswith(".")])
 
 
 def _frames(served, stop=None) -> xr.DataArray:
@@ -170,14 +138,6 @@ def _open_zarr(path: Path) -> xr.Dataset:
 
 def _text(values) -> list[str]:
     return [str(v) for v in np.asarray(values).tolist()]
-
-
-def _one_error_line(err: str) -> str:
-    lines = err.strip().splitlines()
-    assert "Traceback" not in err
-    assert len(lines) == 1, err
-    assert lines[0].startswith("intake-helio: error: ")
-    return lines[0]
 
 
 def _check_like(saved: xr.Dataset, expected: xr.Dataset, names) -> None:
@@ -273,7 +233,7 @@ def test_resume_with_other_functions_is_refused(served, tmp_path, cli):
         _args(served, tmp_path, "--cluster", "none", "--stat", "min", "--resume", stop=stop)
     )
     assert code == 2 and stdout == ""
-    line = _one_error_line(err)
+    line = one_error_line(err)
     assert "holds parts of a different run (differs in funcs)" in line
     assert (tmp_path / "reduce.csv").read_bytes() == before
 
@@ -298,7 +258,7 @@ def test_out_dir_guard_refuses_the_store_or_a_file_and_touches_nothing(served, t
         args = _args(served, out, "--cluster", "none", "--format", "csv,zarr", *extra)
         code, stdout, err = cli(args)
         assert code == 2 and stdout == ""
-        line = _one_error_line(err)
+        line = one_error_line(err)
         assert expected in line and "another --out" in line
     assert {p: p.read_bytes() for p in theirs.rglob("*") if p.is_file()} == before
     assert not (out / "reduce.nc").exists()
@@ -380,7 +340,7 @@ def test_bad_science_exits_2_with_one_line(served, tmp_path, cli, monkeypatch, v
     value = value.replace("{name}", name)
     code, stdout, err = cli(_args(served, tmp_path / "out", "--science", value))
     assert code == 2 and stdout == ""
-    line = _one_error_line(err)
+    line = one_error_line(err)
     assert f"--science {value!r}: " in line
     assert message in line
     assert not (tmp_path / "out").exists()
@@ -388,38 +348,22 @@ def test_bad_science_exits_2_with_one_line(served, tmp_path, cli, monkeypatch, v
 
 # ----------------------------------------------------------------------------- resume
 def test_ctrl_c_exits_130_with_the_resume_hint(served, tmp_path):
-    wrapper = tmp_path / "slow_cli.py"
-    wrapper.write_text(SLOW_WRAPPER)
     out = tmp_path / "out"
     record = out / "reduce.zarr" / "_resume" / "part_done"
     args = _args(served, out, "--cluster", "none", "--format", "zarr")
-    proc = _popen(
-        [sys.executable, str(wrapper), *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+    code, stdout, stderr = stop_slow_run(
+        tmp_path,
+        args,
+        signal.SIGINT,
+        lambda: _any_part_done(record),
     )
-    try:
-        deadline = time.monotonic() + 90
-        while not [p for p in record.glob("*") if not p.name.startswith(".")]:
-            assert proc.poll() is None, proc.communicate()
-            assert time.monotonic() < deadline, "no part saved within 90 s"
-            time.sleep(0.02)
-        proc.send_signal(signal.SIGINT)
-        stdout, stderr = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    assert proc.returncode == 130
+    assert code == 130
     assert stdout == ""
     assert stderr.strip() == "intake-helio: interrupted; rerun with --resume to continue"
     assert _open_zarr(out / "reduce.zarr").attrs["complete"] is False
 
 
 def test_zarr_store_resumed_after_kill(served, tmp_path, cli):
-    wrapper = tmp_path / "slow_cli.py"
-    wrapper.write_text(SLOW_WRAPPER)
     out = tmp_path / "out"
     store = out / "reduce.zarr"
     record = store / "_resume" / "part_done"
@@ -435,26 +379,14 @@ def test_zarr_store_resumed_after_kill(served, tmp_path, cli):
         "--format",
         "zarr,csv",
     )
-    proc = subprocess.Popen(
-        [sys.executable, str(wrapper), *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+    # a part's record is written after its data: one chunk file per saved part
+    code, _, _ = stop_slow_run(
+        tmp_path,
+        args,
+        signal.SIGKILL,
+        lambda: _any_part_done(record),
     )
-    try:
-        deadline = time.monotonic() + 90
-        # a part's record is written after its data: one chunk file per saved part
-        while not [p for p in record.glob("*") if not p.name.startswith(".")]:
-            assert proc.poll() is None, proc.communicate()
-            assert time.monotonic() < deadline, "no part saved within 90 s"
-            time.sleep(0.02)
-        proc.send_signal(signal.SIGKILL)
-        proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    assert proc.returncode == -signal.SIGKILL
+    assert code == -signal.SIGKILL
 
     done = np.flatnonzero(zarr.open_group(str(store), mode="r")["_resume/part_done"][:])
     assert 1 <= len(done) < FRAMES // PART, "the run was not interrupted part-way"

@@ -17,6 +17,7 @@ import pytest
 import intake_helio as ih
 from intake_helio.testing.demo_data import write_demo_dataset
 from intake_helio.testing.http_server import LocalHTTP
+from tests.builders import demo_job_argv, rewrite_datakeys
 
 FRAMES = 8
 REFUSED_AT = (2, 5)
@@ -28,15 +29,8 @@ def refused_bucket(s3):
         "s3://helio-refused/", s3.storage_options, frames=FRAMES, size=32, corrupt=0
     )
     server = LocalHTTP({"/aia.fits": b"SIMPLE  =                    T"}).start()
-    fs = s3.filesystem()
-    index = next(p for p in fs.find("helio-refused/sdo/aia/registries") if p.endswith(".csv"))
-    lines = fs.cat_file(index).decode().splitlines()
     targets = {REFUSED_AT[0]: "file:///etc/hostname", REFUSED_AT[1]: f"{server.url}/aia.fits"}
-    for i, url in targets.items():
-        fields = lines[1 + i].split(",")
-        fields[2] = f'"{url}"' if fields[2].startswith('"') else url
-        lines[1 + i] = ",".join(fields)
-    fs.pipe_file(index, ("\n".join(lines) + "\n").encode())
+    rewrite_datakeys(s3.filesystem(), "helio-refused/sdo/aia/registries", targets)
     bucket = ih.open_bucket(data.root, storage_options=s3.storage_options, cache=False)
     yield bucket, data, server, s3
     server.stop()
@@ -115,23 +109,13 @@ def test_on_error_raise_keeps_the_index_error(refused_bucket):
 def test_the_cli_lists_refused_frames_and_exits_3(refused_bucket, tmp_path, cli):
     _, data, server, s3 = refused_bucket
     code, out, err = cli(
-        [
+        demo_job_argv(
             "irradiance",
-            data.root,
-            data.dataset_id,
-            "--start",
-            str(data.start),
-            "--stop",
-            str(data.stop),
-            "--out",
-            str(tmp_path),
-            "--cluster",
-            "none",
-            "--no-progress",
+            data,
+            tmp_path,
             "--no-cache",
-            "--endpoint-url",
-            s3.endpoint_url,
-        ]
+            endpoint_url=s3.endpoint_url,
+        )
     )
     assert code == 3, (out, err)
     table = pd.read_csv(tmp_path / "irradiance.csv", keep_default_na=False)

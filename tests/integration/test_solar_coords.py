@@ -24,16 +24,15 @@ from intake_helio.frames.spec import frame_specs, resolve
 sunpy_map = pytest.importorskip("sunpy.map")
 from sunpy.coordinates import Helioprojective  # noqa: E402
 
-from tests.integration.test_solar_maps import (  # noqa: E402
-    SIZE,
-    N,
-    _frames,
-    _same_map,
-    _sunpy,
-    solar_files,
+from tests.builders import (  # noqa: E402
+    SOLAR_N,
+    SOLAR_SIZE,
+    assert_same_map,
+    solar_frames,
+    sunpy_map_of,
 )
 
-_FIXTURES = (solar_files,)  # the files of test_solar_maps, shared as a fixture
+N, SIZE = SOLAR_N, SOLAR_SIZE
 
 PER_FRAME = ("DATE-OBS", "T_OBS", "CRPIX1", "CRPIX2", "CROTA2", "DSUN_OBS", "HGLN_OBS", "HGLT_OBS")
 
@@ -72,7 +71,7 @@ def _hpc(m, tx, ty):
 def test_tx_ty_are_sunpys_coordinates_on_the_reference_row_and_column(s3, solar_files):
     _, raws, _ = solar_files
     frames = _open(s3, solar_files)  # reference: file 1, CROTA2 = 0.02 deg
-    m = _sunpy(raws[1])
+    m = sunpy_map_of(raws[1])
     ref_x, ref_y = (v.to_value(u.pix) for v in m.reference_pixel)
     pixels = np.arange(SIZE)
     row = m.pixel_to_world(pixels * u.pix, np.full(SIZE, ref_y) * u.pix)
@@ -113,30 +112,30 @@ def test_tx_ty_follow_selections_and_cutouts_and_the_engine_still_resolves(s3, s
 # --------------------------------------------------------------------------- attrs -> Map
 def test_a_map_from_the_attrs_is_the_reference_frames_map(s3, solar_files):
     _, raws, _ = solar_files
-    frames = _frames(s3, solar_files)
+    frames = solar_frames(s3, solar_files)
     attrs = frames.attrs
     for key in ("CROTA2", "DATE-OBS", "T_OBS", "DSUN_OBS", "HGLN_OBS", "HGLT_OBS", "RSUN_REF"):
         assert key in attrs, key
     got = _map(frames[0].values, dict(attrs))
     assert type(got).__name__ == "AIAMap"
-    _same_map(got, _sunpy(raws[0]))
+    assert_same_map(got, sunpy_map_of(raws[0]))
 
 
 def test_a_map_from_the_attrs_of_a_window_is_sunpys_submap(s3, solar_files):
     _, raws, _ = solar_files
     frames = _open(s3, solar_files, cutout=dict(y=slice(10, 40), x=slice(5, 50)))
-    want = _sunpy(raws[1]).submap([5, 10] * u.pix, top_right=[49, 39] * u.pix)
+    want = sunpy_map_of(raws[1]).submap([5, 10] * u.pix, top_right=[49, 39] * u.pix)
     assert want.data.shape == (30, 45)
-    _same_map(_map(frames[0].values, dict(frames.attrs)), want)
+    assert_same_map(_map(frames[0].values, dict(frames.attrs)), want)
 
 
 def test_other_frames_rebuild_with_their_own_header_keys(s3, solar_files):
     _, raws, _ = solar_files
-    frames = _frames(s3, solar_files, header_keys=PER_FRAME)
+    frames = solar_frames(s3, solar_files, header_keys=PER_FRAME)
     own = {k: frames[k].values for k in PER_FRAME}  # header bytes only, one read per frame
     for i in range(N):
         meta = {**frames.attrs, **{k: v[i] for k, v in own.items()}}
-        _same_map(_map(frames[i].values, meta), _sunpy(raws[i]))
+        assert_same_map(_map(frames[i].values, meta), sunpy_map_of(raws[i]))
 
 
 # --------------------------------------------------------------------------- cutouts
@@ -159,7 +158,7 @@ def test_a_reversed_arcsec_cutout_is_refused_naming_the_order(s3, solar_files):
 def test_an_arcsec_cutout_is_sunpys_submap_window(s3, solar_files, tx, ty):
     _, raws, _ = solar_files
     frames = _open(s3, solar_files, cutout=dict(Tx=tx, Ty=ty))
-    m = _sunpy(raws[1])
+    m = sunpy_map_of(raws[1])
     sub = m.submap(_hpc(m, tx.start, ty.start), top_right=_hpc(m, tx.stop, ty.stop))
     rows, cols = _window(frames)
     want_rows, want_cols = _submap_window(m, sub)
@@ -172,7 +171,7 @@ def test_an_arcsec_cutout_is_sunpys_submap_window(s3, solar_files, tx, ty):
     values = frames.values
     np.testing.assert_array_equal(values[0], sub.data)
     for i in range(1, N - 1):
-        np.testing.assert_array_equal(values[i], _sunpy(raws[1 + i]).data[rows, cols])
+        np.testing.assert_array_equal(values[i], sunpy_map_of(raws[1 + i]).data[rows, cols])
     pixel = _open(s3, solar_files, cutout=dict(y=rows, x=cols))
     xr.testing.assert_identical(frames, pixel)
     assert frames.attrs["CRPIX1"] == pytest.approx(sub.meta["crpix1"])
@@ -188,7 +187,7 @@ def test_arcsec_bounds_may_be_quantities_or_lists(s3, solar_files):
 
 def test_skycoord_corners_give_sunpys_submap_window(s3, solar_files):
     _, raws, _ = solar_files
-    m = _sunpy(raws[1])
+    m = sunpy_map_of(raws[1])
     arcsec = _window(_open(s3, solar_files, cutout=dict(Tx=slice(-600, 0), Ty=slice(-300, 300))))
     own = (_hpc(m, -600, -300), _hpc(m, 0, 300))
     assert _window(_open(s3, solar_files, cutout=own)) == arcsec
@@ -219,7 +218,7 @@ def test_skycoord_corners_give_sunpys_submap_window(s3, solar_files):
 
 
 def test_bad_cutouts_are_clear_errors(s3, solar_files):
-    m = _sunpy(solar_files[1][1])
+    m = sunpy_map_of(solar_files[1][1])
     cases = [
         (dict(y=slice(0, 10), Tx=slice(-600, 0), Ty=slice(0, 10)), "cannot be mixed"),
         (dict(Tx=slice(5000, 6000), Ty=slice(5000, 6000)), "lies outside the frame"),

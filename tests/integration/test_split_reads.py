@@ -39,13 +39,6 @@ def big(s3):
     return payload
 
 
-@pytest.fixture
-def proxy(s3):
-    p = FaultProxy(s3.endpoint_url, max_seconds=120).start()
-    yield p
-    p.stop()
-
-
 def _whole(so, key, filesize, part=PART, split_below=0):
     config = {"intake_helio.read-part-bytes": part, "intake_helio.split-below-mbps": split_below}
     with dask.config.set(config):

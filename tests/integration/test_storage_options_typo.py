@@ -16,6 +16,7 @@ import intake_helio as ih
 import intake_helio.frames.build as build
 from intake_helio.base.errors import ArgumentError
 from intake_helio.testing.demo_data import write_demo_dataset
+from tests.builders import demo_job_argv
 
 N = 6
 
@@ -118,28 +119,16 @@ def test_valid_options_still_read_every_frame(demo):
 def test_the_cli_exits_2_naming_the_option(demo, tmp_path, cli):
     s3, data = demo
     code, out, err = cli(
-        [
+        demo_job_argv(
             "irradiance",
-            data.root,
-            data.dataset_id,
-            "--start",
-            str(data.start),
-            "--stop",
-            str(data.stop),
-            "--out",
-            str(tmp_path / "out"),
-            "--cluster",
-            "none",
-            "--no-progress",
-            "--endpoint-url",
-            s3.endpoint_url,
-            "--storage-option",
-            f"key={s3.key}",
-            "--storage-option",
-            f"secret={s3.secret}",
+            data,
+            tmp_path / "out",
             "--storage-option",
             "anonn=true",
-        ]
+            endpoint_url=s3.endpoint_url,
+            key=s3.key,
+            secret=s3.secret,
+        )
     )
     assert code == 2, err
     assert out == ""

@@ -14,6 +14,7 @@ from astropy.io import fits
 
 import intake_helio as ih
 from intake_helio.testing.demo_data import write_demo_dataset
+from tests.builders import job_argv
 
 FRAMES = 10
 
@@ -107,29 +108,19 @@ def test_cli_time_t_obs_writes_mid_exposure_times(served, s3, tmp_path, capsys):
     _, a, b, fs = served
     out = tmp_path / "out"
     code = main(
-        [
+        job_argv(
             "irradiance",
             a.root,
-            "aia_0094",
-            "aia_0171",
-            "--start",
-            str(a.start),
-            "--stop",
-            str(a.stop),
-            "--out",
-            str(out),
-            "--no-progress",
-            "--cluster",
-            "none",
-            "--endpoint-url",
-            s3.endpoint_url,
-            "--storage-option",
-            f"key={s3.key}",
-            "--storage-option",
-            f"secret={s3.secret}",
+            ["aia_0094", "aia_0171"],
+            a.start,
+            a.stop,
+            out,
             "--time",
             "T_OBS",
-        ]
+            endpoint_url=s3.endpoint_url,
+            key=s3.key,
+            secret=s3.secret,
+        )
     )
     assert code == 3, capsys.readouterr()  # the truncated 94 frame is listed
     with xr.open_dataset(out / "irradiance.nc") as nc:

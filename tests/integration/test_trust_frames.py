@@ -31,28 +31,14 @@ import dask
 import numpy as np
 import pandas as pd
 import pytest
-from astropy.io import fits
 
 import intake_helio as ih
 import intake_helio.fits.frame as fits_frames
-from intake_helio.testing.aia import frame_bytes, make_aia_frame
 from intake_helio.testing.fault_proxy import FaultProxy, FaultRule
-from tests.unit.test_trust_fits import SECRET, huge_compressed, many_hdus
+from tests.builders import SECRET, astropy_mean, good_frame, huge_compressed, many_hdus
 
 BUCKET = "trust-frames"
 SIZE = 32
-
-
-def good_frame(i: int, size: int = SIZE) -> bytes:
-    t = pd.Timestamp("2020-01-01") + pd.Timedelta(minutes=i)
-    return frame_bytes(make_aia_frame(t, size=size, seed=i))
-
-
-def astropy_mean(raw: bytes) -> float:
-    import io
-
-    with fits.open(io.BytesIO(raw)) as hdul:
-        return float(np.nanmean(hdul[1].data, dtype=np.float64))
 
 
 def frame_list(keys, sizes=None) -> pd.DataFrame:

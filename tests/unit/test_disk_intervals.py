@@ -29,40 +29,14 @@ from intake_helio.fits.disk import (
     wcs_of,
 )
 from intake_helio.fits.stats import frame_stats
+from tests.builders import aia_wcs_header, quiet_bytes
 
 RNG = np.random.default_rng(7)
 DISK = ["disk_mean", "disk_sum", "offdisk_mean"]
 
 
-def _header(size=96, crpix=(48.3, 47.9), crota=0.0, cdelt=(24.0, 24.0), crval=(3.0, -2.0)):
-    h = fits.Header()
-    for k, v in {
-        "TELESCOP": "SDO/AIA",
-        "INSTRUME": "AIA_3",
-        "DETECTOR": "AIA",
-        "WAVELNTH": 171,
-        "WAVEUNIT": "angstrom",
-        "DATE-OBS": "2021-03-04T05:06:07.340",
-        "EXPTIME": 2.0,
-        "CTYPE1": "HPLN-TAN",
-        "CTYPE2": "HPLT-TAN",
-        "CUNIT1": "arcsec",
-        "CUNIT2": "arcsec",
-        "CRPIX1": crpix[0],
-        "CRPIX2": crpix[1],
-        "CRVAL1": crval[0],
-        "CRVAL2": crval[1],
-        "CDELT1": cdelt[0],
-        "CDELT2": cdelt[1],
-        "CROTA2": crota,
-        "DSUN_OBS": 1.49e11,
-        "HGLN_OBS": 0.0,
-        "HGLT_OBS": 1.2,
-        "RSUN_REF": 696000000.0,
-        "RSUN_OBS": 960.0,
-    }.items():
-        h[k] = v
-    return h
+def _header(**kw):
+    return aia_wcs_header(exptime=2.0, **kw)
 
 
 # ----------------------------------------------------------------------------- vs sunpy
@@ -80,7 +54,7 @@ def test_disk_intervals_pick_sunpys_pixels(kw):
     from sunpy.map.maputils import all_coordinates_from_map, coordinate_is_on_solar_disk
 
     size = kw.pop("size")
-    h = _header(size, **kw)
+    h = _header(**kw)
     # the fast path (the disk's ellipse) is the one tested, not the per-pixel fallback
     assert _tan_quadric(wcs_of(h), _angular_radius_rad(h)) is not None
     with warnings.catch_warnings():
@@ -132,28 +106,22 @@ def _raw(size=96) -> np.ndarray:
     return data
 
 
-def _bytes(hdul: fits.HDUList) -> bytes:
-    buf = io.BytesIO()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        hdul.writeto(buf)
-    return buf.getvalue()
-
-
 def _files() -> dict[str, tuple[bytes, int]]:
     h = _header(crota=3.0)
     h["BLANK"] = -32768
     a = _raw()
 
     def comp(data, **kw):
-        return _bytes(fits.HDUList([fits.PrimaryHDU(), fits.CompImageHDU(data, header=h, **kw)]))
+        return quiet_bytes(
+            fits.HDUList([fits.PrimaryHDU(), fits.CompImageHDU(data, header=h, **kw)])
+        )
 
     return {
         "rice_rows": (comp(a, compression_type="RICE_1", tile_shape=(1, 96)), 1),
         "rice_blocks": (comp(a, compression_type="RICE_1", tile_shape=(7, 10)), 1),
-        "uncompressed": (_bytes(fits.HDUList([fits.PrimaryHDU(a.copy(), h)])), 0),
+        "uncompressed": (quiet_bytes(fits.HDUList([fits.PrimaryHDU(a.copy(), h)])), 0),
         "float64": (
-            _bytes(fits.HDUList([fits.PrimaryHDU(np.where(a == -32768, np.nan, a * 1.5), h)])),
+            quiet_bytes(fits.HDUList([fits.PrimaryHDU(np.where(a == -32768, np.nan, a * 1.5), h)])),
             0,
         ),
         "hcompress": (comp(a, compression_type="HCOMPRESS_1", tile_shape=(16, 96)), 1),

@@ -28,38 +28,13 @@ from intake_helio.base.errors import FrameReadError, HelioError
 from intake_helio.base.options import OptionError
 from intake_helio.base.reasons import Reason
 from intake_helio.base.settings import current
+from tests.builders import CountingFS, quiet_bytes
 
 RNG = np.random.default_rng(20200217)
 EXPTIME = 2.9
 
 
 # ----------------------------------------------------------------------------- helpers
-class CountingFS:
-    """Wraps a real fsspec filesystem and records the byte ranges actually read."""
-
-    def __init__(self, fs):
-        self.fs = fs
-        self.reads: list[tuple[int | None, int | None, int]] = []  # (start, end, nbytes)
-
-    def cat_file(self, path, start=None, end=None, **kw):
-        data = self.fs.cat_file(path, start=start, end=end, **kw)
-        self.reads.append((start, end, len(data)))
-        return data
-
-    def cat_ranges(self, paths, starts, ends, **kw):
-        out = self.fs.cat_ranges(paths, starts, ends, **kw)
-        for s, e, d in zip(starts, ends, out, strict=True):
-            self.reads.append((s, e, len(d) if isinstance(d, bytes | bytearray) else 0))
-        return out
-
-    def unstrip_protocol(self, path):
-        return self.fs.unstrip_protocol(path)
-
-    @property
-    def nbytes(self) -> int:
-        return sum(n for _, _, n in self.reads)
-
-
 class FlakyFS(CountingFS):
     """Raises ``exc`` on the first ``failures`` reads, then reads for real."""
 
@@ -97,14 +72,6 @@ def mem():
 def _fast_retries():
     with dask.config.set({"intake_helio.retry.base-delay": 0.001}):
         yield
-
-
-def to_bytes(hdul: fits.HDUList) -> bytes:
-    buf = io.BytesIO()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        hdul.writeto(buf)
-    return buf.getvalue()
 
 
 def put(mem, name: str, raw: bytes) -> str:
@@ -153,7 +120,7 @@ def compressed(data, compression="RICE_1", tile_shape=None, header=None, **kw) -
         tile_shape=tile_shape,
         **kw,
     )
-    return to_bytes(fits.HDUList([fits.PrimaryHDU(), hdu]))
+    return quiet_bytes(fits.HDUList([fits.PrimaryHDU(), hdu]))
 
 
 # ----------------------------------------------------------------------------- the frames
@@ -191,12 +158,12 @@ def _cases():
         ),
         "rice_scaled": (compressed(a, header=scaled), 1, True),
         "float64_primary": (
-            to_bytes(fits.HDUList([fits.PrimaryHDU(RNG.normal(100, 5, (128, 128)))])),
+            quiet_bytes(fits.HDUList([fits.PrimaryHDU(RNG.normal(100, 5, (128, 128)))])),
             0,
             True,
         ),
         "int16_bscale_bzero": (
-            to_bytes(fits.HDUList([fits.PrimaryHDU(a.copy(), scaled)])),
+            quiet_bytes(fits.HDUList([fits.PrimaryHDU(a.copy(), scaled)])),
             0,
             True,
         ),
@@ -319,7 +286,7 @@ def test_dn_per_second_divides_by_exptime(mem):
 
 def test_hdu_selection_by_index_and_extname(mem):
     a, b = aia_like(32, 40, blanks=False), aia_like(48, 24, blanks=False)
-    raw = to_bytes(
+    raw = quiet_bytes(
         fits.HDUList(
             [
                 fits.PrimaryHDU(),
@@ -364,7 +331,7 @@ def test_probe_frame_compressed(mem):
 
 def test_probe_frame_uncompressed_and_odd_tiles(mem):
     fs = mem[0]
-    path = put(mem, "small.fits", to_bytes(fits.HDUList([fits.PrimaryHDU(np.zeros((16, 8)))])))
+    path = put(mem, "small.fits", quiet_bytes(fits.HDUList([fits.PrimaryHDU(np.zeros((16, 8)))])))
     info = ff.probe_frame(fs, path)
     assert (info.hdu, info.shape, info.compressed, info.compression, info.tile_shape) == (
         0,
@@ -405,7 +372,7 @@ def test_long_header_beyond_first_read(mem):
     h = image_header()
     for i in range(2000):  # ~160 KB of header: several growing reads
         h[f"KEY{i}"] = i
-    raw = to_bytes(fits.HDUList([fits.PrimaryHDU(aia_like(16, 16, blanks=False), header=h)]))
+    raw = quiet_bytes(fits.HDUList([fits.PrimaryHDU(aia_like(16, 16, blanks=False), header=h)]))
     fs = CountingFS(mem[0])
     path = put(mem, "long.fits", raw)
     assert ff.read_header_values(fs, path, ["KEY1999", "EXPTIME"]) == {
@@ -433,7 +400,7 @@ def test_compressed_cutout_reads_only_touched_tiles(mem):
 
 def test_uncompressed_cutout_reads_only_its_rows(mem):
     data = RNG.normal(size=(256, 256))
-    raw = to_bytes(fits.HDUList([fits.PrimaryHDU(data)]))
+    raw = quiet_bytes(fits.HDUList([fits.PrimaryHDU(data)]))
     fs = CountingFS(mem[0])
     path = put(mem, "plain.fits", raw)
     cut = ff.read_frame(fs, path, rows=slice(200, 210), cols=slice(3, 9))
@@ -532,7 +499,7 @@ def test_truncated_inside_header(mem):
 
 def test_no_image_hdu(mem):
     table = fits.BinTableHDU.from_columns([fits.Column("flux", "E", array=np.ones(5))])
-    path = put(mem, "table.fits", to_bytes(fits.HDUList([fits.PrimaryHDU(), table])))
+    path = put(mem, "table.fits", quiet_bytes(fits.HDUList([fits.PrimaryHDU(), table])))
     err = _reason(mem[0], path)
     assert err.reason == "no image HDU"
     with pytest.raises(FrameReadError, match="no image HDU"):

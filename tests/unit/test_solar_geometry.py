@@ -7,44 +7,14 @@ import warnings
 import astropy.units as u
 import numpy as np
 import pytest
-from astropy.io import fits
 
 from intake_helio.fits.disk import arcsec_window, disk_mask, solar_axes
+from tests.builders import aia_wcs_header
 
 sunpy_map = pytest.importorskip("sunpy.map")
 from sunpy.map.maputils import all_coordinates_from_map, coordinate_is_on_solar_disk  # noqa: E402
 
 SIZE = 96
-
-
-def _header(crpix1=48.3, crpix2=47.9, crota=0.0, cdelt=24.0, dsun=1.49e11):
-    h = fits.Header()
-    for k, v in {
-        "TELESCOP": "SDO/AIA",
-        "INSTRUME": "AIA_3",
-        "DETECTOR": "AIA",
-        "WAVELNTH": 171,
-        "WAVEUNIT": "angstrom",
-        "DATE-OBS": "2021-03-04T05:06:07.340",
-        "CTYPE1": "HPLN-TAN",
-        "CTYPE2": "HPLT-TAN",
-        "CUNIT1": "arcsec",
-        "CUNIT2": "arcsec",
-        "CRPIX1": crpix1,
-        "CRPIX2": crpix2,
-        "CRVAL1": 3.0,
-        "CRVAL2": -2.0,
-        "CDELT1": cdelt,
-        "CDELT2": cdelt,
-        "CROTA2": crota,
-        "DSUN_OBS": dsun,
-        "HGLN_OBS": 0.0,
-        "HGLT_OBS": 1.2,
-        "RSUN_REF": 696000000.0,
-        "RSUN_OBS": 960.0,
-    }.items():
-        h[k] = v
-    return h
 
 
 def _map(h):
@@ -58,7 +28,7 @@ def _map(h):
     "window", [(slice(0, SIZE), slice(0, SIZE)), (slice(20, 70), slice(5, 60))]
 )
 def test_disk_mask_equals_sunpy(crota, window):
-    h = _header(crota=crota)
+    h = aia_wcs_header(crota=crota)
     m = _map(h)
     want = coordinate_is_on_solar_disk(all_coordinates_from_map(m))[window]
     got = disk_mask(dict(h), *window)
@@ -68,7 +38,7 @@ def test_disk_mask_equals_sunpy(crota, window):
 
 
 def test_solar_axes_are_sunpys_world_coordinates_on_the_reference_row_and_column():
-    h = _header()
+    h = aia_wcs_header()
     m = _map(h)
     rows, cols = slice(10, 80), slice(0, SIZE)
     tx, ty = solar_axes(dict(h), rows, cols)
@@ -82,7 +52,7 @@ def test_solar_axes_are_sunpys_world_coordinates_on_the_reference_row_and_column
 def test_arcsec_window_matches_sunpy_submap_within_a_pixel():
     from astropy.coordinates import SkyCoord
 
-    h = _header()
+    h = aia_wcs_header()
     m = _map(h)
     rows, cols = arcsec_window(dict(h), (SIZE, SIZE), slice(-600, 0), slice(-300, 300))
     bl = SkyCoord(-600 * u.arcsec, -300 * u.arcsec, frame=m.coordinate_frame)
