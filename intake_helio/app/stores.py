@@ -379,7 +379,9 @@ class ZarrStore:
     # ----------------------------------------------------------------- reading
     def load(self) -> xr.Dataset:
         """The whole store in memory, text as ``str`` objects, ``time`` decoded."""
-        with xr.open_zarr(str(self.path), consolidated=False) as ds:
+        # read here, not through dask: on a cluster a dask load would send every chunk's
+        # read to the workers and the values back
+        with xr.open_zarr(str(self.path), consolidated=False, chunks=None) as ds:
             ds = ds.load()
         names = [*_TEXT, CHANNEL] if self.channels is not None else list(_TEXT)
         for name in names:
