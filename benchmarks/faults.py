@@ -323,7 +323,7 @@ def kill_scenario(ctx: Ctx, name: str, client, extra_logs=lambda: "") -> Row:
 
     demo = ctx.demo
     out = ctx.tmp / re.sub(r"\W+", "-", name).strip("-")
-    parts = out / "parts"
+    parts = out / "parts.zarr" / "_resume" / "part_done"  # one file per saved part
     mark = ctx.capture.mark()
     t0 = time.perf_counter()
     pace = FaultRule("stall", delay=PACE, match=FITS)
@@ -340,7 +340,7 @@ def kill_scenario(ctx: Ctx, name: str, client, extra_logs=lambda: "") -> Row:
         thread = threading.Thread(target=work, name="faults-kill-job")
         thread.start()
         deadline = time.monotonic() + 120
-        while len(list(parts.glob("part-*.csv"))) < 1 and thread.is_alive():
+        while len(list(parts.glob("[0-9]*"))) < 1 and thread.is_alive():
             if time.monotonic() > deadline:
                 break
             time.sleep(0.02)
@@ -348,7 +348,7 @@ def kill_scenario(ctx: Ctx, name: str, client, extra_logs=lambda: "") -> Row:
         busy = [w for w, keys in client.processing().items() if keys and w in pids]
         victim_addr = (busy or sorted(pids))[0]
         victim = pids[victim_addr]
-        saved_at_kill = len(list(parts.glob("part-*.csv")))
+        saved_at_kill = len(list(parts.glob("[0-9]*")))
         psutil.Process(victim).send_signal(signal.SIGKILL)
         thread.join(300)
         stats = proxy.stats
@@ -390,7 +390,7 @@ def cli_interrupt_scenario(ctx: Ctx) -> Row:
 
     demo = ctx.demo
     out = ctx.tmp / "cli"
-    parts = out / "parts"
+    parts = out / "parts.zarr" / "_resume" / "part_done"  # one file per saved part
     n = len(demo.datakeys)
     mark = ctx.capture.mark()
     t0 = time.perf_counter()
@@ -406,11 +406,11 @@ def cli_interrupt_scenario(ctx: Ctx) -> Row:
         ]  # fmt: skip
         proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         deadline = time.monotonic() + 120
-        while len(list(parts.glob("part-*.csv"))) < 2 and proc.poll() is None:
+        while len(list(parts.glob("[0-9]*"))) < 2 and proc.poll() is None:
             if time.monotonic() > deadline:
                 break
             time.sleep(0.02)
-        saved = len(list(parts.glob("part-*.csv")))
+        saved = len(list(parts.glob("[0-9]*")))
         proc.send_signal(signal.SIGKILL)
         first_out, first_err = proc.communicate(timeout=60)
         proxy.set_rules([])

@@ -1179,7 +1179,7 @@ def case_url_credentials(ctx: Ctx) -> Row:
         show("CSV, netCDF, PNG, parts", *(p.read_bytes().decode("latin-1") for p in written))
         with xr.open_dataset(out / "irradiance.nc") as nc:
             show("netCDF attrs", nc.attrs, [nc[v].attrs for v in nc.variables])
-        show("parts/manifest.json", (out / "parts" / "manifest.json").read_text())
+        show("parts.zarr identity", (out / "parts.zarr" / "_resume" / ".zattrs").read_text())
         bucket = ih.open_bucket(root)
         frames = bucket["aia"].to_dataarray(START, START + pd.Timedelta("1D"))
         show("reprs", result, result.attrs, summary.text(), bucket, bucket["aia"], frames.attrs)
@@ -1392,6 +1392,21 @@ def changed(before: dict, after: dict) -> list[str]:
     return sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k))
 
 
+def legacy_parts(clean: Path) -> tuple[bytes, bytes]:
+    """``(manifest.json, part-000000.csv)`` as an older version saved them for the run in
+    ``clean`` (its parts were CSV files in ``parts/``; now it is the Zarr store's)."""
+    import zarr
+
+    from intake_helio.app.tables import write_csv
+
+    group = zarr.open_group(str(clean / "parts.zarr"), mode="r", zarr_format=2)
+    identity = {k: v for k, v in group["_resume"].attrs["identity"].items() if k != "job"}
+    table = pd.read_csv(clean / "irradiance.csv", keep_default_na=False, dtype=str)
+    part = clean / "legacy-part-000000.csv"
+    write_csv(table.drop(columns="units").iloc[:PART], part)
+    return json.dumps(identity, indent=1, sort_keys=True).encode(), part.read_bytes()
+
+
 def case_out_dir(ctx: Ctx) -> Row:
     base = ctx.base
     n = len(base.datakeys)
@@ -1410,8 +1425,7 @@ def case_out_dir(ctx: Ctx) -> Row:
     if code != 0:
         return Row("hostile: output directory", n, lost=1, note=f"clean run exit {code}: {cerr}")
     clean_csv = (clean / "irradiance.csv").read_bytes()
-    manifest = (clean / "parts" / "manifest.json").read_bytes()
-    part0 = (clean / "parts" / "part-000000.csv").read_bytes()
+    manifest, part0 = legacy_parts(clean)
     table = pd.read_csv(io.BytesIO(clean_csv), keep_default_na=False)
     values_ok = values_right(table["irradiance"].to_numpy(), base.expected_mean) == 0
     other = table.assign(

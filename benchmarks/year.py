@@ -404,7 +404,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
             report["summary"] = summary
             print(f"job: {n / job_meter.wall:.1f} frames/s ({job_meter.wall:.1f} s)", flush=True)
-            parts = _dir_bytes(out / "parts")
+            parts = _dir_bytes(out / "parts.zarr")
             outputs = {p.name: p.stat().st_size for p in out.iterdir() if p.is_file()}
             t = time.perf_counter()
             resumed, resumed_summary = run_irradiance_job(

@@ -16,7 +16,6 @@ channel, part by part, resumable in the same way.
 from __future__ import annotations
 
 import contextlib
-import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -36,21 +35,20 @@ from ..compute.engine import (
     channel_arrays,
     frame_funcs,
     frame_times,
-    map_frames,
     output_attrs,
+    run_map,
 )
-from ..compute.reduction import irradiance, parts_to_dataset
+from ..compute.reduction import SOURCE, STATS, as_irradiance
 from ..compute.shipping import func_id, ship_by_value
 from ..compute.timeaxis import TIME_CHOICES, on_header_time
 from ..io.storage import mask_url
+from .legacy_parts import LegacyParts
 from .lock import check_wait, hold_out_dir
 from .outdir import check_outputs
-from .parts import PartStore
 from .results import save_outputs, save_results
-from .stores import ZarrStore
+from .stores import ZarrStore, fingerprint
 from .summary import JobSummary
 from .summary import summarize as _summary
-from .tables import CHANNEL
 
 __all__ = [
     "FORMATS",
@@ -64,7 +62,7 @@ __all__ = [
 #: What ``run_reduce_job`` can write: ``reduce.csv``, ``reduce.nc``, ``reduce.zarr``,
 #: ``reduce.png``.
 FORMATS: tuple[str, ...] = ("csv", "nc", "zarr", "png")
-#: What ``run_irradiance_job`` writes next to ``parts/`` (none may be a symbolic link).
+#: What ``run_irradiance_job`` writes next to ``parts.zarr`` (none may be a symbolic link).
 IRRADIANCE_FILES: tuple[str, ...] = ("irradiance.csv", "irradiance.nc", "irradiance.png")
 
 
@@ -103,7 +101,7 @@ def _identity(
         "start": str(frames["time"].values[0]),
         "stop": str(frames["time"].values[-1]),
         "frames": frames.sizes["time"],
-        "files": PartStore.fingerprint(frames["datakey"].values),
+        "files": fingerprint(frames["datakey"].values),
         "normalize": normalize,
         "cutout": repr(cutout),
         "part_size": part_size,
@@ -180,7 +178,7 @@ def _channels_identity(
         "start": str(times[0]),
         "stop": str(times[-1]),
         "frames": len(times),
-        "files": PartStore.fingerprint(keys),
+        "files": fingerprint(keys),
         "normalize": normalize,
         "cutout": repr(cutout),
         "part_size": part_size,
@@ -199,21 +197,6 @@ def _channels_attrs(bucket, arrays, tolerance, source: str) -> dict[str, Any]:
         "source": source,
         "time_axis": TIME_AXIS,
     }
-
-
-def _stack(results: list[xr.Dataset], names: list[str], attrs: Mapping[str, Any]) -> xr.Dataset:
-    """Per-channel results (same time axis) stacked along a leading ``channel`` dimension."""
-    out = xr.concat(
-        results,
-        dim=CHANNEL,
-        data_vars="all",
-        coords="minimal",
-        join="override",
-        combine_attrs="override",
-    )
-    out = out.assign_coords({CHANNEL: (CHANNEL, np.asarray(names, dtype=str).astype(object))})
-    out.attrs = dict(attrs)
-    return out
 
 
 # --------------------------------------------------------------------------- irradiance
@@ -266,7 +249,10 @@ def run_irradiance_job(
         Half-open range.
     out : str
         Output directory: ``irradiance.csv``, ``irradiance.nc``, ``irradiance.png`` and
-        ``parts/`` (for ``resume``).
+        ``parts.zarr`` (the parts, saved as they complete, for ``resume``: as
+        :func:`run_reduce_job` saves them). ``resume`` of a run interrupted by an older
+        version imports the parts it saved in ``parts/`` that pass their check
+        (:mod:`intake_helio.app.legacy_parts`), then deletes that directory.
     storage_options : dict, optional
         fsspec options for the catalog, the indexes and every frame read.
     cluster_kind : {"local", "gateway", None}
@@ -303,124 +289,161 @@ def run_irradiance_job(
     normalize = _normalize(units, normalize)
     time_axis = check_choice("time_axis", time_axis, TIME_CHOICES)
     ids = _dataset_ids(dataset)
-    if len(ids) > 1:
-        return _irradiance_channels(
-            endpoint,
-            ids,
-            start,
-            stop,
-            out,
-            storage_options=storage_options,
-            cluster_kind=cluster_kind,
-            cluster_kwargs=cluster_kwargs,
-            normalize=normalize,
-            resume=resume,
-            cutout=cutout,
-            part_size=part_size,
-            progress=progress,
-            plot=plot,
-            tolerance=tolerance,
-            quality=quality,
-            time_axis=time_axis,
-            wait_lock=wait_lock,
-        )
-    dataset = ids[0]
     keys_read = ("T_OBS",) if time_axis == "T_OBS" else ()
-    bucket, frames = _open_frames(
-        endpoint, dataset, start, stop, storage_options, cutout, quality, keys_read
-    )
-    units = "DN/s" if normalize else frames.attrs.get("units", "DN")
-    identity = _identity(bucket, dataset, frames, normalize, cutout, part_size, quality)
+    if len(ids) > 1:
+        bucket, times, arrays = _open_channels(
+            endpoint, ids, start, stop, storage_options, cutout, tolerance, quality, keys_read
+        )
+        legacy_id = _channels_identity(
+            bucket, arrays, times, tolerance, normalize, cutout, part_size, quality
+        )
+        attrs = _channels_attrs(bucket, arrays, tolerance, f"{SOURCE} of each channel")
+    else:
+        bucket, frames = _open_frames(
+            endpoint, ids[0], start, stop, storage_options, cutout, quality, keys_read
+        )
+        arrays, times = {ids[0]: frames}, frames["time"].to_numpy()
+        legacy_id = _identity(bucket, ids[0], frames, normalize, cutout, part_size, quality)
+        keep = ("dataset", "title", "endpoint", "WAVELNTH")
+        attrs = {k: frames.attrs[k] for k in keep if k in frames.attrs}
+        attrs.update(source=SOURCE, time_axis=TIME_AXIS)
+    first = next(iter(arrays.values()))
+    units = "DN/s" if normalize else str(first.attrs.get("units", "DN"))
+    identity = {**legacy_id, "job": "irradiance"}
+    job = _Job(arrays, identity, times, part_size, normalize, "irradiance")
     with hold_out_dir(out, wait_lock):  # the only writer of out until the files are saved
         check_outputs(out, IRRADIANCE_FILES)
-        keys, times = frames["datakey"].to_numpy(), frames["time"].to_numpy()
-        store = PartStore(out, identity, resume, datakeys=keys, times=times, part_size=part_size)
-        t0 = time.perf_counter()
-        compute = _part_computer(store, frames, 0, normalize, progress, part_size)
-        with _compute_on(cluster_kind, cluster_kwargs):
-            parts = store.fill(compute)  # every part checked against the frames before use
-            result = parts_to_dataset(parts, dict(frames.attrs), units)
+        store, notes = _irradiance_store(job, out, resume, legacy_id, attrs, units)
+
+        def finish(stats: xr.Dataset) -> xr.Dataset:
+            result = as_irradiance(stats, units, attrs)
             if time_axis == "T_OBS":  # each frame's T_OBS card, read on the cluster
-                result = on_header_time(result, frames)
+                result = on_header_time(result, arrays if len(arrays) > 1 else first)
+            return result
+
+        t0 = time.perf_counter()
+        result, computed = job.fill(
+            store, list(STATS), cluster_kind, cluster_kwargs, progress, finish, time_axis != "start"
+        )
         elapsed = time.perf_counter() - t0
         paths = save_results(result, out, plot=plot)
     status = result["status"].to_numpy()
-    return result, _summary(status, elapsed, store.rows_saved, paths, store.notes)
+    channels = list(arrays) if job.several else ()
+    return result, _summary(status, elapsed, computed, paths, notes, channels)
 
 
-def _part_computer(store: PartStore, frames, base: int, normalize, progress, part_size):
-    """``compute(saved)`` for :meth:`PartStore.fill`: the irradiance of ``frames`` (one
-    channel), its part ``p`` saved as part number ``base + p``, saved parts skipped."""
+def _irradiance_store(job: _Job, out, resume: bool, legacy_id, attrs, units):
+    """``(store, notes)``: the irradiance job's parts, ``<out>/parts.zarr``.
 
-    def compute(saved):
-        irradiance(
-            frames,
-            normalize=normalize,
-            progress=progress,
-            part_size=part_size,
-            on_part=lambda p, df: store.save(base + p, df),
-            skip={n - base for n in saved},
+    With ``resume`` and no store of a run there, the parts an older version saved in
+    ``<out>/parts/`` for this run (``legacy_id``, its identity then) are checked and
+    imported (:class:`~intake_helio.app.legacy_parts.LegacyParts`); ``notes`` names those
+    not used. A ``parts/`` that is not intake-helio's, or of another run, is refused before
+    anything is written.
+    """
+    path = Path(out) / "parts.zarr"
+    legacy = None
+    if resume and not ZarrStore.recorded(path):
+        legacy = LegacyParts(
+            out, legacy_id, datakeys=job.datakeys, times=job.times, part_size=job.part_size
+        )
+    store = job.store(path, resume, attrs, output_attrs(list(STATS), units))
+    if legacy is None:
+        return store, []
+    legacy.import_into(store)
+    return store, legacy.notes
+
+
+class _Job:
+    """One run's frames (one dataset's, or several channels'), saved part by part in a
+    :class:`ZarrStore` (channels' parts numbered channel by channel)."""
+
+    def __init__(
+        self, arrays: Mapping[str, xr.DataArray], identity, times, part_size, normalize, desc
+    ):
+        self.arrays = dict(arrays)
+        self.desc = desc  # the progress bar's label
+        self.identity = identity
+        self.times = times
+        self.part_size = part_size
+        self.normalize = normalize
+        self.several = len(self.arrays) > 1
+        frames = list(self.arrays.values())
+        if self.several:
+            self.datakeys = np.stack([f["datakey"].to_numpy() for f in frames])
+            self.own = np.stack([frame_times(f) for f in frames])
+        else:
+            self.datakeys = frames[0]["datakey"].to_numpy()
+            self.own = frame_times(frames[0])
+
+    def store(self, path: Path, resume: bool, attrs, var_attrs) -> ZarrStore:
+        """The run's store at ``path`` (an earlier run's, with ``resume`` and its identity)."""
+        return ZarrStore(
+            path,
+            self.identity,
+            resume,
+            times=self.times,
+            datakeys=self.datakeys,
+            part_size=self.part_size,
+            attrs=attrs,
+            var_attrs=var_attrs,
+            channels=list(self.arrays) if self.several else None,
+            frame_times=self.own,
         )
 
-    return compute
+    def fill(
+        self,
+        store: ZarrStore,
+        funcs,
+        cluster_kind,
+        cluster_kwargs,
+        progress,
+        finish: Callable[[xr.Dataset], xr.Dataset] | None = None,
+        cluster_for_finish: bool = False,
+    ) -> tuple[xr.Dataset, int]:
+        """Compute and save the parts ``store`` lacks with ``map_frames(frames, funcs)``,
+        mark it complete and load it: ``(finish(result), frames computed)``.
 
+        ``finish`` runs on the cluster too when ``cluster_for_finish`` (e.g. header reads).
+        """
+        done = store.done()
+        specs = frame_funcs(funcs)
+        computed = 0
 
-def _irradiance_channels(
-    endpoint,
-    ids,
-    start,
-    stop,
-    out,
-    *,
-    storage_options,
-    cluster_kind,
-    cluster_kwargs,
-    normalize,
-    resume,
-    cutout,
-    part_size,
-    progress,
-    plot,
-    tolerance,
-    quality=None,
-    time_axis="start",
-    wait_lock=None,
-) -> tuple[xr.Dataset, JobSummary]:
-    """:func:`run_irradiance_job` of several datasets: parts numbered channel by channel."""
-    keys_read = ("T_OBS",) if time_axis == "T_OBS" else ()
-    bucket, times, arrays = _open_channels(
-        endpoint, ids, start, stop, storage_options, cutout, tolerance, quality, keys_read
-    )
-    first = next(iter(arrays.values()))
-    units = "DN/s" if normalize else first.attrs.get("units", "DN")
-    identity = _channels_identity(
-        bucket, arrays, times, tolerance, normalize, cutout, part_size, quality
-    )
-    with hold_out_dir(out, wait_lock):  # the only writer of out until the files are saved
-        check_outputs(out, IRRADIANCE_FILES)
-        keys = np.stack([f["datakey"].to_numpy() for f in arrays.values()])
-        store = PartStore(out, identity, resume, datakeys=keys, times=times, part_size=part_size)
-        per_channel = math.ceil(len(times) / part_size)
-        t0 = time.perf_counter()
-        with _compute_on(cluster_kind, cluster_kwargs):
-            loaded = []
-            for k, frames in enumerate(arrays.values()):
-                base = k * per_channel
-                compute = _part_computer(store, frames, base, normalize, progress, part_size)
-                loaded.append(store.fill(compute, range(base, base + per_channel)))
-            results = [
-                parts_to_dataset(parts, dict(f.attrs), units)
-                for parts, f in zip(loaded, arrays.values(), strict=True)
-            ]
-            source = "intake-helio irradiance: mean of every frame (NaN-aware) of each channel"
-            attrs = _channels_attrs(bucket, arrays, tolerance, source)
-            result = _stack(results, list(arrays), attrs)
-            if time_axis == "T_OBS":  # each frame's T_OBS card, read on the cluster
-                result = on_header_time(result, arrays)
-        elapsed = time.perf_counter() - t0
-        paths = save_results(result, out, plot=plot)
-    status = result["status"].transpose(CHANNEL, "time").to_numpy()
-    return result, _summary(status, elapsed, store.rows_saved, paths, store.notes, list(arrays))
+        def saver(k: int):
+            def on_part(p: int, part: xr.Dataset) -> None:
+                nonlocal computed
+                store.save(store.part_number(k, p), part)
+                computed += part.sizes["time"]
+
+            return on_part
+
+        missing = len(done) < store.parts
+        on = missing or cluster_for_finish
+        with _compute_on(cluster_kind, cluster_kwargs) if on else contextlib.nullcontext():
+            for k, frames in enumerate(self.arrays.values() if missing else ()):
+                skip = {
+                    p for p in range(store.parts_per_channel) if store.part_number(k, p) in done
+                }
+                if len(skip) == store.parts_per_channel:
+                    continue
+                # map_frames of one channel, with the progress bar's label of the job
+                run_map(
+                    frames,
+                    specs,
+                    self.normalize,
+                    progress,
+                    self.part_size,
+                    saver(k),
+                    skip,
+                    desc=self.desc,
+                )
+            store.mark_complete()
+            result = store.load()
+            result.attrs.pop("complete", None)
+            if finish is not None:
+                result = finish(result)
+        return result, computed
 
 
 # --------------------------------------------------------------------------- reduce
@@ -517,7 +540,6 @@ def run_reduce_job(
     job = dict(
         out=out,
         funcs=funcs,
-        specs=specs,
         shipped=shipped,
         formats=formats,
         cluster_kind=cluster_kind,
@@ -557,7 +579,6 @@ def _reduce(
     *,
     out,
     funcs,
-    specs,
     shipped,
     formats,
     cluster_kind,
@@ -569,69 +590,23 @@ def _reduce(
 ) -> tuple[xr.Dataset, JobSummary]:
     """:func:`run_reduce_job` on one dataset's frames, or on several channels' (``(channel,
     time)`` results, parts numbered channel by channel: :meth:`ZarrStore.part_number`)."""
-    several = len(arrays) > 1
+    job = _Job(arrays, identity, times, part_size, normalize, "map_frames")
     first = next(iter(arrays.values()))
     units = "DN/s" if normalize else str(first.attrs.get("units", "DN"))
-    ids = identity["funcs"]
     attrs["units"] = units
-    attrs["source"] = f"intake-helio reduce: {', '.join(ids)} of every frame"
-    if several:
+    attrs["source"] = f"intake-helio reduce: {', '.join(identity['funcs'])} of every frame"
+    if job.several:
         attrs["source"] += " of each channel"
-        datakeys = np.stack([f["datakey"].to_numpy() for f in arrays.values()])
-        own = np.stack([frame_times(f) for f in arrays.values()])
-    else:
-        datakeys = first["datakey"].to_numpy()
-        own = frame_times(first)
     check_outputs(out, [f"reduce.{f}" for f in formats if f != "zarr"])
-    store = ZarrStore(
-        Path(out) / ("reduce.zarr" if "zarr" in formats else "parts.zarr"),
-        identity,
-        resume,
-        times=times,
-        datakeys=datakeys,
-        part_size=part_size,
-        attrs=attrs,
-        var_attrs=output_attrs(funcs, units),
-        channels=list(arrays) if several else None,
-        frame_times=own,
-    )
-    done = store.done()
-    computed = 0
+    name = "reduce.zarr" if "zarr" in formats else "parts.zarr"
+    store = job.store(Path(out) / name, resume, attrs, output_attrs(funcs, units))
     t0 = time.perf_counter()
-
-    def saver(k: int):
-        def on_part(p: int, part: xr.Dataset) -> None:
-            nonlocal computed
-            store.save(store.part_number(k, p), part)
-            computed += part.sizes["time"]
-
-        return on_part
-
-    if len(done) < store.parts:
-        with _compute_on(cluster_kind, cluster_kwargs):
-            for k, frames in enumerate(arrays.values()):
-                skip = {
-                    p for p in range(store.parts_per_channel) if store.part_number(k, p) in done
-                }
-                if len(skip) == store.parts_per_channel:
-                    continue
-                map_frames(
-                    frames,
-                    shipped,
-                    normalize=normalize,
-                    progress=progress,
-                    part_size=part_size,
-                    on_part=saver(k),
-                    skip=skip,
-                )
-    store.mark_complete()
-    result = store.load()
-    result.attrs.pop("complete", None)
+    result, computed = job.fill(store, shipped, cluster_kind, cluster_kwargs, progress)
     elapsed = time.perf_counter() - t0
     written, notes = save_outputs(result, out, formats, stem="reduce")
     if "zarr" in formats:
         written["zarr"] = str(store.path)
     paths = {k: written[k] for k in FORMATS if k in written}
     status = result["status"].to_numpy()
-    channels = list(arrays) if several else ()
+    channels = list(arrays) if job.several else ()
     return result, _summary(status, elapsed, computed, paths, notes, channels)

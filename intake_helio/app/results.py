@@ -1,10 +1,8 @@
-"""Saved results: CSV, netCDF and PNG of a run, and the irradiance job's resumable parts.
+"""Saved results: CSV, netCDF and PNG of a run.
 
-No pickle anywhere: parts and results are CSV, netCDF and Zarr. The irradiance job's
-parts are in :mod:`intake_helio.app.parts` (:class:`PartStore`, imported here too), the
-reduce job's in a Zarr store (:mod:`intake_helio.app.stores`). Every file is written
-through a fresh temporary file and never through a symbolic link
-(:mod:`intake_helio.app.outdir`).
+No pickle anywhere: results are CSV, netCDF and Zarr; both jobs save their parts in one
+Zarr store (:mod:`intake_helio.app.stores`). Every file is written through a fresh
+temporary file and never through a symbolic link (:mod:`intake_helio.app.outdir`).
 
 Results of several channels (``ih.open_channels``) have dimensions ``(channel, time)``: the
 netCDF and Zarr files keep them, the CSV is in long form (a ``channel`` column, one row per
@@ -24,14 +22,12 @@ from typing import Any
 import xarray as xr
 
 from .outdir import atomic_write as _atomic_write
-from .parts import PartStore
-from .parts import write_csv as _write_csv
 from .plots import irradiance_figure, outputs_figure, plot_irradiance, plot_outputs
 from .tables import NOT_OUTPUTS, cf_times, outputs_table, scalar_outputs, to_dataframe
+from .tables import write_csv as _write_csv
 
 __all__ = [
     "TIME_ENCODING",
-    "PartStore",
     "cf_times",
     "irradiance_figure",
     "outputs_figure",

@@ -26,6 +26,7 @@ an existing directory is deleted only when it is a store of intake-helio (it has
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -51,6 +52,11 @@ _DONE = "part_done"
 _TEXT = ("status", "datakey")
 #: Variables that are not outputs: the text ones and each frame's own time.
 _NOT_OUTPUTS = (*_TEXT, "frame_time")
+
+
+def fingerprint(datakeys) -> str:
+    """A short hash of a run's frame list (part of its identity; as older versions made it)."""
+    return hashlib.sha1("\n".join(map(str, datakeys)).encode()).hexdigest()[:16]
 
 
 class StoreError(HelioError, RuntimeError):
@@ -138,6 +144,8 @@ class ZarrStore:
         if resume and self.path.is_dir():
             self._refuse_links()  # before anything is read or written through one
         old = self._stored_identity() if resume else None
+        #: Whether this store holds an earlier run's parts (``resume`` with its identity).
+        self.resumed = old is not None
         if old is not None:
             check_same_run(self.path, old, self.identity)
         else:
@@ -146,9 +154,14 @@ class ZarrStore:
         self._done = self._group[f"{_RESUME}/{_DONE}"]
 
     # ----------------------------------------------------------------- creation
+    @staticmethod
+    def recorded(path: str | os.PathLike) -> bool:
+        """Whether ``path`` holds a store's record of a run (what ``resume`` looks for)."""
+        return (Path(path) / _RESUME / ".zattrs").exists()
+
     def _stored_identity(self) -> dict | None:
         """The identity of the run saved at ``path``, None if there is no readable one."""
-        if not (self.path / _RESUME / ".zattrs").exists():
+        if not self.recorded(self.path):
             return None
         try:
             group = _open_group(self.path, mode="r")
@@ -366,7 +379,9 @@ class ZarrStore:
     # ----------------------------------------------------------------- reading
     def load(self) -> xr.Dataset:
         """The whole store in memory, text as ``str`` objects, ``time`` decoded."""
-        with xr.open_zarr(str(self.path), consolidated=False) as ds:
+        # read here, not through dask: on a cluster a dask load would send every chunk's
+        # read to the workers and the values back
+        with xr.open_zarr(str(self.path), consolidated=False, chunks=None) as ds:
             ds = ds.load()
         names = [*_TEXT, CHANNEL] if self.channels is not None else list(_TEXT)
         for name in names:

@@ -7,6 +7,7 @@ and frame, in time order).
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import numpy as np
@@ -21,12 +22,23 @@ __all__ = [
     "outputs_table",
     "scalar_outputs",
     "to_dataframe",
+    "write_csv",
 ]
 
 #: Variables of a result that are not per-frame outputs.
 NOT_OUTPUTS = ("status", "datakey", "frame_time")
 #: The dimension of a result of several channels.
 CHANNEL = "channel"
+_FLOAT = "%.17g"  # exact round trip: a table read back holds the values computed
+
+
+def write_csv(df: pd.DataFrame, path: str | os.PathLike) -> None:
+    """Write a table with times as ``%Y-%m-%dT%H:%M:%S.%f`` and exact floats (``NaN``)."""
+    out = df.copy()
+    for name in ("time", "frame_time"):
+        if name == "time" or name in out:  # NaT (no frame within tolerance): an empty field
+            out[name] = pd.DatetimeIndex(out[name]).strftime("%Y-%m-%dT%H:%M:%S.%f").fillna("")
+    out.to_csv(path, index=False, float_format=_FLOAT, na_rep="NaN", lineterminator="\n")
 
 
 def cf_times(times) -> np.ndarray:

@@ -21,10 +21,23 @@ from .engine import FRAME_TIME_ATTRS, TIME_AXIS, by_channel, channel_arrays, fra
 from .progress import Progress
 from .timeaxis import check_time, on_header_time
 
-__all__ = ["PART_COLUMNS", "irradiance", "iter_parts", "parts_to_dataset", "ratio"]
+__all__ = [
+    "PART_COLUMNS",
+    "SOURCE",
+    "STATS",
+    "as_irradiance",
+    "irradiance",
+    "iter_parts",
+    "parts_to_dataset",
+    "ratio",
+]
 
 PART_COLUMNS = ["time", "frame_time", "datakey", "irradiance", "n_valid", "status"]
-_STATS = ["mean", "count"]
+#: The statistics the irradiance is made of (``map_frames`` built-ins).
+STATS = ("mean", "count")
+_STATS = list(STATS)
+#: The ``source`` attribute of an irradiance result of one dataset.
+SOURCE = "intake-helio irradiance: mean of every frame (NaN-aware)"
 
 
 def _part_frame(part: xr.Dataset) -> pd.DataFrame:
@@ -87,41 +100,81 @@ def parts_to_dataset(
         df = df.sort_values("time", kind="stable", ignore_index=True)
     keep = ("dataset", "title", "endpoint", "WAVELNTH")
     attrs = {k: frames_attrs[k] for k in keep if k in frames_attrs}
-    attrs["source"] = "intake-helio irradiance: mean of every frame (NaN-aware)"
+    attrs["source"] = SOURCE
     attrs["time_axis"] = TIME_AXIS
     own = df["frame_time"] if "frame_time" in df else df["time"]
-    ds = xr.Dataset(
+    stats = xr.Dataset(
+        {
+            "mean": ("time", df["irradiance"].to_numpy(np.float64)),
+            "count": ("time", df["n_valid"].to_numpy(np.int64)),
+            "status": ("time", df["status"].to_numpy(str).astype(object)),
+            "datakey": ("time", df["datakey"].to_numpy(str).astype(object)),
+            "frame_time": ("time", pd.DatetimeIndex(own).as_unit("ns").to_numpy()),
+        },
+        coords={"time": ("time", pd.DatetimeIndex(df["time"]).as_unit("ns").to_numpy())},
+    )
+    return as_irradiance(stats, units, attrs)
+
+
+def as_irradiance(stats: xr.Dataset, units: str, attrs: Mapping[str, Any]) -> xr.Dataset:
+    """The result of ``map_frames(frames, ["mean", "count"])`` laid out as the irradiance.
+
+    Parameters
+    ----------
+    stats : xarray.Dataset
+        Along ``time`` (or ``(channel, time)``): ``mean`` and ``count`` (absent when no
+        frame has values: then NaN and 0), ``status``, ``datakey`` and ``frame_time``.
+    units : str
+        The irradiance's units (``"DN/s"`` or the frames' own).
+    attrs : mapping
+        The result's attributes.
+
+    Returns
+    -------
+    xarray.Dataset
+        ``irradiance`` (float64), ``n_valid`` (int64), ``status``, ``datakey`` and
+        ``frame_time`` (as :func:`irradiance` gives them), coordinates as ``stats``'.
+    """
+    dims = stats["status"].dims
+    shape = stats["status"].shape
+    mean = stats["mean"].to_numpy() if "mean" in stats else np.full(shape, np.nan)
+    count = stats["count"].to_numpy() if "count" in stats else np.zeros(shape, dtype=np.int64)
+    own = stats["frame_time"] if "frame_time" in stats else stats["time"]
+
+    def order(name) -> bool:  # ``time`` first, as :func:`irradiance` gives it
+        return name != "time"
+
+    return xr.Dataset(
         {
             "irradiance": (
-                "time",
-                df["irradiance"].to_numpy(np.float64),
+                dims,
+                np.asarray(mean, dtype=np.float64),
                 {"long_name": "mean intensity of the frame", "units": units},
             ),
             "n_valid": (
-                "time",
-                df["n_valid"].to_numpy(np.int64),
+                dims,
+                np.asarray(count, dtype=np.int64),
                 {"long_name": "number of valid (non-BLANK) pixels"},
             ),
             "status": (
-                "time",
-                df["status"].to_numpy(str).astype(object),
+                dims,
+                stats["status"].to_numpy().astype(str).astype(object),
                 {"long_name": "'ok' or the reason the frame has no value"},
             ),
             "datakey": (
-                "time",
-                df["datakey"].to_numpy(str).astype(object),
+                dims,
+                stats["datakey"].to_numpy().astype(str).astype(object),
                 {"long_name": "URL of the frame's file"},
             ),
             "frame_time": (
-                "time",
-                pd.DatetimeIndex(own).as_unit("ns").to_numpy(),
+                dims,
+                np.broadcast_to(own.to_numpy().astype("datetime64[ns]"), shape).copy(),
                 dict(FRAME_TIME_ATTRS),
             ),
         },
-        coords={"time": ("time", pd.DatetimeIndex(df["time"]).as_unit("ns").to_numpy())},
-        attrs=attrs,
+        coords={n: (stats[n].dims, stats[n].to_numpy()) for n in sorted(stats.coords, key=order)},
+        attrs=dict(attrs),
     )
-    return ds
 
 
 def irradiance(

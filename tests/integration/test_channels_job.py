@@ -33,6 +33,7 @@ from intake_helio.app.demo import run_demo
 from intake_helio.app.results import irradiance_figure, outputs_figure
 from intake_helio.testing.demo_data import write_demo_dataset
 from tests.builders import job_argv, stop_slow_run
+from tests.partstore import saved_parts
 
 N, N171, PART = 12, 10, 4
 IDS = ["aia_0094", "aia_0171"]
@@ -378,15 +379,21 @@ def _stopped_part_way(served, tmp_path, command, sig, done) -> tuple[Path, int]:
 
 
 def _saved_parts(out: Path) -> int:
-    return len(list((out / "parts").glob("part-*.csv")))
+    return len(saved_parts(out / "parts.zarr"))
 
 
 def test_two_channel_irradiance_resumed_after_kill(served, reference, tmp_path, cli):
     out, code = _stopped_part_way(served, tmp_path, "irradiance", signal.SIGKILL, _saved_parts)
     assert code == -signal.SIGKILL
-    parts = out / "parts"
-    saved = {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in parts.glob("part-*.csv")}
-    assert 2 <= len(saved) < 2 * N // PART, "the run was not stopped part-way"
+    store = out / "parts.zarr"
+    done = saved_parts(store)
+    assert 2 <= len(done) < 2 * N // PART, "the run was not stopped part-way"
+    # each saved part's data and record: a chunk of each, (channel k, part p) for number n
+    per_channel = N // PART
+    names = [
+        f"{v}/{n // per_channel}.{n % per_channel}" for n in done for v in ("mean", "status")
+    ] + [f"_resume/part_done/{n}" for n in done]
+    saved = {n: ((store / n).stat().st_mtime_ns, (store / n).read_bytes()) for n in names}
 
     # another tolerance or other channels are another run: refused, nothing touched
     code, _, err = cli([*_args(served, "irradiance", out), "--resume", "--tolerance", "5s"])
@@ -397,9 +404,9 @@ def test_two_channel_irradiance_resumed_after_kill(served, reference, tmp_path, 
     code, summary, err = cli([*_args(served, "irradiance", out), "--resume"])
     assert code == 3, err
     computed = int(re.search(r"computed: (\d+) frames", summary).group(1))
-    assert computed == 2 * N - PART * len(saved)
+    assert computed == 2 * N - PART * len(done)
     for name, (mtime, raw) in saved.items():  # kept, not recomputed
-        assert (parts / name).stat().st_mtime_ns == mtime and (parts / name).read_bytes() == raw
+        assert (store / name).stat().st_mtime_ns == mtime and (store / name).read_bytes() == raw
     assert _saved_parts(out) == 2 * N // PART
     _, ref = reference
     assert (out / "irradiance.csv").read_bytes() == (ref / "irradiance.csv").read_bytes()

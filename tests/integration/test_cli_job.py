@@ -13,6 +13,7 @@ import io
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -28,8 +29,10 @@ from astropy.io import fits
 from PIL import Image
 
 from intake_helio.app.cli import main
+from intake_helio.app.legacy_parts import read_part
 from intake_helio.testing.demo_data import write_demo_dataset
 from tests.builders import SLOW_CLI, job_argv, one_error_line, stop_slow_run
+from tests.partstore import legacy_identity, saved_parts, write_legacy_parts
 
 FRAMES = 40
 PART = 4
@@ -164,7 +167,7 @@ def test_exit_2_on_a_bad_number(served, tmp_path, capsys, option):
         f"intake-helio irradiance: error: argument {option[0]}: "
         f"{option[1]!r} is not a positive whole number"
     )
-    assert not (tmp_path / "parts").exists()
+    assert not (tmp_path / "parts.zarr").exists()
 
 
 def test_exit_2_when_out_is_a_file(served, tmp_path, cli):
@@ -179,14 +182,14 @@ def test_exit_2_when_out_is_a_file(served, tmp_path, cli):
 def test_exit_2_on_resume_with_other_arguments(served, tmp_path, cli):
     _, data = served
     assert cli(_args(served, tmp_path, stop=data.times[8]))[0] == 0
-    parts = {p: p.read_bytes() for p in (tmp_path / "parts").glob("part-*.csv")}
-    assert len(parts) == 2
+    assert saved_parts(tmp_path / "parts.zarr") == [0, 1]
+    parts = _files(tmp_path / "parts.zarr")
     code, _, err = cli(_args(served, tmp_path, "--resume", "--units", "DN", stop=data.times[8]))
     assert code == 2
     line = one_error_line(err)
     assert "holds parts of a different run (differs in normalize)" in line
     assert "drop --resume" in line
-    assert {p: p.read_bytes() for p in (tmp_path / "parts").glob("part-*.csv")} == parts
+    assert _files(tmp_path / "parts.zarr") == parts
 
 
 def test_exit_1_when_the_bucket_is_unavailable(served, tmp_path, cli):
@@ -269,24 +272,29 @@ def test_files_written(reference):
 # ----------------------------------------------------------------------------- resume
 def _interrupt_then_resume(served, reference, tmp_path, cli, sig):
     out = tmp_path / "out"
-    parts = out / "parts"
+    store = out / "parts.zarr"
     returncode, stdout, stderr = stop_slow_run(
-        tmp_path, _args(served, out), sig, lambda: len(list(parts.glob("part-*.csv"))) >= 2
+        tmp_path, _args(served, out), sig, lambda: len(saved_parts(store)) >= 2
     )
-    saved = {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in parts.glob("part-*.csv")}
-    assert 2 <= len(saved) < FRAMES // PART, "the run was not interrupted part-way"
+    done = saved_parts(store)
+    assert 2 <= len(done) < FRAMES // PART, "the run was not interrupted part-way"
+    # each saved part's data and record (one chunk of each per part)
+    names = [f"{v}/{n}" for n in done for v in ("mean", "count", "status", "_resume/part_done")]
+    saved = {
+        name: ((store / name).stat().st_mtime_ns, (store / name).read_bytes()) for name in names
+    }
     assert not (out / "irradiance.csv").exists()
 
     code, summary, err = cli([*_args(served, out), "--resume"])  # in-process: faster
     assert code == 3, err
     computed = int(re.search(r"computed: (\d+) frames", summary).group(1))
-    assert computed == FRAMES - PART * len(saved)
+    assert computed == FRAMES - PART * len(done)
     # the parts saved before the interruption were not recomputed or rewritten
     for name, (mtime, raw) in saved.items():
-        assert (parts / name).stat().st_mtime_ns == mtime
-        assert (parts / name).read_bytes() == raw
-    assert len(list(parts.glob("part-*.csv"))) == FRAMES // PART
-    assert not list(parts.glob(".*"))
+        assert (store / name).stat().st_mtime_ns == mtime
+        assert (store / name).read_bytes() == raw
+    assert saved_parts(store) == list(range(FRAMES // PART))
+    assert not list(out.glob(".*tmp*"))
 
     _, ref = reference
     assert (out / "irradiance.csv").read_bytes() == (ref / "irradiance.csv").read_bytes()
@@ -346,7 +354,7 @@ def test_ctrl_c_on_a_local_cluster_prints_one_line_and_leaves_no_process(served,
         while (
             len(workers()) < 2
             if when == "workers starting"
-            else not list((out / "parts").glob("part-*.csv"))
+            else not saved_parts(out / "parts.zarr")
         ):
             assert proc.poll() is None, proc.communicate()
             assert time.monotonic() < deadline, f"not {when} within 60 s"
@@ -366,7 +374,7 @@ def test_ctrl_c_on_a_local_cluster_prints_one_line_and_leaves_no_process(served,
         assert "Traceback" not in stderr and "distributed" not in stderr, stderr
         # the message alone, as a rule; at most a warning of ours besides
         assert len(lines) <= 3, stderr
-        saved = len(list((out / "parts").glob("part-*.csv")))
+        saved = len(saved_parts(out / "parts.zarr"))
         if when == "workers starting":
             assert saved == 0  # held back while the cluster starts, then no frame read
         else:
@@ -390,7 +398,8 @@ def test_secret_never_written_or_printed(served, reference, tmp_path, cli):
     for text in (proc.stdout, proc.stderr):
         assert CANARY_SECRET not in text and CANARY_KEY not in text
     files = [p for p in out.rglob("*") if p.is_file()]
-    assert {p.name for p in files} >= {"irradiance.csv", "irradiance.nc", "manifest.json"}
+    assert {p.name for p in files} >= {"irradiance.csv", "irradiance.nc"}
+    assert out / "parts.zarr" / "_resume" / ".zattrs" in files  # the run's identity
     for path in files:
         raw = path.read_bytes()
         assert CANARY_SECRET.encode() not in raw, path
@@ -531,12 +540,16 @@ def _files(directory: Path) -> dict[str, bytes]:
     }
 
 
-def test_resume_uses_only_the_run_s_own_parts(served, tmp_path, cli):
+def test_resume_of_an_older_version_s_parts_uses_only_the_run_s_own(served, tmp_path, cli):
     _, data = served
     stop = data.times[8]
     assert cli(_args(served, tmp_path, stop=stop))[0] == 0
     result = (tmp_path / "irradiance.csv").read_bytes()
-    parts = tmp_path / "parts"
+    # the run's parts as an older version saved them (CSV in parts/), and no Zarr store
+    identity = legacy_identity(tmp_path / "parts.zarr")
+    shutil.rmtree(tmp_path / "parts.zarr")
+    table = read_part(tmp_path / "irradiance.csv")
+    parts = write_legacy_parts(tmp_path, identity, {0: table.iloc[:4], 1: table.iloc[4:]})
     header, *rows0 = (parts / "part-000000.csv").read_text().splitlines(keepends=True)
     _, *rows1 = (parts / "part-000001.csv").read_text().splitlines(keepends=True)
     # next to the run's own manifest: a part of another channel (171 A) beyond the run, and
@@ -558,14 +571,14 @@ def test_resume_uses_only_the_run_s_own_parts(served, tmp_path, cli):
         "parts (0..1); removed",
     ]
     assert (tmp_path / "irradiance.csv").read_bytes() == result
-    assert sorted(p.name for p in parts.iterdir()) == [
-        "manifest.json",
-        "part-000000.csv",
-        "part-000001.csv",
-    ]
+    assert not parts.exists()  # imported into the Zarr store, then deleted
+    assert saved_parts(tmp_path / "parts.zarr") == [0, 1]
 
 
-@pytest.mark.parametrize("case", ["foreign-parts", "symlinked-parts", "symlinked-csv"])
+@pytest.mark.parametrize(
+    "case",
+    ["foreign-parts", "symlinked-parts", "foreign-store", "symlinked-store", "symlinked-csv"],
+)
 def test_out_dir_guard_exits_2_and_touches_nothing(served, tmp_path, cli, case):
     _, data = served
     out = tmp_path / "out"
@@ -574,18 +587,25 @@ def test_out_dir_guard_exits_2_and_touches_nothing(served, tmp_path, cli, case):
     theirs.mkdir()
     (theirs / "part-000000.csv").write_text("their data\n")
     (theirs / "irradiance.csv").write_text("their result\n")
-    if case == "foreign-parts":  # someone else's parts/ (no manifest of ours)
-        theirs.rename(out / "parts")
-        theirs = out / "parts"
-        expected = f"{theirs} holds files and no manifest.json"
+    runs: tuple[list[str], ...] = ([], ["--resume"])
+    if case == "foreign-parts":  # someone else's parts/ (no manifest of ours): read on resume
+        theirs = theirs.rename(out / "parts")
+        expected, runs = f"{theirs} holds files and no manifest.json", (["--resume"],)
     elif case == "symlinked-parts":
         (out / "parts").symlink_to(theirs, target_is_directory=True)
         expected = f"parts directory '{out / 'parts'}' is a symbolic link (to '{theirs}')"
+        runs = (["--resume"],)
+    elif case == "foreign-store":  # someone else's files where the parts are saved
+        theirs = theirs.rename(out / "parts.zarr")
+        expected = f"{theirs} holds files that are not a Zarr store"
+    elif case == "symlinked-store":
+        (out / "parts.zarr").symlink_to(theirs, target_is_directory=True)
+        expected = f"Zarr store '{out / 'parts.zarr'}' is a symbolic link (to '{theirs}')"
     else:
         (out / "irradiance.csv").symlink_to(theirs / "irradiance.csv")
         expected = f"output file '{out / 'irradiance.csv'}' is a symbolic link"
     before = _files(theirs)
-    for extra in ([], ["--resume"]):
+    for extra in runs:
         code, stdout, err = cli(_args(served, out, *extra, stop=data.times[8]))
         assert code == 2 and stdout == ""
         line = one_error_line(err)
@@ -593,4 +613,7 @@ def test_out_dir_guard_exits_2_and_touches_nothing(served, tmp_path, cli, case):
     assert _files(theirs) == before
     assert not (out / "irradiance.nc").exists()
     if case == "symlinked-csv":
-        assert not (out / "parts").exists()  # refused before anything was written
+        assert not (out / "parts.zarr").exists()  # refused before anything was written
+    if case.endswith("-parts"):  # without --resume parts/ is not the job's: never read
+        assert cli(_args(served, out, stop=data.times[8]))[0] == 0
+        assert _files(theirs) == before

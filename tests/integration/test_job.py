@@ -21,6 +21,7 @@ import intake_helio.compute.progress as progress_mod
 from intake_helio.app.job import run_irradiance_job
 from intake_helio.compute.reduction import irradiance
 from intake_helio.testing.demo_data import write_demo_dataset
+from tests.partstore import saved_parts
 
 # the module (``intake_helio.compute.reduction`` is the function, exported by the package)
 FRAMES = 12
@@ -277,15 +278,18 @@ def test_job_saves_files_and_resumes_with_nothing_left(s3, s3fs_client, demo, tm
     got = table["irradiance"].to_numpy()
     np.testing.assert_allclose(got, truth, rtol=1e-6)  # NaN where the truth is NaN
     np.testing.assert_array_equal(got, result["irradiance"].to_numpy())
-    parts = sorted(p.name for p in (tmp_path / "parts").glob("part-*.csv"))
-    assert parts == ["part-000000.csv", "part-000001.csv", "part-000002.csv"]
+    store = tmp_path / "parts.zarr"
+    assert saved_parts(store) == [0, 1, 2]
+    assert not (tmp_path / "parts").exists()  # the one part store: Zarr
 
     csv_bytes = (tmp_path / "irradiance.csv").read_bytes()
-    mtimes = {p: p.stat().st_mtime_ns for p in (tmp_path / "parts").glob("part-*.csv")}
+    chunks = [p for p in store.rglob("*") if p.is_file() and p.parent.name != "_resume"]
+    mtimes = {p: p.stat().st_mtime_ns for p in chunks if p.name[0].isdigit()}
+    assert mtimes  # the parts' data chunks
     again, summary2 = _job(s3, demo, tmp_path, resume=True)
     assert summary2.computed == 0 and summary2.frames == FRAMES
     assert (tmp_path / "irradiance.csv").read_bytes() == csv_bytes
-    assert {p: p.stat().st_mtime_ns for p in mtimes} == mtimes
+    assert {p: p.stat().st_mtime_ns for p in mtimes} == mtimes  # no part written again
     xr.testing.assert_identical(again.drop_attrs(), result.drop_attrs())
 
 
@@ -295,10 +299,10 @@ def test_job_resume_with_other_arguments_is_refused(s3, demo, tmp_path):
         _job(s3, demo, tmp_path, resume=True, units="DN")
     with pytest.raises(ValueError, match=r"differs in .*part_size"):
         _job(s3, demo, tmp_path, resume=True, part_size=4)
-    assert len(list((tmp_path / "parts").glob("part-*.csv"))) == 3  # kept for a real resume
+    assert saved_parts(tmp_path / "parts.zarr") == [0, 1, 2]  # kept for a real resume
     with pytest.raises(ValueError, match="part_size=0; expected a positive number"):
         _job(s3, demo, tmp_path, part_size=0)  # refused before the saved parts are touched
-    assert len(list((tmp_path / "parts").glob("part-*.csv"))) == 3
+    assert saved_parts(tmp_path / "parts.zarr") == [0, 1, 2]
 
 
 def test_job_with_cutout_equals_astropy_cutout_means(s3, s3fs_client, demo, tmp_path):

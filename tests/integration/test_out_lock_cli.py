@@ -56,7 +56,8 @@ def _args(served, out, *extra, command="irradiance"):
 @pytest.fixture
 def gated(tmp_path):
     """``start(args, gate) -> proc``: a gated CLI run holding its ``--out`` (its lock file
-    names it, its manifest is written); every process started is ended at teardown."""
+    names it, its part store has the run's identity); every process started is ended at
+    teardown."""
     wrapper = tmp_path / "gated_cli.py"
     wrapper.write_text(GATED_CLI)
     started: list[subprocess.Popen] = []
@@ -70,9 +71,11 @@ def gated(tmp_path):
             env={**os.environ, "GATE": str(gate)},
         )
         started.append(proc)
-        lock, manifest = _out_of(args) / LOCK_NAME, _out_of(args) / "parts" / "manifest.json"
+        lock = _out_of(args) / LOCK_NAME
+        # the store's consolidated metadata, written last when the store is made
+        made = _out_of(args) / "parts.zarr" / ".zmetadata"
         deadline = time.monotonic() + 60
-        while not manifest.exists() or f'"pid": {proc.pid},' not in lock.read_text():
+        while not _has(made, '"identity"') or f'"pid": {proc.pid},' not in lock.read_text():
             assert proc.poll() is None, proc.communicate()
             assert time.monotonic() < deadline, "the run took no lock within 60 s"
             time.sleep(0.02)
@@ -83,6 +86,19 @@ def gated(tmp_path):
         if proc.poll() is None:
             proc.kill()
         proc.communicate(timeout=30)
+
+
+def _files(directory: Path) -> dict[str, bytes]:
+    return {
+        str(p.relative_to(directory)): p.read_bytes() for p in directory.rglob("*") if p.is_file()
+    }
+
+
+def _has(path: Path, text: str) -> bool:
+    try:
+        return text in path.read_text()
+    except FileNotFoundError:
+        return False
 
 
 def _out_of(args) -> Path:
@@ -101,7 +117,7 @@ def test_a_second_run_is_refused_and_the_first_s_result_is_whole(served, tmp_pat
     assert clean_code in (0, 3), err
     out, gate = tmp_path / "out", tmp_path / "gate"
     first = gated(_args(served, out), gate)
-    before = {p.name: p.read_bytes() for p in (out / "parts").iterdir()}
+    before = _files(out / "parts.zarr")
 
     for command in ("irradiance", "reduce"):
         for extra in ([], ["--resume"]):
@@ -112,8 +128,8 @@ def test_a_second_run_is_refused_and_the_first_s_result_is_whole(served, tmp_pat
             assert f"--out {str(out)!r} is in use by another intake-helio run" in line
             assert f"(pid {first.pid} on host " in line and LOCK_NAME in line
             assert "--wait-lock" in line
-    assert {p.name: p.read_bytes() for p in (out / "parts").iterdir()} == before
-    assert sorted(p.name for p in out.iterdir()) == [LOCK_NAME, "parts"]  # no reduce files
+    assert _files(out / "parts.zarr") == before
+    assert sorted(p.name for p in out.iterdir()) == [LOCK_NAME, "parts.zarr"]  # no reduce files
 
     # a run that waits: the gate opens 1 s after it started waiting; it then resumes the
     # first's directory and finds every part saved

@@ -7,7 +7,8 @@ dask-gateway; then every output is searched for them: log records of ``intake_he
 workers, ``get_worker_logs``), this process's and the workers' stdout/stderr
 (file-descriptor capture), the progress bar, reprs of buckets, registries, datasets,
 sources, catalogs, frames and results, ``yaml()``/``serialize()`` dumps, every saved file
-(CSV, netCDF with its attributes, ``parts/manifest.json``), the gateway server's log, and the
+(CSV, netCDF with its attributes, ``parts.zarr`` with the run's identity), the gateway
+server's log, and the
 ``str``/``repr``/traceback of errors raised for bad credentials and missing buckets.
 """
 
@@ -177,17 +178,22 @@ def test_job_on_a_local_cluster_leaks_no_credential(
     assert {p.name for p in out.rglob("*")} >= {
         "irradiance.csv",
         "irradiance.nc",
-        "manifest.json",
         "irradiance.png",
     }
+    assert (out / "parts.zarr" / "_resume" / ".zattrs").is_file()  # the run's identity
     assert leaks(saved) == []
     with xr.open_dataset(out / "irradiance.nc") as nc:
         assert leaks(nc.attrs, [nc[v].attrs for v in nc.variables]) == []
-    # no pickle among the saved files (netCDF-4/HDF5, CSV, JSON and PNG only)
+    # no pickle among the saved files (netCDF-4/HDF5, CSV, JSON, PNG and the Zarr store's
+    # JSON metadata and array chunks, text as UTF-8 strings)
     for path in out.rglob("*"):
         if path.is_file():
             head = path.read_bytes()[:8]
             assert head[:1] != b"\x80" and path.suffix not in (".pkl", ".pickle"), path
+            if "parts.zarr" in path.parts:
+                if path.name.startswith(".z"):
+                    assert "pickle" not in path.read_text().lower(), path
+                continue
             assert path.suffix in (".csv", ".nc", ".json", ".png"), path
 
 

@@ -1,4 +1,4 @@
-"""Saved results (CSV, netCDF, PNG) and resumable parts, on local files only (no sockets).
+"""Saved results (CSV, netCDF, PNG) and resumable parts (Zarr), on local files only (no sockets).
 
 Every file written is read back with an independent reader (the ``csv`` module, xarray /
 netCDF4 with and without CF decoding, Pillow) and compared with what was saved.
@@ -7,7 +7,6 @@ netCDF4 with and without CF decoding, Pillow) and compared with what was saved.
 from __future__ import annotations
 
 import csv
-import json
 
 import cftime
 import dask.array as da
@@ -16,10 +15,22 @@ import numpy as np
 import pandas as pd
 import pytest
 import xarray as xr
+import zarr
 from PIL import Image
 
-from intake_helio.app.results import PartStore, plot_irradiance, save_results, to_dataframe
-from intake_helio.compute.reduction import PART_COLUMNS, irradiance, iter_parts, parts_to_dataset
+from intake_helio.app.job import _Job
+from intake_helio.app.legacy_parts import read_part
+from intake_helio.app.results import plot_irradiance, save_results, to_dataframe
+from intake_helio.app.stores import ZarrStore, fingerprint
+from intake_helio.app.tables import write_csv
+from intake_helio.compute.engine import map_frames
+from intake_helio.compute.reduction import (
+    PART_COLUMNS,
+    as_irradiance,
+    irradiance,
+    iter_parts,
+    parts_to_dataset,
+)
 
 RNG = np.random.default_rng(94)
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -78,32 +89,38 @@ def _frames(n: int = 10, ny: int = 6, nx: int = 5, exptime=None) -> xr.DataArray
     )
 
 
+def _stats_part(df: pd.DataFrame) -> xr.Dataset:
+    """A part table as ``map_frames(frames, ["mean", "count"])`` gives the part."""
+    return xr.Dataset(
+        {
+            "mean": ("time", df["irradiance"].to_numpy()),
+            "count": ("time", df["n_valid"].to_numpy()),
+            "status": ("time", df["status"].to_numpy().astype(object)),
+        },
+        coords={"time": df["time"].to_numpy()},
+    )
+
+
 def _result(parts: list[pd.DataFrame]) -> xr.Dataset:
     return parts_to_dataset(parts, {"dataset": "aia_0094", "title": "AIA 94", "X": 1}, "DN")
 
 
 # ----------------------------------------------------------------------------- parts
-def test_parts_round_trip_exactly(tmp_path):
-    store = PartStore(tmp_path, {"dataset": "d", "frames": 20}, resume=False)
+def test_part_tables_round_trip_exactly(tmp_path):
+    # the CSV layout of irradiance.csv, and of the parts older versions saved (read back on
+    # --resume of such a run by the legacy reader)
     parts = {
         0: _part("2020-01-01", 8, failed={2: "truncated", 5: 'HTTP 503, "slow down"'}),
         1: _part("2020-01-01T00:02", 8),
         2: _part("2020-01-01T00:04", 4, failed={0: "missing object"}),
     }
-    for number in (2, 0, 1):  # completion order need not be part order
-        store.save(number, parts[number])
-
-    assert store.done() == {0, 1, 2}
-    loaded = store.load()
-    assert len(loaded) == 3
-    for number, df in enumerate(loaded):
-        assert list(df.columns) == PART_COLUMNS
-        pd.testing.assert_frame_equal(df, parts[number], check_exact=True)
-    # written atomically: only the parts and the manifest are there
-    names = sorted(p.name for p in store.dir.iterdir())
-    assert names == ["manifest.json", "part-000000.csv", "part-000001.csv", "part-000002.csv"]
+    for number, df in parts.items():
+        write_csv(df, tmp_path / f"part-{number:06d}.csv")
+        back = read_part(tmp_path / f"part-{number:06d}.csv")
+        assert list(back.columns) == PART_COLUMNS
+        pd.testing.assert_frame_equal(back, df, check_exact=True)
     # the CSV is plain: a reason with a comma and quotes is quoted, NaN is spelled NaN
-    with open(store.dir / "part-000000.csv", newline="") as f:
+    with open(tmp_path / "part-000000.csv", newline="") as f:
         rows = list(csv.reader(f))
     assert rows[0] == PART_COLUMNS
     assert rows[3][3:] == ["NaN", "0", "truncated"]
@@ -112,78 +129,49 @@ def test_parts_round_trip_exactly(tmp_path):
     assert float(rows[1][3]) == parts[0]["irradiance"].iloc[0]
 
 
-def test_fresh_store_clears_old_parts_and_writes_manifest(tmp_path):
-    first = PartStore(tmp_path, {"dataset": "d", "start": pd.Timestamp("2020-01-01")}, False)
-    first.save(0, _part("2020-01-01", 3))
-    first.save(7, _part("2020-01-02", 3))
-
-    again = PartStore(tmp_path, {"dataset": "d", "start": pd.Timestamp("2020-01-01")}, False)
-    assert again.done() == set()
-    manifest = json.loads((tmp_path / "parts" / "manifest.json").read_text())
-    assert manifest == {"dataset": "d", "start": "2020-01-01 00:00:00"}
+def _stats(rows: slice) -> xr.Dataset:
+    """Frames ``rows`` of ``map_frames(frames, ["mean", "count"])`` (a part of 3 frames)."""
+    return map_frames(_frames(6), ["mean", "count"], progress=False).isel(time=rows)
 
 
-def test_resume_keeps_parts_of_the_same_run(tmp_path):
-    identity = {"dataset": "d", "frames": 6, "normalize": False, "cutout": "None"}
-    first = PartStore(tmp_path, identity, resume=False)
-    part = _part("2020-01-01", 3, failed={1: "not FITS"})
-    first.save(1, part)
-    before = (first.dir / "part-000001.csv").stat().st_mtime_ns
-
-    resumed = PartStore(tmp_path, dict(reversed(list(identity.items()))), resume=True)
-    assert resumed.done() == {1}
-    pd.testing.assert_frame_equal(resumed.load()[0], part, check_exact=True)
-    assert (first.dir / "part-000001.csv").stat().st_mtime_ns == before
+def _zarr(tmp_path, identity, resume, n=6):
+    times = pd.date_range("2020-01-01", periods=n, freq="12s")
+    keys = [f"s3://b/f{i}.fits" for i in range(n)]
+    return ZarrStore(
+        tmp_path / "parts.zarr", identity, resume, times=times, datakeys=keys, part_size=3
+    )
 
 
-def test_resume_without_manifest_starts_afresh(tmp_path):
-    store = PartStore(tmp_path / "new", {"dataset": "d"}, resume=True)
-    assert store.done() == set()
-    assert json.loads((store.dir / "manifest.json").read_text()) == {"dataset": "d"}
+def test_store_identity_is_plain_json_and_resumed_in_any_key_order(tmp_path):
+    identity = {"dataset": "d", "start": pd.Timestamp("2020-01-01"), "normalize": False}
+    first = _zarr(tmp_path, identity, resume=False)
+    first.save(1, _stats(slice(3, 6)))
+    saved = zarr.open_group(str(first.path), mode="r")["_resume"].attrs["identity"]
+    assert dict(saved) == {"dataset": "d", "start": "2020-01-01 00:00:00", "normalize": False}
+
+    resumed = _zarr(tmp_path, dict(reversed(list(identity.items()))), resume=True)
+    assert resumed.resumed and resumed.done() == {1}
+    fresh = _zarr(tmp_path, identity, resume=False)  # without --resume: the old parts go
+    assert not fresh.resumed and fresh.done() == set()
 
 
-def test_resume_of_a_different_run_is_refused_and_keeps_its_parts(tmp_path):
-    store = PartStore(tmp_path, {"dataset": "d", "normalize": False, "part_size": 4}, False)
-    store.save(0, _part("2020-01-01", 4))
-    saved = (store.dir / "part-000000.csv").read_bytes()
-
-    with pytest.raises(ValueError, match=r"differs in normalize, part_size\).*--resume") as err:
-        PartStore(tmp_path, {"dataset": "d", "normalize": True, "part_size": 8}, resume=True)
-    assert str(tmp_path / "parts") in str(err.value)
-    assert (store.dir / "part-000000.csv").read_bytes() == saved
-    assert json.loads((store.dir / "manifest.json").read_text())["normalize"] is False
-
-
-def test_stale_temporary_files_are_not_parts(tmp_path):
-    store = PartStore(tmp_path, {"dataset": "d"}, resume=False)
-    store.save(0, _part("2020-01-01", 2))
-    # what a run killed in the middle of writing part 1 leaves behind
-    (store.dir / ".part-000001.csv.tmp-12345").write_text("time,datakey,irr")
-
-    resumed = PartStore(tmp_path, {"dataset": "d"}, resume=True)
-    assert resumed.done() == {0}
-    assert len(resumed.load()) == 1
-    assert not list(store.dir.glob(".*tmp*"))  # cleaned up on resume
-
-
-def test_failed_write_leaves_previous_part_and_no_temporary_file(tmp_path):
-    store = PartStore(tmp_path, {"dataset": "d"}, resume=False)
-    good = _part("2020-01-01", 3)
+def test_a_failed_save_leaves_the_part_unsaved(tmp_path):
+    store = _zarr(tmp_path, {"dataset": "d"}, resume=False)
+    good = _stats(slice(0, 3))
     store.save(0, good)
-    broken = good.drop(columns="time")  # cannot be written
     with pytest.raises(KeyError):
-        store.save(0, broken)
-    pd.testing.assert_frame_equal(store.load()[0], good, check_exact=True)
-    assert sorted(p.name for p in store.dir.iterdir()) == ["manifest.json", "part-000000.csv"]
+        store.save(1, good.drop_vars("status"))  # cannot be saved
+    assert store.done() == {0}  # the record is set only after a part's data
 
 
 def test_fingerprint_depends_on_files_and_order():
     keys = [f"s3://b/f{i}.fits" for i in range(5)]
-    fp = PartStore.fingerprint(keys)
-    assert fp == PartStore.fingerprint(np.array(keys, dtype=object))
-    assert fp != PartStore.fingerprint(keys[::-1])
-    assert fp != PartStore.fingerprint(keys[:-1])
+    fp = fingerprint(keys)
+    assert fp == fingerprint(np.array(keys, dtype=object))
+    assert fp != fingerprint(keys[::-1])
+    assert fp != fingerprint(keys[:-1])
     assert len(fp) == 16 and int(fp, 16) >= 0
+    assert fingerprint(["a", "b"]) == "fcd127ffa1016069"  # as older versions made it
 
 
 # ----------------------------------------------------------------------------- results files
@@ -314,26 +302,22 @@ def test_generic_normalize_needs_exptime():
 def test_parts_saved_then_resumed_give_the_full_result(tmp_path):
     frames = _frames(n=11, exptime=np.full(11, 2.9))
     full = irradiance(frames, progress=False, part_size=3)
-    identity = {"dataset": "unit_test", "frames": 11, "part_size": 3}
+    identity = {"dataset": "unit_test", "frames": 11, "part_size": 3, "job": "irradiance"}
+    job = _Job({"unit_test": frames}, identity, frames["time"].to_numpy(), 3, False, "irradiance")
+    attrs = {k: full.attrs[k] for k in ("dataset", "title", "source", "time_axis")}
 
     # an interrupted run saved parts 0 and 2 only
-    store = PartStore(tmp_path, identity, resume=False)
-    for number, df in iter_parts(frames, part_size=3):
-        if number in (0, 2):
-            store.save(number, df)
+    store = job.store(tmp_path / "parts.zarr", False, attrs, {})
+    stats = dict(iter_parts(frames, part_size=3))
+    for number in (0, 2):
+        store.save(number, _stats_part(stats[number]))
 
-    resumed = PartStore(tmp_path, identity, resume=True)
-    computed = []
-    now = irradiance(
-        frames,
-        progress=False,
-        part_size=3,
-        skip=resumed.done(),
-        on_part=lambda n, df: (computed.append(n), resumed.save(n, df)),
+    resumed = job.store(tmp_path / "parts.zarr", True, attrs, {})
+    assert resumed.done() == {0, 2}
+    merged, computed = job.fill(
+        resumed, ["mean", "count"], None, None, False, lambda s: as_irradiance(s, "DN", attrs)
     )
-    assert sorted(computed) == [1, 3]
-    assert now.sizes["time"] == 3 + 2  # part 3 is the short last part
-    merged = parts_to_dataset(resumed.load(), dict(frames.attrs), "DN")
+    assert computed == 3 + 2  # parts 1 and 3 (the short last part)
     xr.testing.assert_identical(merged.drop_attrs(), full.drop_attrs())
     save_results(merged, tmp_path / "a", plot=False)
     save_results(full, tmp_path / "b", plot=False)
