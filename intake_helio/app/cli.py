@@ -16,6 +16,7 @@ import sys
 import warnings
 
 from ..base.errors import HelioWarning
+from ..base.options import TOLERANCE
 from . import arguments as arg
 
 __all__ = ["main"]
@@ -281,7 +282,7 @@ def _add_datasets(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--tolerance",
         type=arg.duration,
-        default="6s",
+        default=TOLERANCE,
         help="with several datasets: how far another channel's frame may be from the first "
         "channel's time (default: %(default)s)",
     )
@@ -429,7 +430,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cutout", metavar="Y0:Y1,X0:X1")
     _add_quality(p)
     _add_wait_lock(p)
-    p.add_argument("--part-size", type=arg.positive, default=256, help="frames per saved part")
+    p.add_argument(
+        "--part-size",
+        type=arg.positive,
+        default=None,
+        help="frames per saved part (default: setting intake_helio.part-size)",
+    )
     p.add_argument("--no-progress", action="store_true")
     _add_storage(p)
     _add_cluster(p, "local")

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from ..base.options import TOLERANCE
 from ..catalog.registry import open_registry
 from ..testing.demo_data import DemoDataset, write_demo_dataset
 from ..testing.local_s3 import LocalS3
@@ -40,7 +41,6 @@ DEMO_CHANNELS: tuple[tuple[int, pd.Timedelta], ...] = (
     (94, pd.Timedelta(0)),
     (171, pd.Timedelta(seconds=3)),
 )
-TOLERANCE = "6s"
 
 
 @dataclass

@@ -26,7 +26,7 @@ import pandas as pd
 import xarray as xr
 
 from ..base.errors import ArgumentError
-from ..base.options import UNITS, check_choice
+from ..base.options import TOLERANCE, UNITS, check_choice
 from ..base.settings import current
 from ..catalog.channels import open_channels
 from ..catalog.registry import open_bucket
@@ -221,10 +221,10 @@ def run_irradiance_job(
     normalize: bool | None = None,
     resume: bool = False,
     cutout: Mapping[str, slice] | None = None,
-    part_size: int = 256,
+    part_size: int | None = None,
     progress: bool = True,
     plot: bool = True,
-    tolerance: Any = "6s",
+    tolerance: Any = TOLERANCE,
     quality: str | None = None,
     time_axis: str = "start",
     wait_lock: float | None = None,
@@ -268,6 +268,9 @@ def run_irradiance_job(
         As for :meth:`Dataset.to_dataarray`.
     resume : bool
         Keep the parts saved by an interrupted run with the same arguments.
+    part_size : int, optional
+        Frames per part: the unit of saving and resuming (setting
+        ``intake_helio.part-size`` when None).
     tolerance : str or pandas.Timedelta
         With several datasets: how far another channel's frame may be from the first
         channel's time (see :func:`~intake_helio.open_channels`); unused with one.
@@ -475,7 +478,7 @@ def run_reduce_job(
     cutout: Mapping[str, slice] | None = None,
     part_size: int | None = None,
     progress: bool = True,
-    tolerance: Any = "6s",
+    tolerance: Any = TOLERANCE,
     quality: str | None = None,
     wait_lock: float | None = None,
 ) -> tuple[xr.Dataset, JobSummary]:

@@ -7,7 +7,15 @@ from typing import Any
 
 from .errors import HelioError
 
-__all__ = ["ON_ERROR", "QUALITY", "UNITS", "OptionError", "check_choice", "check_quality"]
+__all__ = [
+    "ON_ERROR",
+    "QUALITY",
+    "TOLERANCE",
+    "UNITS",
+    "OptionError",
+    "check_choice",
+    "check_quality",
+]
 
 #: Pixel units of frames: raw data numbers, or data numbers per second of exposure.
 UNITS: tuple[str, ...] = ("DN", "DN/s")
@@ -18,6 +26,9 @@ ON_ERROR: tuple[str, ...] = ("raise", "nan")
 #: ``QUALITY`` is 0 or missing (the others get the reason ``"quality flag 0x..."`` and are
 #: not decoded). ``None`` (not listed here) keeps every frame.
 QUALITY: tuple[str, ...] = ("good",)
+#: How far another channel's frame may be from the first channel's time (or a frame from
+#: the time asked of ``to_map``) by default: AIA's EUV cadence is 12 s.
+TOLERANCE = "6s"
 
 
 class OptionError(HelioError, ValueError):

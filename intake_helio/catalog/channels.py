@@ -18,6 +18,7 @@ import pandas as pd
 import xarray as xr
 
 from ..base.errors import ArgumentError, HelioWarning
+from ..base.options import TOLERANCE
 from ..base.reasons import Reason
 from ..frames.build import open_frames
 from ..frames.options import Cutout, frame_options
@@ -68,7 +69,7 @@ def open_channels(
     ids: Sequence[str],
     start: Any = None,
     stop: Any = None,
-    tolerance: Any = "6s",
+    tolerance: Any = TOLERANCE,
     **open_kwargs: Any,
 ) -> xr.Dataset:
     """Lazy frames of several datasets of ``bucket`` on the first one's time axis.

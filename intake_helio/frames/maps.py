@@ -17,6 +17,7 @@ import pandas as pd
 import xarray as xr
 
 from ..base.errors import ArgumentError, FrameReadError, HelioError
+from ..base.options import TOLERANCE
 from ..base.reasons import Reason, reason_of
 from ..base.times import parse_time
 from ..fits import frame as fits_frames
@@ -79,7 +80,7 @@ def _one_frame(frames: xr.DataArray, i: Any, tolerance: Any = None) -> xr.DataAr
     return frames.isel(time=int(pos))
 
 
-def frame_header(frames: xr.DataArray, i: Any, tolerance: Any = "6s") -> dict[str, Any]:
+def frame_header(frames: xr.DataArray, i: Any, tolerance: Any = TOLERANCE) -> dict[str, Any]:
     """The full image header of frame ``i`` (index or time), read from its file.
 
     Only the header bytes are fetched. The cards are those of the image as stored (for a
@@ -139,7 +140,7 @@ def _window_start(coord: np.ndarray, name: str) -> int:
     return start
 
 
-def to_map(frames: xr.DataArray, i: Any = 0, *, tolerance: Any = "6s") -> Any:
+def to_map(frames: xr.DataArray, i: Any = 0, *, tolerance: Any = TOLERANCE) -> Any:
     """Frame ``i`` of ``frames`` as a ``sunpy.map.GenericMap`` (an ``AIAMap`` for AIA).
 
     Parameters
