@@ -10,6 +10,10 @@ arithmetic take the generic path: dask computes each frame, then the functions r
 Either way every frame ends with values or a reason in ``status``, and work is done in
 parts (for progress, saving and resuming) on the active scheduler: the local one, a
 ``LocalCluster``, a gateway cluster or any ``distributed.Client``.
+
+The engine knows items and their readers, not formats: what it asks of the reading side
+(a reader per task, the built-in statistics' names) is :mod:`intake_helio.frames.reader`;
+the batch that runs in each task is :mod:`intake_helio.compute.batches`.
 """
 
 from __future__ import annotations
@@ -28,9 +32,10 @@ import xarray as xr
 from ..base.errors import HelioError
 from ..base.reasons import Reason
 from ..base.settings import current
+from ..frames.reader import BUILTINS, is_builtin, item_reader, long_name
 from ..frames.spec import Resolved, resolve
-from ..frames.tasks import BUILTINS, MapTask, is_builtin, map_batch, percentile_of
 from ..io.failures import reason_for
+from .batches import map_batch
 from .generic import generic_tasks
 from .progress import Progress
 from .scheduling import active_client, batch_sizes, part_range, threads_of
@@ -93,26 +98,6 @@ def _token(*parts: Any) -> str:
     return h.hexdigest()[:16]
 
 
-#: ``long_name`` of each built-in statistic's output.
-STAT_NAMES = {
-    "mean": "mean of the frame's valid pixels",
-    "sum": "sum of the frame's valid pixels",
-    "min": "minimum of the frame's valid pixels",
-    "max": "maximum of the frame's valid pixels",
-    "std": "standard deviation (population) of the frame's valid pixels",
-    "count": "number of valid (non-BLANK) pixels",
-    "median": "median of the frame's valid pixels",
-    "disk_mean": "mean of the frame's valid pixels on the solar disk",
-    "disk_sum": "sum of the frame's valid pixels on the solar disk",
-    "offdisk_mean": "mean of the frame's valid pixels off the solar disk",
-}
-
-
-def _stat_name(name: str) -> str:
-    q = percentile_of(name)
-    return STAT_NAMES.get(name) or f"{q:g}th percentile of the frame's valid pixels"
-
-
 def output_attrs(
     func: Any, units: str, given: Mapping[str, str] | None = None
 ) -> dict[str, dict[str, Any]]:
@@ -137,7 +122,7 @@ def output_attrs(
     out: dict[str, dict[str, Any]] = {}
     for (name, _), item in zip(frame_funcs(func), items, strict=True):
         if isinstance(item, str):
-            out[name] = {"long_name": _stat_name(item)}
+            out[name] = {"long_name": long_name(item)}
             if item != "count":
                 out[name]["units"] = units
             continue
@@ -174,7 +159,7 @@ def _fast_part(plan: Resolved, idx: range, funcs, units_of, sizes: list[int], to
             tasks.append(
                 dask.delayed(map_batch, pure=True)(
                     # the spec of these keys only: a year's list is ~11 MB per task
-                    MapTask(spec.subset(keys), window, tuple(funcs), units_of(spec)),
+                    item_reader(spec.subset(keys), window, funcs, units_of(spec)),
                     keys,
                     dask_key_name=f"helio-map-{token}-{start}-{stop}",
                 )
@@ -343,7 +328,7 @@ def _single(plan: Resolved, i: int, funcs, units_of, token: str):
     spec = plan.specs[s]
     window = (plan.rows, plan.cols, plan.pick_rows, plan.pick_cols)
     return dask.delayed(map_batch, pure=True)(
-        MapTask(spec.subset([key]), window, tuple(funcs), units_of(spec)),
+        item_reader(spec.subset([key]), window, funcs, units_of(spec)),
         [key],
         dask_key_name=f"helio-map-{token}-one-{i}",
     )

@@ -39,12 +39,12 @@ CANARY_SECRET = "CANARY-SECRET-4f9a2b71d3"
 SLOW_WRAPPER = """
 import sys, time
 import intake_helio.frames.tasks as tasks
-read = tasks._one
+read = tasks.MapTask.item
 def slow_one(*args, **kwargs):
     time.sleep(0.2)
     return read(*args, **kwargs)
 if __name__ == "__main__":
-    tasks._one = slow_one
+    tasks.MapTask.item = slow_one
     from intake_helio.app.cli import main
     sys.exit(main(sys.argv[1:]))
 """

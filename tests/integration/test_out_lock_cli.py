@@ -32,13 +32,13 @@ PART = 4
 GATED_CLI = """
 import os, sys, time
 import intake_helio.frames.tasks as tasks
-read = tasks._one
+read = tasks.MapTask.item
 def gated_one(*args, **kwargs):
     while not os.path.exists(os.environ["GATE"]):
         time.sleep(0.02)
     return read(*args, **kwargs)
 if __name__ == "__main__":
-    tasks._one = gated_one
+    tasks.MapTask.item = gated_one
     from intake_helio.app.cli import main
     sys.exit(main(sys.argv[1:]))
 """

@@ -8,9 +8,10 @@ import pytest
 
 import intake_helio.fits.frame as fits_frames
 from intake_helio.base.settings import current
+from intake_helio.compute.batches import map_batch
 from intake_helio.compute.scheduling import batch_sizes
 from intake_helio.frames.spec import FrameSpec
-from intake_helio.frames.tasks import MapTask, map_batch
+from intake_helio.frames.tasks import MapTask
 from intake_helio.testing.aia import frame_bytes, make_aia_frame
 
 MAX_BATCH = 8  # the default of the intake_helio.batch-size setting
@@ -130,12 +131,11 @@ def test_a_part_of_a_year_does_not_ship_the_years_file_list():
     [(15_000_000, 2), (6_000_000, 2), (4_000_000, 4), (1_000_000, 16), (8_000, 32), (0, 2)],
 )
 def test_small_files_are_fetched_further_ahead(filesize, depth):
-    from intake_helio.frames.tasks import _read_ahead
-
     keys = tuple(f"s3://b/f{i}.fits" for i in range(64))
     full = slice(0, 8)
     spec = FrameSpec(keys, {}, 1, full, full, "DN", (8, 8), current(), (filesize,) * 64)
-    assert _read_ahead(spec, keys) == depth  # read-ahead 2, read-ahead-bytes 16 MiB
+    task = MapTask(spec, (full, full, None, None), (("mean", "mean"),), "DN")
+    assert task.read_ahead(keys) == depth  # read-ahead 2, read-ahead-bytes 16 MiB
 
 
 class _FlakyScheduler:
