@@ -13,7 +13,7 @@ parts (for progress, saving and resuming) on the active scheduler: the local one
 
 The engine knows items and their readers, not formats: what it asks of the reading side
 (a reader per task, the built-in statistics' names) is :mod:`intake_helio.frames.reader`;
-the batch that runs in each task is :mod:`intake_helio.compute.batches`.
+which items a task reads, and the task itself, are :mod:`intake_helio.compute.batches`.
 """
 
 from __future__ import annotations
@@ -32,10 +32,10 @@ import xarray as xr
 from ..base.errors import HelioError
 from ..base.reasons import Reason
 from ..base.settings import current
-from ..frames.reader import BUILTINS, is_builtin, item_reader, long_name
-from ..frames.spec import Resolved, resolve
+from ..frames.reader import BUILTINS, is_builtin, long_name
+from ..frames.spec import resolve
 from ..io.failures import reason_for
-from .batches import map_batch
+from .batches import batch_tasks, most_per_task, single_task
 from .generic import generic_tasks
 from .progress import Progress
 from .scheduling import active_client, batch_sizes, part_range, threads_of
@@ -140,53 +140,6 @@ def output_attrs(
     return out
 
 
-def _fast_part(plan: Resolved, idx: range, funcs, units_of, sizes: list[int], token: str):
-    """Delayed batch tasks for the frames ``idx`` of a resolved array."""
-    tasks, spans = [], []
-    window = (plan.rows, plan.cols, plan.pick_rows, plan.pick_cols)
-    a = idx.start
-    for size in sizes:
-        b = a + size
-        # a batch holds frames of one spec: split where the spec changes (concat of arrays)
-        start = a
-        while start < b:
-            s = plan.frames[start][0]
-            stop = start
-            while stop < b and plan.frames[stop][0] == s:
-                stop += 1
-            spec = plan.specs[s]
-            keys = [k for _, k in plan.frames[start:stop]]
-            tasks.append(
-                dask.delayed(map_batch, pure=True)(
-                    # the spec of these keys only: a year's list is ~11 MB per task
-                    item_reader(spec.subset(keys), window, funcs, units_of(spec)),
-                    keys,
-                    dask_key_name=f"helio-map-{token}-{start}-{stop}",
-                )
-            )
-            spans.append((start, stop))
-            start = stop
-        a = b
-    return tasks, spans
-
-
-def _max_batch(plan, settings, part_size: int) -> int:
-    """The most frames one task reads: ``batch-size``, more for small files.
-
-    With the index's file sizes known, a task takes up to ``batch-bytes`` of files (the
-    median size; at most a part): small files then cost one task per many frames, not per
-    ``batch-size`` frames, and dask's per-task overhead stops bounding the run.
-    """
-    if plan is None or settings.batch_bytes <= 0:
-        return settings.batch_size
-    sizes = [s for spec in plan.specs for s in (spec.filesizes or ()) if s > 0]
-    if not sizes:
-        return settings.batch_size
-    typical = float(np.median(sizes[:: max(1, len(sizes) // 1000)]))
-    by_bytes = int(settings.batch_bytes // max(typical, 1.0))
-    return max(settings.batch_size, min(part_size, by_bytes))
-
-
 def iter_map_parts(
     frames: xr.DataArray,
     funcs: Sequence[FuncSpec],
@@ -224,7 +177,7 @@ def iter_map_parts(
         getattr(frames.data, "name", id(frames)), dask.base.tokenize(funcs), normalize, n
     )
 
-    max_batch = _max_batch(plan, settings, part_size)
+    max_batch = most_per_task(plan, settings, part_size)
 
     def units_of(spec) -> str:
         return "DN/s" if normalize else spec.units
@@ -233,7 +186,7 @@ def iter_map_parts(
         idx = part_range(p, part_size, n)
         if plan is not None:
             sizes = batch_sizes(len(idx), todo_frames, threads, len(todo) == 1, max_batch)
-            tasks, spans = _fast_part(plan, idx, funcs, units_of, sizes, f"{token}-{p}")
+            tasks, spans = batch_tasks(plan, idx, funcs, units_of, sizes, f"{token}-{p}")
         else:
             tasks, spans = generic_tasks(frames, idx, funcs, normalize, f"{token}-{p}")
         return idx, tasks, spans
@@ -297,7 +250,7 @@ def iter_map_parts(
                     for span in singles:
                         attempts[span] = tries + 1 if b - a == 1 else attempts.get(span, 0)
                     tasks = [
-                        _single(plan, i, funcs, units_of, f"{token}-{p}-{tries}")
+                        single_task(plan, i, funcs, units_of, f"{token}-{p}-{tries}")
                         for i in range(a, b)
                     ]
                     for nxt in track(p, client.compute(tasks), singles):
@@ -320,18 +273,6 @@ def iter_map_parts(
 
 #: How often a single frame whose task failed as a whole (its worker died) is tried again.
 _SINGLE_ATTEMPTS = 3
-
-
-def _single(plan: Resolved, i: int, funcs, units_of, token: str):
-    """A task for frame ``i`` alone (after its batch failed as a whole)."""
-    s, key = plan.frames[i]
-    spec = plan.specs[s]
-    window = (plan.rows, plan.cols, plan.pick_rows, plan.pick_cols)
-    return dask.delayed(map_batch, pure=True)(
-        item_reader(spec.subset([key]), window, funcs, units_of(spec)),
-        [key],
-        dask_key_name=f"helio-map-{token}-one-{i}",
-    )
 
 
 def _failed(span: tuple[int, int], exc: BaseException) -> list[tuple[dict, str]]:
