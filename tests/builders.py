@@ -174,12 +174,12 @@ def _cli_waiting_before_each_read(wait: str) -> str:
     return f"""
 import os, sys, time
 import intake_helio.frames.tasks as tasks
-read = tasks._one
+read = tasks.MapTask.item
 def waiting_one(*args, **kwargs):
 {wait}
     return read(*args, **kwargs)
 if __name__ == "__main__":
-    tasks._one = waiting_one
+    tasks.MapTask.item = waiting_one
     from intake_helio.app.cli import main
     sys.exit(main(sys.argv[1:]))
 """
@@ -189,7 +189,7 @@ if __name__ == "__main__":
 # stopped part-way; nothing else is changed
 SLOW_CLI = _cli_waiting_before_each_read("    time.sleep(0.2)")
 # the real CLI with every frame read waiting until the file $GATE exists: the run holds its
-# --out (and has written its manifest) for as long as the test keeps the gate shut
+# --out (and has made its part store) for as long as the test keeps the gate shut
 GATED_CLI = _cli_waiting_before_each_read(
     '    while not os.path.exists(os.environ["GATE"]):\n        time.sleep(0.02)'
 )

@@ -10,6 +10,10 @@ arithmetic take the generic path: dask computes each frame, then the functions r
 Either way every frame ends with values or a reason in ``status``, and work is done in
 parts (for progress, saving and resuming) on the active scheduler: the local one, a
 ``LocalCluster``, a gateway cluster or any ``distributed.Client``.
+
+The engine knows items and their readers, not formats: what it asks of the reading side
+(a reader per task, the built-in statistics' names) is :mod:`intake_helio.frames.reader`;
+which items a task reads, and the task itself, are :mod:`intake_helio.compute.batches`.
 """
 
 from __future__ import annotations
@@ -28,9 +32,10 @@ import xarray as xr
 from ..base.errors import HelioError
 from ..base.reasons import Reason
 from ..base.settings import current
-from ..frames.spec import Resolved, resolve
-from ..frames.tasks import BUILTINS, MapTask, is_builtin, map_batch, percentile_of
+from ..frames.reader import BUILTINS, is_builtin, long_name
+from ..frames.spec import resolve
 from ..io.failures import reason_for
+from .batches import batch_tasks, most_per_task, single_task
 from .generic import generic_tasks
 from .progress import Progress
 from .scheduling import active_client, batch_sizes, part_range, threads_of
@@ -93,26 +98,6 @@ def _token(*parts: Any) -> str:
     return h.hexdigest()[:16]
 
 
-#: ``long_name`` of each built-in statistic's output.
-STAT_NAMES = {
-    "mean": "mean of the frame's valid pixels",
-    "sum": "sum of the frame's valid pixels",
-    "min": "minimum of the frame's valid pixels",
-    "max": "maximum of the frame's valid pixels",
-    "std": "standard deviation (population) of the frame's valid pixels",
-    "count": "number of valid (non-BLANK) pixels",
-    "median": "median of the frame's valid pixels",
-    "disk_mean": "mean of the frame's valid pixels on the solar disk",
-    "disk_sum": "sum of the frame's valid pixels on the solar disk",
-    "offdisk_mean": "mean of the frame's valid pixels off the solar disk",
-}
-
-
-def _stat_name(name: str) -> str:
-    q = percentile_of(name)
-    return STAT_NAMES.get(name) or f"{q:g}th percentile of the frame's valid pixels"
-
-
 def output_attrs(
     func: Any, units: str, given: Mapping[str, str] | None = None
 ) -> dict[str, dict[str, Any]]:
@@ -137,7 +122,7 @@ def output_attrs(
     out: dict[str, dict[str, Any]] = {}
     for (name, _), item in zip(frame_funcs(func), items, strict=True):
         if isinstance(item, str):
-            out[name] = {"long_name": _stat_name(item)}
+            out[name] = {"long_name": long_name(item)}
             if item != "count":
                 out[name]["units"] = units
             continue
@@ -153,53 +138,6 @@ def output_attrs(
     for name, value in (given or {}).items():
         out.setdefault(str(name), {"long_name": str(name)})["units"] = value
     return out
-
-
-def _fast_part(plan: Resolved, idx: range, funcs, units_of, sizes: list[int], token: str):
-    """Delayed batch tasks for the frames ``idx`` of a resolved array."""
-    tasks, spans = [], []
-    window = (plan.rows, plan.cols, plan.pick_rows, plan.pick_cols)
-    a = idx.start
-    for size in sizes:
-        b = a + size
-        # a batch holds frames of one spec: split where the spec changes (concat of arrays)
-        start = a
-        while start < b:
-            s = plan.frames[start][0]
-            stop = start
-            while stop < b and plan.frames[stop][0] == s:
-                stop += 1
-            spec = plan.specs[s]
-            keys = [k for _, k in plan.frames[start:stop]]
-            tasks.append(
-                dask.delayed(map_batch, pure=True)(
-                    # the spec of these keys only: a year's list is ~11 MB per task
-                    MapTask(spec.subset(keys), window, tuple(funcs), units_of(spec)),
-                    keys,
-                    dask_key_name=f"helio-map-{token}-{start}-{stop}",
-                )
-            )
-            spans.append((start, stop))
-            start = stop
-        a = b
-    return tasks, spans
-
-
-def _max_batch(plan, settings, part_size: int) -> int:
-    """The most frames one task reads: ``batch-size``, more for small files.
-
-    With the index's file sizes known, a task takes up to ``batch-bytes`` of files (the
-    median size; at most a part): small files then cost one task per many frames, not per
-    ``batch-size`` frames, and dask's per-task overhead stops bounding the run.
-    """
-    if plan is None or settings.batch_bytes <= 0:
-        return settings.batch_size
-    sizes = [s for spec in plan.specs for s in (spec.filesizes or ()) if s > 0]
-    if not sizes:
-        return settings.batch_size
-    typical = float(np.median(sizes[:: max(1, len(sizes) // 1000)]))
-    by_bytes = int(settings.batch_bytes // max(typical, 1.0))
-    return max(settings.batch_size, min(part_size, by_bytes))
 
 
 def iter_map_parts(
@@ -239,7 +177,7 @@ def iter_map_parts(
         getattr(frames.data, "name", id(frames)), dask.base.tokenize(funcs), normalize, n
     )
 
-    max_batch = _max_batch(plan, settings, part_size)
+    max_batch = most_per_task(plan, settings, part_size)
 
     def units_of(spec) -> str:
         return "DN/s" if normalize else spec.units
@@ -248,7 +186,7 @@ def iter_map_parts(
         idx = part_range(p, part_size, n)
         if plan is not None:
             sizes = batch_sizes(len(idx), todo_frames, threads, len(todo) == 1, max_batch)
-            tasks, spans = _fast_part(plan, idx, funcs, units_of, sizes, f"{token}-{p}")
+            tasks, spans = batch_tasks(plan, idx, funcs, units_of, sizes, f"{token}-{p}")
         else:
             tasks, spans = generic_tasks(frames, idx, funcs, normalize, f"{token}-{p}")
         return idx, tasks, spans
@@ -312,7 +250,7 @@ def iter_map_parts(
                     for span in singles:
                         attempts[span] = tries + 1 if b - a == 1 else attempts.get(span, 0)
                     tasks = [
-                        _single(plan, i, funcs, units_of, f"{token}-{p}-{tries}")
+                        single_task(plan, i, funcs, units_of, f"{token}-{p}-{tries}")
                         for i in range(a, b)
                     ]
                     for nxt in track(p, client.compute(tasks), singles):
@@ -335,18 +273,6 @@ def iter_map_parts(
 
 #: How often a single frame whose task failed as a whole (its worker died) is tried again.
 _SINGLE_ATTEMPTS = 3
-
-
-def _single(plan: Resolved, i: int, funcs, units_of, token: str):
-    """A task for frame ``i`` alone (after its batch failed as a whole)."""
-    s, key = plan.frames[i]
-    spec = plan.specs[s]
-    window = (plan.rows, plan.cols, plan.pick_rows, plan.pick_cols)
-    return dask.delayed(map_batch, pure=True)(
-        MapTask(spec.subset([key]), window, tuple(funcs), units_of(spec)),
-        [key],
-        dask_key_name=f"helio-map-{token}-one-{i}",
-    )
 
 
 def _failed(span: tuple[int, int], exc: BaseException) -> list[tuple[dict, str]]:

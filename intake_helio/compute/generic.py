@@ -5,11 +5,12 @@ frames' read tasks), then the functions run on it in the same task. A frame whos
 failed gets the read's reason (``read_status`` of ``on_error="nan"`` arrays, or the
 ``FrameReadError`` of ``on_error="raise"`` ones, caught per task); ``normalize=True``
 divides by each frame's ``EXPTIME`` (its coordinate, or read from the frame's header).
+The graph is built here; what runs on each computed frame is the reader's
+(:func:`~intake_helio.frames.reader.computed_item`).
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -18,28 +19,14 @@ import numpy as np
 import xarray as xr
 
 from ..base.errors import HelioError
-from ..base.reasons import Reason
-from ..fits import frame as fits_frames
-from ..fits.disk import DiskGeometryError
-from ..fits.stats import DISK_STATISTICS
+from ..frames.reader import GEOMETRY_STATISTICS, computed_item, header_source
 from ..frames.spec import frame_specs
-from ..frames.tasks import apply_funcs, disk_pixels
-from ..io.failures import reason_for
-from ..io.transport import filesystem
 
-__all__ = ["GenericError", "generic_frame", "generic_tasks"]
+__all__ = ["GenericError", "generic_tasks"]
 
 
 class GenericError(HelioError, ValueError):
     """A modified array lacks what the engine needs (e.g. EXPTIME for ``normalize``)."""
-
-
-def _header(source) -> dict[str, Any]:
-    if source is None:
-        return {}
-    key, options, hdu, settings = source
-    fs, path = filesystem(key, options)
-    return fits_frames.read_header_values(fs, path, None, hdu=hdu, settings=settings)
 
 
 def _pixel_window(frames: xr.DataArray) -> tuple | None:
@@ -62,59 +49,6 @@ def _pixel_window(frames: xr.DataArray) -> tuple | None:
     return rows, cols, pick_rows, pick_cols
 
 
-def _disk(header: dict[str, Any], pixels: tuple | None) -> Callable[[], np.ndarray]:
-    def mask() -> np.ndarray:
-        if pixels is None or not header:
-            raise DiskGeometryError(
-                "the disk statistics need intake-helio frames (their headers) whose y/x "
-                "coordinates are pixel indices"
-            )
-        return disk_pixels(header, *pixels)
-
-    return mask
-
-
-def generic_frame(
-    block: np.ndarray,
-    status: Any,
-    funcs: Sequence[tuple[str, str | Callable]],
-    normalize: bool,
-    exptime: Any,
-    header_source: tuple | None,
-    pixels: tuple | None = None,
-) -> list[tuple[dict[str, Any], str]]:
-    """Apply ``funcs`` to one computed frame: ``[(values, status)]`` (a one-frame batch).
-
-    ``pixels`` (``(rows, cols, pick_rows, pick_cols)`` of the frame's pixels) places them
-    on the frame's disk for the disk statistics.
-    """
-    if status is not None:
-        status = str(np.asarray(status).reshape(-1)[0])
-        if status != Reason.OK:
-            return [({}, status)]
-    try:
-        header = _header(header_source)
-    except Exception as exc:
-        return [({}, str(reason_for(exc)))]
-    data = np.asarray(block, dtype=np.float32)
-    if normalize:
-        value = np.asarray(exptime).reshape(-1)[0] if exptime is not None else None
-        if value is None:
-            value = header.get("EXPTIME")
-        try:
-            value = float(value)
-        except (TypeError, ValueError):
-            value = math.nan
-        if not math.isfinite(value) or value <= 0:
-            return [({}, str(Reason.NO_EXPTIME))]
-        data = data / np.float32(value)
-    values, st = apply_funcs(funcs, data, header, disk=_disk(header, pixels))
-    builtin_only = all(isinstance(f, str) for _, f in funcs)
-    if st == Reason.OK and builtin_only and not np.any(~np.isnan(data)):
-        st = str(Reason.ALL_PIXELS_BLANK)
-    return [(values, st)]
-
-
 def generic_tasks(
     frames: xr.DataArray,
     idx: range,
@@ -132,7 +66,7 @@ def generic_tasks(
             "and is not made of intake-helio frames; open the frames with "
             "header_keys=['EXPTIME'] or units='DN/s'"
         )
-    wants_disk = any(isinstance(f, str) and f in DISK_STATISTICS for _, f in funcs)
+    wants_disk = any(isinstance(f, str) and f in GEOMETRY_STATISTICS for _, f in funcs)
     wants_header = (
         wants_disk
         or any(not isinstance(f, str) for _, f in funcs)
@@ -145,14 +79,14 @@ def generic_tasks(
     for i in idx:
         spec = specs.get(str(keys[i])) if keys[i] is not None else None
         source = (
-            (str(keys[i]), spec.storage_options, spec.hdu, spec.settings)
+            header_source(spec, str(keys[i]))
             if wants_header and spec is not None and not spec.refusal(str(keys[i]))
             else None
         )
         st = status.data[i] if status is not None else None
         exptime = frames["EXPTIME"].data[i] if needs_exptime and has_exptime else None
         tasks.append(
-            dask.delayed(generic_frame, pure=True)(
+            dask.delayed(computed_item, pure=True)(
                 frames.data[i],
                 st,
                 funcs,

@@ -35,6 +35,7 @@ import intake_helio as ih
 import intake_helio.fits.frame as fits_frames
 import intake_helio.frames.tasks as tasks
 from intake_helio.base.settings import current
+from intake_helio.compute.batches import map_batch
 from intake_helio.frames.spec import FrameSpec
 from intake_helio.testing.aia import frame_bytes, make_aia_frame
 from intake_helio.testing.demo_data import write_demo_dataset
@@ -287,13 +288,11 @@ def test_batched_frames_fetch_the_next_file_while_one_is_reduced(server, proxy):
     spec = _spec(keys, options(server, p))
 
     t0 = time.perf_counter()
-    one_by_one = [
-        tasks.map_batch(tasks.MapTask(spec, WINDOW, tuple(MEAN), "DN"), [k])[0] for k in keys
-    ]
+    one_by_one = [map_batch(tasks.MapTask(spec, WINDOW, tuple(MEAN), "DN"), [k])[0] for k in keys]
     sequential = time.perf_counter() - t0
     p.reset_stats()
     t0 = time.perf_counter()
-    batched = tasks.map_batch(tasks.MapTask(spec, WINDOW, tuple(MEAN), "DN"), keys)
+    batched = map_batch(tasks.MapTask(spec, WINDOW, tuple(MEAN), "DN"), keys)
     ahead = time.perf_counter() - t0
 
     assert batched == one_by_one
@@ -312,7 +311,7 @@ def test_a_failed_read_ahead_is_retried(server, proxy):
     p = proxy([dataclasses.replace(rule, times=1)])
     before = dict(fits_frames.RETRY_STATS)
     spec = _spec(keys, options(server, p, **NO_BOTO_RETRY))
-    got = tasks.map_batch(tasks.MapTask(spec, WINDOW, tuple(MEAN), "DN"), keys)
+    got = map_batch(tasks.MapTask(spec, WINDOW, tuple(MEAN), "DN"), keys)
     assert [st for _, st in got] == ["ok"] * 4
     assert [v["mean"] for v, _ in got] == list(clean.expected_mean[:4])
     stats = p.stats["by_key"][key_path(victim)]

@@ -8,9 +8,10 @@ import pytest
 
 import intake_helio.fits.frame as fits_frames
 from intake_helio.base.settings import current
+from intake_helio.compute.batches import map_batch
 from intake_helio.compute.scheduling import batch_sizes
 from intake_helio.frames.spec import FrameSpec
-from intake_helio.frames.tasks import MapTask, map_batch
+from intake_helio.frames.tasks import MapTask
 from intake_helio.testing.aia import frame_bytes, make_aia_frame
 
 MAX_BATCH = 8  # the default of the intake_helio.batch-size setting
@@ -89,23 +90,23 @@ def test_a_batch_equals_its_frames_one_by_one(frames_in_memory, whole_file):
     ],
 )
 def test_tasks_take_more_small_files(filesize, expected):
-    from intake_helio.compute.engine import _max_batch
+    from intake_helio.compute.batches import most_per_task
     from intake_helio.frames.spec import Resolved
 
     keys = tuple(f"s3://b/f{i}.fits" for i in range(600))
     full = slice(0, 8)
     spec = FrameSpec(keys, {}, 1, full, full, "DN", (8, 8), current(), (filesize,) * 600)
     plan = Resolved((spec,), tuple((0, k) for k in keys), full, full)
-    assert _max_batch(plan, current(), 256) == expected
-    assert _max_batch(None, current(), 256) == MAX_BATCH  # the generic path
-    sizes = batch_sizes(256, 129_758, 8, False, _max_batch(plan, current(), 256))
+    assert most_per_task(plan, current(), 256) == expected
+    assert most_per_task(None, current(), 256) == MAX_BATCH  # the generic path
+    sizes = batch_sizes(256, 129_758, 8, False, most_per_task(plan, current(), 256))
     assert sum(sizes) == 256 and max(sizes) <= expected
 
 
 def test_a_part_of_a_year_does_not_ship_the_years_file_list():
     import pickle
 
-    from intake_helio.compute.engine import _fast_part
+    from intake_helio.compute.batches import batch_tasks
     from intake_helio.frames.spec import Resolved
 
     n = 20_000
@@ -115,7 +116,7 @@ def test_a_part_of_a_year_does_not_ship_the_years_file_list():
     assert len(pickle.dumps(spec)) > 500_000  # the whole list
     plan = Resolved((spec,), tuple((0, k) for k in keys), full, full)
     idx = range(256, 512)
-    tasks, spans = _fast_part(plan, idx, [("mean", "mean")], lambda s: "DN", [64] * 4, "t")
+    tasks, spans = batch_tasks(plan, idx, [("mean", "mean")], lambda s: "DN", [64] * 4, "t")
     assert spans == [(256, 320), (320, 384), (384, 448), (448, 512)]
     assert len(pickle.dumps(tasks)) < 100_000
     sub = spec.subset(keys[256:320])
@@ -130,12 +131,11 @@ def test_a_part_of_a_year_does_not_ship_the_years_file_list():
     [(15_000_000, 2), (6_000_000, 2), (4_000_000, 4), (1_000_000, 16), (8_000, 32), (0, 2)],
 )
 def test_small_files_are_fetched_further_ahead(filesize, depth):
-    from intake_helio.frames.tasks import _read_ahead
-
     keys = tuple(f"s3://b/f{i}.fits" for i in range(64))
     full = slice(0, 8)
     spec = FrameSpec(keys, {}, 1, full, full, "DN", (8, 8), current(), (filesize,) * 64)
-    assert _read_ahead(spec, keys) == depth  # read-ahead 2, read-ahead-bytes 16 MiB
+    task = MapTask(spec, (full, full, None, None), (("mean", "mean"),), "DN")
+    assert task.read_ahead(keys) == depth  # read-ahead 2, read-ahead-bytes 16 MiB
 
 
 class _FlakyScheduler:
