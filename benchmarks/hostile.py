@@ -81,6 +81,12 @@ from urllib.parse import urlsplit
 import numpy as np
 import pandas as pd
 
+from intake_helio.testing.fits_bytes import (
+    huge_compressed,
+    huge_image,
+    many_hdus,
+)
+
 HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
@@ -232,80 +238,6 @@ def index_csv(rows) -> str:
 
 def iso(t: pd.Timestamp) -> str:
     return t.strftime("%Y-%m-%dT%H:%M:%S.000Z")
-
-
-def card(key: str, value: Any = None) -> bytes:
-    if value is None:
-        text = key
-    elif isinstance(value, bool):
-        text = f"{key:<8}= {'T' if value else 'F':>20}"
-    elif isinstance(value, int | float):
-        text = f"{key:<8}= {value:>20}"
-    else:
-        text = f"{key:<8}= '{value}'"
-    return text.ljust(80).encode()
-
-
-def header(*cards: bytes) -> bytes:
-    raw = b"".join(cards) + card("END")
-    return raw + b" " * (-len(raw) % 2880)
-
-
-def primary(**cards: Any) -> bytes:
-    base = {"SIMPLE": True, "BITPIX": 8, "NAXIS": 0}
-    return header(*(card(k, v) for k, v in {**base, **cards}.items()))
-
-
-def huge_image(n: int = 200_000) -> bytes:
-    """5,760 bytes that declare an n x n int16 image (80 GB)."""
-    return primary(BITPIX=16, NAXIS=2, NAXIS1=n, NAXIS2=n) + b"\0" * 2880
-
-
-def huge_compressed(n: int = 200_000) -> bytes:
-    """A tile-compressed image of n x n pixels, one row per tile, with a tiny table."""
-    ext = header(
-        card("XTENSION", "BINTABLE"),
-        card("BITPIX", 8),
-        card("NAXIS", 2),
-        card("NAXIS1", 8),
-        card("NAXIS2", n),
-        card("PCOUNT", 0),
-        card("GCOUNT", 1),
-        card("TFIELDS", 1),
-        card("TTYPE1", "COMPRESSED_DATA"),
-        card("TFORM1", "1PB(10)"),
-        card("ZIMAGE", True),
-        card("ZBITPIX", 16),
-        card("ZNAXIS", 2),
-        card("ZNAXIS1", n),
-        card("ZNAXIS2", n),
-        card("ZTILE1", n),
-        card("ZTILE2", 1),
-        card("ZCMPTYPE", "RICE_1"),
-    )
-    return primary(EXTEND=True) + ext + b"\0" * 2880
-
-
-def many_hdus(n: int) -> bytes:
-    """A primary HDU and ``n`` empty extensions (2,880 bytes each), images and tables."""
-    image = header(
-        card("XTENSION", "IMAGE"),
-        card("BITPIX", 8),
-        card("NAXIS", 0),
-        card("PCOUNT", 0),
-        card("GCOUNT", 1),
-    )
-    table = header(
-        card("XTENSION", "BINTABLE"),
-        card("BITPIX", 8),
-        card("NAXIS", 2),
-        card("NAXIS1", 0),
-        card("NAXIS2", 0),
-        card("PCOUNT", 0),
-        card("GCOUNT", 1),
-        card("TFIELDS", 0),
-    )
-    return primary(EXTEND=True) + b"".join((image, table)[i % 2] for i in range(n))
 
 
 def deflated_zeros(mib: int) -> bytes:
@@ -1034,7 +966,7 @@ def case_huge(ctx: Ctx) -> Row:
 def case_hdus(ctx: Ctx) -> Row:
     base = ctx.base
     fs = ctx.s3.filesystem()
-    raw = many_hdus(20_000)
+    raw = many_hdus(20_000, ("IMAGE", "BINTABLE"))
     fs.pipe_file("hostile-base/odd/many-hdus.fits", raw)
     keys = ["s3://hostile-base/odd/many-hdus.fits", *base.datakeys]
     sizes = [len(raw)] + [0] * len(base.datakeys)

@@ -35,7 +35,8 @@ import pytest
 import intake_helio as ih
 import intake_helio.fits.frame as fits_frames
 from intake_helio.testing.fault_proxy import FaultProxy, FaultRule
-from tests.builders import SECRET, astropy_mean, good_frame, huge_compressed, many_hdus
+from intake_helio.testing.fits_bytes import huge_compressed, many_hdus
+from tests.builders import SECRET, astropy_mean, good_frame
 
 BUCKET = "trust-frames"
 SIZE = 32

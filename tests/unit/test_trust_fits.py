@@ -33,7 +33,15 @@ from intake_helio.fits.stats import frame_stats
 from intake_helio.frames.spec import FrameSpec
 from intake_helio.io.transport import cat_bounded
 from intake_helio.testing.aia import frame_bytes, make_aia_frame
-from tests.builders import SECRET, card, header, huge_compressed, huge_image, many_hdus, primary
+from intake_helio.testing.fits_bytes import (
+    card,
+    header,
+    huge_compressed,
+    huge_image,
+    many_hdus,
+    primary,
+)
+from tests.builders import SECRET
 
 
 # ----------------------------------------------------------------------------- builders
