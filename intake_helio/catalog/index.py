@@ -30,8 +30,6 @@ import csv
 import io
 import re
 import warnings
-import zipfile
-import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -43,12 +41,13 @@ import pandas as pd
 from ..base.errors import ArgumentError, CatalogNotFoundError, HelioWarning, IndexParseError
 from ..base.reasons import Reason
 from ..base.settings import catalog_settings
-from ..base.sizes import MAX_FILESIZE
 from ..frames.spec import REFUSED
-from ..io.storage import ContentTooLargeError, mask_url, masked_cause, options_for, shown
+from ..io.storage import mask_url, masked_cause, options_for, shown
 from ..io.transport import filesystem
 from ..io.urlpolicy import UrlPolicy, quote_id
 from .fetch import fetch_many, storage_error
+from .index_decode import decode_index
+from .index_rows import filesizes, row_reason, to_utc
 
 __all__ = [
     "REFUSED",
@@ -65,8 +64,6 @@ LEADING = ("start", "stop", "datakey", "filesize")
 # REFUSED (frames.spec): the column of ``keep_refused=True``; an index's own column of that
 # name is kept as ``refused_column``: content never decides which rows are refused.
 #: The largest filesize accepted (2**53 bytes, 8 PiB: exact in a float).
-_TIME_CHARS = re.compile(r"[0-9T:.\-+Z ]{1,40}")
-_CHUNK = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -135,92 +132,6 @@ def _names_without_header(first_row: list[str]) -> list[str]:
     n = len(first_row)
     lead = ["start", "datakey", "filesize"] if n >= 2 and "://" in first_row[1] else list(LEADING)
     return lead[:n] + [f"extra_{i}" for i in range(1, n - len(lead) + 1)]
-
-
-def _size(value: Any) -> str:
-    return f"a {len(str(value).encode('utf-8', 'replace'))}-byte value"
-
-
-def _expand_zip(data: bytes, path: str, limit: int) -> bytes:
-    """The first member of a zip archive, refused past ``limit`` bytes (header, then count)."""
-    where = shown(path)
-    try:
-        with zipfile.ZipFile(io.BytesIO(data)) as zf:
-            members = [m for m in zf.infolist() if not m.is_dir()]
-            if not members:
-                raise IndexParseError(f"{where}: the zip archive is empty", where, 0)
-            info = members[0]
-            if info.file_size > limit:
-                raise _too_large_member(where, limit, info.file_size)
-            parts, got = [], 0
-            with zf.open(info) as member:
-                while chunk := member.read(_CHUNK):
-                    got += len(chunk)
-                    if got > limit:
-                        raise _too_large_member(where, limit, None)
-                    parts.append(chunk)
-            return b"".join(parts)
-    except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError) as exc:
-        raise IndexParseError(
-            f"{where}: not a readable zip archive ({len(data)} bytes; {type(exc).__name__}); "
-            "expected a csv-zip index (one CSV member)",
-            where,
-            0,
-        ) from exc
-
-
-def _too_large_member(where: str, limit: int, declared: int | None) -> ContentTooLargeError:
-    said = f" (its header says {declared} bytes)" if declared is not None else ""
-    return ContentTooLargeError(
-        f"{where}: the csv-zip member expands past {limit} bytes{said}, the limit "
-        "intake_helio.limits.index-expanded-bytes; it was not expanded further. If the file "
-        "is genuine, raise the limit: dask.config.set("
-        "{'intake_helio.limits.index-expanded-bytes': '2 GiB'})",
-        where,
-        limit,
-    )
-
-
-def _read_parquet(data: bytes, path: str, limit: int) -> pd.DataFrame:
-    where = shown(path)
-    try:
-        import pyarrow.parquet as pq
-
-        meta = pq.ParquetFile(io.BytesIO(data)).metadata
-        # the larger of the uncompressed size and 16 bytes a cell (dictionary-encoded
-        # columns are small in the file, not once expanded)
-        expanded = max(
-            sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups)),
-            meta.num_rows * meta.num_columns * 16,
-        )
-        if expanded > limit:
-            raise ContentTooLargeError(
-                f"{where}: the parquet data expands to about {expanded} bytes, past the limit "
-                f"intake_helio.limits.index-expanded-bytes ({limit}); it was not read. If the "
-                "file is genuine, raise the limit",
-                where,
-                limit,
-            )
-        return pd.read_parquet(io.BytesIO(data))
-    except ContentTooLargeError:
-        raise
-    except ImportError:
-        return pd.read_parquet(io.BytesIO(data))
-    except Exception as exc:  # pyarrow's ArrowInvalid, OSError, ...
-        raise IndexParseError(
-            f"{where}: not a readable parquet file ({len(data)} bytes; {type(exc).__name__}); "
-            "expected a parquet index",
-            where,
-            0,
-        ) from exc
-
-
-def _decode(data: bytes, path: str, indextype: str, limit: int) -> str | pd.DataFrame:
-    if indextype == "parquet":
-        return _read_parquet(data, path, limit)
-    if indextype == "csv-zip" or data[:4] == b"PK\x03\x04":
-        data = _expand_zip(data, path, limit)
-    return data.decode("utf-8-sig", errors="replace")
 
 
 _BLANK_LINE = re.compile(r"\n[ \t\r]*\n")
@@ -371,7 +282,7 @@ def parse_index(
     if errors not in ("raise", "report"):
         raise ArgumentError(f"errors={errors!r}; expected 'raise' or 'report'")
     policy = policy or UrlPolicy.current()
-    decoded = _decode(data, path, indextype, catalog_settings().max_index_expanded_bytes)
+    decoded = decode_index(data, path, indextype, catalog_settings().max_index_expanded_bytes)
     if isinstance(decoded, pd.DataFrame):
         raw = decoded.copy()
         raw.columns = [str(c).strip().lstrip("#").strip().lower() for c in raw.columns]
@@ -403,17 +314,17 @@ def parse_index(
         return s
 
     start_raw = as_str("start")
-    start, start_oor = _to_utc(start_raw)
+    start, start_oor = to_utc(start_raw)
     if "stop" in raw.columns:
         stop_raw = as_str("stop")
-        stop, stop_oor = _to_utc(stop_raw)
+        stop, stop_oor = to_utc(stop_raw)
         empty_stop = (stop_raw.astype(str).str.len() == 0).to_numpy()
         stop = stop.where(~empty_stop, start)
         stop_oor = stop_oor & ~empty_stop
     else:
         stop_raw, stop, stop_oor = None, start.copy(), np.zeros(len(raw), dtype=bool)
     datakey = as_str("datakey").astype(str)
-    fs_raw, filesize, bad_size = _filesizes(raw, as_str)
+    fs_raw, filesize, bad_size = filesizes(raw, as_str)
     key_ok = policy.allowed_mask(datakey, path) | (datakey.str.len() == 0).to_numpy()
 
     start_ok, stop_ok = start.notna().to_numpy(), stop.notna().to_numpy()
@@ -429,7 +340,7 @@ def parse_index(
     positions = np.flatnonzero(bad)
 
     def bad_row(pos) -> BadRow:
-        reason = _row_reason(
+        reason = row_reason(
             pos, (start_raw, start, start_oor), (stop_raw, stop, stop_oor), datakey,
             fs_raw, filesize, policy, path,
         )  # fmt: skip
@@ -471,96 +382,6 @@ def parse_index(
             shown_keys = [shown(k, 300) for k in datakey.to_numpy()[keep][refused[keep]]]
             out.loc[refused[keep], "datakey"] = shown_keys
     return out, bad_rows
-
-
-def _filesizes(raw: pd.DataFrame, as_str) -> tuple[Any, np.ndarray, np.ndarray]:
-    """(raw values, int64 sizes with 0 where bad, bad mask) of the filesize column."""
-    n = len(raw)
-    if "filesize" not in raw.columns:
-        return None, np.zeros(n, dtype=np.int64), np.zeros(n, dtype=bool)
-    if pd.api.types.is_integer_dtype(raw["filesize"]) and not pd.api.types.is_bool_dtype(
-        raw["filesize"]
-    ):
-        fs_raw = raw["filesize"]
-        values = fs_raw.to_numpy()
-    else:
-        fs_raw = as_str("filesize")
-        values = pd.to_numeric(fs_raw.astype(str), errors="coerce").to_numpy()
-    if values.dtype.kind == "f":
-        with np.errstate(invalid="ignore"):
-            bad = (
-                ~np.isfinite(values)
-                | (values < 0)
-                | (values != np.floor(values))
-                | (values > MAX_FILESIZE)
-            )
-    elif values.dtype.kind in "iu":
-        bad = (values < 0) | (values > MAX_FILESIZE)
-    else:  # pragma: no cover - to_numeric gives numbers
-        bad = np.ones(n, dtype=bool)
-    sizes = np.where(bad, 0, values).astype(np.int64)
-    return fs_raw, sizes, np.asarray(bad, dtype=bool)
-
-
-def _to_utc(s: pd.Series) -> tuple[pd.Series, np.ndarray]:
-    """(naive-UTC datetime64[ns] with NaT where bad, mask of times outside the ns range)."""
-    if pd.api.types.is_datetime64_any_dtype(s):
-        t = pd.to_datetime(s, utc=True)
-    else:
-        t = pd.to_datetime(s.astype(str), format="ISO8601", utc=True, errors="coerce")
-    t = t.dt.tz_localize(None)
-    out_of_range = np.zeros(len(t), dtype=bool)
-    if t.dtype != "datetime64[ns]":
-        lo, hi = pd.Timestamp.min.ceil("us"), pd.Timestamp.max.floor("us")
-        out_of_range = np.array(t.notna() & ((t < lo) | (t > hi)), dtype=bool)
-        if out_of_range.any():
-            t = t.where(~out_of_range)
-        t = t.astype("datetime64[ns]")
-    return t, out_of_range
-
-
-def _time_reason(name: str, raw: Any, out_of_range: bool) -> str:
-    text = str(raw)
-    value = f"{text!r}, " if _TIME_CHARS.fullmatch(text) else ""
-    if out_of_range:
-        return (
-            f"{name} ({value}{_size(text)}) is outside 1677-09-22 to 2262-04-11, the times a "
-            "nanosecond timestamp can hold"
-        )
-    return f"{name} ({value}{_size(text)}) is not an ISO 8601 time such as 2020-01-01T00:00:00Z"
-
-
-def _row_reason(pos, start3, stop3, datakey, fs_raw, filesize, policy, path) -> str:
-    start_raw, start, start_oor = start3
-    stop_raw, stop, stop_oor = stop3
-    if pd.isna(start.iloc[pos]):
-        return _time_reason("start", start_raw.iloc[pos], bool(start_oor[pos]))
-    if pd.isna(stop.iloc[pos]):
-        return _time_reason("stop", stop_raw.iloc[pos], bool(stop_oor[pos]))
-    if stop.iloc[pos] < start.iloc[pos]:
-        return (
-            f"stop ({stop.iloc[pos].isoformat()}Z) is before start "
-            f"({start.iloc[pos].isoformat()}Z); expected stop >= start"
-        )
-    key = datakey.iloc[pos]
-    if not key:
-        return "datakey is missing"
-    why = policy.refusal(key, path)
-    if why is not None:
-        return f"{Reason.URL_NOT_ALLOWED}: datakey {why}"
-    raw = fs_raw.iloc[pos]
-    value = pd.to_numeric(pd.Series([str(raw)]), errors="coerce").iloc[0]
-    if pd.isna(value):
-        problem = "is not a number"
-    elif not np.isfinite(value):
-        problem = "is not finite"
-    elif value < 0:
-        problem = "is negative"
-    elif value != np.floor(value):
-        problem = "is not a whole number"
-    else:
-        problem = "is larger than 2**53"
-    return f"filesize ({_size(raw)}) {problem}; expected a whole number of bytes from 0 to 2**53"
 
 
 # --------------------------------------------------------------------------- reading
