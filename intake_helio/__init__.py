@@ -37,6 +37,7 @@ from .base.errors import (
 )
 from .base.reasons import Reason
 from .base.times import parse_time
+from .base.version import __version__
 from .catalog.cache import clear_cache
 from .catalog.channels import open_channels
 from .catalog.formats import UnsupportedFormatError
@@ -53,8 +54,6 @@ from .catalog.registry import (
 )
 from .frames.build import open_frames
 from .frames.maps import to_map
-
-__version__ = "0.1.0"
 
 # Public names whose modules import heavy dependencies (distributed, tqdm): loaded on first use.
 _LAZY = {

@@ -16,10 +16,10 @@ from intake.catalog.base import Catalog
 from intake.catalog.local import LocalCatalogEntry, UserParameter
 from intake.catalog.utils import merge_pars
 
-from .. import __version__
 from ..base.errors import DatasetNotFoundError
 from ..base.settings import current
 from ..base.times import parse_time
+from ..base.version import __version__
 from ..catalog.registry import (
     Bucket,
     Dataset,

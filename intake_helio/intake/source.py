@@ -15,8 +15,8 @@ from typing import Any
 import pandas as pd
 from intake.source.base import DataSource, Schema
 
-from .. import __version__
 from ..base.times import parse_range
+from ..base.version import __version__
 from ..catalog.registry import Dataset, endpoint_root, open_bucket
 from .common import (
     PartitionIndexError,
