@@ -100,7 +100,7 @@ def seconds(text: str) -> float:
 
 def statistic(text: str) -> str:
     """argparse type of ``--stat``: a built-in statistic or a percentile ``p<q>``."""
-    from ..frames.tasks import BUILTINS, is_builtin
+    from ..frames.reader import BUILTINS, is_builtin
 
     if not is_builtin(text):
         raise argparse.ArgumentTypeError(

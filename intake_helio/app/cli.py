@@ -329,7 +329,7 @@ def _add_units(p, default: str) -> None:
 
 
 def _add_reduce(sub) -> None:
-    from ..frames.tasks import BUILTINS
+    from ..frames.reader import BUILTINS
 
     p = sub.add_parser(
         "reduce",

@@ -15,13 +15,11 @@ channel, part by part, resumable in the same way.
 
 from __future__ import annotations
 
-import contextlib
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import xarray as xr
 
@@ -34,9 +32,7 @@ from ..compute.engine import (
     TIME_AXIS,
     channel_arrays,
     frame_funcs,
-    frame_times,
     output_attrs,
-    run_map,
 )
 from ..compute.reduction import SOURCE, STATS, as_irradiance
 from ..compute.shipping import func_id, ship_by_value
@@ -46,6 +42,7 @@ from .legacy_parts import LegacyParts
 from .lock import check_wait, hold_out_dir
 from .outdir import check_outputs
 from .results import save_outputs, save_results
+from .runs import PartRun
 from .stores import ZarrStore, fingerprint
 from .summary import JobSummary
 from .summary import summarize as _summary
@@ -107,24 +104,6 @@ def _identity(
         "part_size": part_size,
         **({"quality": quality} if quality else {}),
     }
-
-
-def _compute_on(cluster_kind: str | None, cluster_kwargs: Mapping[str, Any] | None):
-    """A context with the cluster to compute on (None: the active dask scheduler).
-
-    ``cluster_kwargs={"scheduler_address": ...}``: a client of a scheduler the user runs,
-    the default inside the block and closed after it (the scheduler keeps running).
-    """
-    address = (cluster_kwargs or {}).get("scheduler_address")
-    if address:
-        import distributed
-
-        return distributed.Client(address, set_as_default=True)
-    if cluster_kind is None:
-        return contextlib.nullcontext()
-    from ..compute.clusters import cluster
-
-    return cluster(cluster_kind, **dict(cluster_kwargs or {}))
 
 
 # --------------------------------------------------------------------------- channels
@@ -313,7 +292,7 @@ def run_irradiance_job(
     first = next(iter(arrays.values()))
     units = "DN/s" if normalize else str(first.attrs.get("units", "DN"))
     identity = {**legacy_id, "job": "irradiance"}
-    job = _Job(arrays, identity, times, part_size, normalize, "irradiance")
+    job = PartRun(arrays, identity, times, part_size, normalize, "irradiance")
     with hold_out_dir(out, wait_lock):  # the only writer of out until the files are saved
         check_outputs(out, IRRADIANCE_FILES)
         store, notes = _irradiance_store(job, out, resume, legacy_id, attrs, units)
@@ -335,7 +314,7 @@ def run_irradiance_job(
     return result, _summary(status, elapsed, computed, paths, notes, channels)
 
 
-def _irradiance_store(job: _Job, out, resume: bool, legacy_id, attrs, units):
+def _irradiance_store(job: PartRun, out, resume: bool, legacy_id, attrs, units):
     """``(store, notes)``: the irradiance job's parts, ``<out>/parts.zarr``.
 
     With ``resume`` and no store of a run there, the parts an older version saved in
@@ -355,98 +334,6 @@ def _irradiance_store(job: _Job, out, resume: bool, legacy_id, attrs, units):
         return store, []
     legacy.import_into(store)
     return store, legacy.notes
-
-
-class _Job:
-    """One run's frames (one dataset's, or several channels'), saved part by part in a
-    :class:`ZarrStore` (channels' parts numbered channel by channel)."""
-
-    def __init__(
-        self, arrays: Mapping[str, xr.DataArray], identity, times, part_size, normalize, desc
-    ):
-        self.arrays = dict(arrays)
-        self.desc = desc  # the progress bar's label
-        self.identity = identity
-        self.times = times
-        self.part_size = part_size
-        self.normalize = normalize
-        self.several = len(self.arrays) > 1
-        frames = list(self.arrays.values())
-        if self.several:
-            self.datakeys = np.stack([f["datakey"].to_numpy() for f in frames])
-            self.own = np.stack([frame_times(f) for f in frames])
-        else:
-            self.datakeys = frames[0]["datakey"].to_numpy()
-            self.own = frame_times(frames[0])
-
-    def store(self, path: Path, resume: bool, attrs, var_attrs) -> ZarrStore:
-        """The run's store at ``path`` (an earlier run's, with ``resume`` and its identity)."""
-        return ZarrStore(
-            path,
-            self.identity,
-            resume,
-            times=self.times,
-            datakeys=self.datakeys,
-            part_size=self.part_size,
-            attrs=attrs,
-            var_attrs=var_attrs,
-            channels=list(self.arrays) if self.several else None,
-            frame_times=self.own,
-        )
-
-    def fill(
-        self,
-        store: ZarrStore,
-        funcs,
-        cluster_kind,
-        cluster_kwargs,
-        progress,
-        finish: Callable[[xr.Dataset], xr.Dataset] | None = None,
-        cluster_for_finish: bool = False,
-    ) -> tuple[xr.Dataset, int]:
-        """Compute and save the parts ``store`` lacks with ``map_frames(frames, funcs)``,
-        mark it complete and load it: ``(finish(result), frames computed)``.
-
-        ``finish`` runs on the cluster too when ``cluster_for_finish`` (e.g. header reads).
-        """
-        done = store.done()
-        specs = frame_funcs(funcs)
-        computed = 0
-
-        def saver(k: int):
-            def on_part(p: int, part: xr.Dataset) -> None:
-                nonlocal computed
-                store.save(store.part_number(k, p), part)
-                computed += part.sizes["time"]
-
-            return on_part
-
-        missing = len(done) < store.parts
-        on = missing or cluster_for_finish
-        with _compute_on(cluster_kind, cluster_kwargs) if on else contextlib.nullcontext():
-            for k, frames in enumerate(self.arrays.values() if missing else ()):
-                skip = {
-                    p for p in range(store.parts_per_channel) if store.part_number(k, p) in done
-                }
-                if len(skip) == store.parts_per_channel:
-                    continue
-                # map_frames of one channel, with the progress bar's label of the job
-                run_map(
-                    frames,
-                    specs,
-                    self.normalize,
-                    progress,
-                    self.part_size,
-                    saver(k),
-                    skip,
-                    desc=self.desc,
-                )
-            store.mark_complete()
-            result = store.load()
-            result.attrs.pop("complete", None)
-            if finish is not None:
-                result = finish(result)
-        return result, computed
 
 
 # --------------------------------------------------------------------------- reduce
@@ -593,7 +480,7 @@ def _reduce(
 ) -> tuple[xr.Dataset, JobSummary]:
     """:func:`run_reduce_job` on one dataset's frames, or on several channels' (``(channel,
     time)`` results, parts numbered channel by channel: :meth:`ZarrStore.part_number`)."""
-    job = _Job(arrays, identity, times, part_size, normalize, "map_frames")
+    job = PartRun(arrays, identity, times, part_size, normalize, "map_frames")
     first = next(iter(arrays.values()))
     units = "DN/s" if normalize else str(first.attrs.get("units", "DN"))
     attrs["units"] = units

@@ -20,9 +20,10 @@ import pandas as pd
 import pytest
 import xarray as xr
 
-from intake_helio.app.job import _irradiance_store, _Job
+from intake_helio.app.job import _irradiance_store
 from intake_helio.app.outdir import OutputDirError, atomic_write
 from intake_helio.app.results import save_results, write_netcdf
+from intake_helio.app.runs import PartRun
 from intake_helio.app.stores import ZarrStore
 from intake_helio.app.tables import write_csv
 from intake_helio.base.errors import HelioError
@@ -54,10 +55,10 @@ def _frames(n: int = 6, dataset: str = "unit_test", start="2021-03-01") -> xr.Da
     )
 
 
-def _job(frames, part_size=3, identity=IDENTITY) -> _Job:
+def _job(frames, part_size=3, identity=IDENTITY) -> PartRun:
     times = frames["time"].to_numpy()
     identity = {**identity, "job": "irradiance"}
-    return _Job({"unit_test": frames}, identity, times, part_size, False, "irradiance")
+    return PartRun({"unit_test": frames}, identity, times, part_size, False, "irradiance")
 
 
 def _store(out, frames, resume, part_size=3, identity=IDENTITY):

@@ -18,9 +18,9 @@ import xarray as xr
 import zarr
 from PIL import Image
 
-from intake_helio.app.job import _Job
 from intake_helio.app.legacy_parts import read_part
 from intake_helio.app.results import plot_irradiance, save_results, to_dataframe
+from intake_helio.app.runs import PartRun
 from intake_helio.app.stores import ZarrStore, fingerprint
 from intake_helio.app.tables import write_csv
 from intake_helio.compute.engine import map_frames
@@ -303,7 +303,9 @@ def test_parts_saved_then_resumed_give_the_full_result(tmp_path):
     frames = _frames(n=11, exptime=np.full(11, 2.9))
     full = irradiance(frames, progress=False, part_size=3)
     identity = {"dataset": "unit_test", "frames": 11, "part_size": 3, "job": "irradiance"}
-    job = _Job({"unit_test": frames}, identity, frames["time"].to_numpy(), 3, False, "irradiance")
+    job = PartRun(
+        {"unit_test": frames}, identity, frames["time"].to_numpy(), 3, False, "irradiance"
+    )
     attrs = {k: full.attrs[k] for k in ("dataset", "title", "source", "time_axis")}
 
     # an interrupted run saved parts 0 and 2 only
