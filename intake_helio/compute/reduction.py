@@ -35,7 +35,6 @@ __all__ = [
 PART_COLUMNS = ["time", "frame_time", "datakey", "irradiance", "n_valid", "status"]
 #: The statistics the irradiance is made of (``map_frames`` built-ins).
 STATS = ("mean", "count")
-_STATS = list(STATS)
 #: The ``source`` attribute of an irradiance result of one dataset.
 SOURCE = "intake-helio irradiance: mean of every frame (NaN-aware)"
 
@@ -72,7 +71,7 @@ def iter_parts(
     """
     from .engine import _dataset, _layout, frame_funcs, frame_times, iter_map_parts
 
-    funcs = frame_funcs(_STATS)
+    funcs = frame_funcs(STATS)
     times = frames["time"].to_numpy()
     own = frame_times(frames)
     keys = frames["datakey"].to_numpy().astype(str)
@@ -84,7 +83,7 @@ def iter_parts(
             keys[idx.start : idx.stop],
             records,
             _layout(records) or {"mean": (), "count": ()},
-            _STATS,
+            STATS,
             {},
             own[idx.start : idx.stop],
         )
@@ -250,7 +249,7 @@ def irradiance(
     try:
         result = run_map(
             frames,
-            frame_funcs(_STATS),
+            frame_funcs(STATS),
             normalize,
             progress,
             part_size,
