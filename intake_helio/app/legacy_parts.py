@@ -31,9 +31,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import xarray as xr
 
-from ..compute.reduction import PART_COLUMNS
+from ..compute.reduction import PART_COLUMNS, part_stats
 from ..compute.scheduling import part_range
 from .outdir import OutputDirError, check_same_run, read_nofollow, refuse_symlink, remove_matching
 from .stores import ZarrStore
@@ -68,18 +67,6 @@ def read_part(source) -> pd.DataFrame:
 
 def _manifest_text(identity: Mapping[str, Any]) -> str:
     return json.dumps(identity, indent=1, sort_keys=True)
-
-
-def _as_part(df: pd.DataFrame) -> xr.Dataset:
-    """A part table as ``map_frames(frames, ["mean", "count"])`` passes a part to ``on_part``."""
-    return xr.Dataset(
-        {
-            "mean": ("time", df["irradiance"].to_numpy(np.float64)),
-            "count": ("time", df["n_valid"].to_numpy(np.int64)),
-            "status": ("time", df["status"].to_numpy(str).astype(object)),
-        },
-        coords={"time": ("time", df["time"].to_numpy())},
-    )
 
 
 class LegacyParts:
@@ -252,7 +239,7 @@ class LegacyParts:
                 again = f", so part {number} is computed again" if number < self.parts else ""
                 self.notes.append(f"{self._path(number)} not used: {problem}; removed{again}")
                 continue
-            store.save(number, _as_part(df))
+            store.save(number, part_stats(df))
             imported += 1
         remove_matching(self.dir, [_PART, _TEMP])
         (self.dir / MANIFEST).unlink(missing_ok=True)

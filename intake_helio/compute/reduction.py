@@ -28,6 +28,7 @@ __all__ = [
     "as_irradiance",
     "irradiance",
     "iter_parts",
+    "part_stats",
     "parts_to_dataset",
     "ratio",
 ]
@@ -101,8 +102,14 @@ def parts_to_dataset(
     attrs = {k: frames_attrs[k] for k in keep if k in frames_attrs}
     attrs["source"] = SOURCE
     attrs["time_axis"] = TIME_AXIS
+    return as_irradiance(part_stats(df), units, attrs)
+
+
+def part_stats(df: pd.DataFrame) -> xr.Dataset:
+    """A part table (:data:`PART_COLUMNS`) as ``map_frames(frames, STATS)`` gives a part:
+    ``mean``, ``count``, ``status``, ``datakey`` and ``frame_time`` along ``time``."""
     own = df["frame_time"] if "frame_time" in df else df["time"]
-    stats = xr.Dataset(
+    return xr.Dataset(
         {
             "mean": ("time", df["irradiance"].to_numpy(np.float64)),
             "count": ("time", df["n_valid"].to_numpy(np.int64)),
@@ -112,7 +119,6 @@ def parts_to_dataset(
         },
         coords={"time": ("time", pd.DatetimeIndex(df["time"]).as_unit("ns").to_numpy())},
     )
-    return as_irradiance(stats, units, attrs)
 
 
 def as_irradiance(stats: xr.Dataset, units: str, attrs: Mapping[str, Any]) -> xr.Dataset:
