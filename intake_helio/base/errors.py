@@ -19,6 +19,7 @@ __all__ = [
     "ClusterError",
     "ClusterTimeoutError",
     "DatasetNotFoundError",
+    "FileReadError",
     "FrameReadError",
     "HelioError",
     "HelioWarning",
@@ -236,6 +237,19 @@ class FrameReadError(HelioError, OSError):
 
     def __reduce__(self):
         return (type(self), (self.datakey, self.reason, self.detail))
+
+
+class FileReadError(FrameReadError):
+    """One file of a time series (CDF, netCDF, HDF5) could not be read.
+
+    A :class:`FrameReadError` (the same ``datakey``, ``reason`` and ``detail``, the same
+    handling), whose message speaks of a file rather than a frame.
+    """
+
+    def __init__(self, datakey: str, reason: str, detail: str = ""):
+        super().__init__(datakey, reason, detail)
+        msg = f"cannot read file {datakey!r}: {reason}"
+        self.args = (msg + f" ({detail})" if detail else msg,)
 
 
 def picklable_cause(exc: BaseException) -> BaseException:

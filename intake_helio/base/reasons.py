@@ -71,6 +71,23 @@ class Reason(enum.StrEnum):
     #: ``" 0x%08x"`` (``"quality flag 0x00000400"``), or is the bare reason when
     #: ``QUALITY`` is not an integer.
     QUALITY_FLAG = "quality flag"
+    # --- time-series files (CDF, netCDF, HDF5): one reason per file of a series
+    #: The bytes are not a CDF file (no CDF magic number).
+    NOT_CDF = "not CDF"
+    #: The bytes are not a netCDF file (netCDF3 classic/64-bit, or netCDF4/HDF5 that
+    #: xarray's engines open with named dimensions).
+    NOT_NETCDF = "not netCDF"
+    #: The file has no time variable to put along ``time`` (no ``DEPEND_0`` epoch in a
+    #: CDF, no time coordinate in a netCDF file), or not the one asked for (``time=``).
+    NO_TIME = "no time variable"
+    #: The file's times are unsorted, or fill values (``FILLVAL``, NaT).
+    BAD_TIMES = "bad times"
+    #: The file's variables (names, types, shapes) differ from the series' first file.
+    VARIABLES_DIFFER = "variables differ"
+    #: The records and variables a file declares would decode to more than
+    #: ``intake_helio.max-series-bytes`` (nothing is allocated), or the file is larger
+    #: than ``intake_helio.max-file-bytes``.
+    FILE_TOO_LARGE = "file too large"
 
 
 #: Every reason except ``"ok"``.

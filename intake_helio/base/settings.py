@@ -56,6 +56,8 @@ class Settings:
     max_hdus: int
     max_header_bytes: int
     shape_probes: int
+    # time-series side (CDF, netCDF, HDF5): most bytes the variables of one file decode to
+    max_series_bytes: int
     # reads: frames fetched ahead per task, bytes per concurrent ranged request of a file
     read_ahead: int
     read_ahead_bytes: int
@@ -133,6 +135,7 @@ def current() -> Settings:
         max_hdus=_positive_int("max-hdus"),
         max_header_bytes=_positive_int("max-header-bytes", 2880),
         shape_probes=_positive_int("shape-probes"),
+        max_series_bytes=_bytes("max-series-bytes"),
         read_ahead=_positive_int("read-ahead", 0),
         read_ahead_bytes=_positive_int("read-ahead-bytes", 0),
         batch_bytes=_positive_int("batch-bytes", 0),
