@@ -7,8 +7,10 @@ demo); neither imports the other
 -> ``testing`` (local servers and synthetic data; never imported by the core)
 -> ``compute`` (per-frame reductions, batching, clusters)
 -> ``catalog`` (registry, buckets, datasets, yearly indexes)
--> ``frames`` (lazy frame arrays: spec, tasks, graph)
--> ``fits`` (one FITS frame: bytes, HDUs, tiles, pixels)
+-> ``frames`` (lazy frame arrays: spec, tasks, graph) beside ``series`` (lazy time
+series of CDF, netCDF and HDF5 files as ``xarray.Dataset``)
+-> the format rooms: ``fits`` (one FITS frame: bytes, HDUs, tiles, pixels), ``cdf``
+(cdflib), ``netcdf`` (xarray's engines: netCDF3, netCDF4, HDF5)
 -> ``io`` (storage options, retries, third-party shims)
 -> ``base`` (errors, per-frame reasons, settings, times).
 
@@ -26,6 +28,7 @@ from .base.errors import (
     CatalogFormatError,
     CatalogNotFoundError,
     DatasetNotFoundError,
+    FileReadError,
     FrameReadError,
     HelioError,
     HelioWarning,
@@ -54,11 +57,13 @@ from .catalog.registry import (
 )
 from .frames.build import open_frames
 from .frames.maps import to_map
+from .series import SeriesError, open_series
 
 # Public names whose modules import heavy dependencies (distributed, tqdm): loaded on first use.
 _LAZY = {
     "cluster": "intake_helio.compute.clusters",
     "irradiance": "intake_helio.compute.reduction",
+    "map_files": "intake_helio.compute.files",
     "map_frames": "intake_helio.compute.engine",
     "ratio": "intake_helio.compute.reduction",
     "HelioBucketReader": "intake_helio.intake.v2",
@@ -69,6 +74,7 @@ _LAZY = {
 if TYPE_CHECKING:  # pragma: no cover
     from .compute.clusters import cluster
     from .compute.engine import map_frames
+    from .compute.files import map_files
     from .compute.reduction import irradiance, ratio
     from .intake.v2 import HelioBucketReader, HelioFramesReader, HelioRegistryReader
 
@@ -95,6 +101,7 @@ __all__ = [
     "Dataset",
     "DatasetNotFoundError",
     "Endpoint",
+    "FileReadError",
     "FrameReadError",
     "HelioBucketReader",
     "HelioError",
@@ -108,17 +115,20 @@ __all__ = [
     "Reason",
     "Registry",
     "SearchResults",
+    "SeriesError",
     "TimeRangeError",
     "UnsupportedFormatError",
     "__version__",
     "clear_cache",
     "cluster",
     "irradiance",
+    "map_files",
     "map_frames",
     "open_bucket",
     "open_channels",
     "open_frames",
     "open_registry",
+    "open_series",
     "parse_time",
     "ratio",
     "to_map",

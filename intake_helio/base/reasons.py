@@ -14,7 +14,7 @@ import enum
 
 from .errors import ArgumentError
 
-__all__ = ["FAILURE_REASONS", "Reason", "reason_of"]
+__all__ = ["FAILURE_REASONS", "REFUSED_COLUMN", "Reason", "reason_of"]
 
 
 class Reason(enum.StrEnum):
@@ -89,6 +89,10 @@ class Reason(enum.StrEnum):
     #: than ``intake_helio.max-file-bytes``.
     FILE_TOO_LARGE = "file too large"
 
+
+#: The file-list column of files that must not be read (the URL policy refused their
+#: datakey): the reason, ``"URL not allowed: ..."``, or ``""`` for a file to read.
+REFUSED_COLUMN = "refused"
 
 #: Every reason except ``"ok"``.
 FAILURE_REASONS: tuple[Reason, ...] = tuple(r for r in Reason if r is not Reason.OK)

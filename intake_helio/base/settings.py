@@ -58,6 +58,7 @@ class Settings:
     shape_probes: int
     # time-series side (CDF, netCDF, HDF5): most bytes the variables of one file decode to
     max_series_bytes: int
+    series_scan_concurrency: int
     # reads: frames fetched ahead per task, bytes per concurrent ranged request of a file
     read_ahead: int
     read_ahead_bytes: int
@@ -136,6 +137,7 @@ def current() -> Settings:
         max_header_bytes=_positive_int("max-header-bytes", 2880),
         shape_probes=_positive_int("shape-probes"),
         max_series_bytes=_bytes("max-series-bytes"),
+        series_scan_concurrency=_positive_int("series-scan-concurrency"),
         read_ahead=_positive_int("read-ahead", 0),
         read_ahead_bytes=_positive_int("read-ahead-bytes", 0),
         batch_bytes=_positive_int("batch-bytes", 0),

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["MAX_FILESIZE", "known_size", "known_sizes"]
+__all__ = ["MAX_FILESIZE", "file_limit", "known_size", "known_sizes"]
 
 #: The largest filesize accepted (bytes).
 MAX_FILESIZE = 2**53
@@ -74,3 +74,21 @@ def known_sizes(values: Any) -> np.ndarray:
         out[ok] = f[ok].astype(np.int64)
         return out
     return np.fromiter((known_size(v) or 0 for v in s), dtype=np.int64, count=len(s))
+
+
+def file_limit(settings: Any, filesize: Any = None) -> int:
+    """The most bytes of one file any read takes (a frame's or a series file's).
+
+    ``filesize + intake_helio.filesize-slack`` when the index gives the file's size
+    (:func:`known_size`), never more than ``intake_helio.max-file-bytes``.
+
+    Parameters
+    ----------
+    settings : Settings
+        The limits (``max_file_bytes``, ``filesize_slack``).
+    filesize : Any
+        The index's ``filesize`` of the file.
+    """
+    size = known_size(filesize)
+    cap = settings.max_file_bytes
+    return cap if size is None else min(cap, size + settings.filesize_slack)

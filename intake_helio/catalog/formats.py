@@ -28,8 +28,18 @@ FILETYPES = (
     "binary",
     "other",
 )
-#: Formats intake-helio opens, and as what (``Dataset.to_dataarray``: lazy frames).
-OPENS_AS = {"fits": "frames"}
+#: Formats intake-helio opens, and as what: ``"frames"`` (``Dataset.to_dataarray``, a lazy
+#: ``(time, y, x)`` DataArray) or ``"series"`` (``Dataset.to_dataset``, a lazy Dataset
+#: along ``time``).
+OPENS_AS = {
+    "fits": "frames",
+    "cdf": "series",
+    "netcdf3": "series",
+    "netcdf4": "series",
+    "hdf5": "series",
+}
+#: The method that opens each kind.
+_OPENER = {"frames": "to_dataarray", "series": "to_dataset"}
 
 
 class UnsupportedFormatError(HelioError, ValueError):
@@ -54,7 +64,16 @@ def format_of(filetype: object) -> str | None:
     return None
 
 
-def check_openable(dataset_id: str, filetype: object, forced: str | None = None) -> str:
+def _supported() -> str:
+    return "; ".join(
+        f"{', '.join(repr(f) for f, k in OPENS_AS.items() if k == kind)} as {kind}"
+        for kind in _OPENER
+    )
+
+
+def check_openable(
+    dataset_id: str, filetype: object, forced: str | None = None, want: str | None = None
+) -> str:
     """The format to open ``dataset_id`` with, or :class:`UnsupportedFormatError`.
 
     Parameters
@@ -64,31 +83,43 @@ def check_openable(dataset_id: str, filetype: object, forced: str | None = None)
     filetype : object
         The catalog's ``filetype`` of the dataset.
     forced : str, optional
-        A format the user gives instead (``filetype=`` of ``Dataset.to_dataarray``), for a
-        catalog whose ``filetype`` is wrong.
+        A format the user gives instead (``filetype=`` of ``Dataset.to_dataarray`` or
+        ``to_dataset``), for a catalog whose ``filetype`` is wrong.
+    want : {"frames", "series"}, optional
+        What the caller opens: a format that opens as the other kind is refused, with
+        the method that opens it named.
 
     Raises
     ------
     UnsupportedFormatError
-        Neither ``forced`` nor the catalog's ``filetype`` names a format in :data:`OPENS_AS`.
+        Neither ``forced`` nor the catalog's ``filetype`` names a format in
+        :data:`OPENS_AS` (of the kind ``want``).
     """
-    supported = ", ".join(repr(f) for f in OPENS_AS)
     if forced is not None:
         name = format_of(forced)
         if name not in OPENS_AS:
+            expected = ", ".join(repr(f) for f in OPENS_AS)
             raise UnsupportedFormatError(
-                f"filetype={safe_text(forced, 80)!r}; expected one of {supported}"
+                f"filetype={safe_text(forced, 80)!r}; expected one of {expected}"
             )
-        return name
-    name = format_of(filetype)
-    if name in OPENS_AS:
-        return name
-    shown = safe_text(filetype, 80)
-    what = (
-        f"filetype {shown!r}" if name is None or name == shown else f"filetype {shown!r} ({name})"
-    )
-    raise UnsupportedFormatError(
-        f"dataset {dataset_id!r} has {what}: intake-helio opens {supported} files as frames "
-        f"today; its files are listed by .files(), or pass filetype='fits' if the catalog's "
-        "filetype is wrong"
-    )
+    else:
+        name = format_of(filetype)
+    shown = safe_text(forced if forced is not None else filetype, 80)
+    if name not in OPENS_AS:
+        what = (
+            f"filetype {shown!r}"
+            if name is None or name == shown
+            else f"filetype {shown!r} ({name})"
+        )
+        raise UnsupportedFormatError(
+            f"dataset {dataset_id!r} has {what}: intake-helio opens {_supported()}; its "
+            "files are listed by .files(), or pass filetype='fits' (or 'cdf', 'netcdf4', "
+            "...) if the catalog's filetype is wrong"
+        )
+    kind = OPENS_AS[name]
+    if want is not None and kind != want:
+        raise UnsupportedFormatError(
+            f"dataset {dataset_id!r} has filetype {shown!r}: its files open as {kind}, "
+            f"with .{_OPENER[kind]}(...) (or the intake entry's to_dask()), not as {want}"
+        )
+    return name

@@ -383,7 +383,7 @@ class Dataset:
         from ..frames.build import open_frames
         from ..frames.options import frame_options
 
-        check_openable(self.id, self.filetype, filetype)
+        check_openable(self.id, self.filetype, filetype, want="frames")
         # every option checked once, before the index is read
         options = frame_options(hdu, cutout, header_keys, units, on_error, chunks, quality)
         if storage_options is None:
@@ -394,6 +394,81 @@ class Dataset:
         _warn_bad_rows(self.id, df.attrs.get("bad_rows") or [])
         attrs = {"dataset": self.id, "title": self.title, "endpoint": mask_url(self.endpoint)}
         return open_frames(df, storage_options=storage_options, attrs=attrs, options=options)
+
+    def to_dataset(
+        self,
+        start: Any = None,
+        stop: Any = None,
+        *,
+        variables: Sequence[str] | str | None = None,
+        time: str | None = None,
+        on_error: str = "raise",
+        storage_options: Mapping[str, Any] | None = None,
+        index_errors: str = "raise",
+        filetype: str | None = None,
+    ):
+        """A lazy Dataset along ``time`` of a time-series dataset (CDF, netCDF, HDF5).
+
+        Opening reads the index, the first file whole and every other file's time
+        variable (concurrently); the data variables are read at compute, one task per
+        file, records outside ``[start, stop)`` dropped in the task.
+
+        Parameters
+        ----------
+        start, stop : str, datetime, numpy.datetime64 or pandas.Timestamp, optional
+            Half-open time range; defaults to the dataset's own range.
+        variables : list of str, optional
+            The variables to read (default: every variable on the chosen time).
+        time : str, optional
+            The time variable (a CDF ``DEPEND_0`` epoch such as ``"Epoch_state"``, a
+            netCDF time coordinate); default: the one most variables use (the result's
+            ``intake_helio_time`` and ``intake_helio_other_times`` attributes say which).
+        on_error : {"raise", "nan"}
+            A file that cannot be read raises, or keeps its reason in ``file_status``
+            (its datakey along ``file``) and the good files' records are kept.
+        storage_options : dict, optional
+            Options for the data files; default: the bucket's.
+        index_errors : {"raise", "report"}
+            As for :meth:`to_dataarray`.
+        filetype : str, optional
+            Read the files as this format (``"cdf"``, ``"netcdf4"``, ...), whatever the
+            catalog's ``filetype`` says.
+
+        Returns
+        -------
+        xarray.Dataset
+            See :func:`~intake_helio.open_series`.
+
+        Raises
+        ------
+        UnsupportedFormatError
+            The dataset's files are not a time-series format intake-helio opens; raised
+            before the index or any file is read.
+        """
+        from ..series import open_series
+
+        fmt = check_openable(self.id, self.filetype, filetype, want="series")
+        if storage_options is None:
+            storage_options = self.storage_options
+        else:
+            check_option_names(storage_options, self.endpoint)
+        t0, t1 = parse_range(start, stop)
+        t0 = self.start if t0 is None else t0
+        t1 = self.stop + pd.Timedelta(1, "ns") if t1 is None else t1
+        df = self.files(t0, t1, errors=index_errors, keep_refused=on_error == "nan")
+        _warn_bad_rows(self.id, df.attrs.get("bad_rows") or [])
+        attrs = {"dataset": self.id, "title": self.title, "endpoint": mask_url(self.endpoint)}
+        return open_series(
+            df,
+            format=fmt,
+            start=t0,
+            stop=t1,
+            variables=variables,
+            time=time,
+            on_error=on_error,
+            storage_options=storage_options,
+            attrs=attrs,
+        )
 
     def headers(self, start: Any = None, stop: Any = None, keys=(), **kwargs) -> pd.DataFrame:
         """Header values of every file in range, read in parallel (no pixel data)."""

@@ -24,7 +24,7 @@ from typing import Any
 from ..base.errors import FrameReadError
 from ..base.reasons import Reason
 from ..base.settings import Settings, current
-from ..base.sizes import known_size
+from ..base.sizes import file_limit, known_size
 from ..io.retry import retry_io
 from ..io.transport import BoundedBody, Deadline, cat_bounded, cat_ranges_bounded, start_cat_bounded
 
@@ -58,15 +58,7 @@ def _few(items: Sequence[str], keep: int = 3, sep: str = "; ") -> str:
 _known_size = known_size  # the one rule (intake_helio.base.sizes)
 
 
-def _file_limit(settings: Settings, filesize: Any = None) -> int:
-    """The most bytes of one file any read takes.
-
-    ``filesize + intake_helio.filesize-slack`` when the index gives the file's size,
-    never more than ``intake_helio.max-file-bytes``.
-    """
-    size = _known_size(filesize)
-    cap = settings.max_file_bytes
-    return cap if size is None else min(cap, size + settings.filesize_slack)
+_file_limit = file_limit  # the one rule (intake_helio.base.sizes)
 
 
 class _Source:

@@ -24,6 +24,7 @@ import xarray as xr
 from dask.highlevelgraph import MaterializedLayer
 
 from ..base.errors import ArgumentError
+from ..base.reasons import REFUSED_COLUMN
 from ..base.settings import Settings
 from ..base.sizes import known_size
 
@@ -38,9 +39,7 @@ __all__ = [
     "resolve",
 ]
 
-#: The file-list column of frames that must not be read (the URL policy refused their
-#: datakey): the reason, ``"URL not allowed: ..."``, or ``""`` for a frame to read.
-REFUSED = "refused"
+REFUSED = REFUSED_COLUMN  # the file list's column of rows never read (base.reasons)
 
 #: Layers that only select, reorder or regroup existing chunks (dask's own names).
 _SELECTION_LAYERS = ("getitem", "concatenate", "rechunk", "rechunk-merge", "rechunk-split")

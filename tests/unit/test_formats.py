@@ -48,15 +48,32 @@ def _dataset(filetype) -> Dataset:
     )
 
 
-@pytest.mark.parametrize("filetype", ["cdf", "binary", "other", "datamap", "what,ever"])
-def test_a_dataset_not_opened_as_frames_is_refused_before_any_read(filetype):
+@pytest.mark.parametrize("filetype", ["binary", "other", "datamap", "what,ever", "csv"])
+@pytest.mark.parametrize("method", ["to_dataarray", "to_dataset"])
+def test_a_dataset_intake_helio_cannot_open_is_refused_before_any_read(filetype, method):
     ds = _dataset(filetype)
     assert ds.opens_as == ""
     with pytest.raises(ih.UnsupportedFormatError) as info:
-        ds.to_dataarray("2020-01-01", "2020-01-02")
+        getattr(ds, method)("2020-01-01", "2020-01-02")
     text = str(info.value)
-    assert f"has filetype {filetype!r}" in text and "'fits'" in text and ".files()" in text
+    assert f"has filetype {filetype!r}" in text and ".files()" in text
+    assert "'fits' as frames" in text and "'cdf', 'netcdf3', 'netcdf4', 'hdf5' as series" in text
     assert isinstance(info.value, ih.HelioError) and isinstance(info.value, ValueError)
+
+
+@pytest.mark.parametrize(
+    ("filetype", "method", "hint"),
+    [
+        ("cdf", "to_dataarray", ".to_dataset("),
+        ("NetCDF4", "to_dataarray", ".to_dataset("),
+        ("fits", "to_dataset", ".to_dataarray("),
+    ],
+)
+def test_each_kind_is_opened_by_its_own_method(filetype, method, hint):
+    ds = _dataset(filetype)
+    with pytest.raises(ih.UnsupportedFormatError, match=f"open as {ds.opens_as}") as info:
+        getattr(ds, method)("2020-01-01", "2020-01-02")
+    assert hint in str(info.value)
 
 
 def test_filetype_can_be_forced_and_is_checked():
@@ -68,19 +85,27 @@ def test_filetype_can_be_forced_and_is_checked():
 
 
 def test_listings_show_the_filetype_and_what_it_opens_as():
-    image, series = _dataset("FITS"), _dataset("cdf")
+    image, series, other = _dataset("FITS"), _dataset("cdf"), _dataset("binary")
     assert (image.format, image.opens_as) == ("fits", "frames")
-    df = SearchResults([image, series]).to_dataframe()
+    assert (series.format, series.opens_as) == ("cdf", "series")
+    df = SearchResults([image, series, other]).to_dataframe()
     assert list(df[["filetype", "opens_as"]].itertuples(index=False, name=None)) == [
         ("FITS", "frames"),
-        ("cdf", ""),
+        ("cdf", "series"),
+        ("binary", ""),
     ]
-    assert "not opened by intake-helio" in dataset_html(series)
+    assert "not opened by intake-helio" in dataset_html(other)
+    assert ">series<" in dataset_html(series)
 
     obj = {
         "version": "1.0",
         "name": "b",
-        "catalog": [_entry("FITS"), {**_entry("cdf"), "id": "mms1_fgm"}],
+        "catalog": [
+            _entry("FITS"),
+            {**_entry("cdf"), "id": "mms1_fgm"},
+            {**_entry("binary"), "id": "raw"},
+        ],
     }
     html = bucket_html(Bucket("s3://no-such-bucket-xyz/", obj))
     assert "opens as" in html and html.count(">frames<") == 1 and ">cdf<" in html
+    assert html.count(">series<") == 1

@@ -1,0 +1,170 @@
+"""Per-file science on a time series: a function of each file's Dataset, in its read task.
+
+:func:`map_files` is :func:`~intake_helio.compute.engine.map_frames` for series
+(:func:`~intake_helio.open_series`, ``Dataset.to_dataset``): each file of the (selected)
+series is read in one task where ``func`` runs on its records, so only the function's
+values travel back. Every file ends with its values or a reason in ``status``; the work is
+done in parts of ``intake_helio.part-size`` files on the active scheduler, with progress.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import dask
+import numpy as np
+import xarray as xr
+
+from ..base.backends import TIME
+from ..base.errors import HelioError
+from ..base.reasons import Reason
+from ..base.settings import current
+from ..series.build import SeriesLayer, series_specs
+from ..series.read import file_dataset, outcome
+from .progress import Progress
+
+__all__ = ["FilesError", "map_files"]
+
+
+class FilesError(HelioError, ValueError):
+    """``map_files`` was given something it cannot map (not a series, a bad function)."""
+
+
+def _layer(ds: xr.Dataset) -> SeriesLayer:
+    layers = series_specs(ds)
+    if len(layers) != 1:
+        what = "no" if not layers else f"{len(layers)}"
+        raise FilesError(
+            f"map_files needs a Dataset opened by ih.open_series or Dataset.to_dataset "
+            f"(selected by time or variables at most); this one holds {what} series"
+        )
+    return layers[0]
+
+
+def _values(result: Any, name: str) -> dict[str, Any]:
+    """A function's result as outputs by name: a number (or 0-d array), or a dict of them."""
+    items = result.items() if isinstance(result, Mapping) else [(name, result)]
+    out = {}
+    for key, value in items:
+        if isinstance(value, xr.DataArray):
+            value = value.values
+        arr = np.asarray(value)
+        if arr.ndim != 0 or arr.dtype.kind not in "biufcmM":
+            raise FilesError(
+                f"{name} returned {type(value).__name__} for {key!r}; expected a number "
+                "(or a dict of numbers) per file"
+            )
+        out[str(key)] = arr.item() if arr.dtype.kind not in "mM" else arr
+    return out
+
+
+def map_file(layer_spec, i, time, names, within, func, name) -> tuple[dict, str]:
+    """The task of one file: ``func`` on its Dataset, as ``(values, status)``."""
+    data, why, _ = outcome(lambda: file_dataset(layer_spec, i, time, names, within))
+    if data is None:
+        return {}, why
+    try:
+        return _values(func(data), name), str(Reason.OK)
+    except Exception as exc:
+        return {}, f"{Reason.FUNCTION_ERROR}: {name} raised {type(exc).__name__}: {exc}"[:300]
+
+
+def map_files(
+    ds: xr.Dataset,
+    func: Callable[[xr.Dataset], Any],
+    *,
+    part_size: int | None = None,
+    progress: bool = False,
+) -> xr.Dataset:
+    """Apply ``func`` to each file's records of a lazy series, inside its read task.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        A series (:func:`~intake_helio.open_series`, ``Dataset.to_dataset``), possibly
+        selected along ``time`` (the files touched, their records inside its range) and
+        by variables (``ds[["B_GSE"]]``: only those are given to ``func``).
+    func : callable
+        ``func(file_ds) -> number or dict of numbers``: the file's records (a Dataset
+        along ``time``, loaded). An exception gives that file the reason
+        ``"function error: ..."``.
+    part_size : int, optional
+        Files per part (default ``intake_helio.part-size``).
+    progress : bool
+        Show a progress bar of files done.
+
+    Returns
+    -------
+    xarray.Dataset
+        Along ``file``: each output, ``status`` (``"ok"`` or the reason), ``datakey``,
+        ``file_start`` (the first record's time) and ``records``. Files that had no
+        record in range, or that failed when the series was opened, keep that status.
+    """
+    if not callable(func):
+        raise FilesError(f"func={func!r}; expected a function of one file's Dataset")
+    layer = _layer(ds)
+    spec, time = layer.spec, layer.time
+    names = tuple(n for n, v in ds.data_vars.items() if TIME in v.dims)
+    if not names:
+        raise FilesError("the Dataset has no variable along time to give the function")
+    t = ds[TIME].values
+    within = (t.min(), t.max()) if t.size else None
+    records = ds["file_records"].values if "file_records" in ds.coords else None
+    status0 = list(layer.status)
+    fname = getattr(func, "__name__", "value")
+    fname = "value" if fname == "<lambda>" else fname
+    todo = [i for i in layer.files if within is not None and _touches(ds, i, within)]
+    part = part_size or current().part_size
+    results: dict[int, tuple[dict, str]] = {}
+    with Progress.maybe(progress, len(todo), desc="files") as bar:
+        for a in range(0, len(todo), part):
+            chunk = todo[a : a + part]
+            tasks = [
+                dask.delayed(map_file, pure=False)(spec, i, time, names, within, func, fname)
+                for i in chunk
+            ]
+            for i, res in zip(chunk, dask.compute(*tasks), strict=True):
+                results[i] = res
+            bar.update(len(chunk))
+    bad = [
+        i
+        for i, st in enumerate(status0 or ())
+        if st != Reason.OK and within is not None and _touches(ds, i, within)
+    ]
+    rows = sorted(set(todo) | set(bad))
+    return _result(ds, rows, results, status0, records, fname)
+
+
+def _touches(ds: xr.Dataset, i: int, within) -> bool:
+    """Whether file ``i``'s records (as opened) meet the selected range."""
+    if "file_start" not in ds.coords or "file_stop" not in ds.coords:
+        return True
+    lo, hi = ds["file_start"].values[i], ds["file_stop"].values[i]
+    return not (hi < within[0] or lo > within[1])
+
+
+def _result(ds, rows, results, status0, records, fname) -> xr.Dataset:
+    """The outputs and status of the files ``rows`` (those of the selection)."""
+    keys = [k for vals, _ in results.values() for k in vals] or [fname]
+    data: dict[str, np.ndarray] = {k: np.full(len(rows), np.nan) for k in dict.fromkeys(keys)}
+    status = np.empty(len(rows), dtype=object)
+    for r, i in enumerate(rows):
+        vals, why = results.get(i, ({}, status0[i] if status0 else str(Reason.OK)))
+        status[r] = why
+        for k, v in vals.items():
+            if isinstance(v, np.datetime64) and data[k].dtype.kind == "f":
+                data[k] = data[k].astype("M8[ns]")
+            data[k][r] = v
+    out = xr.Dataset(
+        {k: ("file", v) for k, v in data.items()},
+        coords={"datakey": ("file", ds["datakey"].values[rows])},
+    )
+    out["status"] = ("file", status)
+    for name in ("file_start", "file_stop"):
+        if name in ds.coords:
+            out.coords[name] = ("file", ds[name].values[rows])
+    if records is not None:
+        out.coords["records"] = ("file", records[rows])
+    out.attrs = {k: v for k, v in ds.attrs.items() if isinstance(v, str | int | float)}
+    return out

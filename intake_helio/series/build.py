@@ -1,0 +1,398 @@
+"""A lazy ``xarray.Dataset`` of a series' files: opened from their times, read at compute.
+
+Opening (:func:`open_series`) fetches the first readable file and opens it whole (the
+template: variables, attributes, support data), and scans every other file concurrently
+(``intake_helio.series-scan-concurrency`` at once): the backend decodes its time variable
+only, and its layout must match the first file's. Each file's records inside
+``[start, stop)`` are counted there, so the Dataset's ``time`` coordinate and chunks are
+known before any data is read. Each record-varying variable is a dask array with one
+chunk per file, all taken from one graph layer of read tasks (one per file,
+:func:`~intake_helio.series.read.read_file`, carried with its :class:`SeriesSpec` in a
+:class:`SeriesLayer`).
+
+Every file ends with a status along the ``file`` dimension (``file_status``): ``"ok"``,
+or the reason found when opening (never read again), or with ``on_error="nan"`` the
+reason its read task met (its records then NaN / NaT / 0).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import operator
+import warnings
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import dask.array as da
+import numpy as np
+import pandas as pd
+import xarray as xr
+from dask.base import tokenize
+from dask.highlevelgraph import HighLevelGraph, MaterializedLayer
+
+from ..base.backends import TIME, Layout, Scan
+from ..base.errors import ArgumentError, FileReadError, HelioError, HelioWarning
+from ..base.reasons import REFUSED_COLUMN, Reason
+from ..base.settings import Settings, current
+from ..base.sizes import known_sizes
+from ..io.masking import mask_url
+from .read import outcome, read_file, scan_file
+from .spec import SeriesSpec, series_spec
+
+__all__ = ["SeriesError", "SeriesLayer", "open_series", "series_specs"]
+
+#: The key of a read task's result that holds the file's status (not a variable name).
+_STATUS = "\x00status"
+
+
+class SeriesError(HelioError, ValueError):
+    """A series cannot be opened as asked (no file, no readable file, a bad argument)."""
+
+
+class SeriesLayer(MaterializedLayer):
+    """The graph layer of a series' read tasks (one per file), carrying its spec."""
+
+    def __init__(
+        self,
+        mapping: Mapping,
+        spec: SeriesSpec,
+        files: Sequence[int],
+        time: str,
+        status: Sequence[str] = (),
+    ):
+        super().__init__(mapping)
+        self.spec = spec
+        self.files = tuple(files)  # the file of each task, in chunk order
+        self.time = time
+        self.status = tuple(status)  # every file's status when the series was opened
+
+    def __reduce__(self):
+        args = (dict(self.mapping), self.spec, self.files, self.time, self.status)
+        return (SeriesLayer, args)
+
+
+def series_specs(obj: Any) -> list[SeriesLayer]:
+    """The :class:`SeriesLayer` of every dask variable of a Dataset (or a DataArray)."""
+    arrays = obj.variables.values() if isinstance(obj, xr.Dataset) else [obj.variable]
+    found: dict[str, SeriesLayer] = {}
+    for var in arrays:
+        data = var.data
+        if isinstance(data, da.Array):
+            for name, layer in data.dask.layers.items():
+                if isinstance(layer, SeriesLayer):
+                    found[name] = layer
+    return list(found.values())
+
+
+# --------------------------------------------------------------------------- opening
+def _refused(files: pd.DataFrame) -> list[str]:
+    """Per row: its URL policy refusal (``Dataset.files(keep_refused=True)``), or ``""``."""
+    if REFUSED_COLUMN not in files:
+        return [""] * len(files)
+    why = [w if isinstance(w, str) else "" for w in files[REFUSED_COLUMN].tolist()]
+    for w in why:
+        if w and not w.startswith(str(Reason.URL_NOT_ALLOWED)):
+            raise ArgumentError(
+                f"the file list's {REFUSED_COLUMN!r} column holds {w[:60]!r}; expected '' or "
+                f"'{Reason.URL_NOT_ALLOWED}: ...' (as Dataset.files(keep_refused=True) gives)"
+            )
+    return why
+
+
+def _scan_all(
+    spec: SeriesSpec, status: list[str], errors: list, on_error: str
+) -> tuple[int, xr.Dataset, dict[int, Scan]]:
+    """The first readable file (opened whole) and the scans of all others."""
+    todo = [i for i, s in enumerate(status) if s == Reason.OK]
+    budget = max(spec.settings.max_probes, 1) if on_error == "nan" else 1
+    first, template, scans = -1, None, {}
+    for i in todo[:budget]:
+        value, why, err = outcome(lambda i=i: scan_file(spec, i, first=True))
+        if value is not None:
+            first, (scans[i], template) = i, value
+            break
+        status[i], errors[i] = why, err
+        if on_error == "raise":
+            raise err
+    if template is None:
+        bad = next((s for s in status if s != Reason.OK), "no file")
+        raise FileReadError(
+            mask_url(spec.datakeys[0]),
+            Reason.NO_READABLE_FRAME,
+            f"none of the first {budget} files could be opened (the first: {bad})",
+        )
+    time = template.attrs.get("intake_helio_time")
+    rest = [i for i in todo if i > first]
+    workers = max(1, min(spec.settings.series_scan_concurrency, len(rest) or 1))
+    if rest:
+        with concurrent.futures.ThreadPoolExecutor(workers) as pool:
+            futs = {i: pool.submit(outcome, lambda i=i: _scan_other(spec, i, time)) for i in rest}
+            try:
+                for i in rest:
+                    value, why, err = futs[i].result()
+                    if value is None:
+                        status[i], errors[i] = why, err
+                        if on_error == "raise":
+                            raise err
+                        continue
+                    scans[i] = value
+            finally:
+                for fut in futs.values():
+                    fut.cancel()
+    return first, template, scans
+
+
+def _scan_other(spec: SeriesSpec, i: int, time: str | None) -> Scan:
+    """A later file's scan, on the first file's time; a variable it lacks is its fault."""
+    from .read import _backend_args, fetch
+
+    data = fetch(spec, i)
+    try:
+        return spec.backend.scan(data, **_backend_args(spec, i, time))
+    except ArgumentError as exc:  # the first file had the variables; this one lacks one
+        raise FileReadError(
+            mask_url(spec.datakeys[i]), Reason.VARIABLES_DIFFER, str(exc)[:300]
+        ) from exc
+
+
+def _layout_difference(want: Layout, got: Layout) -> str | None:
+    """What differs between two files' layouts (None: nothing)."""
+    for name, spec in want.items():
+        if name not in got:
+            return f"no variable {name!r} (the first file has it)"
+        if got[name] != spec:
+            return f"variable {name!r} is {got[name]}, the first file's {spec}"
+    extra = sorted(set(got) - set(want))
+    if extra:
+        return f"variables the first file lacks: {', '.join(extra[:5])}"
+    return None
+
+
+def _fill(dtype: np.dtype, shape: tuple[int, ...]) -> np.ndarray:
+    """Records of a file that failed at compute: NaN, NaT, or the dtype's zero."""
+    if dtype.kind in "fc":
+        return np.full(shape, np.nan, dtype)
+    if dtype.kind in "mM":
+        return np.full(shape, np.datetime64("NaT"), dtype)
+    return np.zeros(shape, dtype)
+
+
+def read_or_fill(
+    spec: SeriesSpec,
+    i: int,
+    time: str,
+    names: tuple[str, ...],
+    expected: int,
+    kinds: tuple[tuple[str, tuple[int, ...]], ...],
+    on_error: str,
+) -> dict[str, Any]:
+    """The task of file ``i``: its records and ``"ok"``, or (``on_error="nan"``) fills and
+    the reason (with ``"raise"``, the file's error is raised)."""
+    if on_error == "raise":
+        out = read_file(spec, i, time, names, expected)
+        out[_STATUS] = str(Reason.OK)
+        return out
+    value, why, _ = outcome(lambda: read_file(spec, i, time, names, expected))
+    if value is None:
+        value = {
+            name: _fill(np.dtype(dt), (expected, *sizes))
+            for name, (dt, sizes) in zip(names, kinds, strict=True)
+        }
+    value[_STATUS] = why
+    return value
+
+
+def _check(on_error: str, start: Any, stop: Any) -> None:
+    if on_error not in ("raise", "nan"):
+        raise ArgumentError(f"on_error={on_error!r}; expected 'raise' or 'nan'")
+    if start is None or stop is None:
+        raise ArgumentError("open_series needs start and stop (the range kept of the files)")
+
+
+def open_series(
+    files: pd.DataFrame,
+    *,
+    format: str,
+    start: Any,
+    stop: Any,
+    variables: Sequence[str] | str | None = None,
+    time: str | None = None,
+    on_error: str = "raise",
+    storage_options: Mapping[str, Any] | None = None,
+    attrs: Mapping[str, Any] | None = None,
+    settings: Settings | None = None,
+) -> xr.Dataset:
+    """A lazy Dataset along ``time`` of the records of ``files`` inside ``[start, stop)``.
+
+    Parameters
+    ----------
+    files : pandas.DataFrame
+        ``datakey`` and optional ``start``, ``stop``, ``filesize`` and ``refused`` columns
+        (:meth:`intake_helio.catalog.Dataset.files`), in time order.
+    format : str
+        The files' format: ``"cdf"``, ``"netcdf3"``, ``"netcdf4"`` or ``"hdf5"``.
+    start, stop : str, datetime or numpy.datetime64
+        The half-open range of records kept.
+    variables : list of str, optional
+        The variables to read (and their coordinates); default every variable on the
+        chosen time.
+    time : str, optional
+        The time variable (a CDF ``DEPEND_0`` epoch, a netCDF time coordinate); default
+        the first file's (the epoch of most variables; the Dataset's attributes
+        ``intake_helio_time`` and ``intake_helio_other_times`` say which, and what else).
+    on_error : {"raise", "nan"}
+        A file that cannot be read raises (naming it and why), or keeps its reason in
+        ``file_status`` (its records dropped when found at opening, NaN at compute).
+    storage_options : dict, optional
+        Options of the files' filesystems.
+    attrs : dict, optional
+        Attributes added to the Dataset's.
+    settings : Settings, optional
+        Default: :func:`~intake_helio.base.settings.current`.
+
+    Returns
+    -------
+    xarray.Dataset
+        Dask-backed variables along ``time`` (one chunk per file), the first file's
+        support data, and along ``file``: ``datakey``, ``file_start``, ``file_stop``,
+        ``file_records`` and ``file_status``.
+
+    Raises
+    ------
+    FileReadError
+        With ``on_error="raise"``, the first file that cannot be opened.
+    ArgumentError
+        A variable or time that the first file does not have; a bad argument.
+    """
+    _check(on_error, start, stop)
+    settings = current() if settings is None else settings
+    if "datakey" not in files:
+        raise SeriesError("the file list has no 'datakey' column (see Dataset.files)")
+    if not len(files):
+        raise SeriesError(f"no file in [{start}, {stop}): nothing to open")
+    sizes = known_sizes(files["filesize"]) if "filesize" in files else np.zeros(len(files), int)
+    spec = series_spec(
+        format, files["datakey"].astype(str).tolist(), sizes.tolist(), storage_options,
+        settings, variables, time, start, stop,
+    )  # fmt: skip
+    refused = _refused(files)
+    status = [w or str(Reason.OK) for w in refused]
+    errors: list = [None] * len(status)
+    if on_error == "raise" and any(refused):
+        i = next(i for i, w in enumerate(refused) if w)
+        raise FileReadError(mask_url(spec.datakeys[i]), Reason.URL_NOT_ALLOWED, refused[i])
+    first, template, scans = _scan_all(spec, status, errors, on_error)
+    chosen = template.attrs.get("intake_helio_time", time)
+    want = scans[first].layout
+    for i, scan in list(scans.items()):
+        diff = _layout_difference(want, scan.layout)
+        if diff is not None:
+            del scans[i]
+            status[i] = f"{Reason.VARIABLES_DIFFER}: {diff}"
+            if on_error == "raise":
+                raise FileReadError(mask_url(spec.datakeys[i]), Reason.VARIABLES_DIFFER, diff)
+    return _dataset(spec, files, template, scans, status, chosen, on_error, attrs)
+
+
+def _dataset(spec, files, template, scans, status, time, on_error, attrs) -> xr.Dataset:
+    """The lazy Dataset of the files' scans (the first file's template for the rest)."""
+    n_files = len(spec.datakeys)
+    counts = np.zeros(n_files, dtype=np.int64)
+    times = []
+    for i in range(n_files):
+        if i in scans:
+            keep = spec.keep(scans[i].times)
+            counts[i] = int(keep.sum())
+            times.append(scans[i].times[keep])
+    tcoord = np.concatenate(times).astype("datetime64[ns]") if times else np.array([], "M8[ns]")
+    if tcoord.size > 1 and not np.all(tcoord[1:] >= tcoord[:-1]):
+        warnings.warn(
+            "the files' times overlap or are out of order: the series' time is not sorted "
+            "(sel by time slices may fail); check the index's start/stop",
+            HelioWarning,
+            stacklevel=3,
+        )
+    varying = tuple(
+        name for name, var in template.variables.items() if TIME in var.dims and name != TIME
+    )
+    kinds = tuple(
+        (str(template[n].dtype), tuple(template[n].transpose(TIME, ...).shape[1:])) for n in varying
+    )
+    chunked = [i for i in range(n_files) if counts[i] > 0]
+    token = tokenize(spec, tuple(counts), varying, time, on_error)
+    read_name = f"helio-series-read-{token}"
+    tasks = {
+        (read_name, j): (read_or_fill, spec, i, time, varying, int(counts[i]), kinds, on_error)
+        for j, i in enumerate(chunked)
+    }
+    reads = SeriesLayer(tasks, spec, chunked, time, status)
+    n = len(chunked)
+
+    def lazy(key: str, dtype: np.dtype, sizes: tuple[int, ...]) -> da.Array:
+        name = f"{key}-{token}"
+        zeros = (0,) * len(sizes)
+        picks = {(name, j, *zeros): (operator.getitem, (read_name, j), key) for j in range(n)}
+        graph = _graph(reads, read_name, name, picks)
+        chunks = (tuple(int(counts[i]) for i in chunked), *((s,) for s in sizes))
+        return da.Array(graph, name, chunks, dtype=dtype)
+
+    data_vars, coords = {}, {}
+    for name, (dt, sizes) in zip(varying, kinds, strict=True):
+        src = template[name].transpose(TIME, ...)
+        arr = lazy(name, np.dtype(dt), sizes) if chunked else np.zeros((0, *sizes), dt)
+        var = xr.Variable(src.dims, arr, attrs=dict(src.attrs), encoding=dict(src.encoding))
+        (coords if name in template.coords else data_vars)[name] = var
+    for name, var in template.variables.items():
+        if TIME not in var.dims:  # support data, labels: the first file's
+            (coords if name in template.coords else data_vars)[name] = var
+    coords[TIME] = xr.Variable(TIME, tcoord, attrs=dict(template[TIME].attrs))
+    coords.update(_file_coords(spec, files, counts))
+    data_vars["file_status"] = _status_variable(status, chunked, reads, read_name, on_error)
+    ds = xr.Dataset(data_vars, coords, attrs=dict(template.attrs))
+    ds.attrs.update(attrs or {})
+    ds.attrs["intake_helio_format"] = spec.format
+    return ds
+
+
+def _file_coords(spec: SeriesSpec, files: pd.DataFrame, counts: np.ndarray) -> dict:
+    """The ``file`` coordinates: datakey (masked), the index's start and stop, records."""
+    out = {
+        "datakey": ("file", np.array([mask_url(k) for k in spec.datakeys], dtype=object)),
+        "file_records": ("file", counts),
+    }
+    for col in ("start", "stop"):
+        if col in files:
+            out[f"file_{col}"] = ("file", pd.to_datetime(files[col]).to_numpy("datetime64[ns]"))
+    return out
+
+
+def _status_variable(status, chunked, reads, read_name, on_error) -> xr.Variable:
+    """``file_status``: known at opening, or (``on_error="nan"``) from each read task."""
+    attrs = {"long_name": "each file's outcome: ok, or the reason (intake_helio.Reason)"}
+    if on_error == "raise" or not chunked:
+        return xr.Variable("file", np.array(status, dtype=object), attrs=attrs)
+    name = f"file-status-{read_name.rsplit('-', 1)[-1]}"
+    task_of = {i: j for j, i in enumerate(chunked)}
+    picks = {
+        (name, i): (_one, (read_name, task_of[i])) if i in task_of else (_known, status[i])
+        for i in range(len(status))
+    }
+    graph = _graph(reads, read_name, name, picks)
+    arr = da.Array(graph, name, ((1,) * len(status),), dtype=object)
+    return xr.Variable("file", arr, attrs=attrs)
+
+
+def _graph(reads: SeriesLayer, read_name: str, name: str, picks: dict) -> HighLevelGraph:
+    """The read layer and one layer of picks from its results."""
+    layers = {read_name: reads, name: MaterializedLayer(picks)}
+    return HighLevelGraph(layers, {read_name: set(), name: {read_name}})
+
+
+def _known(status: str) -> np.ndarray:
+    """The status found at opening, as a one-element array."""
+    return np.array([status], dtype=object)
+
+
+def _one(result: dict[str, Any]) -> np.ndarray:
+    """The status of one read task, as a one-element array."""
+    return np.array([result[_STATUS]], dtype=object)
