@@ -69,6 +69,7 @@ _LAZY = {
     "HelioBucketReader": "intake_helio.intake.v2",
     "HelioFramesReader": "intake_helio.intake.v2",
     "HelioRegistryReader": "intake_helio.intake.v2",
+    "HelioSeriesReader": "intake_helio.intake.v2",
 }
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -76,7 +77,12 @@ if TYPE_CHECKING:  # pragma: no cover
     from .compute.engine import map_frames
     from .compute.files import map_files
     from .compute.reduction import irradiance, ratio
-    from .intake.v2 import HelioBucketReader, HelioFramesReader, HelioRegistryReader
+    from .intake.v2 import (
+        HelioBucketReader,
+        HelioFramesReader,
+        HelioRegistryReader,
+        HelioSeriesReader,
+    )
 
 
 def __getattr__(name: str) -> Any:
@@ -107,6 +113,7 @@ __all__ = [
     "HelioError",
     "HelioFramesReader",
     "HelioRegistryReader",
+    "HelioSeriesReader",
     "HelioWarning",
     "IndexParseError",
     "InterruptedRun",

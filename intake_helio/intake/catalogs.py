@@ -41,7 +41,7 @@ from .common import (
     entry_names,
     safe,
 )
-from .source import HelioFramesSource
+from .source import HelioFramesSource, HelioSeriesSource, _DatasetSource
 
 __all__ = ["HelioBucketCatalog", "HelioEntry", "HelioRegistryCatalog"]
 
@@ -74,7 +74,7 @@ class HelioEntry(LocalCatalogEntry):
                 else:
                     user_parameters[name] = parse_time(value, name)
         source = super().get(**user_parameters)
-        if self._dataset is not None and isinstance(source, HelioFramesSource):
+        if self._dataset is not None and isinstance(source, _DatasetSource):
             source._attach(self._dataset)
         return source
 
@@ -266,7 +266,9 @@ class HelioBucketCatalog(_HelioCatalogBase):
         entry = HelioEntry(
             name=ds.id,
             description=description,
-            driver=HelioFramesSource,
+            # a time series opens as a Dataset; anything else as frames (whose to_dask()
+            # says why a format intake-helio does not open is refused)
+            driver=HelioSeriesSource if ds.opens_as == "series" else HelioFramesSource,
             direct_access="allow",
             args={
                 "endpoint": self.endpoint,

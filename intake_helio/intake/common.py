@@ -18,6 +18,7 @@ import pandas as pd
 from intake.source.base import NoEntry
 
 from ..base.errors import HelioError
+from ..base.options import OptionError
 from ..base.settings import current
 from ..catalog.registry import Dataset, Endpoint
 from ..frames.options import frame_options
@@ -32,6 +33,7 @@ __all__ = [
     "SafeOutputMixin",
     "check_dataset_id",
     "check_frame_options",
+    "check_series_options",
     "check_storage_options",
     "dataset_metadata",
     "default_window",
@@ -167,6 +169,46 @@ def check_frame_options(
     """
     options = frame_options(hdu, cutout, header_keys, units, on_error, chunks, quality)
     return options.arguments()
+
+
+def check_series_options(
+    variables: Sequence[str] | str | None = None,
+    time: str | None = None,
+    on_error: str = "raise",
+    filetype: str | None = None,
+) -> dict[str, Any]:
+    """Check the options that open a time-series dataset and return them normalised.
+
+    Returns
+    -------
+    dict
+        ``variables`` (a list or None), ``time``, ``on_error`` and ``filetype``.
+
+    Raises
+    ------
+    OptionError
+        ``on_error`` is not ``"raise"`` or ``"nan"``, ``time`` or ``filetype`` not a
+        string, ``variables`` not a list of names.
+    """
+    if on_error not in ("raise", "nan"):
+        raise OptionError(f"on_error={on_error!r}; expected 'raise' or 'nan'")
+    if isinstance(variables, str):
+        variables = [variables]
+    if variables is not None and (
+        isinstance(variables, Mapping)
+        or not all(isinstance(v, str) and v for v in variables)
+        or not list(variables)
+    ):
+        raise OptionError(f"variables={variables!r}; expected a list of variable names")
+    for name, value in (("time", time), ("filetype", filetype)):
+        if value is not None and (not isinstance(value, str) or not value):
+            raise OptionError(f"{name}={value!r}; expected a name (a string) or None")
+    return {
+        "variables": None if variables is None else list(variables),
+        "time": time,
+        "on_error": on_error,
+        "filetype": filetype,
+    }
 
 
 def default_window(

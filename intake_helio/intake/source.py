@@ -23,14 +23,84 @@ from .common import (
     SafeOutputMixin,
     check_dataset_id,
     check_frame_options,
+    check_series_options,
     check_storage_options,
     fill_range,
 )
 
-__all__ = ["HelioFramesSource"]
+__all__ = ["HelioFramesSource", "HelioSeriesSource"]
 
 
-class HelioFramesSource(SafeOutputMixin, DataSource):
+class _DatasetSource(SafeOutputMixin, DataSource):
+    """What the sources of one dataset share: its record, time range and intake's API."""
+
+    container = "xarray"
+    version = __version__
+    partition_access = False
+
+    def _init_dataset(self, endpoint, dataset, start, stop, storage_options, metadata) -> None:
+        self.endpoint = endpoint_root(endpoint)
+        self.dataset = check_dataset_id(dataset)
+        self.start, self.stop = parse_range(start, stop)
+        self._record: Dataset | None = None
+        self._range: tuple[pd.Timestamp, pd.Timestamp] | None = None
+        self._frames = None
+        DataSource.__init__(
+            self,
+            storage_options=check_storage_options(storage_options),
+            metadata=dict(metadata or {}),
+        )
+
+    # ---------------------------------------------------------------- records
+    def _attach(self, record: Dataset) -> None:
+        """Reuse a Dataset record already read by a catalog (no second catalog.json read)."""
+        if record.id == self.dataset and self._record is None:
+            self._record = dataclasses.replace(
+                record, storage_options=dict(self.storage_options or {})
+            )
+
+    @property
+    def record(self) -> Dataset:
+        """The dataset's catalog record (reads ``catalog.json`` if not known yet)."""
+        if self._record is None:
+            self._record = open_bucket(self.endpoint, self.storage_options)[self.dataset]
+        return self._record
+
+    def time_range(self) -> tuple[pd.Timestamp, pd.Timestamp]:
+        """The ``[start, stop)`` this source reads, with defaults filled in.
+
+        Missing ends come from the dataset's default window (the
+        ``intake_helio.default-window`` setting, read on the first call; ``close()``
+        forgets it).
+        """
+        if self.start is not None and self.stop is not None:
+            return self.start, self.stop
+        if self._range is None:
+            self._range = fill_range(self.record, self.start, self.stop)
+        return self._range
+
+    def _get_partition(self, i: int):
+        if i != 0:
+            raise PartitionIndexError(
+                f"partition {i} is out of range; this source has one partition"
+            )
+        return self.read()
+
+    def read(self):
+        """Compute everything (data and lazy coordinates) into memory."""
+        return self.to_dask().compute()
+
+    def read_partition(self, i: int):
+        """The whole object for ``i == 0`` (this source is not partitioned)."""
+        return self._get_partition(i)
+
+    def _close(self) -> None:
+        self._frames = None
+        self._range = None
+        self._schema = None
+
+
+class HelioFramesSource(_DatasetSource):
     """The frames of one CloudCatalog dataset as a lazy ``(time, y, x)`` DataArray.
 
     Parameters
@@ -71,10 +141,7 @@ class HelioFramesSource(SafeOutputMixin, DataSource):
     default window is read from ``dask.config`` when the time range is first needed.
     """
 
-    container = "xarray"
     name = "helio_frames"
-    version = __version__
-    partition_access = False
 
     def __init__(
         self,
@@ -92,48 +159,12 @@ class HelioFramesSource(SafeOutputMixin, DataSource):
         metadata: Mapping[str, Any] | None = None,
         quality: str | None = None,
     ):
-        self.endpoint = endpoint_root(endpoint)
-        self.dataset = check_dataset_id(dataset)
-        self.start, self.stop = parse_range(start, stop)
         options = check_frame_options(hdu, cutout, header_keys, units, on_error, chunks, quality)
         self.units, self.on_error = options["units"], options["on_error"]
         self.hdu, self.cutout = options["hdu"], options["cutout"]
         self.header_keys, self.chunks = options["header_keys"], options["chunks"]
         self.quality = options["quality"]
-        self._record: Dataset | None = None
-        self._range: tuple[pd.Timestamp, pd.Timestamp] | None = None
-        self._frames = None
-        super().__init__(
-            storage_options=check_storage_options(storage_options), metadata=dict(metadata or {})
-        )
-
-    # ---------------------------------------------------------------- records
-    def _attach(self, record: Dataset) -> None:
-        """Reuse a Dataset record already read by a catalog (no second catalog.json read)."""
-        if record.id == self.dataset and self._record is None:
-            self._record = dataclasses.replace(
-                record, storage_options=dict(self.storage_options or {})
-            )
-
-    @property
-    def record(self) -> Dataset:
-        """The dataset's catalog record (reads ``catalog.json`` if not known yet)."""
-        if self._record is None:
-            self._record = open_bucket(self.endpoint, self.storage_options)[self.dataset]
-        return self._record
-
-    def time_range(self) -> tuple[pd.Timestamp, pd.Timestamp]:
-        """The ``[start, stop)`` this source reads, with defaults filled in.
-
-        Missing ends come from the dataset's default window (the
-        ``intake_helio.default-window`` setting, read on the first call; ``close()``
-        forgets it).
-        """
-        if self.start is not None and self.stop is not None:
-            return self.start, self.stop
-        if self._range is None:
-            self._range = fill_range(self.record, self.start, self.stop)
-        return self._range
+        self._init_dataset(endpoint, dataset, start, stop, storage_options, metadata)
 
     # ---------------------------------------------------------------- intake API
     def to_dask(self):
@@ -182,22 +213,90 @@ class HelioFramesSource(SafeOutputMixin, DataSource):
             "metadata": self.metadata,
         }
 
-    def _get_partition(self, i: int):
-        if i != 0:
-            raise PartitionIndexError(
-                f"partition {i} is out of range; this source has one partition"
+
+class HelioSeriesSource(_DatasetSource):
+    """A time-series dataset (CDF, netCDF, HDF5) as a lazy ``xarray.Dataset`` along time.
+
+    Parameters
+    ----------
+    endpoint : str
+        Bucket root such as ``"s3://gov-nasa-hdrl-data1/"``.
+    dataset : str
+        Dataset id in the bucket's ``catalog.json`` (e.g. ``"mms1_fgm_srvy_l2"``).
+    start, stop : str, datetime, date, numpy.datetime64 or pandas.Timestamp, optional
+        Half-open range ``[start, stop)`` (UTC); defaults as for ``helio_frames``.
+    storage_options : dict, optional
+        fsspec options for ``catalog.json``, the index files and every file.
+    variables, time, on_error, filetype
+        As in :meth:`intake_helio.catalog.registry.Dataset.to_dataset`.
+    metadata : dict, optional
+        Extra metadata.
+
+    Notes
+    -----
+    ``to_dask()`` opens the lazy Dataset (the index, the first file and every file's time
+    variable are read); ``read()`` computes it; ``discover()`` gives its dims and variables.
+    """
+
+    name = "helio_series"
+
+    def __init__(
+        self,
+        endpoint: str,
+        dataset: str,
+        start: Any = None,
+        stop: Any = None,
+        storage_options: Mapping[str, Any] | None = None,
+        variables: Sequence[str] | str | None = None,
+        time: str | None = None,
+        on_error: str = "raise",
+        filetype: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ):
+        options = check_series_options(variables, time, on_error, filetype)
+        self.variables, self.time = options["variables"], options["time"]
+        self.on_error, self.filetype = options["on_error"], options["filetype"]
+        self._init_dataset(endpoint, dataset, start, stop, storage_options, metadata)
+
+    def to_dask(self):
+        """The lazy ``xarray.Dataset`` along ``time``."""
+        if self._frames is None:
+            start, stop = self.time_range()
+            self._frames = self.record.to_dataset(
+                start,
+                stop,
+                variables=self.variables,
+                time=self.time,
+                on_error=self.on_error,
+                filetype=self.filetype,
+                storage_options=dict(self.storage_options or {}),
             )
-        return self.read()
+        return self._frames
 
-    def read(self):
-        """Compute every frame (and lazy coordinate) into memory."""
-        return self.to_dask().compute()
+    def _get_schema(self) -> Schema:
+        ds = self.to_dask()
+        start, stop = self.time_range()
+        return Schema(
+            datashape=None,
+            dtype=None,
+            shape=None,
+            npartitions=1,
+            extra_metadata={
+                "dims": dict(ds.sizes),
+                "data_vars": list(ds.data_vars),
+                "coords": list(ds.coords),
+                "time_range": [start.isoformat(), stop.isoformat()],
+            },
+        )
 
-    def read_partition(self, i: int):
-        """The whole array for ``i == 0`` (this source is not partitioned)."""
-        return self._get_partition(i)
-
-    def _close(self) -> None:
-        self._frames = None
-        self._range = None
-        self._schema = None
+    def discover(self) -> dict[str, Any]:
+        """Dims, variables and coordinates (opening reads the files' times, no data)."""
+        self._load_metadata()
+        ds = self.to_dask()
+        return {
+            "dims": dict(ds.sizes),
+            "data_vars": tuple(ds.data_vars),
+            "coords": tuple(ds.coords),
+            "npartitions": 1,
+            "metadata": self.metadata,
+        }

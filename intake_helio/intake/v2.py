@@ -45,6 +45,7 @@ from .common import (
     DriverArgumentTypeError,
     check_dataset_id,
     check_frame_options,
+    check_series_options,
     check_storage_options,
     dataset_metadata,
     drop_redacted,
@@ -59,6 +60,7 @@ __all__ = [
     "HelioFramesReader",
     "HelioReaderDescription",
     "HelioRegistryReader",
+    "HelioSeriesReader",
 ]
 
 _CATALOG = "intake.readers.entry:Catalog"
@@ -269,6 +271,61 @@ class HelioFramesReader(_HelioReader):
         return record.to_dataarray(t0, t1, storage_options=storage_options, **options)
 
 
+class HelioSeriesReader(_HelioReader):
+    """A time-series dataset (CDF, netCDF, HDF5) as a lazy ``xarray.Dataset`` along time.
+
+    Parameters
+    ----------
+    endpoint : str
+        Bucket root such as ``"s3://gov-nasa-hdrl-data1/"``.
+    dataset : str
+        Dataset id in the bucket's ``catalog.json``.
+    start, stop : str, datetime, date, numpy.datetime64 or pandas.Timestamp, optional
+        Half-open range ``[start, stop)`` (UTC); defaults as for :class:`HelioFramesReader`.
+    storage_options : dict, optional
+        fsspec options for ``catalog.json``, the index files and every file.
+    variables, time, on_error, filetype
+        As in :meth:`intake_helio.catalog.registry.Dataset.to_dataset`.
+    metadata : dict, optional
+        Extra metadata.
+    output_instance : str, optional
+        Set by intake when the reader comes from a catalog entry.
+    """
+
+    output_instance = "xarray:Dataset"
+
+    def __init__(
+        self,
+        endpoint: str,
+        dataset: str,
+        start: Any = None,
+        stop: Any = None,
+        storage_options: Mapping[str, Any] | None = None,
+        variables: Sequence[str] | str | None = None,
+        time: str | None = None,
+        on_error: str = "raise",
+        filetype: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        output_instance: str | None = None,
+    ):
+        t0, t1 = parse_range(start, stop)
+        self._setup(
+            storage_options,
+            metadata,
+            output_instance,
+            endpoint=endpoint_root(endpoint),
+            dataset=check_dataset_id(dataset),
+            start=None if t0 is None else t0.isoformat(),
+            stop=None if t1 is None else t1.isoformat(),
+            **check_series_options(variables, time, on_error, filetype),
+        )
+
+    def _read(self, endpoint, dataset, start=None, stop=None, storage_options=None, **options):
+        record = open_bucket(endpoint, storage_options)[dataset]
+        t0, t1 = fill_range(record, *parse_range(start, stop))
+        return record.to_dataset(t0, t1, storage_options=storage_options, **options)
+
+
 class HelioBucketReader(_HelioReader):
     """One bucket's ``catalog.json`` as an intake 2 catalog: one entry per dataset.
 
@@ -311,7 +368,8 @@ class HelioBucketReader(_HelioReader):
         entries = {}
         for ds in bucket.datasets.values():
             description = ds.title + (f"\n\n{ds.description}" if ds.description else "")
-            reader = HelioFramesReader(
+            kind = HelioSeriesReader if ds.opens_as == "series" else HelioFramesReader
+            reader = kind(
                 endpoint,
                 ds.id,
                 storage_options=storage_options,

@@ -92,7 +92,9 @@ def test_importing_intake_registers_the_readers_through_the_entry_point():
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
     )
-    assert out.stdout.strip() == "['HelioBucketReader', 'HelioFramesReader', 'HelioRegistryReader']"
+    assert out.stdout.strip() == (
+        "['HelioBucketReader', 'HelioFramesReader', 'HelioRegistryReader', 'HelioSeriesReader']"
+    )
     assert ih.HelioFramesReader is intake.import_name("intake_helio.intake.v2:HelioFramesReader")
 
 
