@@ -242,6 +242,20 @@ class _Writer:
             return None
 
 
+def _writer(root: str, storage_options: dict | None) -> _Writer:
+    """A writer under ``root`` (normalised), its bucket or folder created."""
+    fs, root_path = filesystem(root, storage_options)
+    root_path = root_path.rstrip("/")
+    try:
+        fs.makedirs(root_path, exist_ok=True)  # creates the bucket on S3
+    except OSError as exc:
+        raise DemoStoreError(
+            f"cannot create or open root={root!r} ({exc}); check the name (S3 buckets: 3-63 "
+            "lowercase letters, digits, '-' and '.') and that storage_options reach the store"
+        ) from exc
+    return _Writer(fs, root, root_path)
+
+
 def write_demo_dataset(
     root: str = "s3://helio-demo/",
     storage_options: dict | None = None,
@@ -359,16 +373,7 @@ def write_demo_dataset(
     bad = set(_corrupt_indices(frames, int(corrupt), peak_index))
     boxes = tuple(frame_boxes(t0, size).values())
 
-    fs, root_path = filesystem(root, storage_options)
-    root_path = root_path.rstrip("/")
-    try:
-        fs.makedirs(root_path, exist_ok=True)  # creates the bucket on S3
-    except OSError as exc:
-        raise DemoStoreError(
-            f"cannot create or open root={root!r} ({exc}); check the name (S3 buckets: 3-63 "
-            "lowercase letters, digits, '-' and '.') and that storage_options reach the store"
-        ) from exc
-    writer = _Writer(fs, root, root_path)
+    writer = _writer(root, storage_options)
     datakeys = [root + _data_key(t, wavelength) for t in times]
 
     groups = _groups(factors, reuse)
@@ -471,10 +476,12 @@ def _publish(
     description: str,
     registry_name: str,
     title: str = "AIA 0094 FITS data (synthetic demo)",
+    filetype: str = "fits",
+    index_dir: str = _INDEX_DIR,
 ) -> None:
     """Write the yearly indexes, merge the dataset into ``catalog.json``, write the registry."""
     root = writer.root
-    index = f"{root}{_INDEX_DIR}"
+    index = f"{root}{index_dir}"
     for url, text in catalog_writer.yearly_index_files(index, dataset_id, rows).items():
         writer.put(url, text.encode())
 
@@ -487,6 +494,7 @@ def _publish(
         stop=stop,
         description=description,
         modification=now,
+        filetype=filetype,
     )
     catalog = catalog_writer.bucket_catalog(
         root,
