@@ -7,7 +7,9 @@ the bytes (cdflib reads local paths only; the copy is in ``/dev/shm`` when it ha
 is always removed). Before anything is decoded:
 
 * the magic number (``not CDF``), a whole-file gzip inflated in bounded steps, the GDR's
-  end of file against the bytes there are (``truncated``) — :mod:`.records`;
+  end of file against the bytes there are (``truncated``), every internal record's size
+  and the lists and pointers cdflib follows unchecked (VDRs, VXR trees, attributes,
+  dimension counts: ``corrupt data``) — :mod:`.records`;
 * the declared bytes of the variables that would be decoded (every variable of the file:
   ``cdf_to_xarray`` decodes them all), from the VDRs (cdflib's ``varinq``: ``Last_Rec``,
   ``Dim_Sizes``, ``Num_Elements``, the data type's size), against ``max_bytes``
@@ -153,6 +155,12 @@ class _Local:
                 vi = cdf.varinq(name)
                 cdf.varattsget(name)
                 size = cdf._type_size(vi.Data_Type, vi.Num_Elements)
+                if size < 1 or any(d < 0 for d in vi.Dim_Sizes):
+                    raise self.fail(
+                        Reason.CORRUPT_DATA,
+                        f"variable {name!r} declares {vi.Num_Elements} elements of type "
+                        f"{vi.Data_Type} and dimensions {vi.Dim_Sizes}",
+                    )
                 nrec = max(vi.Last_Rec + 1, 1) if vi.Rec_Vary else 1
                 nbytes = nrec * int(np.prod(vi.Dim_Sizes or [1], dtype=object)) * size
                 if vi.Data_Type in _EPOCH_TYPES:
@@ -263,6 +271,7 @@ def _check(data: bytes, datakey: str, max_bytes: int) -> records.Uncompressed:
             starts = records.record_starts(plain.data)
             vdrs = records.vdr_offsets(plain.data, starts)
             records.check_vxr_trees(plain.data, vdrs, starts)
+            records.check_attribute_chains(plain.data, starts)
     except records.CdfRecordError as exc:
         raise _record_failure(datakey, exc) from None
     except OverflowError as exc:

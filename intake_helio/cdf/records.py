@@ -12,6 +12,8 @@ without allocating what they declare (CDF Internal Format Description, v2 and v3
 * every internal record's size (:func:`record_starts`), which cdflib reads whole;
 * every variable's index of records (:func:`check_vxr_trees`): cdflib follows it to
   the data, listing every entry a VXR says it uses;
+* the attributes' lists (:func:`check_attribute_chains`), which cdflib walks as many
+  times as they declare;
 * the VDR chain (:func:`vdr_offsets`: each VDR a record start, no loop) and each VDR's
   ``MaxRec`` field (:func:`max_rec_offset`), which the backend caps in a private copy to
   learn the layout of a file from two records, and the test builders patch to declare
@@ -27,6 +29,7 @@ __all__ = [
     "CdfRecordError",
     "Uncompressed",
     "cdf_version",
+    "check_attribute_chains",
     "check_vxr_trees",
     "declared_eof",
     "max_rec_offset",
@@ -44,7 +47,7 @@ MAGIC: dict[bytes, int] = {
 #: The second 4 bytes of an uncompressed CDF (else the file is compressed whole).
 UNCOMPRESSED = bytes.fromhex("0000ffff")
 
-_VXR, _VVR, _CVVR = 6, 7, 13  # internal record types
+_ADR, _AgrEDR, _VXR, _VVR, _AzEDR, _CVVR = 4, 5, 6, 7, 9, 13  # internal record types
 _GZIP = 5  # CPR compression types
 _RLE = 1
 _STEP = 1 << 20  # bytes inflated per step
@@ -82,11 +85,19 @@ class _Fields:
     ccr_usize: int
     ccr_data: int
     cpr_ctype: int
+    gdr_adr: int  # ADRhead, then NumAttr
+    gdr_natt: int
+    adr_gr: int  # AgrEDRhead and NgrEntries; AzEDRhead and NzEntries
+    adr_ngr: int
+    adr_z: int
+    adr_nz: int
 
 
 _FIELDS = {
-    3: _Fields(8, 12, 12, 20, 36, 44, 60, 12, 24, 28, 20, 56, 340, 12, 20, 32, 12),
-    2: _Fields(4, 8, 8, 12, 20, 24, 40, 8, 16, 20, 12, 36, 0, 8, 12, 20, 8),
+    3: _Fields(
+        8, 12, 12, 20, 36, 44, 60, 12, 24, 28, 20, 56, 340, 12, 20, 32, 12, 28, 48, 20, 36, 48, 56
+    ),
+    2: _Fields(4, 8, 8, 12, 20, 24, 40, 8, 16, 20, 12, 36, 0, 8, 12, 20, 8, 16, 28, 12, 24, 36, 40),
 }
 
 
@@ -113,34 +124,79 @@ def declared_eof(data: bytes | bytearray) -> int:
     return _int(data, _gdr(data, f) + f.gdr_eof, f.word, "the GDR's eof")
 
 
+def _chain(
+    data: bytes | bytearray,
+    starts: frozenset[int] | None,
+    head: int,
+    count: int,
+    kinds: tuple[int, ...],
+    what: str,
+) -> list[int]:
+    """The ``count`` records of a linked list from ``head`` (each a record of ``kinds``).
+
+    cdflib walks such lists ``count`` times whatever they hold: a count beyond the links
+    there are, a loop or a pointer into the middle of a record is refused here.
+    """
+    f = _FIELDS[cdf_version(data) or 3]
+    out: list[int] = []
+    at = head
+    for _ in range(max(count, 0)):
+        ok = at not in out and 0 < at < len(data)
+        if ok and starts is not None:
+            ok = at in starts and _int(data, at + f.word, 4, "a record's type") in kinds
+        if not ok:
+            raise CdfRecordError(
+                f"{what}: {count} declared; number {len(out)} at byte {at} is not a record "
+                "of the file (or is listed twice)",
+                truncated=False,
+            )
+        out.append(at)
+        at = _int(data, at + f.rec_next, f.word, f"{what}: a next pointer")
+    return out
+
+
 def vdr_offsets(data: bytes | bytearray, starts: frozenset[int] | None = None) -> list[int]:
     """The byte offsets of every VDR of an uncompressed CDF (rVariables, then zVariables).
 
-    With ``starts`` (:func:`record_starts`), each VDR must start an internal record; the
-    chain must not loop or leave the file (a corrupt count or pointer would have cdflib
-    walk it without end).
+    With ``starts`` (:func:`record_starts`), each VDR must start an internal record of its
+    type; the chains must not loop or leave the file; a zVariable's dimension count must
+    fit in its VDR.
     """
     f = _FIELDS[cdf_version(data) or 3]
     gdr = _gdr(data, f)
     _check_dims(data, gdr, f.gdr_rnumdims, "the GDR's rNumDims")
     out: list[int] = []
-    seen: set[int] = set()
-    for head, count in ((f.gdr_rvdr, f.gdr_nrvars), (f.gdr_zvdr, f.gdr_nzvars)):
+    for head, count, kind, what in (
+        (f.gdr_rvdr, f.gdr_nrvars, 3, "rVariables"),
+        (f.gdr_zvdr, f.gdr_nzvars, 8, "zVariables"),
+    ):
         n = _int(data, gdr + count, 4, "the GDR's variable count")
         at = _int(data, gdr + head, f.word, "the GDR's VDR head")
-        for _ in range(max(n, 0)):
-            if at in seen or not 0 < at < len(data) or (starts is not None and at not in starts):
-                raise CdfRecordError(
-                    f"the GDR declares {n} variables; VDR {len(out)} at byte {at} is not "
-                    "a record of the file (or is listed twice)",
-                    truncated=False,
-                )
-            out.append(at)
-            seen.add(at)
-            if head == f.gdr_zvdr and f.zvdr_numdims:
-                _check_dims(data, at, f.zvdr_numdims, "a zVariable's zNumDims")
-            at = _int(data, at + f.rec_next, f.word, "a VDR's next VDR")
+        vdrs = _chain(data, starts, at, n, (kind,), what)
+        if kind == 8 and f.zvdr_numdims:
+            for vdr in vdrs:
+                _check_dims(data, vdr, f.zvdr_numdims, "a zVariable's zNumDims")
+        out += vdrs
     return out
+
+
+def check_attribute_chains(data: bytes | bytearray, starts: frozenset[int]) -> None:
+    """Check the ADR chain and each ADR's entry chains (AgrEDRs, AzEDRs) as lists.
+
+    Raises
+    ------
+    CdfRecordError
+        A count beyond its chain, a loop, or a pointer that is not a record of its type.
+    """
+    f = _FIELDS[cdf_version(data) or 3]
+    gdr = _gdr(data, f)
+    n = _int(data, gdr + f.gdr_natt, 4, "the GDR's attribute count")
+    head = _int(data, gdr + f.gdr_adr, f.word, "the GDR's ADR head")
+    for adr in _chain(data, starts, head, n, (_ADR,), "attributes"):
+        for entries, count, kind in ((f.adr_gr, f.adr_ngr, _AgrEDR), (f.adr_z, f.adr_nz, _AzEDR)):
+            first = _int(data, adr + entries, f.word, "an ADR's entry head")
+            number = _int(data, adr + count, 4, "an ADR's entry count")
+            _chain(data, starts, first, number, (kind,), f"entries of the ADR at byte {adr}")
 
 
 def _check_dims(data: bytes | bytearray, record: int, field: int, what: str) -> None:

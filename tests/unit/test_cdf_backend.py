@@ -23,7 +23,7 @@ from cdflib.xarray import cdf_to_xarray
 import intake_helio.cdf.backend as backend
 from intake_helio.base.errors import ArgumentError, FileReadError
 from intake_helio.base.reasons import Reason
-from intake_helio.cdf import BACKEND, layout_of
+from intake_helio.cdf import BACKEND, layout_of, records
 from intake_helio.testing.cdf_files import (
     declare_records,
     default_signal,
@@ -233,6 +233,45 @@ def test_a_record_size_larger_than_the_file_is_corrupt_before_cdflib_reads_it():
     data[8:16] = (1 << 60).to_bytes(8, "big")  # the CDR's size
     err = reason("open", bytes(data))
     assert err.reason == Reason.CORRUPT_DATA and "byte 8" in err.detail
+
+
+def patched(data: bytes, at: int, value: int, width: int = 4) -> bytes:
+    out = bytearray(data)
+    out[at : at + width] = value.to_bytes(width, "big", signed=True)
+    return bytes(out)
+
+
+def b_gse_vdr(data: bytes) -> int:
+    return records.vdr_offsets(data)[3]  # Epoch, label_B_GSE, B_comp, B_GSE, ...
+
+
+# Fields of a CDF v3 file that cdflib loops over or follows unchecked (each would have it
+# loop or list without bound): the GDR's zVariable count (byte 60 of the GDR), a zVDR's
+# zNumDims (byte 340), its VXR head (byte 28), a VXR's NusedEntries (byte 24), an
+# ADR's NzEntries (byte 56; the first ADR at byte 28 of the GDR).
+def hostile_fields(data: bytes) -> dict[str, bytes]:
+    gdr = int.from_bytes(data[20:28], "big")
+    adr = int.from_bytes(data[gdr + 28 : gdr + 36], "big")
+    vdr = b_gse_vdr(data)
+    vxr = int.from_bytes(data[vdr + 28 : vdr + 36], "big")
+    return {
+        "zVariable count": patched(data, gdr + 60, 2**31 - 1),
+        "zNumDims": patched(data, vdr + 340, 838860801),
+        "VXR head into a record": patched(data, vdr + 28, vxr + 16, width=8),
+        "VXR used entries": patched(data, vxr + 24, 2**31 - 1),
+        "VDR chain loop": patched(data, vdr + 12, vdr, width=8),
+        "negative dimension": patched(data, vdr + 344, -(2**30)),
+        "attribute entry count": patched(data, adr + 56, 2**31 - 1),
+    }
+
+
+@pytest.mark.parametrize("field", list(hostile_fields(FILES["state"])))
+def test_record_fields_cdflib_follows_unchecked_are_refused_before_it_reads(field):
+    data = hostile_fields(FILES["state"])[field]
+    for fn in ("open", "scan"):
+        err = reason(fn, data)
+        assert err.reason == Reason.CORRUPT_DATA, err
+        assert "cdflib cannot read it" not in err.detail  # refused by the room's checks
 
 
 @pytest.mark.parametrize("fn", ["open", "scan"])
