@@ -137,6 +137,7 @@ class _Local:
         self.plain = plain
         self.datakey = datakey
         self.order: list[str] = []
+        self.records: dict[str, int] = {}
 
     def fail(self, reason: Reason, detail: str) -> FileReadError:
         return FileReadError(self.datakey, reason, detail)
@@ -167,6 +168,7 @@ class _Local:
                     nbytes *= EPOCH_WORK
                 total += nbytes
                 parts.append((nbytes, name, vi.Last_Rec + 1))
+                self.records[name] = vi.Last_Rec + 1
             del cdf
         if total > max_bytes:
             big = ", ".join(f"{n} ({r} records, {b} bytes)" for b, n, r in sorted(parts)[-3:])
@@ -213,7 +215,9 @@ class _Local:
         try:
             return istp.choose(ds, self.order, variables, time)
         except istp.NoEpochError as exc:
-            raise self.fail(Reason.NO_TIME, str(exc)) from None
+            empty = "the file has no records (every variable declares 0); "
+            empty = empty if not any(self.records.values()) else ""
+            raise self.fail(Reason.NO_TIME, empty + str(exc)) from None
 
     def epoch(self, name: str) -> np.ndarray:
         """The epoch variable ``name`` alone, decoded to ``datetime64[ns]``."""

@@ -21,6 +21,11 @@ import xarray as xr
 from cdflib.xarray import cdf_to_xarray
 
 import intake_helio.cdf.backend as backend
+
+try:
+    import sunpy
+except ImportError:  # pragma: no cover
+    sunpy = None
 from intake_helio.base.errors import ArgumentError, FileReadError
 from intake_helio.base.reasons import Reason
 from intake_helio.cdf import BACKEND, layout_of, records
@@ -91,6 +96,29 @@ def test_open_equals_cdf_to_xarray_renamed_and_restricted(file, variables, time,
         xr.testing.assert_identical(ds[name], ref[name])
     assert ds["time"].dtype == np.dtype("datetime64[ns]")
     assert set(ds.dims) - {"time"} <= set(ref.dims) - {"time"}
+
+
+MISSION_FILES = sorted(Path(sunpy.__file__).parent.glob("data/test/*.cdf")) if sunpy else []
+
+
+@pytest.mark.skipif(not MISSION_FILES, reason="no mission CDF files (sunpy's test data)")
+@pytest.mark.parametrize("path", MISSION_FILES, ids=lambda p: p.name)
+def test_mission_files_open_as_cdf_to_xarray_and_scan_agrees(path):
+    """Real CDFs (PSP FIELDS, Solar Orbiter EPD gzip-compressed, an empty SWA file)."""
+    data = path.read_bytes()
+    try:
+        ds = call("open", data)
+    except FileReadError as exc:
+        assert exc.reason == Reason.NO_TIME and "no records" in exc.detail
+        assert not any(n for n in cdf_to_xarray(str(path)).sizes.values())
+        return
+    ref = cdf_to_xarray(str(path), to_datetime=True, fillval_to_nan=True)
+    ref = ref.rename({ds.attrs["intake_helio_time"]: "time"})
+    for name in ds.variables:
+        xr.testing.assert_identical(ds[name], ref[name])
+    scan = call("scan", data)
+    assert scan.layout == layout_of(ds)
+    np.testing.assert_array_equal(scan.times, ds["time"].values)
 
 
 def test_values_are_the_callers_signal_with_fill_as_nan():
