@@ -10,6 +10,9 @@ Modules
 ``aia``
     Synthetic SDO/AIA 94 Å frames (:func:`make_aia_frame`, :func:`flare_profile`,
     :func:`frame_bytes`).
+``cdf_files``
+    CDF files written with cdflib (:func:`~.cdf_files.magnetometer_cdf`, hostile
+    variants); import the module, ``from intake_helio.testing.cdf_files import ...``.
 ``demo_data``
     A synthetic dataset published as a CloudCatalog (:func:`write_demo_dataset`).
 ``local_s3``
