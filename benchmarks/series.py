@@ -40,9 +40,9 @@ import tracemalloc
 import numpy as np
 import pandas as pd
 import xarray as xr
-from intake_helio.testing.cdf_files import magnetometer_cdf
 
 import intake_helio as ih
+from intake_helio.testing.cdf_files import magnetometer_cdf
 from intake_helio.testing.local_s3 import LocalS3
 from intake_helio.testing.proxy_process import ProxyProcess
 from intake_helio.testing.series_data import SeriesFile, publish_series
