@@ -39,6 +39,8 @@ The data, few frames yet something for every block to read (about 20 s in all on
   a second dataset whose index rows are then moved into ``aia_0094``'s (so that
   ``sel(time=March)[::10]`` keeps two frames to plot); the catalog's ``stop`` is set 12 s
   after the last frame, as for real data, so that "the dataset's last day" has a frame;
+- ``mms1_fgm_srvy_l2``: two daily CDF files of a 16-s magnetometer
+  (:func:`~intake_helio.testing.cdf_files.magnetometer_cdf`), for the time-series block;
 - ``aia_0171``: 5 frames every 4 minutes from 2020-06-01T11:56:03 (one 3 s after the
   94 A frame of 2020-06-01T12:00, one 3 s after the README's 12:00), none corrupt, as the
   README reads them with the default ``on_error="raise"``.
@@ -171,6 +173,22 @@ def _end_at_last_frame(s3_server, dataset_id: str, stop) -> None:
     fs.pipe_file(path, json.dumps(catalog, indent=1).encode())
 
 
+def _write_mms_like(so) -> None:
+    """Two daily CDF files of a magnetometer (16 s), as the README's time-series block reads."""
+    from intake_helio.testing.cdf_files import magnetometer_cdf
+    from intake_helio.testing.series_data import SeriesFile, publish_series
+
+    day = pd.Timedelta("1D")
+    files = [
+        SeriesFile(f"mms/mms1/fgm/{t:%Y%m%d}.cdf", t, t + day, magnetometer_cdf(t, t + day, "16s"))
+        for t in pd.date_range("2020-01-01", periods=2, freq="1D")
+    ]
+    publish_series(
+        ROOT, so, "mms1_fgm_srvy_l2", files, filetype="cdf", registry_name=REGISTRY_NAME,
+        index_dir="mms/registries/",
+    )  # fmt: skip
+
+
 @pytest.fixture(scope="module")
 def readme_namespace(s3_server, tmp_path_factory):
     """The shared namespace of the README's blocks, with the local data and environment."""
@@ -222,6 +240,7 @@ def readme_namespace(s3_server, tmp_path_factory):
         reuse=1,
         registry_name=REGISTRY_NAME,
     )
+    _write_mms_like(so)
     _end_at_last_frame(s3_server, "aia_0094", aia94.times[-1] + pd.Timedelta("12s"))
     _public_read(s3_server)
     write_demo_channels(so, frames=48, size=64)
