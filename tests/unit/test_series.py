@@ -1,0 +1,151 @@
+"""The series layer on in-memory files (fsspec ``memory://``, no sockets): CDF files written by
+cdflib's writer, opened lazily along time, each file's records of ``[start, stop)`` kept, and
+every file's outcome in ``file_status``."""
+
+from __future__ import annotations
+
+import pickle
+import tempfile
+
+import cdflib.xarray
+import dask
+import fsspec
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+
+import intake_helio as ih
+from intake_helio.series.build import series_specs
+from intake_helio.testing.cdf_files import magnetometer_cdf, truncated
+
+T0 = pd.Timestamp("2020-01-01")
+HOUR = pd.Timedelta("1h")
+
+
+def _files(n=4, bad=None, root="memory://series-unit", **kw) -> tuple[pd.DataFrame, list[bytes]]:
+    """``n`` hourly 10-s CDF files; ``bad``: ``{i: bytes}`` to write instead."""
+    fs = fsspec.filesystem("memory")
+    rows, blobs = [], []
+    for i in range(n):
+        t = T0 + i * HOUR
+        data = magnetometer_cdf(t, t + HOUR, "10s", **kw)
+        data = (bad or {}).get(i, data)
+        key = f"{root}/f{i}.cdf"
+        fs.pipe_file(key[len("memory://") :], data)
+        rows.append((t, t + HOUR, key, len(data)))
+        blobs.append(data)
+    return pd.DataFrame(rows, columns=["start", "stop", "datakey", "filesize"]), blobs
+
+
+def _reference(data: bytes) -> xr.Dataset:
+    with tempfile.NamedTemporaryFile(suffix=".cdf") as f:
+        f.write(data)
+        f.flush()
+        return cdflib.xarray.cdf_to_xarray(f.name, to_datetime=True, fillval_to_nan=True).load()
+
+
+def test_a_series_is_lazy_one_read_task_per_file_and_equals_cdflib():
+    df, blobs = _files(4)
+    ds = ih.open_series(df, format="cdf", start=T0 + 0.5 * HOUR, stop=T0 + 3.5 * HOUR)
+    assert ds.sizes["time"] == 3 * 360 and ds.B_GSE.chunks[0] == (180, 360, 360, 180)
+    (layer,) = series_specs(ds)
+    assert len(layer) == 4 and layer.files == (0, 1, 2, 3)
+    assert ds.attrs["intake_helio_time"] == "Epoch"
+    want = xr.concat([_reference(b) for b in blobs], "Epoch")
+    keep = (want.Epoch >= np.datetime64(T0 + 0.5 * HOUR)) & (
+        want.Epoch < np.datetime64(T0 + 3.5 * HOUR)
+    )
+    got = ds.compute()
+    np.testing.assert_array_equal(got.time.values, want.Epoch.values[keep.values])
+    np.testing.assert_array_equal(got.B_GSE.values, want.B_GSE.values[keep.values])
+    assert got.B_GSE.attrs["UNITS"] == want.B_GSE.attrs["UNITS"]
+    assert list(got.file_status.values) == ["ok"] * 4
+    assert list(got.file_records.values) == [180, 360, 360, 180]
+
+
+def test_selections_read_only_the_files_they_touch_and_survive_pickling():
+    df, _ = _files(4)
+    ds = ih.open_series(df, format="cdf", start=T0, stop=T0 + 4 * HOUR)
+    part = pickle.loads(pickle.dumps(ds)).B_mag.sel(time=slice(T0 + 1.2 * HOUR, T0 + 1.4 * HOUR))
+    reads = [k for k in dask.optimize(part.data)[0].__dask_graph__() if "series-read" in str(k)]
+    assert len(reads) == 1  # one file's task, not four
+    assert part.compute().size == 73  # sel's slice includes both ends: 720 s at 10 s
+
+
+def test_on_error_nan_keeps_the_good_files_and_names_each_bad_one():
+    df, _ = _files(4, bad={1: truncated(magnetometer_cdf(T0 + HOUR, T0 + 2 * HOUR, "10s"))})
+    with pytest.raises(ih.FileReadError, match=r"f1\.cdf.*truncated"):
+        ih.open_series(df, format="cdf", start=T0, stop=T0 + 4 * HOUR)
+    ds = ih.open_series(df, format="cdf", start=T0, stop=T0 + 4 * HOUR, on_error="nan")
+    got = ds.compute()
+    assert got.sizes["time"] == 3 * 360
+    assert ih.Reason.TRUNCATED in got.file_status.values[1]
+    assert [s == "ok" for s in got.file_status.values] == [True, False, True, True]
+
+
+def test_variables_on_another_epoch_are_not_a_difference_and_are_named():
+    # file 2 also has Epoch_state (pos_gse): the series' time is Epoch in every file
+    other = magnetometer_cdf(T0 + 2 * HOUR, T0 + 3 * HOUR, "10s", state_cadence="60s")
+    df, _ = _files(3, bad={2: other})
+    ds = ih.open_series(df, format="cdf", start=T0, stop=T0 + 3 * HOUR)
+    assert list(ds.file_status.values) == ["ok"] * 3 and ds.sizes["time"] == 3 * 360
+    assert "pos_gse" not in ds
+    state = ih.open_series(df.iloc[2:], format="cdf", start=T0, stop=T0 + 3 * HOUR,
+                           time="Epoch_state")  # fmt: skip
+    assert list(state.data_vars) == ["pos_gse", "file_status"] and state.sizes["time"] == 60
+    assert state.attrs["intake_helio_other_times"].startswith("Epoch: ")
+
+
+def test_a_file_over_max_file_bytes_is_refused_unread_past_the_limit():
+    small = magnetometer_cdf(T0, T0 + HOUR, "60s")
+    df, blobs = _files(2, bad={0: small}, root="memory://series-big")
+    df["filesize"] = 0  # unknown: the cap alone bounds the read
+    assert len(blobs[1]) > len(small) + 1000
+    with dask.config.set({"intake_helio.max-file-bytes": len(small) + 1000}):
+        ds = ih.open_series(df, format="cdf", start=T0, stop=T0 + 2 * HOUR, on_error="nan")
+    assert ds.file_status.values[0] == "ok"
+    assert ds.file_status.values[1].startswith(ih.Reason.FILE_TOO_LARGE)
+    assert "max-file-bytes" in ds.file_status.values[1]
+
+
+def test_a_failure_at_compute_gives_nan_records_and_the_reason():
+    df, _ = _files(2, root="memory://series-late")
+    ds = ih.open_series(df, format="cdf", start=T0, stop=T0 + 2 * HOUR, on_error="nan")
+    fsspec.filesystem("memory").rm_file("/series-late/f1.cdf")  # gone after opening
+    got = ds.compute()
+    assert got.file_status.values.tolist() == ["ok", ih.Reason.MISSING_OBJECT]
+    assert np.isnan(got.B_GSE.values[360:]).all() and not np.isnan(got.B_GSE.values[:360]).any()
+
+
+def test_arguments_are_checked_before_any_file_is_read():
+    df, _ = _files(1, root="memory://series-args")
+    with pytest.raises(ih.HelioError, match="on_error='skip'"):
+        ih.open_series(df, format="cdf", start=T0, stop=T0 + HOUR, on_error="skip")
+    with pytest.raises(ih.HelioError, match="not a time-series format"):
+        ih.open_series(df, format="fits", start=T0, stop=T0 + HOUR)
+    with pytest.raises(ih.HelioError, match="variables="):
+        ih.open_series(df, format="cdf", start=T0, stop=T0 + HOUR, variables=[3])
+    with pytest.raises(ValueError, match="nope"):  # the first file lists what it has
+        ih.open_series(df, format="cdf", start=T0, stop=T0 + HOUR, variables=["nope"])
+
+
+def test_map_files_runs_per_file_and_keeps_each_files_reason():
+    df, blobs = _files(3, bad={1: b"not a cdf at all"})
+    ds = ih.open_series(df, format="cdf", start=T0, stop=T0 + 3 * HOUR, on_error="nan")
+
+    def peak(f):
+        if f.time.size and f.time.values[0] >= np.datetime64(T0 + 2 * HOUR):
+            raise RuntimeError("boom")
+        return {"peak": float(f.B_mag.max()), "n": f.sizes["time"]}
+
+    out = ih.map_files(ds, peak)
+    assert out.status.values[0] == "ok" and out.n.values[0] == 360
+    assert out.peak.values[0] == pytest.approx(float(_reference(blobs[0]).B_mag.max()))
+    assert out.status.values[1] == ih.Reason.NOT_CDF or out.status.values[1].startswith("not CDF")
+    assert out.status.values[2].startswith("function error: peak raised RuntimeError: boom")
+    # a selection maps only the files it touches, on its records
+    one = ih.map_files(ds.sel(time=slice(T0, T0 + 0.5 * HOUR)), lambda f: f.sizes["time"])
+    assert one.sizes["file"] == 1 and one.value.values[0] == 181
+    with pytest.raises(ih.HelioError, match="map_files needs a Dataset opened by"):
+        ih.map_files(xr.Dataset({"a": ("time", np.arange(3))}), len)
