@@ -16,8 +16,9 @@ import pytest
 import xarray as xr
 
 import intake_helio as ih
+from intake_helio.base.reasons import reason_of
 from intake_helio.series.build import series_specs
-from intake_helio.testing.cdf_files import magnetometer_cdf, truncated
+from intake_helio.testing.cdf_files import declare_records, magnetometer_cdf, truncated
 
 T0 = pd.Timestamp("2020-01-01")
 HOUR = pd.Timedelta("1h")
@@ -149,3 +150,39 @@ def test_map_files_runs_per_file_and_keeps_each_files_reason():
     assert one.sizes["file"] == 1 and one.value.values[0] == 181
     with pytest.raises(ih.HelioError, match="map_files needs a Dataset opened by"):
         ih.map_files(xr.Dataset({"a": ("time", np.arange(3))}), len)
+
+
+def _bad_cdf(kind: str) -> bytes:
+    t = T0 + HOUR
+    good = magnetometer_cdf(t, t + HOUR, "10s")
+    return {
+        "truncated": lambda: truncated(good),
+        "no DEPEND_0": lambda: magnetometer_cdf(t, t + HOUR, "10s", depend_0=False),
+        "unsorted epochs": lambda: magnetometer_cdf(t, t + HOUR, "10s", epochs="unsorted"),
+        "fill epochs": lambda: magnetometer_cdf(t, t + HOUR, "10s", epochs="fill"),
+        "huge record count": lambda: declare_records(good, 3, 2**31 - 2),  # B_GSE
+        "not a CDF": lambda: b"\x89HDF\r\n\x1a\n" + bytes(100),
+    }[kind]()
+
+
+@pytest.mark.parametrize(
+    ("kind", "reason"),
+    [
+        ("truncated", ih.Reason.TRUNCATED),
+        ("no DEPEND_0", ih.Reason.NO_TIME),
+        ("unsorted epochs", ih.Reason.BAD_TIMES),
+        ("fill epochs", ih.Reason.BAD_TIMES),
+        ("huge record count", ih.Reason.FILE_TOO_LARGE),
+        ("not a CDF", ih.Reason.NOT_CDF),
+    ],
+)
+def test_each_bad_file_gets_its_reason_and_the_good_files_keep_their_records(kind, reason):
+    df, blobs = _files(3, bad={1: _bad_cdf(kind)}, root=f"memory://series-bad-{len(kind)}")
+    ds = ih.open_series(df, format="cdf", start=T0, stop=T0 + 3 * HOUR, on_error="nan")
+    status = list(ds.file_status.values)
+    assert status[0] == status[2] == "ok" and reason_of(status[1]) == reason, status[1]
+    got = ds.compute()
+    want = np.concatenate([_reference(blobs[0]).B_GSE.values, _reference(blobs[2]).B_GSE.values])
+    np.testing.assert_array_equal(got.B_GSE.values, want)
+    with pytest.raises(ih.FileReadError, match=rf"f1\.cdf': {reason}"):
+        ih.open_series(df, format="cdf", start=T0, stop=T0 + 3 * HOUR)
