@@ -6,7 +6,8 @@ first time; :func:`netcdf4_bytes` writes it with xarray's h5netcdf engine,
 :func:`plain_hdf5_bytes` writes h5py datasets that are not netCDF. The bad ones:
 :func:`bad_times` (unsorted, NaT), :func:`truncated`, :func:`huge_numrecs` (a netCDF3
 header patched to declare a huge record count), :func:`huge_hdf5` (a few KiB declaring
-far more) and :func:`cdf5_head`. Everything is deterministic (same arguments, same bytes).
+far more), :func:`damaged_chunk` (one variable that does not decode) and
+:func:`cdf5_head`. Everything is deterministic (same arguments, same bytes).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import xarray as xr
 __all__ = [
     "bad_times",
     "cdf5_head",
+    "damaged_chunk",
     "huge_hdf5",
     "huge_numrecs",
     "netcdf3_bytes",
@@ -140,6 +142,19 @@ def huge_numrecs(data: bytes, numrecs: int = 2**31 - 1) -> bytes:
 def cdf5_head() -> bytes:
     """The first bytes of a netCDF3 CDF5 (64-bit data) file, which scipy cannot read."""
     return b"CDF\x05" + b"\0" * 60
+
+
+def damaged_chunk(ds: xr.Dataset, name: str) -> bytes:
+    """``ds`` as netCDF4 with variable ``name`` zlib-compressed and its first chunk's bytes
+    overwritten (0xff): the file opens, the variable does not decode."""
+    import h5py
+
+    encoding = {**_encoding(ds), name: {"zlib": True, "chunksizes": ds[name].shape}}
+    data = bytearray(ds.to_netcdf(engine="h5netcdf", encoding=encoding))
+    with h5py.File(io.BytesIO(bytes(data)), "r") as f:
+        chunk = f[name].id.get_chunk_info(0)
+    data[chunk.byte_offset : chunk.byte_offset + chunk.size] = b"\xff" * chunk.size
+    return bytes(data)
 
 
 def _h5(build: Callable) -> bytes:

@@ -174,6 +174,15 @@ def test_a_time_coordinate_on_a_record_dimension_and_support_data():
     assert set(asked.coords) == {"time", "cal", "component"}
 
 
+def test_scan_reads_only_the_time_and_open_names_a_variable_that_does_not_decode():
+    data = nf.damaged_chunk(nf.series(50), "b_gse")
+    scan = _scan(data)  # b_gse is not read
+    assert scan.times.size == 50 and scan.layout["b_gse"][0] == "float64"
+    assert list(_open(data, variables=["temp"]).data_vars) == ["temp"]
+    err = _reason(data)
+    assert err.reason == Reason.CORRUPT_DATA and "'b_gse'" in err.detail
+
+
 # ----------------------------------------------------------------------------- wrong asks
 
 
