@@ -18,6 +18,7 @@ import xarray as xr
 import intake_helio as ih
 from intake_helio.base.reasons import reason_of
 from intake_helio.series.build import series_specs
+from intake_helio.testing import netcdf_files as nc
 from intake_helio.testing.cdf_files import declare_records, magnetometer_cdf, truncated
 
 T0 = pd.Timestamp("2020-01-01")
@@ -186,3 +187,56 @@ def test_each_bad_file_gets_its_reason_and_the_good_files_keep_their_records(kin
     np.testing.assert_array_equal(got.B_GSE.values, want)
     with pytest.raises(ih.FileReadError, match=rf"f1\.cdf': {reason}"):
         ih.open_series(df, format="cdf", start=T0, stop=T0 + 3 * HOUR)
+
+
+# --------------------------------------------------------------------------- netCDF and HDF5
+def _nc_files(kind: str, bad: dict | None = None, root: str = "memory://series-nc"):
+    """Three 60-record netCDF files (a minute each) of ``kind`` ("netcdf3"/"netcdf4")."""
+    write = nc.netcdf3_bytes if kind == "netcdf3" else nc.netcdf4_bytes
+    fs = fsspec.filesystem("memory")
+    rows, sets = [], []
+    for i in range(3):
+        t = T0 + pd.Timedelta(minutes=i)
+        ds = nc.series(60, start=t.isoformat())
+        data = (bad or {}).get(i) or write(ds)
+        key = f"{root}-{kind}/f{i}.nc"
+        fs.pipe_file(key[len("memory://") :], data)
+        rows.append((t, t + pd.Timedelta("1min"), key, len(data)))
+        sets.append(ds)
+    return pd.DataFrame(rows, columns=["start", "stop", "datakey", "filesize"]), sets
+
+
+@pytest.mark.parametrize("kind", ["netcdf3", "netcdf4"])
+def test_netcdf_series_equal_xarrays_own_reading(kind):
+    df, sets = _nc_files(kind)
+    ds = ih.open_series(df, format=kind, start=T0, stop=T0 + pd.Timedelta("3min"))
+    assert ds.b_gse.chunks[0] == (60, 60, 60)
+    got = ds.compute()
+    want = xr.concat(sets, "time")
+    np.testing.assert_array_equal(got.b_gse.values, want.b_gse.values)
+    np.testing.assert_array_equal(got.time.values, want.time.values)
+    assert got.b_gse.attrs["units"] == "nT"
+
+
+@pytest.mark.parametrize(
+    ("bad", "reason"),
+    [
+        (lambda: nc.netcdf4_bytes(nc.series(60, missing=["temp"])), ih.Reason.VARIABLES_DIFFER),
+        (lambda: nc.netcdf4_bytes(nc.series(60, extra=["n_e"])), ih.Reason.VARIABLES_DIFFER),
+        (lambda: nc.plain_hdf5_bytes(), ih.Reason.NOT_NETCDF),
+        (lambda: nc.truncated(nc.netcdf4_bytes(nc.series(60))), None),
+        (lambda: nc.netcdf4_bytes(nc.bad_times(nc.series(60), "nat")), ih.Reason.BAD_TIMES),
+    ],
+    ids=["missing variable", "extra variable", "plain HDF5", "truncated", "NaT time"],
+)
+def test_bad_netcdf_files_get_a_reason_and_the_good_files_keep_theirs(bad, reason):
+    df, sets = _nc_files("netcdf4", bad={1: bad()}, root=f"memory://series-ncbad-{id(bad)}")
+    ds = ih.open_series(df, format="netcdf4", start=T0, stop=T0 + pd.Timedelta("3min"),
+                        on_error="nan")  # fmt: skip
+    status = list(ds.file_status.values)
+    assert status[0] == status[2] == "ok", status
+    got = reason_of(status[1])
+    assert got == reason if reason else got in (ih.Reason.TRUNCATED, ih.Reason.CORRUPT_DATA)
+    np.testing.assert_array_equal(
+        ds.temp.values, np.concatenate([sets[0].temp.values, sets[2].temp.values])
+    )
