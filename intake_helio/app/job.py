@@ -450,6 +450,30 @@ def run_reduce_job(
         with hold_out_dir(out, wait_lock):  # the only writer of out until the files are saved
             return _reduce(arrays, {**ident, **reduce_id}, attrs, times, **job)
     dataset = ids[0]
+    if open_bucket(endpoint, storage_options)[dataset].opens_as == "series":
+        from .series_job import run_series_reduce
+
+        if cutout is not None or quality is not None or normalize:
+            raise ArgumentError(
+                f"dataset {dataset!r} is a time series: --cutout, --quality and --units DN/s "
+                "apply to frames"
+            )
+        return run_series_reduce(
+            endpoint,
+            dataset,
+            start,
+            stop,
+            out,
+            funcs=[f for _, f in specs],
+            formats=formats,
+            storage_options=storage_options,
+            cluster_kind=cluster_kind,
+            cluster_kwargs=cluster_kwargs,
+            resume=resume,
+            part_size=part_size,
+            progress=progress,
+            wait_lock=wait_lock,
+        )
     bucket, frames = _open_frames(endpoint, dataset, start, stop, storage_options, cutout, quality)
     identity = {
         **_identity(bucket, dataset, frames, normalize, cutout, part_size, quality),

@@ -25,6 +25,8 @@ class JobSummary:
     notes: list[str] = field(default_factory=list)
     #: Per channel of a run of several: ``{dataset id: (frames, ok)}``.
     channels: dict[str, tuple[int, int]] = field(default_factory=dict)
+    #: What the counts count: ``"frames"`` (images) or ``"files"`` (a time series' files).
+    items: str = "frames"
 
     @property
     def files_per_second(self) -> float:
@@ -34,14 +36,14 @@ class JobSummary:
     def text(self) -> str:
         """The summary as the CLI prints it, one fact a line (notes last)."""
         lines = [
-            f"frames: {self.frames}  ok: {self.ok}  failed: {sum(self.failed.values())}",
+            f"{self.items}: {self.frames}  ok: {self.ok}  failed: {sum(self.failed.values())}",
         ]
         for name, (frames, ok) in self.channels.items():
             lines.append(f"  channel {name}: frames: {frames}  ok: {ok}  failed: {frames - ok}")
         for reason, count in sorted(self.failed.items(), key=lambda kv: -kv[1]):
             lines.append(f"  failed ({reason}): {count}")
         lines.append(
-            f"elapsed: {self.elapsed:.1f} s  computed: {self.computed} frames  "
+            f"elapsed: {self.elapsed:.1f} s  computed: {self.computed} {self.items}  "
             f"rate: {self.files_per_second:.2f} files/s"
         )
         for kind, path in self.paths.items():

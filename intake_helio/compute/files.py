@@ -9,7 +9,8 @@ done in parts of ``intake_helio.part-size`` files on the active scheduler, with 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import dask
@@ -24,7 +25,15 @@ from ..series.build import SeriesLayer, series_specs
 from ..series.read import file_dataset, outcome
 from .progress import Progress
 
-__all__ = ["FilesError", "map_files"]
+__all__ = [
+    "FilePlan",
+    "FilesError",
+    "compute_files",
+    "file_plan",
+    "files_result",
+    "map_files",
+    "several",
+]
 
 
 class FilesError(HelioError, ValueError):
@@ -70,6 +79,89 @@ def map_file(layer_spec, i, time, names, within, func, name) -> tuple[dict, str]
         return {}, f"{Reason.FUNCTION_ERROR}: {name} raised {type(exc).__name__}: {exc}"[:300]
 
 
+@dataclass(frozen=True)
+class FilePlan:
+    """What mapping a function over a series' files needs, from the (selected) Dataset."""
+
+    spec: Any
+    time: str
+    names: tuple[str, ...]
+    within: tuple[np.datetime64, np.datetime64] | None
+    todo: tuple[int, ...]  # the files read, in order
+    rows: tuple[int, ...]  # the files of the result (those read and those bad at opening)
+    status: tuple[str, ...]  # every file's status when the series was opened
+
+    def parts(self, part_size: int) -> list[tuple[int, ...]]:
+        """The files to read, ``part_size`` at a time."""
+        return [self.todo[a : a + part_size] for a in range(0, len(self.todo), part_size)]
+
+
+def file_plan(ds: xr.Dataset) -> FilePlan:
+    """The files of a (selected) series that a function is mapped over.
+
+    Raises
+    ------
+    FilesError
+        ``ds`` is not a series opened by intake-helio, or has no variable along time.
+    """
+    layer = _layer(ds)
+    names = tuple(n for n, v in ds.data_vars.items() if TIME in v.dims)
+    if not names:
+        raise FilesError("the Dataset has no variable along time to give the function")
+    t = ds[TIME].values
+    within = (t.min(), t.max()) if t.size else None
+    todo = tuple(i for i in layer.files if within is not None and _touches(ds, i, within))
+    bad = [
+        i
+        for i, st in enumerate(layer.status)
+        if st != Reason.OK and within is not None and _touches(ds, i, within)
+    ]
+    rows = tuple(sorted(set(todo) | set(bad)))
+    return FilePlan(layer.spec, layer.time, names, within, todo, rows, tuple(layer.status))
+
+
+def function_name(func: Callable) -> str:
+    """The output name of a function's value (``value`` for a lambda)."""
+    name = getattr(func, "__name__", "value")
+    return "value" if name == "<lambda>" else name
+
+
+class Several:
+    """Several functions of a file as one (their outputs merged; picklable)."""
+
+    __name__ = "value"
+
+    def __init__(self, funcs: Sequence[Callable]):
+        self.funcs = tuple(funcs)
+
+    def __call__(self, data: xr.Dataset) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for func in self.funcs:
+            value = func(data)
+            if isinstance(value, Mapping):
+                out.update(value)
+            else:
+                out[function_name(func)] = value
+        return out
+
+
+def several(funcs: Sequence[Callable]) -> Several:
+    """One function giving the outputs of all ``funcs`` (a dict result adds its keys)."""
+    return Several(funcs)
+
+
+def compute_files(plan: FilePlan, files: tuple[int, ...], func: Callable) -> dict:
+    """``{file: (values, status)}`` of ``func`` on ``files``, on the active scheduler."""
+    name = function_name(func)
+    tasks = [
+        dask.delayed(map_file, pure=False)(
+            plan.spec, i, plan.time, plan.names, plan.within, func, name
+        )
+        for i in files
+    ]
+    return dict(zip(files, dask.compute(*tasks), strict=True))
+
+
 def map_files(
     ds: xr.Dataset,
     func: Callable[[xr.Dataset], Any],
@@ -98,42 +190,18 @@ def map_files(
     -------
     xarray.Dataset
         Along ``file``: each output, ``status`` (``"ok"`` or the reason), ``datakey``,
-        ``file_start`` (the first record's time) and ``records``. Files that had no
-        record in range, or that failed when the series was opened, keep that status.
+        ``file_start``, ``file_stop`` and ``records``. Files that failed when the series
+        was opened keep that reason (they are not read again).
     """
     if not callable(func):
         raise FilesError(f"func={func!r}; expected a function of one file's Dataset")
-    layer = _layer(ds)
-    spec, time = layer.spec, layer.time
-    names = tuple(n for n, v in ds.data_vars.items() if TIME in v.dims)
-    if not names:
-        raise FilesError("the Dataset has no variable along time to give the function")
-    t = ds[TIME].values
-    within = (t.min(), t.max()) if t.size else None
-    records = ds["file_records"].values if "file_records" in ds.coords else None
-    status0 = list(layer.status)
-    fname = getattr(func, "__name__", "value")
-    fname = "value" if fname == "<lambda>" else fname
-    todo = [i for i in layer.files if within is not None and _touches(ds, i, within)]
-    part = part_size or current().part_size
+    plan = file_plan(ds)
     results: dict[int, tuple[dict, str]] = {}
-    with Progress.maybe(progress, len(todo), desc="files") as bar:
-        for a in range(0, len(todo), part):
-            chunk = todo[a : a + part]
-            tasks = [
-                dask.delayed(map_file, pure=False)(spec, i, time, names, within, func, fname)
-                for i in chunk
-            ]
-            for i, res in zip(chunk, dask.compute(*tasks), strict=True):
-                results[i] = res
-            bar.update(len(chunk))
-    bad = [
-        i
-        for i, st in enumerate(status0 or ())
-        if st != Reason.OK and within is not None and _touches(ds, i, within)
-    ]
-    rows = sorted(set(todo) | set(bad))
-    return _result(ds, rows, results, status0, records, fname)
+    with Progress.maybe(progress, len(plan.todo), desc="files") as bar:
+        for files in plan.parts(part_size or current().part_size):
+            results.update(compute_files(plan, files, func))
+            bar.update(len(files))
+    return files_result(ds, plan, results, function_name(func))
 
 
 def _touches(ds: xr.Dataset, i: int, within) -> bool:
@@ -144,8 +212,25 @@ def _touches(ds: xr.Dataset, i: int, within) -> bool:
     return not (hi < within[0] or lo > within[1])
 
 
-def _result(ds, rows, results, status0, records, fname) -> xr.Dataset:
-    """The outputs and status of the files ``rows`` (those of the selection)."""
+def files_result(
+    ds: xr.Dataset, plan: FilePlan, results: Mapping[int, tuple[dict, str]], fname: str
+) -> xr.Dataset:
+    """The outputs and status of the plan's files (those read, and those bad at opening).
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        The series (its ``file`` coordinates).
+    plan : FilePlan
+        The files.
+    results : mapping
+        ``{file: (values, status)}`` of the files read.
+    fname : str
+        The output's name when no file has a value.
+    """
+    rows = list(plan.rows)
+    status0 = plan.status
+    records = ds["file_records"].values if "file_records" in ds.coords else None
     keys = [k for vals, _ in results.values() for k in vals] or [fname]
     data: dict[str, np.ndarray] = {k: np.full(len(rows), np.nan) for k in dict.fromkeys(keys)}
     status = np.empty(len(rows), dtype=object)

@@ -53,8 +53,8 @@ class _ByValue:
             self.units = func.units
         self._blob: bytes | None = None
 
-    def __call__(self, data, header):
-        return self.func(data, header)
+    def __call__(self, *args, **kwargs):
+        return self.func(*args, **kwargs)
 
     def _dumps(self) -> bytes:
         if self._blob is None:
