@@ -161,14 +161,25 @@ def cmd_demo(args) -> int:
             else "DIFFER from the deliberately corrupt file(s)"
         )
     )
-    if report.regions is not None:
-        from .demo import describe_regions
+    from .demo import describe_magnetometer, describe_regions
 
-        for kind, path in report.region_files.items():
+    for data, files, describe, error, note in (
+        (report.regions, report.region_files, describe_regions, report.regions_rel_error, ""),
+        (
+            report.magnetometer,
+            report.magnetometer_files,
+            describe_magnetometer,
+            report.magnetometer_rel_error,
+            "; second panel of the PNG",
+        ),
+    ):
+        if data is None:
+            continue
+        for kind, path in files.items():
             print(f"wrote {kind}: {path}")
         print(
-            f"{describe_regions(report.regions)} (max relative difference from the "
-            f"generator's truth {report.regions_rel_error:.2e})"
+            f"{describe(data)} (max relative difference from the generator's truth "
+            f"{error:.2e}{note})"
         )
     return EXIT_OK if report.ok else EXIT_ERROR
 

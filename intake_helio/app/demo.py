@@ -3,7 +3,10 @@
 No cloud account: everything goes through the public code path used for real data: the
 registry JSON -> the bucket's ``catalog.json`` -> yearly indexes -> two channels on one time
 axis (``ih.open_channels``; the 171 Å frames are 3 s after the 94 Å ones) -> per-frame means,
-saved as ``(channel, time)`` results and a PNG with one line per channel.
+saved as ``(channel, time)`` results and a PNG with one line per channel. A synthetic
+magnetometer (CDF files written with cdflib, ``mag_demo`` in the same ``catalog.json``) is
+opened through the catalog as a time series (``to_dataset``), its ``|B|`` checked against
+the generator's truth and drawn in a second panel of the PNG, under the irradiance.
 """
 
 from __future__ import annotations
@@ -20,14 +23,19 @@ import xarray as xr
 from ..base.options import TOLERANCE
 from ..catalog.registry import open_registry
 from ..testing.demo_data import DemoDataset, write_demo_dataset
+from ..testing.demo_series import DemoSeries, write_demo_series
 from ..testing.local_s3 import LocalS3
 from .job import JobSummary, run_irradiance_job
+from .outdir import atomic_write
 
 __all__ = [
     "DemoReport",
     "check_against_truth",
+    "check_magnetometer",
     "check_regions",
+    "describe_magnetometer",
     "describe_regions",
+    "magnetometer_curve",
     "region_curves",
     "run_demo",
     "serve_demo",
@@ -69,6 +77,17 @@ class DemoReport:
         Largest relative difference of a region's value from the generator's truth.
     region_files : dict of str to str
         ``regions.csv`` and ``regions.png`` as written (``{"csv": path, "png": path}``).
+    series : DemoSeries, optional
+        The synthetic magnetometer (CDF) as written, with its truth.
+    magnetometer : xarray.Dataset, optional
+        Its ``|B|`` read through the catalog (:func:`magnetometer_curve`): the second
+        panel of ``irradiance.png``.
+    magnetometer_rel_error : float
+        Largest relative difference of a minute's mean ``|B|`` from the generator's truth
+        (``inf`` if the minutes, the gap or a file's status differ;
+        :func:`check_magnetometer`).
+    magnetometer_files : dict of str to str
+        ``magnetometer.csv`` as written (``{"csv": path}``).
     """
 
     data: DemoDataset
@@ -80,11 +99,18 @@ class DemoReport:
     regions: xr.Dataset | None = field(default=None, repr=False)
     regions_rel_error: float = 0.0
     region_files: dict[str, str] = field(default_factory=dict)
+    series: DemoSeries | None = None
+    magnetometer: xr.Dataset | None = field(default=None, repr=False)
+    magnetometer_rel_error: float = 0.0
+    magnetometer_files: dict[str, str] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
         return (
-            self.failed_as_expected and self.max_rel_error < 1e-5 and self.regions_rel_error < 1e-5
+            self.failed_as_expected
+            and self.max_rel_error < 1e-5
+            and self.regions_rel_error < 1e-5
+            and self.magnetometer_rel_error < 1e-5
         )
 
 
@@ -100,10 +126,13 @@ def run_demo(
     """Start a local S3 endpoint, publish the synthetic channels in it and run the job on them.
 
     Writes AIA 94 Å and 171 Å datasets (``aia_0094``, ``aia_0171``; the 171 Å frames 3 s
-    after the 94 Å ones, one corrupt file each) and runs the irradiance job on both
-    (``tolerance="6s"``): ``<out>/irradiance.csv`` (long form), ``.nc`` (``(channel, time)``)
-    and ``.png`` (one line per channel). The report compares every value with the
-    generator's truth and the failed frames with the corrupt files.
+    after the 94 Å ones, one corrupt file each) and a 1 Hz magnetometer over the same run
+    (``mag_demo``, 30-min CDF files, disturbed with the flare's timing) and runs the
+    irradiance job on both channels (``tolerance="6s"``): ``<out>/irradiance.csv`` (long
+    form), ``.nc`` (``(channel, time)``) and ``.png`` (one line per channel; under it a
+    second panel with the magnetometer's ``|B|``, read through the catalog, each second and
+    each minute's mean, also in ``magnetometer.csv``). The report compares every value with
+    the generator's truth and the failed frames with the corrupt files.
 
     With ``cluster_kind="gateway"`` and no gateway address (neither in ``cluster_kwargs``
     nor in dask config ``gateway.address``), a local dask-gateway server on 127.0.0.1 is
@@ -190,6 +219,20 @@ def _run_demo(out, frames, size, cluster_kind, cluster_kwargs, progress, log) ->
             f"{time.perf_counter() - t0:.1f} s, with catalog.json, yearly indexes and "
             f"registry {data.registry_url}"
         )
+        t0 = time.perf_counter()
+        series = write_demo_series(
+            DEMO_ROOT,
+            s3.storage_options,
+            start=data.start,
+            stop=data.stop,
+            flare=data.flare,
+            registry_name=DEMO_NAME,
+        )
+        log(
+            f"wrote {len(series.datakeys)} CDF files (cdflib) of a synthetic magnetometer "
+            f"every {series.cadence.total_seconds():g} s ({series.dataset_id}, disturbed with "
+            f"the flare) in {time.perf_counter() - t0:.1f} s"
+        )
         registry = open_registry(data.registry_url, s3.storage_options)
         endpoint = registry.endpoint(DEMO_NAME)
         result, summary = run_irradiance_job(
@@ -203,13 +246,28 @@ def _run_demo(out, frames, size, cluster_kind, cluster_kwargs, progress, log) ->
             cluster_kwargs=cluster_kwargs,
             progress=progress,
             tolerance=TOLERANCE,
+            plot=False,  # the demo's PNG has the magnetometer too: saved below
         )
         regions = region_curves(endpoint, data, s3.storage_options, result)
+        mag = magnetometer_curve(endpoint, series, s3.storage_options)
     max_rel, as_expected = check_against_truth(result, channels)
     regions_rel = check_regions(regions, data)
     paths = save_regions(regions, out)
+    summary.paths["png"] = save_irradiance_png(result, mag, out)
     return DemoReport(
-        data, summary, max_rel, as_expected, channels, result, regions, regions_rel, paths
+        data,
+        summary,
+        max_rel,
+        as_expected,
+        channels,
+        result,
+        regions,
+        regions_rel,
+        paths,
+        series=series,
+        magnetometer=mag,
+        magnetometer_rel_error=check_magnetometer(mag, series),
+        magnetometer_files=save_magnetometer(mag, out),
     )
 
 
@@ -303,6 +361,104 @@ def save_regions(regions: xr.Dataset, out: str) -> dict[str, str]:
         plot_regions(regions, png)
         paths["png"] = png
     return paths
+
+
+def magnetometer_curve(endpoint: str, series: DemoSeries, storage_options: dict) -> xr.Dataset:
+    """The demo magnetometer's ``|B|``, read through the catalog as a user would.
+
+    ``open_bucket(endpoint)[id].to_dataset(start, stop, variables=["B_GSE"])`` (lazy, one
+    read task per CDF file), then with xarray: ``|B|`` of each record from its three
+    components (NaN where the file has ``FILLVAL``) and its mean over each minute
+    (``resample(time="1min")``), computed with dask's threads.
+
+    Returns
+    -------
+    xarray.Dataset
+        ``B`` along ``time`` (each record), ``B_minute`` along ``minute`` (each minute's
+        mean), both in nT, and ``file_status`` along ``file`` (``"ok"`` for every file).
+    """
+    from ..catalog.registry import open_bucket
+
+    dataset = open_bucket(endpoint, storage_options)[series.dataset_id]
+    ds = dataset.to_dataset(series.start, series.stop, variables=["B_GSE"])
+    b = ds["B_GSE"].astype(np.float64)
+    magnitude = np.sqrt((b**2).sum(b.dims[1], skipna=False))  # a fill record stays NaN
+    minute = magnitude.resample(time="1min").mean()
+    with dask.config.set(scheduler="threads"):
+        magnitude, minute, status = dask.compute(magnitude, minute, ds["file_status"])
+    step = f"{series.cadence.total_seconds():g} s"
+    title = f"{series.dataset_id}: {dataset.title}, read with to_dataset (|B| of B_GSE)"
+    common = {"units": "nT", "axis_label": "|B|", "title": title}
+    return xr.Dataset(
+        {
+            "B": ("time", magnitude.to_numpy(), {**common, "long_name": f"|B| every {step}"}),
+            "B_minute": (
+                "minute",
+                minute.to_numpy(),
+                {**common, "long_name": "|B|, mean of each minute"},
+            ),
+            "file_status": ("file", status.to_numpy().astype(str)),
+        },
+        coords={
+            "time": magnitude["time"].to_numpy(),
+            "minute": minute["time"].to_numpy(),
+            "datakey": ("file", status["datakey"].to_numpy().astype(str)),
+        },
+        attrs={"dataset": series.dataset_id, "title": title},
+    )
+
+
+def check_magnetometer(mag: xr.Dataset, series: DemoSeries) -> float:
+    """Largest relative difference of each minute's mean ``|B|`` from the generator's truth.
+
+    ``inf`` if the minutes differ from the truth's, if a minute is NaN (the data gap) in
+    one and not the other, or if a file's status is not ``"ok"``.
+    """
+    truth = np.asarray(series.mean_b, dtype=np.float64)
+    minutes = mag["minute"].to_numpy()
+    expected = np.array(series.minutes, dtype="datetime64[ns]")
+    got = mag["B_minute"].to_numpy().astype(np.float64)
+    if minutes.shape != expected.shape or (minutes != expected).any():
+        return float("inf")
+    if not np.array_equal(np.isnan(got), np.isnan(truth)):
+        return float("inf")
+    if (mag["file_status"].to_numpy().astype(str) != "ok").any():
+        return float("inf")
+    return _max_rel_error(got, truth)
+
+
+def describe_magnetometer(mag: xr.Dataset) -> str:
+    """One line: the files read, the quiet and peak minute means of ``|B|``, the gap."""
+    minute = mag["B_minute"]
+    peak = pd.Timestamp(minute["minute"].to_numpy()[int(np.nanargmax(minute.to_numpy()))])
+    gaps = int(np.isnan(minute.to_numpy()).sum())
+    return (
+        f"{mag.attrs['dataset']}: {mag.sizes['file']} CDF files, {mag.sizes['time']} records "
+        f"through the catalog; |B| per minute {float(minute[0]):.2f} nT at the start, peak "
+        f"{float(minute.max()):.2f} nT at {peak:%H:%M}, {gaps} minute(s) of fill (data gap)"
+    )
+
+
+def save_magnetometer(mag: xr.Dataset, out: str) -> dict[str, str]:
+    """``magnetometer.csv`` in ``out``: each minute's mean ``|B|`` (nT)."""
+    import os
+
+    path = os.path.join(out, "magnetometer.csv")
+    table = mag["B_minute"].to_pandas().rename("B_mean").to_frame()
+    table.insert(len(table.columns), "units", "nT")
+    atomic_write(path, lambda p: table.to_csv(p, index_label="time"))
+    return {"csv": path}
+
+
+def save_irradiance_png(result: xr.Dataset, mag: xr.Dataset, out: str) -> str:
+    """``irradiance.png``: the channels' irradiance, the magnetometer's ``|B|`` under it."""
+    import os
+
+    from .plots import plot_irradiance
+
+    path = os.path.join(out, "irradiance.png")
+    atomic_write(path, lambda p: plot_irradiance(result, p, series=[mag["B"], mag["B_minute"]]))
+    return path
 
 
 def serve_demo(frames: int = 48, size: int = 256, port: int = 0, log=print) -> None:

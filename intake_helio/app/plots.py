@@ -7,6 +7,7 @@ backend unless one is chosen already.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
@@ -90,19 +91,24 @@ def _save_figure(fig, path: str | os.PathLike) -> None:
         plt.close(fig)
 
 
-def irradiance_figure(result: xr.Dataset):
+def irradiance_figure(result: xr.Dataset, series: Sequence[xr.DataArray] = ()):
     """The matplotlib Figure :func:`plot_irradiance` saves (close it when done).
 
     One line per channel for a ``(channel, time)`` result, labelled with the channel's
-    dataset id; :func:`plot_irradiance` for what is drawn.
+    dataset id; with ``series``, a second panel under it on the same time axis;
+    :func:`plot_irradiance` for what is drawn.
     """
+    series = list(series)
     if channel_names(result):
-        return _channels_figure(result, "irradiance", "irradiance")
+        return _channels_figure(result, "irradiance", "irradiance", series)
     plt = _pyplot()
     df = to_dataframe(result)
     units = _units(result, "irradiance")
     ok = df["status"] == "ok"
-    fig, ax = plt.subplots(figsize=(10, 4.5), dpi=110)
+    fig, axes = plt.subplots(
+        1 + bool(series), 1, sharex=True, squeeze=False, figsize=_figsize(1, series), dpi=110
+    )
+    ax = axes[0, 0]
     # failed frames are NaN here, so the line breaks at them instead of bridging them
     ax.plot(
         df["time"],
@@ -124,28 +130,71 @@ def irradiance_figure(result: xr.Dataset):
         )
     title = result.attrs.get("title") or result.attrs.get("dataset") or "irradiance"
     ax.set_title(f"{title}: irradiance (mean of each frame), {_date_range(df['time'])}")
-    ax.set_xlabel("time (UTC)")
     ax.set_ylabel(f"mean intensity [{units}]")
-    _date_axis(ax)
     ax.grid(alpha=0.3)
     ax.legend(loc="best", fontsize=9)
+    if series:
+        _series_panel(axes[1, 0], series)
+    axes[-1, 0].set_xlabel("time (UTC)")
+    _date_axis(axes[-1, 0])
     fig.tight_layout()
     return fig
 
 
-def plot_irradiance(result: xr.Dataset, path: str | os.PathLike) -> None:
+def plot_irradiance(
+    result: xr.Dataset, path: str | os.PathLike, series: Sequence[xr.DataArray] = ()
+) -> None:
     """PNG of the time series: time on x, labelled axes and units, failed frames marked.
 
     A result of several channels (dimensions ``(channel, time)``) has one line per channel,
     its legend naming the dataset ids; each channel's failed frames are marked with an ``x``
     in its colour on the time axis (at the bottom of the panel, never at a data value). The
     title gives the date range, the y axis the result's units (``DN`` when it has none).
+
+    ``series`` (the demo's magnetometer ``|B|``): one-dimensional DataArrays along their own
+    times, drawn in a second panel under the irradiance that shares its time axis, one line
+    each (legend: ``long_name``; y axis: the first one's ``axis_label`` or name and its
+    ``units``; panel title: its ``title``). A series of more than 2,000 points is drawn as a
+    thin translucent line, so that a smoother one drawn over it stays readable.
     """
-    _save_figure(irradiance_figure(result), path)
+    _save_figure(irradiance_figure(result, series), path)
 
 
-def _channels_figure(result: xr.Dataset, names, csv_stem: str):
-    """One panel per output in ``names`` (a name or a list), one line per channel in each."""
+def _figsize(panels: int, series) -> tuple[float, float]:
+    rows = panels + bool(series)
+    return (10, 4.5) if rows == 1 else (10, 1.6 + 2.6 * rows)
+
+
+def _series_panel(ax, series: Sequence[xr.DataArray]) -> None:
+    """Draw each DataArray of ``series`` against its only dimension's times in ``ax``."""
+    for k, da in enumerate(series):
+        times = pd.DatetimeIndex(da[da.dims[0]].to_numpy())
+        dense = da.size > 2000
+        ax.plot(
+            times,
+            da.to_numpy().astype(np.float64),
+            "-" if dense else ".-",
+            lw=0.6 if dense else 1.4,
+            ms=3,
+            alpha=0.45 if dense else 1.0,
+            color=f"C{2 + k}",
+            label=str(da.attrs.get("long_name", da.name)),
+        )
+    first = series[0]
+    units = first.attrs.get("units")
+    label = str(first.attrs.get("axis_label") or first.name)
+    ax.set_ylabel(f"{label} [{units}]" if units else label)
+    if first.attrs.get("title"):
+        ax.set_title(str(first.attrs["title"]), fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="best", fontsize=9)
+
+
+def _channels_figure(result: xr.Dataset, names, csv_stem: str, series=()):
+    """One panel per output in ``names`` (a name or a list), one line per channel in each.
+
+    With ``series``, one more panel under them (:func:`_series_panel`).
+    """
     plt = _pyplot()
     names = [names] if isinstance(names, str) else list(names)
     channels = channel_names(result)
@@ -153,14 +202,14 @@ def _channels_figure(result: xr.Dataset, names, csv_stem: str):
     status = result["status"].transpose(CHANNEL, "time").to_numpy().astype(str)
     ok = status == "ok"
     fig, axes = plt.subplots(
-        len(names),
+        len(names) + bool(series),
         1,
         sharex=True,
         squeeze=False,
-        figsize=(10, 4.5) if len(names) == 1 else (10, 1.6 + 2.6 * len(names)),
+        figsize=_figsize(len(names), series),
         dpi=110,
     )
-    for ax, name in zip(axes[:, 0], names, strict=True):
+    for ax, name in zip(axes[: len(names), 0], names, strict=True):
         values = result[name].transpose(CHANNEL, "time").to_numpy().astype(np.float64)
         for k, channel in enumerate(channels):
             good = ok[k]
@@ -194,6 +243,8 @@ def _channels_figure(result: xr.Dataset, names, csv_stem: str):
     what = "irradiance (mean of each frame)" if names == ["irradiance"] else ", ".join(names)
     axes[0, 0].set_title(f"{', '.join(channels)}: {what}\n{_date_range(times)}{note}", fontsize=11)
     axes[0, 0].legend(loc="best", fontsize=9)
+    if series:
+        _series_panel(axes[-1, 0], series)
     axes[-1, 0].set_xlabel("time (UTC)")
     _date_axis(axes[-1, 0])
     fig.tight_layout()

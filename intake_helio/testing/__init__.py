@@ -15,6 +15,9 @@ Modules
     variants); import the module, ``from intake_helio.testing.cdf_files import ...``.
 ``demo_data``
     A synthetic dataset published as a CloudCatalog (:func:`write_demo_dataset`).
+``demo_series``
+    The demo's synthetic magnetometer, CDF files in the same bucket, with its truth
+    (:func:`~.demo_series.write_demo_series`); import the module.
 ``local_s3``
     :class:`LocalS3`, moto's S3 server on 127.0.0.1.
 ``gateway_server``

@@ -41,7 +41,7 @@ from .sun import (
     frame_boxes,
 )
 
-__all__ = ["DemoDataset", "write_demo_dataset"]
+__all__ = ["DemoDataset", "flare_timing", "write_demo_dataset"]
 
 _RISE, _DECAY = pd.Timedelta("20min"), pd.Timedelta("60min")  # flare of the demo run
 _RUN = pd.Timedelta("192min")  # default run (48 x 4 min); shorter runs get a shorter flare
@@ -123,6 +123,11 @@ class DemoDataset:
         return self.box_mean(name) / np.array(self.exptime, dtype=np.float64)
 
     @property
+    def flare(self) -> tuple[pd.Timestamp, pd.Timedelta, pd.Timedelta]:
+        """The flare's ``(peak, rise, decay)``, as :func:`flare_timing` of this run."""
+        return flare_timing(self.start, self.stop, len(self.datakeys))
+
+    @property
     def catalog_url(self) -> str:
         """URL of the bucket catalog, ``<root>catalog.json``."""
         return f"{self.root}catalog.json"
@@ -131,6 +136,33 @@ class DemoDataset:
     def times(self) -> pd.DatetimeIndex:
         """Start time of every frame (``start + i * cadence``)."""
         return pd.date_range(self.start, self.stop, periods=len(self.datakeys) + 1)[:-1]
+
+
+def flare_timing(
+    start: Any, stop: Any, frames: int
+) -> tuple[pd.Timestamp, pd.Timedelta, pd.Timedelta]:
+    """``(peak, rise, decay)`` of the flare of a demo run of ``frames`` over ``[start, stop)``.
+
+    The peak is 40 % of the way from the first to the last frame's start; rise and decay
+    are 20 and 60 min, shortened in proportion for runs shorter than 192 min. Other demo
+    data (:mod:`intake_helio.testing.demo_series`) follow the same flare with it.
+
+    Parameters
+    ----------
+    start, stop : time-like
+        The run: its first frame's start and its ``stop`` (last start + cadence).
+    frames : int
+        Its number of frames.
+
+    Returns
+    -------
+    tuple of (pandas.Timestamp, pandas.Timedelta, pandas.Timedelta)
+        For :func:`~intake_helio.testing.sun.flare_profile`'s ``peak``, ``rise``, ``decay``.
+    """
+    t0, t1 = pd.Timestamp(start), pd.Timestamp(stop)
+    step = (t1 - t0) / int(frames)
+    shrink = min(1.0, (t1 - t0) / _RUN)
+    return t0 + 0.4 * (t1 - step - t0), _RISE * shrink, _DECAY * shrink
 
 
 def _data_key(t: pd.Timestamp, wavelength: int = 94) -> str:
@@ -367,8 +399,8 @@ def write_demo_dataset(
     blank_fraction = _BLANK_FRACTION
 
     times = pd.DatetimeIndex([t0 + i * step for i in range(frames)])
-    shrink = min(1.0, frames * step / _RUN)
-    factors = flare_profile(times, rise=_RISE * shrink, decay=_DECAY * shrink, amplitude=amplitude)
+    peak, rise, decay = flare_timing(t0, times[-1] + step, frames)
+    factors = flare_profile(times, peak=peak, rise=rise, decay=decay, amplitude=amplitude)
     peak_index = int(np.argmax(factors))
     bad = set(_corrupt_indices(frames, int(corrupt), peak_index))
     boxes = tuple(frame_boxes(t0, size).values())

@@ -6,11 +6,13 @@ The session's moto server holds two synthetic AIA channels for the whole module:
 irradiance`` and ``reduce`` with several dataset ids give the values of
 ``ih.irradiance(ih.open_channels(...))`` / ``ih.map_frames`` computed in-process, in files
 with dimensions ``(channel, time)`` (CSV in long form); a killed or interrupted two-channel
-run resumes to byte-identical files; and the demo's two-channel PNG has one line per channel.
+run resumes to byte-identical files; and the demo's two-channel PNG has one line per channel
+and, in a second panel, the magnetometer's |B| read from CDF files through the catalog.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import signal
 import subprocess
@@ -39,6 +41,7 @@ N, N171, PART = 12, 10, 4
 IDS = ["aia_0094", "aia_0171"]
 ROOT = "s3://helio-demo/"
 C0, C1 = (31, 119, 180), (255, 127, 14)  # matplotlib's first two line colours
+C3 = (214, 39, 40)  # its fourth: the demo's |B| per minute
 
 
 # ----------------------------------------------------------------------------- fixtures
@@ -146,6 +149,10 @@ def _data_lines(ax) -> dict[str, np.ndarray]:
 def _colour_pixels(png: Path, colour) -> int:
     with Image.open(png) as img:
         rgb = np.asarray(img.convert("RGB")).astype(int)
+    return _colour_count(rgb, colour)
+
+
+def _colour_count(rgb: np.ndarray, colour) -> int:
     return int((np.abs(rgb - np.asarray(colour)).sum(axis=-1) <= 30).sum())
 
 
@@ -500,6 +507,27 @@ def test_demo_runs_two_channels_and_plots_both(tmp_path):
     whole = table["whole frame"].to_numpy()
     assert 1.05 < np.nanmax(whole[good]) / whole[0] < 1.5  # the whole frame: a little
     assert (out / "regions.png").stat().st_size > 10_000
+
+    # the magnetometer (issue 22): CDF files opened through the catalog as a time series,
+    # each minute's mean |B| in magnetometer.csv equal to the generator's truth
+    mag = report.series
+    assert mag.dataset_id == "mag_demo" and len(mag.datakeys) == 2  # 48 min in 30-min files
+    assert report.magnetometer_rel_error < 1e-12
+    assert not dataclasses.replace(report, magnetometer_rel_error=1e-3).ok  # it fails the demo
+    table = pd.read_csv(out / "magnetometer.csv", parse_dates=["time"])
+    assert list(table.columns) == ["time", "B_mean", "units"] and set(table["units"]) == {"nT"}
+    np.testing.assert_array_equal(table["time"], np.array(mag.minutes, dtype="datetime64[ns]"))
+    np.testing.assert_allclose(table["B_mean"], mag.mean_b, rtol=1e-12, equal_nan=True)
+    assert table["B_mean"].isna().sum() == 1  # the data gap's whole minute
+    np.testing.assert_array_equal(report.magnetometer["file_status"], ["ok", "ok"])
+    # the PNG has two panels: 6.8 in high (4.5 in with one), the |B| lines (C2 every second,
+    # C3 each minute's mean) only in the lower one, the channels' lines only in the upper one
+    with Image.open(png) as img:
+        rgb = np.asarray(img.convert("RGB")).astype(int)
+    assert rgb.shape[0] == round(6.8 * 110)
+    half = rgb.shape[0] // 2
+    for part, (ours, theirs) in ((rgb[half:], (C3, C0)), (rgb[:half], (C0, C3))):
+        assert _colour_count(part, ours) > 300 and _colour_count(part, theirs) < 20
 
 
 # ----------------------------------------------------------------------------- store layout

@@ -487,7 +487,10 @@ def _check_demo(out: Path, code: int, output: str, seen) -> None:
     assert "  channel aia_0171: frames: 12  ok: 11  failed: 1" in output
     assert "failed (truncated): 2" in output
     assert "are exactly the deliberately corrupt file(s)" in output
-    for name in ("irradiance.csv", "irradiance.nc", "irradiance.png"):
+    # the magnetometer's CDF files through the catalog, checked: second panel of the PNG
+    assert "\nmag_demo: 2 CDF files, 2880 records through the catalog; " in output
+    assert "1 minute(s) of fill (data gap) (max relative difference" in output
+    for name in ("irradiance.csv", "irradiance.nc", "irradiance.png", "magnetometer.csv"):
         assert (out / name).stat().st_size > 0
     table = _read_csv(out / "irradiance.csv")
     assert len(table) == 24

@@ -4,10 +4,13 @@ A run written into the local S3 server is read back with ``to_dataarray`` and re
 ``ih.irradiance``: the whole-frame light curve in DN dips at the flare (the exposure
 shortens) while in DN/s it rises; a cutout on the flaring region rises by ~the channel's
 flare amplitude while one on quiet Sun stays flat; an index search ends each frame with its
-exposure.
+exposure; the demo's magnetometer (CDF files, issue 22) read through the catalog gives each
+minute's mean ``|B|`` of the generator's truth, and the demo's check fails when it does not.
 """
 
 from __future__ import annotations
+
+import dataclasses
 
 import dask
 import numpy as np
@@ -15,8 +18,10 @@ import pandas as pd
 import pytest
 
 import intake_helio as ih
+from intake_helio.app.demo import check_magnetometer, magnetometer_curve
 from intake_helio.testing.aia import flare_amplitude
 from intake_helio.testing.demo_data import write_demo_dataset
+from intake_helio.testing.demo_series import write_demo_series
 
 FRAMES = 16
 
@@ -83,3 +88,24 @@ def test_index_rows_end_with_the_exposure(demo):
     # [22:01, 22:05) holds the 22:04 frame only: the 22:00 one ended at 22:00:02.9
     some = dataset.files("2020-12-31T22:01", "2020-12-31T22:05")
     assert list(some["datakey"]) == [ds.datakeys[1]]
+
+
+def test_the_magnetometer_through_the_catalog_is_the_truth(demo, s3):
+    ds, _ = demo
+    so = s3.storage_options
+    mag = write_demo_series(ds.root, so, start=ds.start, stop=ds.stop, flare=ds.flare)
+    bucket = ih.open_bucket(ds.root, so)
+    assert bucket[mag.dataset_id].filetype == "cdf" and ds.dataset_id in bucket.datasets
+    got = magnetometer_curve(ds.root, mag, so)
+    assert got.sizes == {"time": 64 * 60, "minute": 64, "file": 3}  # 16 x 4 min, 30-min files
+    assert list(got["datakey"].values) == list(mag.datakeys)
+    assert check_magnetometer(got, mag) < 1e-12
+    np.testing.assert_allclose(got["B_minute"], mag.mean_b, rtol=1e-12, equal_nan=True)
+    # the check can fail: a value off by 1e-4, the gap a minute later, a minute missing
+    off = np.array(mag.mean_b)
+    off[30] *= 1 + 1e-4
+    assert 0.9e-4 < check_magnetometer(got, dataclasses.replace(mag, mean_b=tuple(off))) < 2e-4
+    moved = np.roll(np.array(mag.mean_b), 1)
+    assert check_magnetometer(got, dataclasses.replace(mag, mean_b=tuple(moved))) == np.inf
+    short = dataclasses.replace(mag, minutes=mag.minutes[:-1], mean_b=mag.mean_b[:-1])
+    assert check_magnetometer(got, short) == np.inf

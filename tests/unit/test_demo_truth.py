@@ -1,7 +1,8 @@
 """The demo's truth (issue 28 item 5): a flare in an active region, AEC exposures, B0, index stops.
 
 Pure generator tests (memory:// store, no sockets): what :func:`write_demo_dataset` says each
-frame holds is what astropy reads from it.
+frame holds is what astropy reads from it; what :func:`write_demo_series` says of its
+magnetometer (issue 22: each minute's mean ``|B|``) is what cdflib reads from its CDF files.
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ from intake_helio.testing.aia import (
     nominal_exptime,
     solar_b0,
 )
-from intake_helio.testing.demo_data import write_demo_dataset
+from intake_helio.testing.demo_data import DemoDataError, flare_timing, write_demo_dataset
+from intake_helio.testing.demo_series import QUIET_FIELD, write_demo_series
 
 
 def _read(raw: bytes) -> tuple[fits.Header, np.ndarray]:
@@ -205,6 +207,86 @@ def test_171_flare_is_weaker_than_94(mem_root):
     )
 
 
+# ----------------------------------------------------------------------------- magnetometer
+def _cdf_records(raw: bytes):
+    """``(Epoch, B_GSE)`` of a CDF file as cdflib reads it (FILLVAL as NaN)."""
+    import tempfile
+
+    import cdflib.xarray
+
+    with tempfile.NamedTemporaryFile(suffix=".cdf") as f:
+        f.write(raw)
+        f.flush()
+        ds = cdflib.xarray.cdf_to_xarray(f.name, to_datetime=True, fillval_to_nan=True)
+        return ds["Epoch"].to_numpy(), ds["B_GSE"].to_numpy()
+
+
+@pytest.fixture(scope="module")
+def mag_run():
+    """The demo's 48-frame AIA run and the magnetometer over it, in one memory:// bucket."""
+    root = f"memory://truth-mag-{uuid.uuid4().hex[:8]}/"
+    aia = write_demo_dataset(root, size=32)
+    mag = write_demo_series(root, start=aia.start, stop=aia.stop, flare=aia.flare)
+    fs = fsspec.filesystem("memory")
+    files = [_cdf_records(fs.cat_file(k)) for k in mag.datakeys]
+    catalog = fs.cat_file(root[len("memory://") :] + "catalog.json").decode()
+    yield aia, mag, files, catalog
+    fs.rm("/" + root[len("memory://") :].rstrip("/"), recursive=True)
+
+
+def test_magnetometer_truth_is_what_cdflib_reads(mag_run):
+    aia, mag, files, _ = mag_run
+    times = np.concatenate([t for t, _ in files])
+    b = np.concatenate([v for _, v in files]).astype(np.float64)
+    assert len(mag.datakeys) == 7  # 30-min files over 192 min, the last one 12 min
+    expected = pd.date_range(aia.start, aia.stop, freq="1s", inclusive="left")
+    np.testing.assert_array_equal(times, expected.to_numpy())
+    # 1 s records from a whole minute: 60 a minute; |B| of each, then each minute's mean
+    per_minute = np.sqrt((b**2).sum(axis=1)).reshape(-1, 60)
+    with np.errstate(invalid="ignore"), pytest.warns(RuntimeWarning, match="Mean of empty"):
+        means = np.nanmean(per_minute, axis=1)
+    assert mag.minutes == tuple(pd.date_range(aia.start, aia.stop, freq="1min", inclusive="left"))
+    np.testing.assert_allclose(mag.mean_b, means, rtol=1e-12, equal_nan=True)
+    # the gap: 90 s of FILLVAL, one whole minute NaN and one half minute
+    gap = np.isnan(b).any(axis=1)
+    assert gap.sum() == 90 and (times[gap][0], times[gap][-1]) == mag.gap
+    assert np.isnan(mag.mean_b).sum() == 1
+
+
+def test_magnetometer_follows_the_aia_flare(mag_run):
+    aia, mag, _, catalog = mag_run
+    peak, rise, decay = aia.flare
+    assert (peak, rise, decay) == flare_timing(aia.start, aia.stop, 48)
+    np.testing.assert_array_equal(
+        aia.flare_factor, flare_profile(aia.times, peak=peak, rise=rise, decay=decay)
+    )
+    assert mag.flare == aia.flare
+    mean_b = np.array(mag.mean_b)
+    quiet = float(np.linalg.norm(QUIET_FIELD))
+    assert abs(np.nanmean(mean_b[:20]) / quiet - 1) < 0.05  # quiet before the flare
+    assert abs(mag.peak_minute - peak) <= pd.Timedelta("5min")  # the wave moves it a little
+    assert 2.7 < np.nanmax(mean_b) / quiet < 3.3  # x3 at the peak
+    assert mean_b[-1] < 0.5 * np.nanmax(mean_b)  # and decays with the flare
+    # one bucket: the magnetometer beside the AIA channel in catalog.json
+    assert '"id": "mag_demo"' in catalog and '"id": "aia_0094"' in catalog
+    assert '"filetype": "cdf"' in catalog
+
+
+def test_magnetometer_is_deterministic_and_checks_its_arguments(mem_root):
+    fs = fsspec.filesystem("memory")
+    run = dict(start="2020-12-31T22:00", stop="2020-12-31T22:20", file_length="10min")
+    a = write_demo_series(mem_root, **run)
+    first = [fs.cat_file(k) for k in a.datakeys]
+    b = write_demo_series(mem_root, **run)
+    assert [fs.cat_file(k) for k in b.datakeys] == first
+    assert (a.datakeys, a.minutes, a.gap) == (b.datakeys, b.minutes, b.gap)
+    np.testing.assert_array_equal(a.mean_b, b.mean_b)  # NaN in the gap in both
+    c = write_demo_series(mem_root, **run, seed=1, gap=False)
+    assert c.mean_b != a.mean_b and c.gap == () and not np.isnan(c.mean_b).any()
+    with pytest.raises(DemoDataError, match="must be after"):
+        write_demo_series(mem_root, start="2021-01-01", stop="2020-12-31")
+
+
 # ----------------------------------------------------------------------------- the figure
 
 
@@ -254,5 +336,18 @@ def test_irradiance_figure_marks_failed_frames_on_the_time_axis_with_units_and_d
         plt.close(fig)
         fig = irradiance_figure(result)
         assert fig.axes[0].get_ylabel().endswith("[DN]")
+        # a series (the demo's |B|) is a second panel under it, on the same time axis
+        plt.close(fig)
+        times = pd.date_range("2020-12-31T22:00", periods=61, freq="1min")
+        b = xr.DataArray(np.linspace(5, 9, 61), dims="minute", coords={"minute": times}, name="B")
+        b.attrs.update(units="nT", axis_label="|B|", long_name="|B| per minute", title="mag")
+        fig = irradiance_figure(result, series=[b])
+        top, bottom = fig.axes
+        assert top.get_shared_x_axes().joined(top, bottom)
+        assert bottom.get_ylabel() == "|B| [nT]" and bottom.get_title() == "mag"
+        (line,) = bottom.get_lines()
+        assert line.get_label() == "|B| per minute"
+        np.testing.assert_array_equal(line.get_ydata(), b.to_numpy())
+        assert bottom.get_xlabel() == "time (UTC)" and top.get_xlabel() == ""
     finally:
         plt.close(fig)
