@@ -101,6 +101,19 @@ def scan_file(
     return backend.scan(data, **_backend_args(spec, i, ds.attrs.get("intake_helio_time"))), ds
 
 
+def _reopen(spec: SeriesSpec, i: int, time: str, names: tuple[str, ...]) -> xr.Dataset:
+    """File ``i`` opened at compute, on the series' time; it must still have ``names``."""
+    ds = spec.backend.open(fetch(spec, i), **_backend_args(spec, i, time))
+    missing = [v for v in names if v not in ds.variables]
+    if missing:
+        raise FileReadError(
+            mask_url(spec.datakeys[i]),
+            Reason.VARIABLES_DIFFER,
+            f"no variable {missing[0]!r} now (it had when the series was opened)",
+        )
+    return ds
+
+
 def read_file(
     spec: SeriesSpec, i: int, time: str, names: tuple[str, ...], expected: int
 ) -> dict[str, np.ndarray]:
@@ -125,8 +138,7 @@ def read_file(
         The file's records changed since the series was opened (``SHAPE_MISMATCH``), or
         lack a variable (``VARIABLES_DIFFER``); the backend's and :func:`fetch`'s errors.
     """
-    data = fetch(spec, i)
-    ds = spec.backend.open(data, **_backend_args(spec, i, time))
+    ds = _reopen(spec, i, time, names)
     keep = spec.keep(ds[TIME].values)
     n = int(keep.sum())
     if n != expected:
@@ -135,13 +147,6 @@ def read_file(
             Reason.SHAPE_MISMATCH,
             f"{n} records in range, {expected} when the series was opened: the file "
             "changed; open the series again",
-        )
-    missing = [v for v in names if v not in ds.variables]
-    if missing:
-        raise FileReadError(
-            mask_url(spec.datakeys[i]),
-            Reason.VARIABLES_DIFFER,
-            f"no variable {missing[0]!r} now (it had when the series was opened)",
         )
     out = {TIME: ds[TIME].values[keep]}
     for name in names:
@@ -159,15 +164,7 @@ def file_dataset(
 ) -> xr.Dataset:
     """File ``i``'s Dataset: its records in ``[start, stop)`` (and in the closed range
     ``within``), the variables ``names`` and their coordinates (``map_files``' input)."""
-    data = fetch(spec, i)
-    ds = spec.backend.open(data, **_backend_args(spec, i, time))
-    missing = [v for v in names if v not in ds.variables]
-    if missing:
-        raise FileReadError(
-            mask_url(spec.datakeys[i]),
-            Reason.VARIABLES_DIFFER,
-            f"no variable {missing[0]!r} now (it had when the series was opened)",
-        )
+    ds = _reopen(spec, i, time, names)
     t = ds[TIME].values
     keep = spec.keep(t)
     if within is not None:
