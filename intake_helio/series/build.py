@@ -18,7 +18,6 @@ reason its read task met (its records then NaN / NaT / 0).
 from __future__ import annotations
 
 import concurrent.futures
-import operator
 import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -331,7 +330,8 @@ def _dataset(spec, files, template, scans, status, time, on_error, attrs) -> xr.
     def lazy(key: str, dtype: np.dtype, sizes: tuple[int, ...]) -> da.Array:
         name = f"{key}-{token}"
         zeros = (0,) * len(sizes)
-        picks = {(name, j, *zeros): (operator.getitem, (read_name, j), key) for j in range(n)}
+        anchor = _anchor_of(read_name)
+        picks = {(name, j, *zeros): (_pick, (read_name, j), key, anchor) for j in range(n)}
         graph = _graph(reads, read_name, name, picks)
         chunks = (tuple(int(counts[i]) for i in chunked), *((s,) for s in sizes))
         return da.Array(graph, name, chunks, dtype=dtype)
@@ -374,7 +374,11 @@ def _status_variable(status, chunked, reads, read_name, on_error) -> xr.Variable
     name = f"file-status-{read_name.rsplit('-', 1)[-1]}"
     task_of = {i: j for j, i in enumerate(chunked)}
     picks = {
-        (name, i): (_one, (read_name, task_of[i])) if i in task_of else (_known, status[i])
+        (name, i): (
+            (_pick_status, (read_name, task_of[i]), _anchor_of(read_name))
+            if i in task_of
+            else (_known, status[i])
+        )
         for i in range(len(status))
     }
     graph = _graph(reads, read_name, name, picks)
@@ -382,10 +386,32 @@ def _status_variable(status, chunked, reads, read_name, on_error) -> xr.Variable
     return xr.Variable("file", arr, attrs=attrs)
 
 
+def _anchor_of(read_name: str) -> str:
+    return f"{read_name}-anchor"
+
+
+def _anchor() -> None:
+    """A key every pick depends on besides its read (its value is unused), so that dask's
+    low-level fusion never merges a read into one of its picks: the keys of a series then
+    have the same task whichever variables a computation asks for (fusing them differently
+    in two computations of one client gives a key two specs: dask issue 9888)."""
+    return None
+
+
+def _pick(result: dict[str, Any], name: str, _anchor: None) -> np.ndarray:
+    """Variable ``name`` of a read task's result."""
+    return result[name]
+
+
 def _graph(reads: SeriesLayer, read_name: str, name: str, picks: dict) -> HighLevelGraph:
-    """The read layer and one layer of picks from its results."""
-    layers = {read_name: reads, name: MaterializedLayer(picks)}
-    return HighLevelGraph(layers, {read_name: set(), name: {read_name}})
+    """The read layer, its anchor and one layer of picks from its results."""
+    anchor = _anchor_of(read_name)
+    layers = {
+        read_name: reads,
+        anchor: MaterializedLayer({anchor: (_anchor,)}),
+        name: MaterializedLayer(picks),
+    }
+    return HighLevelGraph(layers, {read_name: set(), anchor: set(), name: {read_name, anchor}})
 
 
 def _known(status: str) -> np.ndarray:
@@ -393,6 +419,6 @@ def _known(status: str) -> np.ndarray:
     return np.array([status], dtype=object)
 
 
-def _one(result: dict[str, Any]) -> np.ndarray:
+def _pick_status(result: dict[str, Any], _anchor: None) -> np.ndarray:
     """The status of one read task, as a one-element array."""
     return np.array([result[_STATUS]], dtype=object)
