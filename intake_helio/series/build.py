@@ -35,7 +35,7 @@ from ..base.reasons import REFUSED_COLUMN, Reason
 from ..base.settings import Settings, current
 from ..base.sizes import known_sizes
 from ..io.masking import mask_url
-from .read import outcome, read_file, scan_file
+from .read import open_first, outcome, read_file, scan_file
 from .spec import SeriesSpec, series_spec
 
 __all__ = ["SeriesError", "SeriesLayer", "open_series", "series_specs"]
@@ -106,7 +106,7 @@ def _scan_all(
     budget = max(spec.settings.max_probes, 1) if on_error == "nan" else 1
     first, template, scans = -1, None, {}
     for i in todo[:budget]:
-        value, why, err = outcome(lambda i=i: scan_file(spec, i, first=True))
+        value, why, err = outcome(lambda i=i: open_first(spec, i))
         if value is not None:
             first, (scans[i], template) = i, value
             break
@@ -125,7 +125,7 @@ def _scan_all(
     workers = max(1, min(spec.settings.series_scan_concurrency, len(rest) or 1))
     if rest:
         with concurrent.futures.ThreadPoolExecutor(workers) as pool:
-            futs = {i: pool.submit(outcome, lambda i=i: _scan_other(spec, i, time)) for i in rest}
+            futs = {i: pool.submit(outcome, lambda i=i: scan_file(spec, i, time)) for i in rest}
             try:
                 for i in rest:
                     value, why, err = futs[i].result()
@@ -139,19 +139,6 @@ def _scan_all(
                 for fut in futs.values():
                     fut.cancel()
     return first, template, scans
-
-
-def _scan_other(spec: SeriesSpec, i: int, time: str | None) -> Scan:
-    """A later file's scan, on the first file's time; a variable it lacks is its fault."""
-    from .read import _backend_args, fetch
-
-    data = fetch(spec, i)
-    try:
-        return spec.backend.scan(data, **_backend_args(spec, i, time))
-    except ArgumentError as exc:  # the first file had the variables; this one lacks one
-        raise FileReadError(
-            mask_url(spec.datakeys[i]), Reason.VARIABLES_DIFFER, str(exc)[:300]
-        ) from exc
 
 
 def _layout_difference(want: Layout, got: Layout) -> str | None:

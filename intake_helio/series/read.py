@@ -2,7 +2,8 @@
 
 :func:`fetch` reads a file whole with the frames' bounds (``filesize`` plus
 ``filesize-slack``, never past ``max-file-bytes``; every request under its deadline;
-transient errors retried). :func:`scan_file` gives what opening needs (times, layout),
+transient errors retried). :func:`open_first` and :func:`scan_file` give what opening
+needs (the template, each file's times and layout),
 :func:`read_file` the records of ``[start, stop)`` as numpy arrays, time first: the task
 of one file. Both raise for a bad file; :func:`outcome` turns any error into the file's
 reason (the one table, :func:`~intake_helio.io.failures.reason_for`).
@@ -27,7 +28,7 @@ from ..io.retry import retry_io
 from ..io.transport import Deadline, FileSystems, cat_bounded
 from .spec import SeriesSpec
 
-__all__ = ["fetch", "file_dataset", "outcome", "read_file", "scan_file"]
+__all__ = ["fetch", "file_dataset", "open_first", "outcome", "read_file", "scan_file"]
 
 #: ``FileSystems(storage_options)``-like: ``url -> (fs, path)``.
 FsOf = Callable[[str], tuple[Any, str]]
@@ -85,20 +86,28 @@ def _backend_args(spec: SeriesSpec, i: int, time: str | None) -> dict[str, Any]:
     }
 
 
-def scan_file(
-    spec: SeriesSpec, i: int, fs_of: FsOf | None = None, *, first: bool = False
-) -> tuple[Scan, xr.Dataset | None]:
-    """File ``i``'s times and layout; with ``first``, also the whole file's Dataset.
-
-    The first file of a series is opened whole (its Dataset is the template of the
-    series: variables, attributes, coordinates); the others only scanned.
-    """
-    data = fetch(spec, i, fs_of)
+def open_first(spec: SeriesSpec, i: int) -> tuple[Scan, xr.Dataset]:
+    """The first file of a series, opened whole (the template: variables, attributes,
+    coordinates), and its scan on the time its Dataset chose."""
+    data = fetch(spec, i)
     backend = spec.backend
-    if not first:
-        return backend.scan(data, **_backend_args(spec, i, None)), None
     ds = backend.open(data, **_backend_args(spec, i, None))
     return backend.scan(data, **_backend_args(spec, i, ds.attrs.get("intake_helio_time"))), ds
+
+
+def scan_file(spec: SeriesSpec, i: int, time: str | None) -> Scan:
+    """A later file's times and layout, on the first file's ``time``.
+
+    A variable asked for that this file lacks is the file's fault (``VARIABLES_DIFFER``):
+    the first file had it.
+    """
+    data = fetch(spec, i)
+    try:
+        return spec.backend.scan(data, **_backend_args(spec, i, time))
+    except ArgumentError as exc:
+        raise FileReadError(
+            mask_url(spec.datakeys[i]), Reason.VARIABLES_DIFFER, str(exc)[:300]
+        ) from exc
 
 
 def _reopen(spec: SeriesSpec, i: int, time: str, names: tuple[str, ...]) -> xr.Dataset:
