@@ -265,13 +265,14 @@ class _Handler(ProxyHandler):
                 break
             if remaining is not None:
                 remaining -= n
+            # counted before it is written: a client that has the bytes sees them counted
+            self.server.proxy._count("body_bytes", n)
             if chunked:
                 self.wfile.write(b"%x\r\n" % n)
                 self.wfile.write(view[:n])
                 self.wfile.write(b"\r\n")
             else:
                 self.wfile.write(view[:n])
-            self.server.proxy._count("body_bytes", n)  # as sent: the stats never lag
             if pacer is not None and not pacer.sent(n):
                 raise ClientGone("the proxy is stopping")
         return remaining
@@ -280,19 +281,22 @@ class _Handler(ProxyHandler):
         """``_stream`` of a known length, socket to socket: what ``resp`` has buffered
         first, then the rest of the body through the kernel pipe."""
         remaining = limit
+
+        def count(n: int) -> None:  # called before the client can have the bytes
+            self.server.proxy._count("body_bytes", n)
+
         buffered = resp.fp.peek(1)[:remaining]
         if buffered:
             data = resp.fp.read(len(buffered))  # from the buffer: no read of the socket
+            self.server.proxy._count("body_bytes", len(data))  # before the client has it
             self.wfile.write(data)
-            self.server.proxy._count("body_bytes", len(data))
             remaining -= len(data)
         while remaining > 0:
             step, moved = min(remaining, size), 0
             while moved < step:
-                n = mover.move(upstream, self.connection, step - moved)
+                n = mover.move(upstream, self.connection, step - moved, arrived=count)
                 if not n:
                     return remaining
-                self.server.proxy._count("body_bytes", n)
                 moved += n
                 remaining -= n
             if pacer is not None and not pacer.sent(moved):

@@ -15,6 +15,7 @@ import contextlib
 import os
 import select
 import socket
+from collections.abc import Callable
 
 try:
     import fcntl
@@ -57,11 +58,19 @@ class Splicer:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    def move(self, src: socket.socket, dst: socket.socket, n: int) -> int:
+    def move(
+        self,
+        src: socket.socket,
+        dst: socket.socket,
+        n: int,
+        arrived: Callable[[int], None] | None = None,
+    ) -> int:
         """Move up to ``n`` bytes from ``src`` to ``dst``; 0 when ``src`` has ended.
 
         Returns as soon as some bytes (at most the pipe's capacity) have arrived and all of
-        them have been passed on.
+        them have been passed on. ``arrived(got)``, when given, is called once the bytes are
+        in the pipe and before any of them reach ``dst``: whoever counts them never lags the
+        peer that receives them.
         """
         n = min(n, self.capacity)
         while True:
@@ -70,6 +79,8 @@ class Splicer:
                 break
             except BlockingIOError:
                 _wait(src, select.POLLIN, self.timeout)
+        if got and arrived is not None:
+            arrived(got)
         left = got
         while left:
             try:
