@@ -27,7 +27,7 @@ Conventions of the Datasets a backend gives (what the series layer concatenates)
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
@@ -36,7 +36,7 @@ import numpy as np
 if TYPE_CHECKING:
     import xarray
 
-__all__ = ["TIME", "Layout", "Scan", "SeriesBackend"]
+__all__ = ["TIME", "Kind", "Layout", "Scan", "SeriesBackend", "records_of"]
 
 #: The record dimension (and coordinate) of every series Dataset.
 TIME = "time"
@@ -44,6 +44,8 @@ TIME = "time"
 #: Per variable: ``(dtype string, dims, sizes of the dims other than time)``; the series'
 #: files must agree on it (else ``VARIABLES_DIFFER``).
 Layout = dict[str, tuple[str, tuple[str, ...], tuple[int, ...]]]
+#: A record-varying variable as a read gives it: ``(dtype string, sizes other than time)``.
+Kind = tuple[str, tuple[int, ...]]
 
 
 @dataclass(frozen=True)
@@ -101,3 +103,34 @@ class SeriesBackend(Protocol):
     ) -> xarray.Dataset:
         """The file as one Dataset along ``time`` (the conventions above)."""
         ...
+
+    def read(
+        self,
+        data: bytes,
+        *,
+        datakey: str,
+        variables: Sequence[str] | None,
+        time: str,
+        names: Mapping[str, Kind],
+        start: np.datetime64,
+        stop: np.datetime64,
+        max_bytes: int,
+    ) -> dict[str, np.ndarray]:
+        """A read task's records: ``time`` and each of ``names`` (time first) inside
+        ``[start, stop)``, decoding only those variables and, where the format can, only
+        those records. The values are those of :meth:`open` cut to the range; a name the
+        file lacks is ``VARIABLES_DIFFER``."""
+        ...
+
+
+def records_of(
+    ds: xarray.Dataset, names: Mapping[str, Kind], start: np.datetime64, stop: np.datetime64
+) -> dict[str, np.ndarray]:
+    """:meth:`SeriesBackend.read`'s result from a Dataset :meth:`SeriesBackend.open` gave
+    (a name it lacks: KeyError)."""
+    t = ds[TIME].values
+    keep = (t >= start) & (t < stop)
+    out = {TIME: t[keep]}
+    for name in names:
+        out[name] = ds[name].transpose(TIME, ...).values[keep]
+    return out

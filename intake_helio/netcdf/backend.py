@@ -10,12 +10,12 @@ variables and closes the file, ``scan`` gives the times and the layout ``open`` 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 import xarray as xr
 
-from ..base.backends import TIME, Layout, Scan
+from ..base.backends import TIME, Kind, Layout, Scan
 from ..base.errors import FileReadError, picklable_cause
 from ..base.reasons import Reason
 from ..base.text import safe_text
@@ -200,6 +200,43 @@ class NetcdfBackend:
         """
         with open_lazy(data, datakey) as ds:
             return _Prepared(ds, datakey, variables, time, max_bytes).load(datakey)
+
+    def read(
+        self,
+        data: bytes,
+        *,
+        datakey: str,
+        variables: Names,
+        time: str,
+        names: Mapping[str, Kind],
+        start: np.datetime64,
+        stop: np.datetime64,
+        max_bytes: int,
+    ) -> dict[str, np.ndarray]:
+        """A read task's records (:meth:`~intake_helio.base.backends.SeriesBackend.read`):
+        the engine reads ``names`` for the records of ``[start, stop)`` only.
+
+        Raises: as :meth:`scan`, and ``VARIABLES_DIFFER`` for a name the file lacks.
+        """
+        with open_lazy(data, datakey) as ds:
+            prepared = _Prepared(ds, datakey, variables, time, max_bytes)
+            t = prepared.times
+            lo = int(np.searchsorted(t, np.datetime64(start, "ns"), side="left"))
+            hi = max(lo, int(np.searchsorted(t, np.datetime64(stop, "ns"), side="left")))
+            out = {TIME: t[lo:hi]}
+            for name in names:
+                if name not in ds.variables:
+                    raise FileReadError(
+                        datakey,
+                        Reason.VARIABLES_DIFFER,
+                        f"no variable {safe_text(name, 60)!r} now (it had when the series "
+                        "was opened)",
+                    )
+                var = ds.variables[name]
+                dims = _dims(var, prepared.plan)
+                cut = var.isel({prepared.plan.dim: slice(lo, hi)})
+                out[name] = np.moveaxis(_values(cut, name, datakey), dims.index(TIME), 0)
+            return out
 
     def __repr__(self) -> str:
         return "NetcdfBackend()"

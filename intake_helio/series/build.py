@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import dask.array as da
@@ -29,13 +29,14 @@ import xarray as xr
 from dask.base import tokenize
 from dask.highlevelgraph import HighLevelGraph, MaterializedLayer
 
-from ..base.backends import TIME, Layout, Scan
+from ..base.backends import TIME, Kind, Layout, Scan
 from ..base.errors import ArgumentError, FileReadError, HelioError, HelioWarning
 from ..base.reasons import REFUSED_COLUMN, Reason
 from ..base.settings import Settings, current
 from ..base.sizes import known_sizes
+from ..base.work import active_client, batch_sizes, threads_of
 from ..io.masking import mask_url
-from .read import open_first, outcome, read_file, scan_file
+from .read import fetch, open_first, outcome, read_file, scan_file
 from .spec import SeriesSpec, series_spec
 
 __all__ = ["SeriesError", "SeriesLayer", "open_series", "series_specs"]
@@ -58,15 +59,18 @@ class SeriesLayer(MaterializedLayer):
         files: Sequence[int],
         time: str,
         status: Sequence[str] = (),
+        batches: Sequence[tuple[int, ...]] | None = None,
     ):
         super().__init__(mapping)
         self.spec = spec
-        self.files = tuple(files)  # the file of each task, in chunk order
+        self.files = tuple(files)  # the files with records, in chunk order
         self.time = time
         self.status = tuple(status)  # every file's status when the series was opened
+        # the files of each task (one chunk each), in order
+        self.batches = tuple(batches) if batches is not None else tuple((i,) for i in files)
 
     def __reduce__(self):
-        args = (dict(self.mapping), self.spec, self.files, self.time, self.status)
+        args = (dict(self.mapping), self.spec, self.files, self.time, self.status, self.batches)
         return (SeriesLayer, args)
 
 
@@ -169,16 +173,18 @@ def read_or_fill(
     time: str,
     names: tuple[str, ...],
     expected: int,
-    kinds: tuple[tuple[str, tuple[int, ...]], ...],
+    kinds: tuple[Kind, ...],
     on_error: str,
+    fetched: Callable[[], bytes] | None = None,
 ) -> dict[str, Any]:
-    """The task of file ``i``: its records and ``"ok"``, or (``on_error="nan"``) fills and
-    the reason (with ``"raise"``, the file's error is raised)."""
+    """File ``i``'s records and ``"ok"``, or (``on_error="nan"``) fills and the reason
+    (with ``"raise"``, the file's error is raised)."""
+    want = dict(zip(names, kinds, strict=True))
     if on_error == "raise":
-        out = read_file(spec, i, time, names, expected)
+        out = read_file(spec, i, time, want, expected, fetched)
         out[_STATUS] = str(Reason.OK)
         return out
-    value, why, _ = outcome(lambda: read_file(spec, i, time, names, expected))
+    value, why, _ = outcome(lambda: read_file(spec, i, time, want, expected, fetched))
     if value is None:
         value = {
             name: _fill(np.dtype(dt), (expected, *sizes))
@@ -186,6 +192,58 @@ def read_or_fill(
         }
     value[_STATUS] = why
     return value
+
+
+def read_batch(
+    spec: SeriesSpec,
+    files: tuple[int, ...],
+    time: str,
+    names: tuple[str, ...],
+    counts: tuple[int, ...],
+    kinds: tuple[Kind, ...],
+    on_error: str,
+) -> dict[str, Any]:
+    """The task of consecutive files: their records joined along time, and the status of
+    each (a list, in order). The next ``read-ahead`` files are fetched while one is read."""
+    if len(files) == 1:
+        out = read_or_fill(spec, files[0], time, names, counts[0], kinds, on_error)
+        out[_STATUS] = [out[_STATUS]]
+        return out
+    ahead = max(1, spec.settings.read_ahead)
+    parts: list[dict[str, Any]] = []
+    with concurrent.futures.ThreadPoolExecutor(ahead) as pool:
+        futures = {k: pool.submit(fetch, spec, files[k]) for k in range(min(ahead, len(files)))}
+        try:
+            for k, (i, n) in enumerate(zip(files, counts, strict=True)):
+                if k + ahead < len(files):
+                    futures[k + ahead] = pool.submit(fetch, spec, files[k + ahead])
+                got = futures.pop(k).result
+                parts.append(read_or_fill(spec, i, time, names, n, kinds, on_error, got))
+        finally:
+            for fut in futures.values():
+                fut.cancel()
+    out: dict[str, Any] = {name: np.concatenate([p[name] for p in parts]) for name in names}
+    out[_STATUS] = [p[_STATUS] for p in parts]
+    return out
+
+
+def _batches(spec: SeriesSpec, chunked: list[int]) -> list[tuple[int, ...]]:
+    """The files of each read task: consecutive small files share one (``batch-bytes`` of
+    them by the index's median filesize), keeping two tasks or more per thread
+    (:func:`~intake_helio.base.work.batch_sizes`); files of ``batch-bytes`` or more, or of
+    unknown size, are one task each."""
+    settings = spec.settings
+    sizes = [spec.filesizes[i] for i in chunked if spec.filesizes[i] > 0]
+    if not chunked or not sizes or settings.batch_bytes <= 0:
+        return [(i,) for i in chunked]
+    typical = float(np.median(sizes))
+    most = max(1, int(settings.batch_bytes // max(typical, 1.0)))
+    threads = threads_of(active_client())
+    out, at = [], 0
+    for size in batch_sizes(len(chunked), len(chunked), threads, True, most):
+        out.append(tuple(chunked[at : at + size]))
+        at += size
+    return out
 
 
 def _check(on_error: str, start: Any, stop: Any) -> None:
@@ -305,14 +363,15 @@ def _dataset(spec, files, template, scans, status, time, on_error, attrs) -> xr.
         (str(template[n].dtype), tuple(template[n].transpose(TIME, ...).shape[1:])) for n in varying
     )
     chunked = [i for i in range(n_files) if counts[i] > 0]
-    token = tokenize(spec, tuple(counts), varying, time, on_error)
+    batches = _batches(spec, chunked)
+    token = tokenize(spec, tuple(counts), varying, time, on_error, batches)
     read_name = f"helio-series-read-{token}"
-    tasks = {
-        (read_name, j): (read_or_fill, spec, i, time, varying, int(counts[i]), kinds, on_error)
-        for j, i in enumerate(chunked)
-    }
-    reads = SeriesLayer(tasks, spec, chunked, time, status)
-    n = len(chunked)
+    tasks = {}
+    for j, batch in enumerate(batches):
+        n_of = tuple(int(counts[i]) for i in batch)
+        tasks[(read_name, j)] = (read_batch, spec, batch, time, varying, n_of, kinds, on_error)
+    reads = SeriesLayer(tasks, spec, chunked, time, status, batches)
+    n = len(batches)
 
     def lazy(key: str, dtype: np.dtype, sizes: tuple[int, ...]) -> da.Array:
         name = f"{key}-{token}"
@@ -320,7 +379,7 @@ def _dataset(spec, files, template, scans, status, time, on_error, attrs) -> xr.
         anchor = _anchor_of(read_name)
         picks = {(name, j, *zeros): (_pick, (read_name, j), key, anchor) for j in range(n)}
         graph = _graph(reads, read_name, name, picks)
-        chunks = (tuple(int(counts[i]) for i in chunked), *((s,) for s in sizes))
+        chunks = (tuple(int(counts[list(f)].sum()) for f in batches), *((s,) for s in sizes))
         return da.Array(graph, name, chunks, dtype=dtype)
 
     data_vars, coords = {}, {}
@@ -334,7 +393,7 @@ def _dataset(spec, files, template, scans, status, time, on_error, attrs) -> xr.
             (coords if name in template.coords else data_vars)[name] = var
     coords[TIME] = xr.Variable(TIME, tcoord, attrs=dict(template[TIME].attrs))
     coords.update(_file_coords(spec, files, counts))
-    data_vars["file_status"] = _status_variable(status, chunked, reads, read_name, on_error)
+    data_vars["file_status"] = _status_variable(status, batches, reads, read_name, on_error)
     ds = xr.Dataset(data_vars, coords, attrs=dict(template.attrs))
     ds.attrs.update(attrs or {})
     ds.attrs["intake_helio_format"] = spec.format
@@ -353,16 +412,16 @@ def _file_coords(spec: SeriesSpec, files: pd.DataFrame, counts: np.ndarray) -> d
     return out
 
 
-def _status_variable(status, chunked, reads, read_name, on_error) -> xr.Variable:
+def _status_variable(status, batches, reads, read_name, on_error) -> xr.Variable:
     """``file_status``: known at opening, or (``on_error="nan"``) from each read task."""
     attrs = {"long_name": "each file's outcome: ok, or the reason (intake_helio.Reason)"}
-    if on_error == "raise" or not chunked:
+    if on_error == "raise" or not batches:
         return xr.Variable("file", np.array(status, dtype=object), attrs=attrs)
     name = f"file-status-{read_name.rsplit('-', 1)[-1]}"
-    task_of = {i: j for j, i in enumerate(chunked)}
+    task_of = {i: (j, k) for j, files in enumerate(batches) for k, i in enumerate(files)}
     picks = {
         (name, i): (
-            (_pick_status, (read_name, task_of[i]), _anchor_of(read_name))
+            (_pick_status, (read_name, task_of[i][0]), task_of[i][1], _anchor_of(read_name))
             if i in task_of
             else (_known, status[i])
         )
@@ -406,6 +465,6 @@ def _known(status: str) -> np.ndarray:
     return np.array([status], dtype=object)
 
 
-def _pick_status(result: dict[str, Any], _anchor: None) -> np.ndarray:
-    """The status of one read task, as a one-element array."""
-    return np.array([result[_STATUS]], dtype=object)
+def _pick_status(result: dict[str, Any], k: int, _anchor: None) -> np.ndarray:
+    """The status of the ``k``-th file of one read task, as a one-element array."""
+    return np.array([result[_STATUS][k]], dtype=object)

@@ -11,13 +11,13 @@ reason (the one table, :func:`~intake_helio.io.failures.reason_for`).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
 import xarray as xr
 
-from ..base.backends import TIME, Scan
+from ..base.backends import TIME, Kind, Scan
 from ..base.errors import ArgumentError, FileReadError, picklable_cause
 from ..base.reasons import Reason
 from ..base.sizes import file_limit, known_size
@@ -124,9 +124,17 @@ def _reopen(spec: SeriesSpec, i: int, time: str, names: tuple[str, ...]) -> xr.D
 
 
 def read_file(
-    spec: SeriesSpec, i: int, time: str, names: tuple[str, ...], expected: int
+    spec: SeriesSpec,
+    i: int,
+    time: str,
+    names: Mapping[str, Kind],
+    expected: int,
+    fetched: Callable[[], bytes] | None = None,
 ) -> dict[str, np.ndarray]:
     """The records of file ``i`` inside ``[start, stop)``: each variable, time first.
+
+    Only ``names`` are decoded, and (CDF, netCDF) only their records in the range
+    (:meth:`~intake_helio.base.backends.SeriesBackend.read`).
 
     Parameters
     ----------
@@ -136,10 +144,12 @@ def read_file(
         The file.
     time : str
         The time variable chosen on the first file (every file uses the same).
-    names : tuple of str
-        The record-varying variables of the series.
+    names : mapping of str to Kind
+        The record-varying variables of the series, with their dtypes and sizes.
     expected : int
         The records of ``[start, stop)`` the file had when the series was opened.
+    fetched : callable, optional
+        Gives the file's bytes (fetched ahead by the task); default :func:`fetch`.
 
     Raises
     ------
@@ -147,20 +157,17 @@ def read_file(
         The file's records changed since the series was opened (``SHAPE_MISMATCH``), or
         lack a variable (``VARIABLES_DIFFER``); the backend's and :func:`fetch`'s errors.
     """
-    ds = _reopen(spec, i, time, names)
-    keep = spec.keep(ds[TIME].values)
-    n = int(keep.sum())
+    args = _backend_args(spec, i, time)
+    data = fetch(spec, i) if fetched is None else fetched()
+    out = spec.backend.read(data, names=names, start=spec.start, stop=spec.stop, **args)
+    n = len(out[TIME])
     if n != expected:
         raise FileReadError(
-            mask_url(spec.datakeys[i]),
+            args["datakey"],
             Reason.SHAPE_MISMATCH,
             f"{n} records in range, {expected} when the series was opened: the file "
             "changed; open the series again",
         )
-    out = {TIME: ds[TIME].values[keep]}
-    for name in names:
-        var = ds[name].transpose(TIME, ...)
-        out[name] = var.values[keep]
     return out
 
 

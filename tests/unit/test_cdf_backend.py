@@ -26,6 +26,7 @@ try:
     import sunpy
 except ImportError:  # pragma: no cover
     sunpy = None
+from intake_helio.base.backends import records_of
 from intake_helio.base.errors import ArgumentError, FileReadError
 from intake_helio.base.reasons import Reason
 from intake_helio.cdf import BACKEND, layout_of, records
@@ -119,6 +120,104 @@ def test_mission_files_open_as_cdf_to_xarray_and_scan_agrees(path):
     scan = call("scan", data)
     assert scan.layout == layout_of(ds)
     np.testing.assert_array_equal(scan.times, ds["time"].values)
+
+
+def varying(ds: xr.Dataset) -> dict:
+    """The record-varying variables of an opened file, as the series layer asks a read."""
+    return {
+        n: (str(v.dtype), tuple(v.transpose("time", ...).shape[1:]))
+        for n, v in ds.variables.items()
+        if "time" in v.dims and n != "time"
+    }
+
+
+def read(data: bytes, ds: xr.Dataset, start, stop, names=None, max_bytes=BIG) -> dict:
+    return BACKEND.read(
+        data, datakey="bucket/f.cdf", variables=None, time=ds.attrs["intake_helio_time"],
+        names=varying(ds) if names is None else names, start=np.datetime64(start, "ns"),
+        stop=np.datetime64(stop, "ns"), max_bytes=max_bytes,
+    )  # fmt: skip
+
+
+def assert_read_is_open_cut(data: bytes, ds: xr.Dataset, start, stop) -> None:
+    got = read(data, ds, start, stop)
+    want = records_of(ds, varying(ds), np.datetime64(start, "ns"), np.datetime64(stop, "ns"))
+    assert got.keys() == want.keys()
+    for name, values in want.items():
+        assert got[name].dtype == values.dtype, name
+        np.testing.assert_array_equal(got[name], values, err_msg=name)
+
+
+RANGES = [  # whole; cut inside (on a record, between records); before the file; after it
+    (START, STOP),
+    ("2024-03-01T00:03:00", "2024-03-01T00:11:01"),
+    ("2024-03-01T00:03:00.5", "2024-03-01T00:03:04"),
+    ("2024-02-01", "2024-03-01"),
+    ("2024-03-01T00:20", "2024-03-02"),
+]
+
+
+@pytest.mark.parametrize(("file", "variables", "time"), [c[:3] for c in CASES])
+@pytest.mark.parametrize(("start", "stop"), RANGES)
+def test_read_is_open_cut_to_the_range(file, variables, time, start, stop):
+    data = FILES[file]
+    ds = call("open", data, variables=variables, time=time)
+    assert_read_is_open_cut(data, ds, start, stop)
+
+
+@pytest.mark.skipif(not MISSION_FILES, reason="no mission CDF files (sunpy's test data)")
+@pytest.mark.parametrize("path", MISSION_FILES, ids=lambda p: p.name)
+def test_mission_files_read_as_open_cut(path):
+    data = path.read_bytes()
+    try:
+        ds = call("open", data)
+    except FileReadError:
+        return  # the empty file: no time (the test above)
+    t = ds["time"].values
+    for start, stop in ((t[0], t[-1] + 1), (t[len(t) // 3], t[2 * len(t) // 3])):
+        assert_read_is_open_cut(data, ds, start, stop)
+
+
+def test_read_decodes_only_the_range_not_the_file():
+    """An hour of a day's file (1 Hz): cdflib reads those records and converts those
+    epochs only; decoding the whole file (open) holds several times more at its peak."""
+    import tracemalloc
+
+    data = magnetometer_cdf("2024-03-01", "2024-03-02", "1s", fill_records=(3700,))
+    ds = call("open", data)
+    tracemalloc.start()
+    try:
+        call("open", data)
+        whole = tracemalloc.get_traced_memory()[1]
+        tracemalloc.reset_peak()
+        got = read(data, ds, "2024-03-01T01:00", "2024-03-01T02:00")
+        hour = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert len(got["time"]) == 3600 and np.isnan(got["B_mag"][100])  # record 3700: fill
+    assert hour < whole / 4, (hour, whole)
+
+
+def test_read_of_a_variable_the_file_lacks_is_variables_differ():
+    data = FILES["mag"]
+    ds = call("open", data)
+    with pytest.raises(FileReadError) as info:
+        read(data, ds, START, STOP, names={"B_mag": ("float32", ()), "N_i": ("float32", ())})
+    assert info.value.reason == Reason.VARIABLES_DIFFER and "'N_i'" in info.value.detail
+
+
+def test_read_refuses_a_range_over_max_bytes():
+    data = FILES["mag"]
+    ds = call("open", data)
+    exc = reason_of_read(data, ds, max_bytes=2000)
+    assert exc.reason == Reason.FILE_TOO_LARGE and "max_bytes=2000" in exc.detail
+
+
+def reason_of_read(data: bytes, ds: xr.Dataset, **kw) -> FileReadError:
+    with pytest.raises(FileReadError) as info:
+        read(data, ds, START, STOP, **kw)
+    assert info.value.datakey == "bucket/f.cdf"
+    return info.value
 
 
 def test_values_are_the_callers_signal_with_fill_as_nan():

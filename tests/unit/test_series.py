@@ -122,6 +122,31 @@ def test_a_failure_at_compute_gives_nan_records_and_the_reason():
     assert np.isnan(got.B_GSE.values[360:]).all() and not np.isnan(got.B_GSE.values[:360]).any()
 
 
+def test_small_files_share_read_tasks_and_each_keeps_its_status():
+    """12 small files on 2 threads: 4 tasks of 3 files (batch-bytes, two tasks a thread),
+    chunked per task; a file gone at compute is NaN and its reason, its neighbours read."""
+    df, blobs = _files(12, root="memory://series-batch")
+    with dask.config.set({"num_workers": 2}):
+        ds = ih.open_series(df, format="cdf", start=T0, stop=T0 + 12 * HOUR, on_error="nan")
+        with dask.config.set({"intake_helio.batch-bytes": 0}):
+            single = ih.open_series(df, format="cdf", start=T0, stop=T0 + 12 * HOUR)
+    (layer,) = series_specs(ds)
+    assert layer.batches == ((0, 1, 2), (3, 4, 5), (6, 7, 8), (9, 10, 11)) and len(layer) == 4
+    assert ds.B_GSE.chunks[0] == (1080,) * 4
+    assert len(series_specs(single)[0]) == 12 and single.B_GSE.chunks[0] == (360,) * 12
+    fsspec.filesystem("memory").rm_file("/series-batch/f4.cdf")  # gone after opening
+    got = ds.compute()
+    status = got.file_status.values.tolist()
+    assert status[4] == ih.Reason.MISSING_OBJECT and status[:4] + status[5:] == ["ok"] * 11
+    want = xr.concat([_reference(b) for b in blobs], "Epoch")
+    bad = slice(4 * 360, 5 * 360)
+    assert np.isnan(got.B_GSE.values[bad]).all()
+    keep = np.ones(12 * 360, bool)
+    keep[bad] = False
+    np.testing.assert_array_equal(got.B_GSE.values[keep], want.B_GSE.values[keep])
+    np.testing.assert_array_equal(got.time.values, want.Epoch.values)
+
+
 def test_arguments_are_checked_before_any_file_is_read():
     df, _ = _files(1, root="memory://series-args")
     with pytest.raises(ih.HelioError, match="on_error='skip'"):
