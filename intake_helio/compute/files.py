@@ -9,6 +9,7 @@ done in parts of ``intake_helio.part-size`` files on the active scheduler, with 
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -21,8 +22,8 @@ from ..base.backends import TIME
 from ..base.errors import HelioError
 from ..base.reasons import Reason
 from ..base.settings import current
-from ..series.build import SeriesLayer, series_specs
-from ..series.read import file_dataset, outcome
+from ..series.build import SeriesLayer, file_batches, series_specs
+from ..series.read import ahead, file_dataset, outcome, skeleton_of
 from .progress import Progress
 
 __all__ = [
@@ -68,9 +69,9 @@ def _values(result: Any, name: str) -> dict[str, Any]:
     return out
 
 
-def map_file(layer_spec, i, time, names, within, func, name) -> tuple[dict, str]:
-    """The task of one file: ``func`` on its Dataset, as ``(values, status)``."""
-    data, why, _ = outcome(lambda: file_dataset(layer_spec, i, time, names, within))
+def map_file(spec, i, time, skeleton, within, func, name, fetched=None) -> tuple[dict, str]:
+    """``func`` on file ``i``'s Dataset, as ``(values, status)``."""
+    data, why, _ = outcome(lambda: file_dataset(spec, i, time, skeleton, within, fetched))
     if data is None:
         return {}, why
     try:
@@ -79,17 +80,29 @@ def map_file(layer_spec, i, time, names, within, func, name) -> tuple[dict, str]
         return {}, f"{Reason.FUNCTION_ERROR}: {name} raised {type(exc).__name__}: {exc}"[:300]
 
 
+def map_batch(spec, files, time, skeleton, within, func, name) -> list[tuple[dict, str]]:
+    """The task of consecutive files (one, or several small ones fetched read-ahead):
+    ``(values, status)`` of each, in order."""
+    with contextlib.closing(ahead(spec, files)) as fetched:
+        return [map_file(spec, i, time, skeleton, within, func, name, got) for i, got in fetched]
+
+
 @dataclass(frozen=True)
 class FilePlan:
     """What mapping a function over a series' files needs, from the (selected) Dataset."""
 
     spec: Any
     time: str
-    names: tuple[str, ...]
+    skeleton: xr.Dataset  # the variables given to the function, without records
     within: tuple[np.datetime64, np.datetime64] | None
     todo: tuple[int, ...]  # the files read, in order
     rows: tuple[int, ...]  # the files of the result (those read and those bad at opening)
     status: tuple[str, ...]  # every file's status when the series was opened
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """The data variables along time given to the function."""
+        return tuple(n for n, v in self.skeleton.data_vars.items() if TIME in v.dims)
 
     def parts(self, part_size: int) -> list[tuple[int, ...]]:
         """The files to read, ``part_size`` at a time."""
@@ -117,7 +130,8 @@ def file_plan(ds: xr.Dataset) -> FilePlan:
         if st != Reason.OK and within is not None and _touches(ds, i, within)
     ]
     rows = tuple(sorted(set(todo) | set(bad)))
-    return FilePlan(layer.spec, layer.time, names, within, todo, rows, tuple(layer.status))
+    skeleton = skeleton_of(ds[list(names)])
+    return FilePlan(layer.spec, layer.time, skeleton, within, todo, rows, tuple(layer.status))
 
 
 def function_name(func: Callable) -> str:
@@ -153,13 +167,15 @@ def several(funcs: Sequence[Callable]) -> Several:
 def compute_files(plan: FilePlan, files: tuple[int, ...], func: Callable) -> dict:
     """``{file: (values, status)}`` of ``func`` on ``files``, on the active scheduler."""
     name = function_name(func)
+    batches = file_batches(plan.spec, files)
     tasks = [
-        dask.delayed(map_file, pure=False)(
-            plan.spec, i, plan.time, plan.names, plan.within, func, name
+        dask.delayed(map_batch, pure=False)(
+            plan.spec, batch, plan.time, plan.skeleton, plan.within, func, name
         )
-        for i in files
+        for batch in batches
     ]
-    return dict(zip(files, dask.compute(*tasks), strict=True))
+    done = [r for results in dask.compute(*tasks) for r in results]
+    return dict(zip(files, done, strict=True))
 
 
 def map_files(
@@ -179,7 +195,8 @@ def map_files(
         by variables (``ds[["B_GSE"]]``: only those are given to ``func``).
     func : callable
         ``func(file_ds) -> number or dict of numbers``: the file's records (a Dataset
-        along ``time``, loaded). An exception gives that file the reason
+        along ``time``, loaded; only its variables along time are read from the file,
+        its attributes and support data are the series', as in ``ds``). An exception gives that file the reason
         ``"function error: ..."``.
     part_size : int, optional
         Files per part (default ``intake_helio.part-size``).

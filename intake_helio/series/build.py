@@ -18,6 +18,7 @@ reason its read task met (its records then NaN / NaT / 0).
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -36,10 +37,10 @@ from ..base.settings import Settings, current
 from ..base.sizes import known_sizes
 from ..base.work import active_client, batch_sizes, threads_of
 from ..io.masking import mask_url
-from .read import fetch, open_first, outcome, read_file, scan_file
+from .read import ahead, open_first, outcome, read_file, scan_file
 from .spec import SeriesSpec, series_spec
 
-__all__ = ["SeriesError", "SeriesLayer", "open_series", "series_specs"]
+__all__ = ["SeriesError", "SeriesLayer", "file_batches", "open_series", "series_specs"]
 
 #: The key of a read task's result that holds the file's status (not a variable name).
 _STATUS = "\x00status"
@@ -209,25 +210,16 @@ def read_batch(
         out = read_or_fill(spec, files[0], time, names, counts[0], kinds, on_error)
         out[_STATUS] = [out[_STATUS]]
         return out
-    ahead = max(1, spec.settings.read_ahead)
     parts: list[dict[str, Any]] = []
-    with concurrent.futures.ThreadPoolExecutor(ahead) as pool:
-        futures = {k: pool.submit(fetch, spec, files[k]) for k in range(min(ahead, len(files)))}
-        try:
-            for k, (i, n) in enumerate(zip(files, counts, strict=True)):
-                if k + ahead < len(files):
-                    futures[k + ahead] = pool.submit(fetch, spec, files[k + ahead])
-                got = futures.pop(k).result
-                parts.append(read_or_fill(spec, i, time, names, n, kinds, on_error, got))
-        finally:
-            for fut in futures.values():
-                fut.cancel()
+    with contextlib.closing(ahead(spec, files)) as fetched:
+        for (i, got), n in zip(fetched, counts, strict=True):
+            parts.append(read_or_fill(spec, i, time, names, n, kinds, on_error, got))
     out: dict[str, Any] = {name: np.concatenate([p[name] for p in parts]) for name in names}
     out[_STATUS] = [p[_STATUS] for p in parts]
     return out
 
 
-def _batches(spec: SeriesSpec, chunked: list[int]) -> list[tuple[int, ...]]:
+def file_batches(spec: SeriesSpec, chunked: Sequence[int]) -> list[tuple[int, ...]]:
     """The files of each read task: consecutive small files share one (``batch-bytes`` of
     them by the index's median filesize), keeping two tasks or more per thread
     (:func:`~intake_helio.base.work.batch_sizes`); files of ``batch-bytes`` or more, or of
@@ -363,7 +355,7 @@ def _dataset(spec, files, template, scans, status, time, on_error, attrs) -> xr.
         (str(template[n].dtype), tuple(template[n].transpose(TIME, ...).shape[1:])) for n in varying
     )
     chunked = [i for i in range(n_files) if counts[i] > 0]
-    batches = _batches(spec, chunked)
+    batches = file_batches(spec, chunked)
     token = tokenize(spec, tuple(counts), varying, time, on_error, batches)
     read_name = f"helio-series-read-{token}"
     tasks = {}

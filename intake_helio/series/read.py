@@ -11,7 +11,8 @@ reason (the one table, :func:`~intake_helio.io.failures.reason_for`).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import concurrent.futures
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -28,7 +29,16 @@ from ..io.retry import retry_io
 from ..io.transport import Deadline, FileSystems, cat_bounded
 from .spec import SeriesSpec
 
-__all__ = ["fetch", "file_dataset", "open_first", "outcome", "read_file", "scan_file"]
+__all__ = [
+    "ahead",
+    "fetch",
+    "file_dataset",
+    "open_first",
+    "outcome",
+    "read_file",
+    "scan_file",
+    "skeleton_of",
+]
 
 #: ``FileSystems(storage_options)``-like: ``url -> (fs, path)``.
 FsOf = Callable[[str], tuple[Any, str]]
@@ -110,25 +120,12 @@ def scan_file(spec: SeriesSpec, i: int, time: str | None) -> Scan:
         ) from exc
 
 
-def _reopen(spec: SeriesSpec, i: int, time: str, names: tuple[str, ...]) -> xr.Dataset:
-    """File ``i`` opened at compute, on the series' time; it must still have ``names``."""
-    ds = spec.backend.open(fetch(spec, i), **_backend_args(spec, i, time))
-    missing = [v for v in names if v not in ds.variables]
-    if missing:
-        raise FileReadError(
-            mask_url(spec.datakeys[i]),
-            Reason.VARIABLES_DIFFER,
-            f"no variable {missing[0]!r} now (it had when the series was opened)",
-        )
-    return ds
-
-
 def read_file(
     spec: SeriesSpec,
     i: int,
     time: str,
     names: Mapping[str, Kind],
-    expected: int,
+    expected: int | None,
     fetched: Callable[[], bytes] | None = None,
 ) -> dict[str, np.ndarray]:
     """The records of file ``i`` inside ``[start, stop)``: each variable, time first.
@@ -146,8 +143,9 @@ def read_file(
         The time variable chosen on the first file (every file uses the same).
     names : mapping of str to Kind
         The record-varying variables of the series, with their dtypes and sizes.
-    expected : int
-        The records of ``[start, stop)`` the file had when the series was opened.
+    expected : int or None
+        The records of ``[start, stop)`` the file had when the series was opened (None:
+        not checked).
     fetched : callable, optional
         Gives the file's bytes (fetched ahead by the task); default :func:`fetch`.
 
@@ -161,7 +159,7 @@ def read_file(
     data = fetch(spec, i) if fetched is None else fetched()
     out = spec.backend.read(data, names=names, start=spec.start, stop=spec.stop, **args)
     n = len(out[TIME])
-    if n != expected:
+    if expected is not None and n != expected:
         raise FileReadError(
             args["datakey"],
             Reason.SHAPE_MISMATCH,
@@ -171,21 +169,71 @@ def read_file(
     return out
 
 
+def skeleton_of(ds: xr.Dataset) -> xr.Dataset:
+    """``ds`` (a series, or a selection of one) without records: its variables along
+    ``time`` empty numpy arrays, its support data and attributes as they are; what a
+    task needs to give one file's records as a Dataset (:func:`file_dataset`)."""
+    out = {}
+    for name, var in ds.variables.items():
+        if TIME in var.dims:
+            var = var.transpose(TIME, ...)
+            empty = np.zeros((0, *var.shape[1:]), var.dtype)
+            out[name] = xr.Variable(var.dims, empty, attrs=dict(var.attrs))
+        elif "file" not in var.dims:
+            out[name] = var
+    data = {k: v for k, v in out.items() if k in ds.data_vars}
+    coords = {k: v for k, v in out.items() if k not in data}
+    return xr.Dataset(data, coords=coords, attrs=dict(ds.attrs))
+
+
 def file_dataset(
     spec: SeriesSpec,
     i: int,
     time: str,
-    names: tuple[str, ...],
+    skeleton: xr.Dataset,
     within: tuple[np.datetime64, np.datetime64] | None = None,
+    fetched: Callable[[], bytes] | None = None,
 ) -> xr.Dataset:
-    """File ``i``'s Dataset: its records in ``[start, stop)`` (and in the closed range
-    ``within``), the variables ``names`` and their coordinates (``map_files``' input)."""
-    ds = _reopen(spec, i, time, names)
-    t = ds[TIME].values
-    keep = spec.keep(t)
-    if within is not None:
-        keep &= (t >= within[0]) & (t <= within[1])
-    return ds[list(names)].isel({TIME: np.flatnonzero(keep)})
+    """File ``i``'s records in ``[start, stop)`` (and in the closed range ``within``) on
+    the series' ``skeleton`` (:func:`skeleton_of`): ``map_files``' input. Only the
+    skeleton's variables along time are decoded (:func:`read_file`)."""
+    names = {
+        n: (str(v.dtype), tuple(v.shape[1:]))
+        for n, v in skeleton.variables.items()
+        if TIME in v.dims and n != TIME
+    }
+    got = read_file(spec, i, time, names, None, fetched)
+    t = got[TIME]
+    keep = slice(None) if within is None else (t >= within[0]) & (t <= within[1])
+    variables = {
+        n: xr.Variable(v.dims, got[n][keep] if n in got else v.data, attrs=dict(v.attrs))
+        for n, v in skeleton.variables.items()
+    }
+    data = {k: variables[k] for k in skeleton.data_vars}
+    coords = {k: v for k, v in variables.items() if k not in data}
+    return xr.Dataset(data, coords=coords, attrs=dict(skeleton.attrs))
+
+
+def ahead(
+    spec: SeriesSpec, files: Sequence[int]
+) -> Iterator[tuple[int, Callable[[], bytes] | None]]:
+    """Each of ``files`` with what gives its bytes, the next ``read-ahead`` of them fetched
+    meanwhile (None for a file alone: :func:`read_file` fetches it). Close the generator
+    (``contextlib.closing``) to cancel the fetches not yet used."""
+    if len(files) == 1:
+        yield files[0], None
+        return
+    n = max(1, spec.settings.read_ahead)
+    with concurrent.futures.ThreadPoolExecutor(n, thread_name_prefix="helio-series") as pool:
+        futures = {k: pool.submit(fetch, spec, files[k]) for k in range(min(n, len(files)))}
+        try:
+            for k, i in enumerate(files):
+                if k + n < len(files):
+                    futures[k + n] = pool.submit(fetch, spec, files[k + n])
+                yield i, futures.pop(k).result
+        finally:
+            for fut in futures.values():
+                fut.cancel()
 
 
 def outcome(fn: Callable[[], Any]) -> tuple[Any, str, BaseException | None]:
