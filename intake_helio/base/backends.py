@@ -61,11 +61,17 @@ class Scan:
         coordinates other than ``time``), as they would be in its Dataset.
     time : str
         The name of the chosen time variable in the file.
+    signature : str, optional
+        What the format's metadata says of the file's structure (a CDF's variables and
+        their attributes), when the backend can tell it without decoding: a later file
+        with the same signature has the same layout (:meth:`SeriesBackend.scan`'s
+        ``like``).
     """
 
     times: np.ndarray
     layout: Layout
     time: str
+    signature: str | None = None
 
 
 class SeriesBackend(Protocol):
@@ -88,8 +94,24 @@ class SeriesBackend(Protocol):
         variables: Sequence[str] | None,
         time: str | None,
         max_bytes: int,
+        like: Scan | None = None,
     ) -> Scan:
-        """The times and layout of one file (only the time variable is decoded)."""
+        """The times and layout of one file (only the time variable is decoded); with
+        ``like`` (the first file's scan), a file of the same signature has its layout."""
+        ...
+
+    def template(
+        self,
+        data: bytes,
+        *,
+        datakey: str,
+        variables: Sequence[str] | None,
+        time: str | None,
+        max_bytes: int,
+    ) -> tuple[Scan, xarray.Dataset]:
+        """The first file of a series: its scan, and the structure of its :meth:`open`
+        (every variable, dtype, attribute and support data; the records along ``time``
+        may be cut short: only the structure is used)."""
         ...
 
     def open(

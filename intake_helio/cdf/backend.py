@@ -16,14 +16,19 @@ is always removed). Before anything is decoded:
   (``file too large``); epoch variables count :data:`EPOCH_WORK` times their bytes, what
   cdflib's epoch conversion holds at its peak.
 
-``scan`` decodes the chosen epoch alone (``varget`` and ``cdfepoch.to_datetime``) and learns
-the layout ``open`` would give from ``cdf_to_xarray`` on a copy whose VDRs declare at most
-two records, so both go through the same cdflib code and the same :mod:`.istp` choice.
+``template`` (the first file of a series) learns the layout ``open`` would give from
+``cdf_to_xarray`` on a copy whose VDRs declare at most two records, so both go through the
+same cdflib code and the same :mod:`.istp` choice; ``scan`` of a later file whose signature
+(its variables, their metadata and attributes) is the first file's decodes its epoch alone
+(``varget`` and ``cdfepoch.to_datetime``) and takes the first file's layout. ``read`` (a
+task at compute) decodes the asked variables for the records of ``[start, stop)`` only
+(:mod:`.ranges`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import shutil
 import tempfile
@@ -63,7 +68,14 @@ class CdfBackend:
         return records.cdf_version(head) is not None
 
     def scan(
-        self, data: bytes, *, datakey: str, variables: Names, time: str | None, max_bytes: int
+        self,
+        data: bytes,
+        *,
+        datakey: str,
+        variables: Names,
+        time: str | None,
+        max_bytes: int,
+        like: Scan | None = None,
     ) -> Scan:
         """The chosen epoch's times and the layout :meth:`open` would give.
 
@@ -80,6 +92,11 @@ class CdfBackend:
             variables are on).
         max_bytes : int
             The most bytes the file's variables may decode to.
+        like : Scan, optional
+            The first file's scan (on the same ``variables`` and ``time``): when this
+            file's signature (its variables, their metadata and attributes) is the same,
+            its layout is the same and only its epoch is decoded; else its layout is
+            learnt as the first file's was.
 
         Returns
         -------
@@ -93,14 +110,32 @@ class CdfBackend:
         ArgumentError
             A name of ``variables`` is not a data variable of the file.
         """
+        if like is not None and like.signature is not None and time in (None, like.time):
+            with _local(data, datakey, max_bytes) as local:
+                if local.signature == like.signature:
+                    times = local.epoch(like.time)
+                    _check_times(datakey, like.time, times)
+                    return Scan(times, like.layout, like.time, local.signature)
+        return self.template(
+            data, datakey=datakey, variables=variables, time=time, max_bytes=max_bytes
+        )[0]
+
+    def template(
+        self, data: bytes, *, datakey: str, variables: Names, time: str | None, max_bytes: int
+    ) -> tuple[Scan, xr.Dataset]:
+        """The file's scan and the structure of its :meth:`open`: ``cdf_to_xarray`` on a
+        copy whose VDRs declare at most two records (the data variables' records are
+        not decoded; their dtypes, attributes and the support data are the file's).
+        Parameters, raises: as :meth:`scan`."""
         with _local(data, datakey, max_bytes) as local:
             with local.capped():
                 ds = local.decode()
             chosen = local.choose(ds, variables, time)
-            layout = layout_of(istp.select(ds, chosen))
+            out = istp.select(ds, chosen)
             times = local.epoch(chosen.time)
+            signature = local.signature
         _check_times(datakey, chosen.time, times)
-        return Scan(times=times, layout=layout, time=chosen.time)
+        return Scan(times, layout_of(out), chosen.time, signature), out
 
     def open(
         self, data: bytes, *, datakey: str, variables: Names, time: str | None, max_bytes: int
@@ -174,6 +209,9 @@ class _Local:
         self.datakey = datakey
         self.order: list[str] = []
         self.records: dict[str, int] = {}
+        #: What decides cdf_to_xarray's layout of the file (check_declared sets it):
+        #: its variables, their metadata and attributes, up to two records each.
+        self.signature: str | None = None
 
     def fail(self, reason: Reason, detail: str) -> FileReadError:
         return FileReadError(self.datakey, reason, detail)
@@ -188,9 +226,14 @@ class _Local:
             self.order = [*info.rVariables, *info.zVariables]
             cdf.globalattsget()
             total, parts = 0, []
+            shape = [info.Encoding, info.Majority, info.Num_rdim, list(info.rDim_sizes)]
             for name in self.order:
                 vi = cdf.varinq(name)
-                cdf.varattsget(name)
+                atts = cdf.varattsget(name)
+                shape.append((
+                    name, vi.Var_Type, vi.Data_Type, vi.Num_Elements, list(vi.Dim_Sizes),
+                    list(vi.Dim_Vary), vi.Rec_Vary, min(vi.Last_Rec + 1, 2), sorted(atts.items()),
+                ))  # fmt: skip
                 size = cdf._type_size(vi.Data_Type, vi.Num_Elements)
                 if size < 1 or any(d < 0 for d in vi.Dim_Sizes):
                     raise self.fail(
@@ -206,6 +249,7 @@ class _Local:
                 parts.append((nbytes, name, vi.Last_Rec + 1))
                 self.records[name] = vi.Last_Rec + 1
             del cdf
+        self.signature = hashlib.sha256(repr(shape).encode()).hexdigest()
         if total > max_bytes:
             big = ", ".join(f"{n} ({r} records, {b} bytes)" for b, n, r in sorted(parts)[-3:])
             raise self.fail(

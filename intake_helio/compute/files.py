@@ -196,8 +196,8 @@ def map_files(
     func : callable
         ``func(file_ds) -> number or dict of numbers``: the file's records (a Dataset
         along ``time``, loaded; only its variables along time are read from the file,
-        its attributes and support data are the series', as in ``ds``). An exception gives that file the reason
-        ``"function error: ..."``.
+        its attributes and support data are the series', as in ``ds``). An exception
+        gives that file the reason ``"function error: ..."``.
     part_size : int, optional
         Files per part (default ``intake_helio.part-size``).
     progress : bool

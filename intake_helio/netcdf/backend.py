@@ -108,11 +108,21 @@ class _Prepared:
             "intake_helio_other_times": self.plan.other_times_text(),
         }
 
-    def load(self, datakey: str) -> xr.Dataset:
-        """The planned variables loaded into a new Dataset along ``time``."""
+    def load(self, datakey: str, records: int | None = None) -> xr.Dataset:
+        """The planned variables loaded into a new Dataset along ``time`` (its first
+        ``records`` records only, when given)."""
         built = {}
+        cut = slice(None) if records is None else slice(0, records)
         for name, var, dims in self.items():
-            values = self.times if name == TIME else _values(var, name, datakey)
+            if name == TIME:
+                values = self.times[cut]
+            else:
+                part = (
+                    var
+                    if records is None or self.plan.dim not in var.dims
+                    else (var.isel({self.plan.dim: cut}))
+                )
+                values = _values(part, name, datakey)
             built[name] = xr.Variable(dims, values, dict(var.attrs), dict(var.encoding))
         data = {k: built[k] for k in self.plan.data}
         coords = {k: v for k, v in built.items() if k not in data}
@@ -145,9 +155,17 @@ class NetcdfBackend:
         return engine_of(head) is not None
 
     def scan(
-        self, data: bytes, *, datakey: str, variables: Names, time: str | None, max_bytes: int
+        self,
+        data: bytes,
+        *,
+        datakey: str,
+        variables: Names,
+        time: str | None,
+        max_bytes: int,
+        like: Scan | None = None,
     ) -> Scan:
-        """The times and layout of one file (only the time variable is read).
+        """The times and layout of one file (only the time variable is read; ``like`` is
+        not needed: the layout comes from the file's metadata).
 
         Parameters
         ----------
@@ -177,6 +195,16 @@ class NetcdfBackend:
         with open_lazy(data, datakey) as ds:
             prepared = _Prepared(ds, datakey, variables, time, max_bytes)
             return Scan(prepared.times, _layout(prepared.items()), prepared.plan.time)
+
+    def template(
+        self, data: bytes, *, datakey: str, variables: Names, time: str | None, max_bytes: int
+    ) -> tuple[Scan, xr.Dataset]:
+        """The file's scan and the structure of its :meth:`open`: the planned variables
+        loaded for their first two records only. Parameters, raises: as :meth:`scan`."""
+        with open_lazy(data, datakey) as ds:
+            prepared = _Prepared(ds, datakey, variables, time, max_bytes)
+            scan = Scan(prepared.times, _layout(prepared.items()), prepared.plan.time)
+            return scan, prepared.load(datakey, records=2)
 
     def open(
         self, data: bytes, *, datakey: str, variables: Names, time: str | None, max_bytes: int

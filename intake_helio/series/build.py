@@ -125,12 +125,12 @@ def _scan_all(
             Reason.NO_READABLE_FRAME,
             f"none of the first {budget} files could be opened (the first: {bad})",
         )
-    time = template.attrs.get("intake_helio_time")
+    like = scans[first]
     rest = [i for i in todo if i > first]
     workers = max(1, min(spec.settings.series_scan_concurrency, len(rest) or 1))
     if rest:
         with concurrent.futures.ThreadPoolExecutor(workers) as pool:
-            futs = {i: pool.submit(outcome, lambda i=i: scan_file(spec, i, time)) for i in rest}
+            futs = {i: pool.submit(outcome, lambda i=i: scan_file(spec, i, like)) for i in rest}
             try:
                 for i in rest:
                     value, why, err = futs[i].result()

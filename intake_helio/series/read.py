@@ -97,23 +97,20 @@ def _backend_args(spec: SeriesSpec, i: int, time: str | None) -> dict[str, Any]:
 
 
 def open_first(spec: SeriesSpec, i: int) -> tuple[Scan, xr.Dataset]:
-    """The first file of a series, opened whole (the template: variables, attributes,
-    coordinates), and its scan on the time its Dataset chose."""
-    data = fetch(spec, i)
-    backend = spec.backend
-    ds = backend.open(data, **_backend_args(spec, i, None))
-    return backend.scan(data, **_backend_args(spec, i, ds.attrs.get("intake_helio_time"))), ds
+    """The first file of a series: its scan, and the template of the series (its
+    variables, attributes and support data: the backend's ``template``)."""
+    return spec.backend.template(fetch(spec, i), **_backend_args(spec, i, None))
 
 
-def scan_file(spec: SeriesSpec, i: int, time: str | None) -> Scan:
-    """A later file's times and layout, on the first file's ``time``.
+def scan_file(spec: SeriesSpec, i: int, like: Scan) -> Scan:
+    """A later file's times and layout, on the first file's time (``like``, its scan).
 
     A variable asked for that this file lacks is the file's fault (``VARIABLES_DIFFER``):
     the first file had it.
     """
     data = fetch(spec, i)
     try:
-        return spec.backend.scan(data, **_backend_args(spec, i, time))
+        return spec.backend.scan(data, like=like, **_backend_args(spec, i, like.time))
     except ArgumentError as exc:
         raise FileReadError(
             mask_url(spec.datakeys[i]), Reason.VARIABLES_DIFFER, str(exc)[:300]

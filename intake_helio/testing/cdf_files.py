@@ -73,6 +73,7 @@ def magnetometer_cdf(
     depend_0: bool = True,
     fill_records: tuple[int, ...] = (),
     compress: bool = False,
+    precision: Literal[4, 8] = 4,
 ) -> bytes:
     """An ISTP-like magnetometer CDF from ``start`` to ``stop``, as bytes.
 
@@ -98,6 +99,9 @@ def magnetometer_cdf(
         Records whose ``B_GSE`` and ``B_mag`` are ``FILLVAL``.
     compress : bool
         Compress the whole file (gzip, cdflib's ``Compressed``).
+    precision : {4, 8}
+        Bytes of each ``B_GSE`` and ``B_mag`` value (CDF_REAL4, float32; or CDF_REAL8,
+        float64: a file whose layout is not the others').
 
     Returns
     -------
@@ -117,8 +121,9 @@ def magnetometer_cdf(
             epoch[1] = TT2000_FILL
     b = np.broadcast_to(
         np.asarray(signal(times), np.float64).reshape(len(times), -1), (len(times), 3)
-    ).astype(np.float32)
-    b_mag = np.sqrt((b.astype(np.float64) ** 2).sum(axis=1)).astype(np.float32)
+    ).astype(np.float32 if precision == 4 else np.float64)
+    b_mag = np.sqrt((b.astype(np.float64) ** 2).sum(axis=1)).astype(b.dtype)
+    b_type = _REAL4 if precision == 4 else _REAL8
     b[list(fill_records)] = B_FILL
     b_mag[list(fill_records)] = B_FILL
 
@@ -166,12 +171,12 @@ def magnetometer_cdf(
             "VAR_TYPE": "data",
             "DEPEND_1": "B_comp",
             "LABL_PTR_1": "label_B_GSE",
-            "FILLVAL": [B_FILL, "CDF_REAL4"],
+            "FILLVAL": [B_FILL, "CDF_REAL4" if precision == 4 else "CDF_REAL8"],
         }
-        cdf.write_var(spec("B_GSE", _REAL4, [3]), b_atts, b)
+        cdf.write_var(spec("B_GSE", b_type, [3]), b_atts, b)
         mag_atts = {**dep, "FIELDNAM": "B_mag", "UNITS": "nT", "VAR_TYPE": "data"}
-        mag_atts["FILLVAL"] = [B_FILL, "CDF_REAL4"]
-        cdf.write_var(spec("B_mag", _REAL4, []), mag_atts, b_mag)
+        mag_atts["FILLVAL"] = b_atts["FILLVAL"]
+        cdf.write_var(spec("B_mag", b_type, []), mag_atts, b_mag)
         if state_cadence is not None:
             state_times = epoch_times(start, stop, state_cadence)
             state = {**epoch_atts, "FIELDNAM": "Epoch_state"}

@@ -263,6 +263,38 @@ def test_scan_gives_the_times_and_the_layout_of_open(file, variables, time):
     assert scan.times.dtype == np.dtype("datetime64[ns]")
 
 
+@pytest.mark.parametrize(("file", "variables", "time"), [c[:3] for c in CASES])
+def test_the_template_is_the_structure_of_open(file, variables, time):
+    data = FILES[file]
+    scan, template = BACKEND.template(
+        data, datakey="bucket/f.cdf", variables=variables, time=time, max_bytes=BIG
+    )
+    ds = call("open", data, variables=variables, time=time)
+    again = call("scan", data, variables=variables, time=time)
+    assert (scan.layout, scan.time, scan.signature) == (again.layout, again.time, again.signature)
+    np.testing.assert_array_equal(scan.times, again.times)
+    assert layout_of(template) == layout_of(ds) and template.attrs == ds.attrs
+    assert template.sizes["time"] <= 2 < ds.sizes["time"]
+    for name, var in ds.variables.items():  # the same but for the records along time
+        cut = {"time": slice(0, 0)} if "time" in var.dims else {}
+        xr.testing.assert_identical(template[name].isel(cut), ds[name].isel(cut))
+
+
+def test_a_later_file_like_the_first_has_its_layout_and_an_other_its_own():
+    first = call("scan", FILES["mag"])
+    other_day = magnetometer_cdf("2024-03-02T00:00", "2024-03-02T00:30", "2s")
+    like = BACKEND.scan(other_day, datakey="f", variables=None, time="Epoch",
+                        max_bytes=BIG, like=first)  # fmt: skip
+    assert like.signature == first.signature and like.layout == first.layout
+    assert like.times[0] == np.datetime64("2024-03-02T00:00") and len(like.times) == 900
+    wide = magnetometer_cdf("2024-03-02T00:00", "2024-03-02T00:30", "2s", precision=8)
+    own = BACKEND.scan(wide, datakey="f", variables=None, time="Epoch", max_bytes=BIG,
+                       like=first)  # fmt: skip
+    assert own.signature != first.signature
+    assert own.layout == call("scan", wide).layout != first.layout
+    assert own.layout["B_GSE"][0] == "float64"
+
+
 def test_layout_of_names_every_variable_but_time():
     ds = call("open", FILES["mag"])
     assert layout_of(ds) == {

@@ -133,6 +133,34 @@ def test_scan_layout_is_the_layout_of_open(form, ask):
     assert scan.times.dtype == np.dtype("datetime64[ns]")
 
 
+@pytest.mark.parametrize("form", list(WRITERS))
+@pytest.mark.parametrize("ask", [{}, {"variables": ["b_gse", "component"]}, {"time": "hk_time"}])
+def test_template_and_read_agree_with_open(form, ask):
+    """The template is open's structure with two records; read is open cut to a range."""
+    data = WRITERS[form][0](nf.two_times())
+    ds = _open(data, **ask)
+    scan, template = BACKEND.template(data, datakey="f.nc", max_bytes=GIB,
+                                      **{"variables": None, "time": None, **ask})  # fmt: skip
+    assert scan.layout == layout_of(template) == layout_of(ds)
+    assert template.sizes["time"] == 2 and template.attrs == ds.attrs
+    for name, var in ds.variables.items():
+        cut = {"time": slice(0, 2)} if "time" in var.dims else {}
+        xr.testing.assert_identical(template[name], ds[name].isel(cut))
+    names = {
+        n: (str(v.dtype), tuple(v.transpose("time", ...).shape[1:]))
+        for n, v in ds.variables.items()
+        if "time" in v.dims and n != "time"
+    }
+    t = ds["time"].values
+    start, stop = t[1], t[len(t) // 2]
+    got = BACKEND.read(data, datakey="f.nc", variables=ask.get("variables"), time=scan.time,
+                       names=names, start=start, stop=stop, max_bytes=GIB)  # fmt: skip
+    keep = (t >= start) & (t < stop)
+    np.testing.assert_array_equal(got["time"], t[keep])
+    for name in names:
+        np.testing.assert_array_equal(got[name], ds[name].transpose("time", ...).values[keep])
+
+
 def test_layout_shows_a_different_variable_set():
     base = _scan(nf.netcdf4_bytes(nf.series(5))).layout
     assert set(base) == {"b_gse", "temp", "component"}

@@ -190,6 +190,7 @@ def _bad_cdf(kind: str) -> bytes:
         "fill epochs": lambda: magnetometer_cdf(t, t + HOUR, "10s", epochs="fill"),
         "huge record count": lambda: declare_records(good, 3, 2**31 - 2),  # B_GSE
         "not a CDF": lambda: b"\x89HDF\r\n\x1a\n" + bytes(100),
+        "float64 B": lambda: magnetometer_cdf(t, t + HOUR, "10s", precision=8),
     }[kind]()
 
 
@@ -202,6 +203,7 @@ def _bad_cdf(kind: str) -> bytes:
         ("fill epochs", ih.Reason.BAD_TIMES),
         ("huge record count", ih.Reason.FILE_TOO_LARGE),
         ("not a CDF", ih.Reason.NOT_CDF),
+        ("float64 B", ih.Reason.VARIABLES_DIFFER),
     ],
 )
 def test_each_bad_file_gets_its_reason_and_the_good_files_keep_their_records(kind, reason):
