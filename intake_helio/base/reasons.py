@@ -11,10 +11,11 @@ in CSV/netCDF results (``Reason.TRUNCATED == "truncated"``).
 from __future__ import annotations
 
 import enum
+from collections.abc import Iterable
 
 from .errors import ArgumentError
 
-__all__ = ["FAILURE_REASONS", "REFUSED_COLUMN", "Reason", "reason_of"]
+__all__ = ["FAILURE_REASONS", "REFUSED_COLUMN", "Reason", "reason_of", "refusals"]
 
 
 class Reason(enum.StrEnum):
@@ -93,6 +94,26 @@ class Reason(enum.StrEnum):
 #: The file-list column of files that must not be read (the URL policy refused their
 #: datakey): the reason, ``"URL not allowed: ..."``, or ``""`` for a file to read.
 REFUSED_COLUMN = "refused"
+
+
+def refusals(refused: Iterable[object], error: type[Exception]) -> list[str]:
+    """Per row of a file list's :data:`REFUSED_COLUMN`: its URL policy refusal, or ``""``.
+
+    Raises ``error`` for a value that is neither ``""`` (or missing) nor a
+    ``"URL not allowed: ..."`` reason (a column of the user's own with that name).
+    """
+    out = []
+    for why in refused:
+        why = why if isinstance(why, str) else ""
+        if why and not why.startswith(str(Reason.URL_NOT_ALLOWED)):
+            raise error(
+                f"the file list's {REFUSED_COLUMN!r} column holds {why[:60]!r}; expected '' or "
+                f"'{Reason.URL_NOT_ALLOWED}: ...' (as Dataset.files(keep_refused=True) gives); "
+                "rename the column if it is your own"
+            )
+        out.append(why)
+    return out
+
 
 #: Every reason except ``"ok"``.
 FAILURE_REASONS: tuple[Reason, ...] = tuple(r for r in Reason if r is not Reason.OK)

@@ -31,7 +31,7 @@ import xarray as xr
 from dask.highlevelgraph import HighLevelGraph
 
 from ..base.errors import FrameReadError
-from ..base.reasons import Reason
+from ..base.reasons import Reason, refusals
 from ..base.settings import Settings, current
 from ..base.sizes import known_sizes
 from ..fits import frame as fits_frames
@@ -79,15 +79,9 @@ def _refused(df: pd.DataFrame) -> dict[str, str]:
     """``{datakey: reason}`` of the rows never to be read (a ``refused`` column's reasons)."""
     if REFUSED not in df:
         return {}
-    out = {}
-    for key, why in zip(df["datakey"].astype(str), df[REFUSED], strict=True):
-        if isinstance(why, str) and why:
-            if not why.startswith(str(Reason.URL_NOT_ALLOWED)):
-                raise FramesError(
-                    f"the file list's {REFUSED!r} column holds {why[:60]!r}; expected '' or "
-                    f"'{Reason.URL_NOT_ALLOWED}: ...' (as Dataset.files(keep_refused=True) "
-                    "gives); rename the column if it is your own"
-                )
+    out: dict[str, str] = {}
+    for key, why in zip(df["datakey"].astype(str), refusals(df[REFUSED], FramesError), strict=True):
+        if why:
             out.setdefault(key, why)
     return out
 

@@ -32,7 +32,7 @@ from dask.highlevelgraph import HighLevelGraph, MaterializedLayer
 
 from ..base.backends import TIME, Kind, Layout, Scan
 from ..base.errors import ArgumentError, FileReadError, HelioError, HelioWarning
-from ..base.reasons import REFUSED_COLUMN, Reason
+from ..base.reasons import REFUSED_COLUMN, Reason, refusals
 from ..base.settings import Settings, current
 from ..base.sizes import known_sizes
 from ..base.work import active_client, batch_sizes, threads_of
@@ -93,14 +93,7 @@ def _refused(files: pd.DataFrame) -> list[str]:
     """Per row: its URL policy refusal (``Dataset.files(keep_refused=True)``), or ``""``."""
     if REFUSED_COLUMN not in files:
         return [""] * len(files)
-    why = [w if isinstance(w, str) else "" for w in files[REFUSED_COLUMN].tolist()]
-    for w in why:
-        if w and not w.startswith(str(Reason.URL_NOT_ALLOWED)):
-            raise ArgumentError(
-                f"the file list's {REFUSED_COLUMN!r} column holds {w[:60]!r}; expected '' or "
-                f"'{Reason.URL_NOT_ALLOWED}: ...' (as Dataset.files(keep_refused=True) gives)"
-            )
-    return why
+    return refusals(files[REFUSED_COLUMN], ArgumentError)
 
 
 def _scan_all(
