@@ -71,6 +71,9 @@ from throughput import MALLOC_VAR, Meter, _configs, _pool_ready, lean_init, lean
 BUCKET = "bench-year"
 DATASET = "aia_0094"
 YEAR_ROWS = 129_758
+#: aia_0094's files from 2010-05-13 to 2022-12-31 (HelioCloud's index).
+MISSION_ROWS = 1_496_151
+MISSION = ("2010-05-13", "2023-01-01")
 CADENCE_MIN = 4
 GOAL_RATE, GOAL_MEMORY = 0.8, 1.5e9
 RTOL = 1e-6
@@ -88,8 +91,24 @@ def year_rows(rows: int, seed: int = 0):
     return slots[keep][:rows]
 
 
-def write_year(fs, rows: int, objects: int) -> tuple[str, list[str], np.ndarray, object]:
+def mission_rows(rows: int, seed: int = 0):
+    """The first ``rows`` of the mission's starts: 4-minute slots from 2010-05-13 to the end
+    of 2022 less seeded gaps, :data:`MISSION_ROWS` in all (a yearly index file a year)."""
+    import pandas as pd
+
+    slots = pd.date_range(*MISSION, freq=f"{CADENCE_MIN}min", inclusive="left")
+    keep = np.ones(len(slots), bool)
+    rng = np.random.default_rng(seed)
+    keep[rng.choice(len(slots), len(slots) - MISSION_ROWS, replace=False)] = False
+    return slots[keep][:rows]
+
+
+def write_year(
+    fs, rows: int, objects: int, span: str = "year"
+) -> tuple[str, list[str], np.ndarray, object]:
     """Write the objects, the index and ``catalog.json``; return what the rows point at.
+
+    ``span``: ``"year"`` (2020, :func:`year_rows`) or ``"mission"`` (:func:`mission_rows`).
 
     Returns ``(root, datakey per row, expected mean per row, times)``.
     """
@@ -112,7 +131,7 @@ def write_year(fs, rows: int, objects: int) -> tuple[str, list[str], np.ndarray,
     fs.pipe({f"{BUCKET}/{k}": v for k, v in blobs.items()})
     names = list(blobs)
     sizes = {k: len(v) for k, v in blobs.items()}
-    times = year_rows(rows)
+    times = year_rows(rows) if span == "year" else mission_rows(rows)
     step = pd.Timedelta(minutes=CADENCE_MIN)
     datakeys = [root + names[i % objects] for i in range(len(times))]
     index_rows = [
@@ -307,9 +326,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         "ih.cluster('local') itself (the CLI's --cluster local; scheduler in the client's "
         "process; the cluster's start is timed)",
     )
+    ap.add_argument(
+        "--span",
+        choices=("year", "mission"),
+        default="year",
+        help="year (default): rows of 2020; mission: rows from 2010-05-13 to 2022 (up to "
+        f"{MISSION_ROWS}, a yearly index file a year)",
+    )
     args = ap.parse_args(argv)
-    if not 1 <= args.rows <= YEAR_ROWS or args.objects < 1 or args.seed_sample < 0:
-        ap.error(f"--rows must be in [1, {YEAR_ROWS}], --objects >= 1, --seed-sample >= 0")
+    most = YEAR_ROWS if args.span == "year" else MISSION_ROWS
+    if not 1 <= args.rows <= most or args.objects < 1 or args.seed_sample < 0:
+        ap.error(f"--rows must be in [1, {most}], --objects >= 1, --seed-sample >= 0")
 
     import dask
     import distributed
@@ -325,7 +352,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         tmp = outer.enter_context(tempfile.TemporaryDirectory())
         so = s3.storage_options
         t = time.perf_counter()
-        root, datakeys, expected, times = write_year(s3.filesystem(), args.rows, args.objects)
+        root, datakeys, expected, times = write_year(
+            s3.filesystem(), args.rows, args.objects, args.span
+        )
         n = len(datakeys)
         print(
             f"wrote {args.objects} small frames (32x32 RICE_1) and a {n}-row index "

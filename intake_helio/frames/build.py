@@ -37,21 +37,16 @@ from ..base.sizes import known_sizes
 from ..fits import frame as fits_frames
 from ..io.storage import StorageOptions
 from ..io.transport import filesystem
+from .layers import FrameLayer, PickLayer, StatusLayer
 from .options import FrameOptions, FramesError, frame_options
 from .solar import WCS_KEYS, reference_attrs, solar_coords
-from .spec import REFUSED, FrameLayer, FrameSpec, ReadPlan, Window
-from .tasks import no_header_row, read_block, read_header_row, refused_block
+from .spec import REFUSED, FrameSpec, ReadPlan, Window
+from .tasks import no_header_row, read_header_row
 
 __all__ = ["WCS_KEYS", "FramesError", "open_frames", "read_headers"]
 
 
 # --------------------------------------------------------------------------- building
-def _band_status(*reasons: str) -> np.ndarray:
-    """One frame's status as a 1-element object array (a chunk of ``read_status``)."""
-    bad = [r for r in reasons if r != Reason.OK]
-    return _as_object(bad[0] if bad else str(Reason.OK))
-
-
 def _token(*parts: Any, datakeys: Sequence[str]) -> str:
     h = hashlib.sha1()
     for p in parts:
@@ -273,7 +268,10 @@ def _frames(
 ) -> xr.DataArray:
     """:func:`open_frames` once its arguments are checked: probe, window, graph, coords."""
     settings = current()
-    datakeys = tuple(df["datakey"].astype(str).tolist())
+    # the datakey coordinate first: xarray converts an object array through pandas (new
+    # strings); the spec then shares those strings (one per frame, not two)
+    key_coord = xr.Variable("time", np.asarray(df["datakey"].astype(str).tolist(), dtype=object))
+    datakeys = tuple(key_coord.values)
     filesizes = _filesizes(df)
     refused = _refused(df)
     on_error = options.on_error
@@ -324,10 +322,10 @@ def _frames(
         storage, hdu, options.units, settings, on_error, whole, options.quality == "good"
     )
     windows = [Window(band, cols) for band in bands]
-    data, status = _arrays(spec, plan, windows, token, (datakeys, filesizes, refused))
+    data, status = _arrays(spec, plan, windows, token)
     coords: dict[str, Any] = {
         "time": ("time", pd.DatetimeIndex(df["start"]).as_unit("ns").to_numpy()),
-        "datakey": ("time", np.asarray(datakeys, dtype=object)),
+        "datakey": key_coord,
         "y": ("y", np.arange(rows.start, rows.stop)),
         "x": ("x", np.arange(cols.start, cols.stop)),
     }
@@ -353,39 +351,22 @@ def _frames(
 
 
 def _arrays(
-    spec: FrameSpec, plan: ReadPlan, windows: list[Window], token: str, files: tuple
+    spec: FrameSpec, plan: ReadPlan, windows: list[Window], token: str
 ) -> tuple[da.Array, da.Array | None]:
-    """The frames' dask array (one read task per frame and band, one layer) and, with
-    ``on_error="nan"``, the ``read_status`` array picked from the same reads.
-
-    ``files`` is ``(datakeys, filesizes or None, refused)`` as the file list gave them.
-    """
-    datakeys, filesizes, refused = files
-    sizes = filesizes if filesizes is not None else (None,) * len(datakeys)
-    n, nb = len(datakeys), len(windows)
+    """The frames' dask array (one read task per frame and band, one layer whose tasks are
+    made when asked: :mod:`.layers`) and, with ``on_error="nan"``, the ``read_status``
+    array picked from the same reads."""
+    n, nb = len(spec.datakeys), len(windows)
     name = f"helio-frames-{token}"
     # with on_error="raise" the reads are the array's own (single) layer; with "nan" they
     # return (block, reason) and the array and read_status layers pick from them
     read = name if plan.on_error == "raise" else f"helio-read-{token}"
     suffix = (0,) if plan.on_error == "raise" else ()
-    reads = FrameLayer(
-        {
-            (read, i, j, *suffix): (refused_block, key, refused[key], window, plan)
-            if key in refused
-            else (read_block, key, sizes[i], window, plan)
-            for i, key in enumerate(datakeys)
-            for j, window in enumerate(windows)
-        },
-        spec,
-    )
+    reads = FrameLayer(read, n, nb, suffix, None, spec, windows, plan)
     layers: dict[str, Any] = {read: reads}
     deps: dict[str, set] = {read: set()}
     if plan.on_error == "nan":
-        layers[name] = {
-            (name, i, j, 0): (operator.getitem, (read, i, j), 0)
-            for i in range(n)
-            for j in range(nb)
-        }
+        layers[name] = PickLayer(name, n, nb, (0,), None, read, 0)
         deps[name] = {read}
     chunk_rows = tuple(w.rows.stop - w.rows.start for w in windows)
     nx = windows[0].cols.stop - windows[0].cols.start
@@ -395,12 +376,11 @@ def _arrays(
     if plan.on_error == "raise":
         return data, None
     sname = f"helio-status-{token}"
-    layer = {
-        (sname, i): (_band_status, *[(operator.getitem, (read, i, j), 1) for j in range(nb)])
-        for i in range(n)
-    }
     status = da.Array(
-        HighLevelGraph({read: reads, sname: layer}, {read: set(), sname: {read}}),
+        HighLevelGraph(
+            {read: reads, sname: StatusLayer(sname, n, None, (), None, read, nb)},
+            {read: set(), sname: {read}},
+        ),
         sname,
         chunks=((1,) * n,),
         dtype=object,

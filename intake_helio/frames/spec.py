@@ -1,12 +1,13 @@
 """What a task needs to read frames, carried by the lazy array's own graph.
 
-:func:`~intake_helio.frames.build.open_frames` puts its read tasks in a :class:`FrameLayer`:
-a dask graph layer that also holds the :class:`FrameSpec` (files, storage options, HDU,
-pixel window, units, settings). Layers travel with every dask collection built from the
-array: ``sel``/``isel``/slices/steps/boolean masks, ``xr.concat``, pickling to another
-process. :func:`resolve` finds, for any such array, which file and which pixel window each
-of its frames is, so that the frame engine can read each frame once and compute inside the
-read task. No process-local registry is involved.
+:func:`~intake_helio.frames.build.open_frames` puts its read tasks in a
+:class:`~intake_helio.frames.layers.FrameLayer`: a dask graph layer that also holds the
+:class:`FrameSpec` (files, storage options, HDU, pixel window, units, settings). Layers
+travel with every dask collection built from the array: ``sel``/``isel``/slices/steps/
+boolean masks, ``xr.concat``, pickling to another process. :func:`resolve` finds, for any
+such array, which file and which pixel window each of its frames is, so that the frame
+engine can read each frame once and compute inside the read task.
+No process-local registry is involved.
 
 An array changed by anything other than selection (arithmetic, ``where``, ``astype``, ...)
 is not resolved: the engine then computes its chunks as dask would (the generic path).
@@ -21,16 +22,14 @@ from typing import Any
 
 import numpy as np
 import xarray as xr
-from dask.highlevelgraph import MaterializedLayer
 
 from ..base.errors import ArgumentError
 from ..base.reasons import REFUSED_COLUMN
 from ..base.settings import Settings
-from ..base.sizes import known_size
+from ..base.sizes import known_size, known_sizes
 
 __all__ = [
     "REFUSED",
-    "FrameLayer",
     "FrameSpec",
     "ReadPlan",
     "Resolved",
@@ -163,7 +162,8 @@ class FrameSpec:
                     f"FrameSpec got {len(self.filesizes)} filesizes for {len(self.datakeys)} "
                     "datakeys; expected one per datakey (or filesizes=None)"
                 )
-            object.__setattr__(self, "filesizes", _Frames(_size(v) for v in self.filesizes))
+            # one vectorised pass (a Python call per frame costs ~1 s for the mission)
+            object.__setattr__(self, "filesizes", _Frames(known_sizes(self.filesizes).tolist()))
 
     def filesize(self, key: str) -> int | None:
         """The index's size of file ``key`` (None when unknown or not in the spec)."""
@@ -238,29 +238,24 @@ def _size(value: Any) -> int:
     return known_size(value) or 0
 
 
-class FrameLayer(MaterializedLayer):
-    """A materialized graph layer of frame-read tasks that also carries its :class:`FrameSpec`."""
-
-    def __init__(self, mapping: Mapping, spec: FrameSpec):
-        super().__init__(mapping)
-        self.spec = spec
-
-    def __reduce__(self):
-        return (FrameLayer, (dict(self.mapping), self.spec))
-
-
 def frame_specs(data: Any) -> list[FrameSpec]:
-    """The specs of every :class:`FrameLayer` in a dask collection's graph (none for others)."""
+    """The specs of every read layer (:class:`~intake_helio.frames.layers.FrameLayer`) in
+    a dask collection's graph (none for others)."""
     graph = getattr(data, "dask", None)
     layers = getattr(graph, "layers", None)
     if not layers:
         return []
-    return [layer.spec for layer in layers.values() if isinstance(layer, FrameLayer)]
+    return [layer.spec for layer in layers.values() if _is_read_layer(layer)]
+
+
+def _is_read_layer(layer: Any) -> bool:
+    """Whether ``layer`` is the read layer of a frames array (it carries the FrameSpec)."""
+    return isinstance(getattr(layer, "spec", None), FrameSpec)
 
 
 def _only_selections(data: Any) -> bool:
     for name, layer in data.dask.layers.items():
-        if isinstance(layer, FrameLayer) or name.startswith("helio-"):
+        if _is_read_layer(layer) or name.startswith("helio-"):
             continue
         if name.rsplit("-", 1)[0] not in _SELECTION_LAYERS:
             return False

@@ -167,7 +167,8 @@ def test_job_on_a_local_cluster_leaks_no_credential(
     # the run really used the canaries, and really logged and printed
     assert summary.ok == FRAMES - 1 and summary.failed == {"truncated": 1}
     assert "irradiance" in captured.err and "frame" in captured.err  # the progress bar
-    assert len(debug_logs.records) > 50
+    # every library logged (how many records depends on what this process did before)
+    assert {r.name.split(".")[0] for r in debug_logs.records} >= {"intake_helio", "distributed"}
     assert any(r.levelno == logging.DEBUG and r.name.startswith("s3fs") for r in debug_logs.records)
     assert any(level == "DEBUG" for logs in worker_logs.values() for level, _ in logs)
 
@@ -213,7 +214,7 @@ def test_reprs_graphs_and_errors_of_the_library_leak_no_credential(server, debug
         arg
         for key, task in graph.items()
         if isinstance(key, tuple) and key[0].startswith("helio-read-")
-        for arg in task
+        for arg in task.args  # a dask Task (made by the read layer when asked)
         if isinstance(arg, ReadPlan) and isinstance(arg.storage_options, StorageOptions)
     ]
     in_tasks = [plan.storage_options for plan in in_tasks]  # each read task's plan carries them

@@ -11,6 +11,7 @@ import io
 import pickle
 import warnings
 
+import dask
 import fsspec
 import numpy as np
 import pandas as pd
@@ -233,3 +234,67 @@ def test_progress_moves_per_task_not_per_part(files):
     parts = list(iter_map_parts(frames, frame_funcs("mean"), part_size=N, progress=bar))
     assert len(parts) == 1  # one part ...
     assert len(bar.steps) > 1 and sum(bar.steps) == N  # ... reported task by task
+
+
+# --------------------------------------------------------------------------- the read layer
+def _graph(arr) -> dict:
+    """The tasks dask runs for ``arr`` (culled; not fused, so that keys keep their names)."""
+    with dask.config.set({"optimization.fuse.active": False}):
+        return dict(dask.optimize(arr)[0].__dask_graph__())
+
+
+def _read_layer(frames):
+    from intake_helio.frames.layers import FrameLayer
+
+    (layer,) = [la for la in frames.data.dask.layers.values() if isinstance(la, FrameLayer)]
+    return layer
+
+
+def test_the_read_layer_makes_each_frames_task_when_asked(files):
+    """No task per frame is held: each is made from the spec when dask asks for its key,
+    and computing it reads that file (astropy's values)."""
+    _, truth = files
+    frames = _open(files, on_error="raise")
+    layer = _read_layer(frames)
+    assert not layer.is_materialized() and len(layer) == N and layer.keep is None
+    for i, key in enumerate(frames["datakey"].values):
+        task = layer[(layer.name, i, 0, 0)]
+        assert task.args[0] == key
+        if truth[key] is not None:
+            np.testing.assert_array_equal(task({})[0], truth[key][0])
+    with pytest.raises(KeyError):
+        layer[(layer.name, N, 0, 0)]
+
+
+@pytest.mark.parametrize("how", ["slice", "list", "step", "mask", "concat", "pickle"])
+def test_a_selection_culls_the_layer_to_its_frames_and_keeps_each_status(files, how):
+    df, _ = files
+    frames = SELECT[how](_open(files))
+    graph = _graph(frames.data)
+    read = [k for k in graph if isinstance(k, tuple) and k[0].startswith("helio-read-")]
+    keys = list(df["datakey"])
+    assert sorted(k[1] for k in read) == sorted(keys.index(k) for k in frames["datakey"].values)
+    want = ["truncated" if k.endswith(f"f{BAD}.fits") else "ok" for k in frames["datakey"].values]
+    assert [reason_of(s) for s in frames["read_status"].values] == want
+
+
+def test_a_mission_of_frames_is_built_without_a_task_per_frame():
+    """1.5 million frames are a spec and a layer; a part of them culls to its own tasks."""
+    n = 200_000
+    fs = fsspec.filesystem("memory")
+    fs.pipe_file("/mission/000000.fits", frame_bytes(make_aia_frame("2020-01-01", size=32)))
+    t = pd.date_range("2020-01-01", periods=n, freq="12s")
+    df = pd.DataFrame(
+        {"start": t, "datakey": [f"memory:///mission/{i:06d}.fits" for i in range(n)],
+         "filesize": np.full(n, 20_000)}
+    )  # fmt: skip
+    frames = ih.open_frames(df)  # only the first file is probed: the others do not exist
+    layer = _read_layer(frames)
+    assert len(layer) == n and not layer.is_materialized()
+    part = frames.isel(time=slice(120_000, 120_003))
+    graph = _graph(part.data)
+    reads = sorted(k[1] for k in graph if isinstance(k, tuple) and k[0] == layer.name)
+    assert reads == [120_000, 120_001, 120_002]
+    plan = resolve(pickle.loads(pickle.dumps(frames[::50_000])))
+    assert [k for _, k in plan.frames] == list(df["datakey"][::50_000])
+    fs.rm("/mission", recursive=True)

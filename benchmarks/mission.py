@@ -1,0 +1,137 @@
+"""The whole AIA mission of one channel from one process: cost per frame, a day to 12 years.
+
+(1) build: the lazy ``(time, y, x)`` array of ``open_frames`` for 10^4, 1.3x10^5 (a year)
+    and 1.5x10^6 (aia_0094 from 2010-05-13 to 2022) index rows. Only the first file exists
+    (a small FITS in ``memory://``): a build that read any other would fail. Per size:
+    seconds (median of ``--repeat`` runs, no tracing), the client's memory (tracemalloc
+    peak of one more run), and both per frame; beside them, in the same run, the
+    materialised graph that the array had before (dask's ``MaterializedLayer``, a Python
+    task per frame, built from the same spec) as the baseline. Flat per frame is the goal,
+    and < 3 s at 1.5x10^6.
+(2) job (``--job-rows N``): ``benchmarks/year.py --span mission --rows N``: the real job
+    (catalog, yearly index files 2010-2022, lazy frames, irradiance, parts saved, resume)
+    on a local cluster of 2 workers over N rows of the mission's index of small frames,
+    beside the lean code over the same rows: wall time, frames/s, the client's and the
+    scheduler's peak RSS, the job/lean ratio (goals: >= 0.8, client < 1.5 GB, every frame
+    valued, resume computes nothing). The full mission (1,496,151 rows) takes hours here.
+
+    python benchmarks/mission.py [--sizes 10000 129758 1496151] [--repeat 3]
+                                 [--job-rows N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import statistics
+import sys
+import time
+import tracemalloc
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+SIZES = (10_000, 129_758, 1_496_151)
+GOAL_SECONDS = 3.0
+
+
+def file_list(n: int) -> pd.DataFrame:
+    t = pd.date_range("2010-05-13", periods=n, freq="4min")
+    return pd.DataFrame(
+        {
+            "start": t,
+            "stop": t + pd.Timedelta("4min"),
+            "datakey": [f"memory://mission/aia/{i:07d}.fits" for i in range(n)],
+            "filesize": np.full(n, 14_000_000, dtype=np.int64),
+        }
+    )
+
+
+def ours(df: pd.DataFrame):
+    from intake_helio.frames.build import open_frames
+
+    return open_frames(df, on_error="raise")
+
+
+def materialised(arr) -> dict:
+    """The graph the array had before: a Python task per frame in a dict (the baseline)."""
+    from intake_helio.frames.layers import FrameLayer
+
+    (layer,) = [la for la in arr.data.dask.layers.values() if isinstance(la, FrameLayer)]
+    return {key: layer[key] for key in layer}
+
+
+def measure(fn, *args, repeat: int) -> tuple[float, float]:
+    """Median seconds of ``repeat`` calls, then the tracemalloc peak (bytes) of one more."""
+    times = []
+    for _ in range(repeat):
+        gc.collect()
+        t = time.perf_counter()
+        out = fn(*args)
+        times.append(time.perf_counter() - t)
+        del out
+    gc.collect()
+    tracemalloc.start()
+    out = fn(*args)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    del out
+    return statistics.median(times), peak
+
+
+def build(sizes, repeat: int) -> bool:
+    from fsspec.implementations.memory import MemoryFileSystem
+
+    from intake_helio.testing.aia import frame_bytes, make_aia_frame
+
+    fs = MemoryFileSystem()
+    fs.pipe_file("/mission/aia/0000000.fits", frame_bytes(make_aia_frame("2010-05-13", size=64)))
+    ours(file_list(10))  # imports and first use, untimed
+    print(f"{'frames':>10} {'build s':>9} {'us/frame':>9} {'peak MB':>9} {'B/frame':>8}"
+          f" | {'materialised s':>14} {'us/frame':>9} {'peak MB':>9} {'B/frame':>8}")  # fmt: skip
+    rows = []
+    for n in sizes:
+        df = file_list(n)
+        sec, peak = measure(ours, df, repeat=repeat)
+        arr = ours(df)
+        msec, mpeak = measure(materialised, arr, repeat=max(1, repeat // 2))
+        del arr
+        rows.append((n, sec, peak))
+        print(
+            f"{n:>10} {sec:9.2f} {1e6 * sec / n:9.2f} {peak / 1e6:9.0f} {peak / n:8.0f}"
+            f" | {sec + msec:14.2f} {1e6 * (sec + msec) / n:9.2f} {(peak + mpeak) / 1e6:9.0f}"
+            f" {(peak + mpeak) / n:8.0f}",
+            flush=True,
+        )
+    (n0, s0, p0), (n1, s1, p1) = rows[0], rows[-1]
+    flat_time = (s1 / n1) / (s0 / n0)
+    flat_mem = (p1 / n1) / (p0 / n0)
+    print(
+        f"per frame, largest/smallest size: time x{flat_time:.2f}, memory x{flat_mem:.2f}; "
+        f"materialised = ours + a task per frame in a dict (what the layer held before)"
+    )
+    ok = s1 < GOAL_SECONDS if n1 >= 1_000_000 else True
+    print(f"goal (build < {GOAL_SECONDS:g} s at the largest size): {'met' if ok else 'NOT met'}")
+    return ok
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sizes", type=int, nargs="+", default=list(SIZES))
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--job-rows", type=int, default=0, help="also run the job over N rows")
+    args = ap.parse_args(argv)
+    ok = build(sorted(args.sizes), args.repeat)
+    if args.job_rows:
+        import year  # benchmarks/year.py: the real job beside the lean code
+
+        print(f"\njob over {args.job_rows} rows of the mission's index (benchmarks/year.py):")
+        ok = year.main(["--span", "mission", "--rows", str(args.job_rows)]) == 0 and ok
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
