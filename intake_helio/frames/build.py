@@ -19,7 +19,6 @@ from __future__ import annotations
 import collections
 import concurrent.futures
 import hashlib
-import operator
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -37,11 +36,11 @@ from ..base.sizes import known_sizes
 from ..fits import frame as fits_frames
 from ..io.storage import StorageOptions
 from ..io.transport import filesystem
-from .layers import FrameLayer, PickLayer, StatusLayer
+from .layers import FrameLayer, HeaderLayer, HeaderValueLayer, PickLayer, StatusLayer
 from .options import FrameOptions, FramesError, frame_options
 from .solar import WCS_KEYS, reference_attrs, solar_coords
 from .spec import REFUSED, FrameSpec, ReadPlan, Window
-from .tasks import no_header_row, read_header_row
+from .tasks import read_header_row
 
 __all__ = ["WCS_KEYS", "FramesError", "open_frames", "read_headers"]
 
@@ -393,13 +392,7 @@ def _header_coords(spec: FrameSpec, keys, probe_header, token) -> dict[str, Any]
         return {}
     n = len(spec.datakeys)
     hname = f"helio-headers-{token}-{'-'.join(keys)}"
-    plan = spec.plan()
-    hlayer = {
-        (hname, i): (no_header_row, len(keys))
-        if spec.refusal(key)
-        else (read_header_row, key, spec.filesize(key), plan, keys)
-        for i, key in enumerate(spec.datakeys)
-    }
+    hlayer = HeaderLayer(hname, n, None, (), None, spec, tuple(keys))
     out = {}
     for k_index, key in enumerate(keys):
         sample = probe_header.get(key)
@@ -408,7 +401,7 @@ def _header_coords(spec: FrameSpec, keys, probe_header, token) -> dict[str, Any]
         else:
             dtype, conv = np.float64, _as_float
         cname = f"{hname}-{key}"
-        layer = {(cname, i): (conv, (operator.getitem, (hname, i), k_index)) for i in range(n)}
+        layer = HeaderValueLayer(cname, n, None, (), None, hname, k_index, conv)
         arr = da.Array(
             HighLevelGraph({hname: hlayer, cname: layer}, {hname: set(), cname: {hname}}),
             cname,

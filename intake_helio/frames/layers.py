@@ -12,7 +12,9 @@ lists the keys of every layer.
 * :class:`FrameLayer`: the read of frame ``i``, band ``j`` (key ``(name, i, j, *suffix)``);
 * :class:`PickLayer`: item ``index`` of each read's result (``on_error="nan"``: the block or
   its reason);
-* :class:`StatusLayer`: each frame's reason over its bands (key ``(name, i)``).
+* :class:`StatusLayer`: each frame's reason over its bands (key ``(name, i)``);
+* :class:`HeaderLayer` and :class:`HeaderValueLayer`: the header cards of ``header_keys``
+  (one header read per frame, one lazy coordinate per card).
 
 A layer culled to some keys keeps those keys only (:attr:`GridLayer.keep`); it pickles as
 its parts.
@@ -29,9 +31,17 @@ from dask._task_spec import Task, TaskRef
 from dask.highlevelgraph import Layer
 
 from .spec import FrameSpec, ReadPlan, Window
-from .tasks import read_block, refused_block
+from .tasks import no_header_row, read_block, read_header_row, refused_block
 
-__all__ = ["FrameLayer", "GridLayer", "PickLayer", "StatusLayer", "band_status"]
+__all__ = [
+    "FrameLayer",
+    "GridLayer",
+    "HeaderLayer",
+    "HeaderValueLayer",
+    "PickLayer",
+    "StatusLayer",
+    "band_status",
+]
 
 Cell = tuple[int, int]  # (frame, band); band 0 for layers without bands
 
@@ -162,6 +172,9 @@ class FrameLayer(GridLayer):
     """The read tasks of one lazy frames array: frame ``i``'s band ``j`` (its window) read
     with the array's :class:`ReadPlan`; carries the array's :class:`FrameSpec`."""
 
+    #: The layer whose spec :func:`~intake_helio.frames.spec.frame_specs` finds.
+    reads_frames = True
+
     def __init__(
         self,
         name: str,
@@ -250,3 +263,61 @@ class StatusLayer(GridLayer):
             for b in range(self.source_bands)
         ]
         return Task(key, band_status, *picks)
+
+
+class HeaderLayer(GridLayer):
+    """Each frame's header ``cards`` (key ``(name, i)``): one header read per frame."""
+
+    def __init__(
+        self,
+        name: str,
+        n: int,
+        bands: int | None = None,
+        suffix: tuple = (),
+        keep: Sequence[Cell] | None = None,
+        spec: FrameSpec | None = None,
+        cards: tuple[str, ...] = (),
+    ):
+        super().__init__(name, n, None, (), keep)
+        if spec is None:
+            raise ValueError("HeaderLayer needs the array's spec")
+        self.spec = spec
+        self.cards = tuple(cards)  # not "keys": a Mapping's keys() is dask's
+        self._plan = spec.plan()
+
+    def parts(self) -> tuple:
+        return (self.spec, self.cards)
+
+    def task(self, key: Any, i: int, j: int) -> Task:
+        datakey = self.spec.datakeys[i]
+        if self.spec.refusal(datakey) is not None:
+            return Task(key, no_header_row, len(self.cards))
+        size = self.spec.filesizes[i] if self.spec.filesizes is not None else None
+        return Task(key, read_header_row, datakey, size or None, self._plan, self.cards)
+
+
+class HeaderValueLayer(GridLayer):
+    """Card ``index`` of each frame's header row (layer ``source``), as ``convert`` makes it."""
+
+    def __init__(
+        self,
+        name: str,
+        n: int,
+        bands: int | None = None,
+        suffix: tuple = (),
+        keep: Sequence[Cell] | None = None,
+        source: str = "",
+        index: int = 0,
+        convert: Any = None,
+    ):
+        super().__init__(name, n, None, (), keep)
+        self.source = source
+        self.index = index
+        self.convert = convert
+
+    def parts(self) -> tuple:
+        return (self.source, self.index, self.convert)
+
+    def task(self, key: Any, i: int, j: int) -> Task:
+        card = Task(None, operator.getitem, TaskRef((self.source, i)), self.index)
+        return Task(key, self.convert, card)

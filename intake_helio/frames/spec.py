@@ -250,7 +250,7 @@ def frame_specs(data: Any) -> list[FrameSpec]:
 
 def _is_read_layer(layer: Any) -> bool:
     """Whether ``layer`` is the read layer of a frames array (it carries the FrameSpec)."""
-    return isinstance(getattr(layer, "spec", None), FrameSpec)
+    return getattr(layer, "reads_frames", False) and isinstance(layer.spec, FrameSpec)
 
 
 def _only_selections(data: Any) -> bool:
