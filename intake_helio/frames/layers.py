@@ -62,32 +62,39 @@ class GridLayer(Layer):
         Trailing key items (``(0,)`` for the x chunk of a 3-D array's block).
     keep : sequence of (int, int), optional
         The cells kept by a cull (None: all), in order.
+    *parts
+        What the subclass makes its tasks of (:meth:`setup`).
     """
+
+    #: Whether keys have a band (``(name, i, j, *suffix)``) or not (``(name, i)``).
+    banded = True
 
     def __init__(
         self,
         name: str,
         n: int,
-        bands: int | None,
+        bands: int | None = None,
         suffix: tuple = (),
         keep: Sequence[Cell] | None = None,
+        *parts: Any,
     ):
         super().__init__()
         self.name = name
         self.n = int(n)
-        self.bands = bands
-        self.suffix = tuple(suffix)
+        self.bands = bands if self.banded else None
+        self.suffix = tuple(suffix) if self.banded else ()
         self.keep = None if keep is None else tuple(keep)
         self._kept = None if keep is None else frozenset(self.keep)
+        self.parts = parts
+        self.setup(*parts)
 
     # ---------------------------------------------------------------- what subclasses give
+    def setup(self, *parts: Any) -> None:
+        """Keep what the tasks are made of (the constructor's ``parts``)."""
+
     def task(self, key: Any, i: int, j: int) -> Task:
         """The task of frame ``i``, band ``j`` (``key`` is its key)."""
         raise NotImplementedError
-
-    def parts(self) -> tuple:
-        """The constructor's arguments after ``name, n, bands, suffix`` (for pickling)."""
-        return ()
 
     # ---------------------------------------------------------------- keys
     def key(self, i: int, j: int) -> tuple:
@@ -156,12 +163,12 @@ class GridLayer(Layer):
         if len(wanted) == len(self):
             culled = self
         else:
-            culled = type(self)(self.name, self.n, self.bands, self.suffix, wanted, *self.parts())
+            culled = type(self)(self.name, self.n, self.bands, self.suffix, wanted, *self.parts)
         deps = {culled.key(i, j): set(culled.task(None, i, j).dependencies) for i, j in wanted}
         return culled, deps
 
     def __reduce__(self):
-        args = (self.name, self.n, self.bands, self.suffix, self.keep, *self.parts())
+        args = (self.name, self.n, self.bands, self.suffix, self.keep, *self.parts)
         return (type(self), args)
 
     def __repr__(self) -> str:
@@ -170,31 +177,18 @@ class GridLayer(Layer):
 
 class FrameLayer(GridLayer):
     """The read tasks of one lazy frames array: frame ``i``'s band ``j`` (its window) read
-    with the array's :class:`ReadPlan`; carries the array's :class:`FrameSpec`."""
+    with the array's :class:`ReadPlan`; carries the array's :class:`FrameSpec`.
+    ``parts``: ``(spec, windows, plan)``."""
 
     #: The layer whose spec :func:`~intake_helio.frames.spec.frame_specs` finds.
     reads_frames = True
 
-    def __init__(
-        self,
-        name: str,
-        n: int,
-        bands: int | None,
-        suffix: tuple = (),
-        keep: Sequence[Cell] | None = None,
-        spec: FrameSpec | None = None,
-        windows: Sequence[Window] = (),
-        plan: ReadPlan | None = None,
-    ):
-        super().__init__(name, n, bands, suffix, keep)
-        if spec is None or plan is None or len(spec.datakeys) != self.n:
-            raise ValueError("FrameLayer needs the array's spec (n datakeys) and read plan")
+    def setup(self, spec: FrameSpec, windows: Sequence[Window], plan: ReadPlan) -> None:
+        if len(spec.datakeys) != self.n:
+            raise ValueError(f"FrameLayer of {self.n} frames got a spec of {len(spec.datakeys)}")
         self.spec = spec
         self.windows = tuple(windows)
         self.plan = plan
-
-    def parts(self) -> tuple:
-        return (self.spec, self.windows, self.plan)
 
     def task(self, key: Any, i: int, j: int) -> Task:
         datakey = self.spec.datakeys[i]
@@ -206,24 +200,12 @@ class FrameLayer(GridLayer):
 
 
 class PickLayer(GridLayer):
-    """Item ``index`` of each result of the layer ``source`` (same frames and bands)."""
+    """Item ``index`` of each result of the layer ``source`` (same frames and bands).
+    ``parts``: ``(source, index)``."""
 
-    def __init__(
-        self,
-        name: str,
-        n: int,
-        bands: int | None,
-        suffix: tuple = (),
-        keep: Sequence[Cell] | None = None,
-        source: str = "",
-        index: int = 0,
-    ):
-        super().__init__(name, n, bands, suffix, keep)
+    def setup(self, source: str, index: int) -> None:
         self.source = source
         self.index = index
-
-    def parts(self) -> tuple:
-        return (self.source, self.index)
 
     def task(self, key: Any, i: int, j: int) -> Task:
         return Task(key, operator.getitem, TaskRef((self.source, i, j)), self.index)
@@ -238,24 +220,13 @@ def band_status(*reasons: str) -> np.ndarray:
 
 class StatusLayer(GridLayer):
     """Each frame's reason (key ``(name, i)``) over the ``source_bands`` bands of the read
-    layer ``source`` (item 1 of each read's result)."""
+    layer ``source`` (item 1 of each read's result). ``parts``: ``(source, source_bands)``."""
 
-    def __init__(
-        self,
-        name: str,
-        n: int,
-        bands: int | None = None,
-        suffix: tuple = (),
-        keep: Sequence[Cell] | None = None,
-        source: str = "",
-        source_bands: int = 1,
-    ):
-        super().__init__(name, n, None, (), keep)
+    banded = False
+
+    def setup(self, source: str, source_bands: int) -> None:
         self.source = source
         self.source_bands = source_bands
-
-    def parts(self) -> tuple:
-        return (self.source, self.source_bands)
 
     def task(self, key: Any, i: int, j: int) -> Task:
         picks = [
@@ -266,27 +237,15 @@ class StatusLayer(GridLayer):
 
 
 class HeaderLayer(GridLayer):
-    """Each frame's header ``cards`` (key ``(name, i)``): one header read per frame."""
+    """Each frame's header ``cards`` (key ``(name, i)``): one header read per frame.
+    ``parts``: ``(spec, cards)``."""
 
-    def __init__(
-        self,
-        name: str,
-        n: int,
-        bands: int | None = None,
-        suffix: tuple = (),
-        keep: Sequence[Cell] | None = None,
-        spec: FrameSpec | None = None,
-        cards: tuple[str, ...] = (),
-    ):
-        super().__init__(name, n, None, (), keep)
-        if spec is None:
-            raise ValueError("HeaderLayer needs the array's spec")
+    banded = False
+
+    def setup(self, spec: FrameSpec, cards: tuple[str, ...]) -> None:
         self.spec = spec
         self.cards = tuple(cards)  # not "keys": a Mapping's keys() is dask's
         self._plan = spec.plan()
-
-    def parts(self) -> tuple:
-        return (self.spec, self.cards)
 
     def task(self, key: Any, i: int, j: int) -> Task:
         datakey = self.spec.datakeys[i]
@@ -297,26 +256,15 @@ class HeaderLayer(GridLayer):
 
 
 class HeaderValueLayer(GridLayer):
-    """Card ``index`` of each frame's header row (layer ``source``), as ``convert`` makes it."""
+    """Card ``index`` of each frame's header row (layer ``source``), as ``convert`` makes
+    it. ``parts``: ``(source, index, convert)``."""
 
-    def __init__(
-        self,
-        name: str,
-        n: int,
-        bands: int | None = None,
-        suffix: tuple = (),
-        keep: Sequence[Cell] | None = None,
-        source: str = "",
-        index: int = 0,
-        convert: Any = None,
-    ):
-        super().__init__(name, n, None, (), keep)
+    banded = False
+
+    def setup(self, source: str, index: int, convert: Any) -> None:
         self.source = source
         self.index = index
         self.convert = convert
-
-    def parts(self) -> tuple:
-        return (self.source, self.index, self.convert)
 
     def task(self, key: Any, i: int, j: int) -> Task:
         card = Task(None, operator.getitem, TaskRef((self.source, i)), self.index)
