@@ -347,6 +347,18 @@ def _dataset(
     return ds
 
 
+def _joined(parts: Sequence[xr.Dataset]) -> xr.Dataset:
+    """Parts made by :func:`_dataset` with one layout, joined along ``time`` (their columns
+    concatenated once: ``xr.concat`` of thousands of parts costs seconds)."""
+    first = parts[0]
+    data = {
+        k: (v.dims, np.concatenate([p[k].values for p in parts]), dict(v.attrs))
+        for k, v in first.data_vars.items()
+    }
+    coords = {"time": ("time", np.concatenate([p["time"].values for p in parts]))}
+    return xr.Dataset(data, coords=coords, attrs=dict(first.attrs))
+
+
 #: What a result's ``frame_time`` is (each frame's own start: with channels, a channel's
 #: frames are seconds from the first channel's times on the ``time`` axis).
 FRAME_TIME_ATTRS = {
@@ -525,33 +537,33 @@ def run_map(
     own = frame_times(frames) if "time" in frames.coords else times
     order = [name for name, _ in funcs]
     t0 = time.perf_counter()
-    chunks: list[tuple[range, list]] = []
+
+    def part_dataset(idx: range, records: list, layout: Mapping) -> xr.Dataset:
+        sl = slice(idx.start, idx.stop)
+        return _dataset(times[sl], keys[sl], records, layout, order, attrs, own[sl], var_attrs)
+
+    # each part becomes its columns as it completes: no Python record per frame is kept
+    # (a part whose frames all failed keeps its records until the outputs' layout is known)
+    parts: list[tuple[range, xr.Dataset, list | None]] = []
     layout: dict[str, tuple[int, ...]] = {}
     with Progress.maybe(progress, total, desc) as bar:
         for p, idx, records in iter_map_parts(
             frames, funcs, normalize=normalize, part_size=part_size, skip=skip, progress=bar
         ):
-            chunks.append((idx, records))
             layout = layout or _layout(records)
+            part = part_dataset(idx, records, layout)
+            parts.append((idx, part, None if layout else records))
             if on_part is not None:
-                part_layout = layout or _layout(records)
-                on_part(
-                    p,
-                    _dataset(
-                        times[idx.start : idx.stop],
-                        keys[idx.start : idx.stop],
-                        records,
-                        part_layout,
-                        order,
-                        attrs,
-                        own[idx.start : idx.stop],
-                        var_attrs,
-                    ),
-                )
-    chunks.sort(key=lambda c: c[0].start)
-    sel = np.concatenate([np.arange(i.start, i.stop) for i, _ in chunks]) if chunks else []
-    records = [r for _, rs in chunks for r in rs]
-    sel = np.asarray(sel, dtype=np.intp)
-    ds = _dataset(times[sel], keys[sel], records, layout, order, attrs, own[sel], var_attrs)
+                on_part(p, part)
+    parts.sort(key=lambda c: c[0].start)
+    done = [
+        part_dataset(idx, records, layout) if records is not None and layout else part
+        for idx, part, records in parts
+    ]
+    if done:
+        ds = _joined(done)
+    else:
+        empty = np.arange(0)
+        ds = _dataset(times[empty], keys[empty], [], layout, order, attrs, own[empty], var_attrs)
     ds.attrs["elapsed_seconds"] = round(time.perf_counter() - t0, 3)
     return ds

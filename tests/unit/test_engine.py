@@ -298,3 +298,17 @@ def test_a_mission_of_frames_is_built_without_a_task_per_frame():
     plan = resolve(pickle.loads(pickle.dumps(frames[::50_000])))
     assert [k for _, k in plan.frames] == list(df["datakey"][::50_000])
     fs.rm("/mission", recursive=True)
+
+
+def test_parts_are_kept_as_columns_and_a_first_part_that_failed_gets_the_outputs(files):
+    """Parts of one frame; the first is the truncated frame (no output to learn the layout
+    from): it still gets every output, NaN, and its reason; the rest equal numpy's."""
+    frames = _open(files).isel(time=[BAD, 0, 6, 2])
+    result = map_frames(frames, ["mean", "count"], part_size=1, progress=False)
+    assert list(result["status"].values) == ["truncated", "ok", "ok", "ok"]
+    assert np.isnan(result["mean"].values[0]) and result["count"].values[0] == 0
+    np.testing.assert_allclose(
+        result["mean"].values[1:], _want(files, frames, "mean")[1:], rtol=1e-6
+    )
+    assert list(result["datakey"].values) == list(frames["datakey"].values)
+    assert result["count"].dtype == np.int64 and result["time"].dtype == frames["time"].dtype
