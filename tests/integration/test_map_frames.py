@@ -272,3 +272,24 @@ def test_progress_on_a_cluster_moves_per_task(served, client):
     )
     assert len(parts) == 1
     assert len(steps) > 1 and sum(steps) == FRAMES
+
+
+def test_parts_in_flight_are_bounded_and_every_frame_is_valued(served, client):
+    """14 parts of one frame, one frame a task, 2 threads: at most 9 parts (4 tasks a thread,
+    plus one) are submitted at once; the rest wait for a part to complete."""
+    import dask
+
+    from intake_helio.compute.engine import frame_funcs, iter_map_parts
+
+    def pending(dask_scheduler) -> int:  # tasks the scheduler has yet to finish
+        busy = ("released", "waiting", "queued", "no-worker", "processing")
+        return sum(ts.state in busy for ts in dask_scheduler.tasks.values())
+
+    frames = _frames(served, on_error="nan")
+    held = []
+    with dask.config.set({"intake_helio.batch-size": 1, "intake_helio.batch-bytes": 0}):
+        for _, _, records in iter_map_parts(frames, frame_funcs("mean"), part_size=1):
+            held.append(client.run_on_scheduler(pending))
+            assert len(records) == 1 and records[0][1] in ("ok", "truncated")
+    assert len(held) == FRAMES
+    assert max(held) <= 9 < FRAMES, held
