@@ -393,7 +393,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         # ---- (job) and (resume): the real job, parts saved, then resumed
         out = Path(tmp) / "out"
-        job_kwargs = dict(storage_options=so, progress=False)
+        # DN, as the lean code and astropy's nanmean give (the job's default is DN/s)
+        job_kwargs = dict(storage_options=so, progress=False, units="DN")
         if args.part_size is not None:
             job_kwargs["part_size"] = args.part_size
         stop = times[-1] + np.timedelta64(CADENCE_MIN, "m")
