@@ -36,7 +36,7 @@ import numpy as np
 if TYPE_CHECKING:
     import xarray
 
-__all__ = ["TIME", "Kind", "Layout", "Scan", "SeriesBackend", "records_of"]
+__all__ = ["TIME", "Kind", "Layout", "Scan", "SeriesBackend", "kinds_of", "records_of"]
 
 #: The record dimension (and coordinate) of every series Dataset.
 TIME = "time"
@@ -143,6 +143,16 @@ class SeriesBackend(Protocol):
         those records. The values are those of :meth:`open` cut to the range; a name the
         file lacks is ``VARIABLES_DIFFER``."""
         ...
+
+
+def kinds_of(ds: xarray.Dataset) -> dict[str, Kind]:
+    """Each variable of ``ds`` along ``time`` (but ``time`` itself), in order: its dtype and
+    its sizes other than time (what :meth:`SeriesBackend.read` is asked for)."""
+    return {
+        str(name): (str(var.dtype), tuple(var.transpose(TIME, ...).shape[1:]))
+        for name, var in ds.variables.items()
+        if TIME in var.dims and name != TIME
+    }
 
 
 def records_of(

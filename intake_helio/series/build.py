@@ -30,7 +30,7 @@ import xarray as xr
 from dask.base import tokenize
 from dask.highlevelgraph import HighLevelGraph, MaterializedLayer
 
-from ..base.backends import TIME, Kind, Layout, Scan
+from ..base.backends import TIME, Kind, Layout, Scan, kinds_of
 from ..base.errors import ArgumentError, FileReadError, HelioError, HelioWarning
 from ..base.reasons import REFUSED_COLUMN, Reason, refusals
 from ..base.settings import Settings, current
@@ -199,15 +199,15 @@ def read_batch(
 ) -> dict[str, Any]:
     """The task of consecutive files: their records joined along time, and the status of
     each (a list, in order). The next ``read-ahead`` files are fetched while one is read."""
-    if len(files) == 1:
-        out = read_or_fill(spec, files[0], time, names, counts[0], kinds, on_error)
-        out[_STATUS] = [out[_STATUS]]
-        return out
-    parts: list[dict[str, Any]] = []
-    with contextlib.closing(ahead(spec, files)) as fetched:
-        for (i, got), n in zip(fetched, counts, strict=True):
-            parts.append(read_or_fill(spec, i, time, names, n, kinds, on_error, got))
-    out: dict[str, Any] = {name: np.concatenate([p[name] for p in parts]) for name in names}
+    with contextlib.closing(ahead(spec, files)) as fetched:  # one file: fetched by its read
+        parts = [
+            read_or_fill(spec, i, time, names, n, kinds, on_error, got)
+            for (i, got), n in zip(fetched, counts, strict=True)
+        ]
+    out: dict[str, Any] = {
+        name: parts[0][name] if len(parts) == 1 else np.concatenate([p[name] for p in parts])
+        for name in names
+    }
     out[_STATUS] = [p[_STATUS] for p in parts]
     return out
 
@@ -341,12 +341,8 @@ def _dataset(spec, files, template, scans, status, time, on_error, attrs) -> xr.
             HelioWarning,
             stacklevel=3,
         )
-    varying = tuple(
-        name for name, var in template.variables.items() if TIME in var.dims and name != TIME
-    )
-    kinds = tuple(
-        (str(template[n].dtype), tuple(template[n].transpose(TIME, ...).shape[1:])) for n in varying
-    )
+    record_kinds = kinds_of(template)
+    varying, kinds = tuple(record_kinds), tuple(record_kinds.values())
     chunked = [i for i in range(n_files) if counts[i] > 0]
     batches = file_batches(spec, chunked)
     token = tokenize(spec, tuple(counts), varying, time, on_error, batches)

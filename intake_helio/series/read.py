@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from ..base.backends import TIME, Kind, Scan
+from ..base.backends import TIME, Kind, Scan, kinds_of
 from ..base.errors import ArgumentError, FileReadError, picklable_cause
 from ..base.reasons import Reason
 from ..base.sizes import file_limit, known_size
@@ -194,12 +194,7 @@ def file_dataset(
     """File ``i``'s records in ``[start, stop)`` (and in the closed range ``within``) on
     the series' ``skeleton`` (:func:`skeleton_of`): ``map_files``' input. Only the
     skeleton's variables along time are decoded (:func:`read_file`)."""
-    names = {
-        n: (str(v.dtype), tuple(v.shape[1:]))
-        for n, v in skeleton.variables.items()
-        if TIME in v.dims and n != TIME
-    }
-    got = read_file(spec, i, time, names, None, fetched)
+    got = read_file(spec, i, time, kinds_of(skeleton), None, fetched)
     t = got[TIME]
     keep = slice(None) if within is None else (t >= within[0]) & (t <= within[1])
     variables = {
