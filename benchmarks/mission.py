@@ -16,7 +16,7 @@
     valued, resume computes nothing). The full mission (1,496,151 rows) takes hours here.
 
     python benchmarks/mission.py [--sizes 10000 129758 1496151] [--repeat 3]
-                                 [--job-rows N]
+                                 [--job-rows N] [--lean-rows M]
 """
 
 from __future__ import annotations
@@ -104,13 +104,17 @@ def main(argv=None) -> int:
     ap.add_argument("--sizes", type=int, nargs="+", default=list(SIZES))
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--job-rows", type=int, default=0, help="also run the job over N rows")
+    ap.add_argument(
+        "--lean-rows", type=int, default=0, help="the lean code over a sample of N rows (all)"
+    )
     args = ap.parse_args(argv)
     ok = build(sorted(args.sizes), args.repeat)
     if args.job_rows:
         import year  # benchmarks/year.py: the real job beside the lean code
 
         print(f"\njob over {args.job_rows} rows of the mission's index (benchmarks/year.py):")
-        ok = year.main(["--span", "mission", "--rows", str(args.job_rows)]) == 0 and ok
+        job = ["--span", "mission", "--rows", str(args.job_rows)]
+        ok = year.main([*job, "--lean-rows", str(args.lean_rows)]) == 0 and ok
     return 0 if ok else 1
 
 
