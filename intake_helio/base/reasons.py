@@ -72,6 +72,10 @@ class Reason(enum.StrEnum):
     #: ``" 0x%08x"`` (``"quality flag 0x00000400"``), or is the bare reason when
     #: ``QUALITY`` is not an integer.
     QUALITY_FLAG = "quality flag"
+    #: ``correct_degradation=True`` and the correction table has no factor for the frame:
+    #: its channel (``WAVELNTH``) is not in the table, its time is outside the table's
+    #: epochs, or the header has no usable time; the status continues with ``": ..."``.
+    NO_CORRECTION = "no degradation correction"
     # --- time-series files (CDF, netCDF, HDF5): one reason per file of a series
     #: The bytes are not a CDF file (no CDF magic number).
     NOT_CDF = "not CDF"

@@ -28,13 +28,15 @@ __all__ = ["batch_tasks", "map_batch", "most_per_task", "single_task"]
 Funcs = Sequence[tuple[str, str | Callable]]
 
 
-def _task(plan: Resolved, s: int, keys: list[str], funcs: Funcs, units_of, name: str):
+def _task(
+    plan: Resolved, s: int, keys: list[str], funcs: Funcs, units_of, name: str, correction=None
+):
     """The delayed ``map_batch`` of ``keys`` (all of spec ``s``) under dask key ``name``."""
     spec = plan.specs[s]
     window = (plan.rows, plan.cols, plan.pick_rows, plan.pick_cols)
     return dask.delayed(map_batch, pure=True)(
         # the spec of these keys only: a year's list is ~11 MB per task
-        item_reader(spec.subset(keys), window, funcs, units_of(spec)),
+        item_reader(spec.subset(keys), window, funcs, units_of(spec), correction),
         keys,
         dask_key_name=name,
     )
@@ -47,6 +49,7 @@ def batch_tasks(
     units_of: Callable[[FrameSpec], str],
     sizes: Sequence[int],
     token: str,
+    correction: Any = None,
 ) -> tuple[list, list[tuple[int, int]]]:
     """Delayed batch tasks for the items ``idx`` of a resolved array, and their spans.
 
@@ -65,6 +68,8 @@ def batch_tasks(
         is split where the spec changes (a concat of arrays).
     token : str
         Makes the tasks' dask keys.
+    correction : callable, optional
+        A factor each item is also divided by (:func:`~intake_helio.frames.reader.item_reader`).
 
     Returns
     -------
@@ -82,7 +87,8 @@ def batch_tasks(
             while stop < b and plan.frames[stop][0] == s:
                 stop += 1
             keys = [k for _, k in plan.frames[start:stop]]
-            tasks.append(_task(plan, s, keys, funcs, units_of, f"helio-map-{token}-{start}-{stop}"))
+            name = f"helio-map-{token}-{start}-{stop}"
+            tasks.append(_task(plan, s, keys, funcs, units_of, name, correction))
             spans.append((start, stop))
             start = stop
         a = b
@@ -90,11 +96,16 @@ def batch_tasks(
 
 
 def single_task(
-    plan: Resolved, i: int, funcs: Funcs, units_of: Callable[[FrameSpec], str], token: str
+    plan: Resolved,
+    i: int,
+    funcs: Funcs,
+    units_of: Callable[[FrameSpec], str],
+    token: str,
+    correction: Any = None,
 ):
     """A task for item ``i`` alone (after its batch failed as a whole)."""
     s, key = plan.frames[i]
-    return _task(plan, s, [key], funcs, units_of, f"helio-map-{token}-one-{i}")
+    return _task(plan, s, [key], funcs, units_of, f"helio-map-{token}-one-{i}", correction)
 
 
 def most_per_task(plan: Resolved | None, settings: Settings, part_size: int) -> int:

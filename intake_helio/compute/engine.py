@@ -36,6 +36,7 @@ from ..frames.reader import BUILTINS, is_builtin, long_name
 from ..frames.spec import resolve
 from ..io.failures import reason_for
 from .batches import batch_tasks, most_per_task, single_task
+from .calibration import corrected_units, correction_attrs, correction_for, table_for
 from .generic import generic_tasks
 from .progress import Progress
 from .scheduling import active_client, batch_sizes, part_range, threads_of
@@ -148,13 +149,15 @@ def iter_map_parts(
     part_size: int | None = None,
     skip: Iterable[int] = (),
     progress: Progress | None = None,
+    correction: Any = None,
 ) -> Iterator[tuple[int, range, list[tuple[dict[str, Any], str]]]]:
     """Compute ``funcs`` on every frame, part by part.
 
     Yields ``(part_number, frames_range, records)`` as parts complete, where ``records``
     holds one ``(values, status)`` per frame of the part. Parts in ``skip`` are not
     computed. With a distributed client several parts are in flight at once and are
-    yielded in completion order.
+    yielded in completion order. ``correction``: a factor each frame is also divided by,
+    from its header (:class:`~intake_helio.calibrate.Degradation`), in its read task.
     """
     settings = current()
     part_size = settings.part_size if part_size is None else part_size
@@ -174,7 +177,10 @@ def iter_map_parts(
     client = active_client()
     threads = threads_of(client)
     token = _token(
-        getattr(frames.data, "name", id(frames)), dask.base.tokenize(funcs), normalize, n
+        getattr(frames.data, "name", id(frames)),
+        dask.base.tokenize(funcs, correction),
+        normalize,
+        n,
     )
 
     max_batch = most_per_task(plan, settings, part_size)
@@ -186,9 +192,11 @@ def iter_map_parts(
         idx = part_range(p, part_size, n)
         if plan is not None:
             sizes = batch_sizes(len(idx), todo_frames, threads, len(todo) == 1, max_batch)
-            tasks, spans = batch_tasks(plan, idx, funcs, units_of, sizes, f"{token}-{p}")
+            tasks, spans = batch_tasks(
+                plan, idx, funcs, units_of, sizes, f"{token}-{p}", correction
+            )
         else:
-            tasks, spans = generic_tasks(frames, idx, funcs, normalize, f"{token}-{p}")
+            tasks, spans = generic_tasks(frames, idx, funcs, normalize, f"{token}-{p}", correction)
         return idx, tasks, spans
 
     def records_of(idx: range, spans, results) -> list:
@@ -250,7 +258,7 @@ def iter_map_parts(
                     for span in singles:
                         attempts[span] = tries + 1 if b - a == 1 else attempts.get(span, 0)
                     tasks = [
-                        single_task(plan, i, funcs, units_of, f"{token}-{p}-{tries}")
+                        single_task(plan, i, funcs, units_of, f"{token}-{p}-{tries}", correction)
                         for i in range(a, b)
                     ]
                     for nxt in track(p, client.compute(tasks), singles):
@@ -395,6 +403,8 @@ def map_frames(
     on_part: Callable[[int, xr.Dataset], Any] | None = None,
     skip: Iterable[int] = (),
     units: Mapping[str, str] | None = None,
+    correct_degradation: bool = False,
+    correction_table: Any = None,
 ) -> xr.Dataset:
     """Apply per-frame science to every frame, in the frames' read tasks.
 
@@ -431,6 +441,17 @@ def map_frames(
         :func:`output_attrs`. A function may declare its own (``f.units = "DN/s"``, or a
         dict by output name); built-in statistics have the frames' units (``"DN/s"`` with
         ``normalize``).
+    correct_degradation : bool
+        Divide each frame by aiapy's degradation factor of its channel (header
+        ``WAVELNTH``) and time (``DATE-OBS``, as aiapy's ``correct_degradation`` takes it
+        from a sunpy Map), in the read: every output linear in the pixels is corrected,
+        and functions receive corrected data. Needs aiapy (the ``aia`` extra); a frame
+        the table has no factor for gets the reason ``"no degradation correction: ..."``.
+        See :func:`~intake_helio.irradiance`.
+    correction_table : str, os.PathLike, astropy.table.Table or None
+        The correction table (a ``aia_V*_response_table.txt`` file, or a table as
+        ``aiapy.calibrate.util.get_correction_table`` returns it); None: aiapy's default
+        source (JSOC, over the network). Recorded in the results' ``correction_table``.
 
     Returns
     -------
@@ -445,11 +466,23 @@ def map_frames(
     """
     funcs = frame_funcs(func)
     output_attrs(func, "", units)  # checked before anything is computed
+    table = table_for(correct_degradation, correction_table)
 
     def run(arr: xr.DataArray) -> xr.Dataset:
-        unit = _frame_units(arr, normalize)
+        correction = correction_for(arr, table)
+        unit = corrected_units(_frame_units(arr, normalize), correction)
         meta = output_attrs(func, unit, units)
-        return run_map(arr, funcs, normalize, progress, part_size, on_part, skip, var_attrs=meta)
+        return run_map(
+            arr,
+            funcs,
+            normalize,
+            progress,
+            part_size,
+            on_part,
+            skip,
+            var_attrs=meta,
+            correction=correction,
+        )
 
     if isinstance(frames, xr.Dataset):
         return by_channel(frames, run)
@@ -482,6 +515,10 @@ def channel_arrays(frames: xr.Dataset) -> dict[str, xr.DataArray]:
     return out
 
 
+#: The attributes of a channel's result its channels' stacked result keeps (one for all).
+CHANNEL_ATTRS = ("units", "calibration", "correction_table")
+
+
 def by_channel(frames: xr.Dataset, compute: Callable[[xr.DataArray], xr.Dataset]) -> xr.Dataset:
     """``compute`` on each channel of ``frames``, stacked along a new ``channel`` dimension.
 
@@ -499,7 +536,7 @@ def by_channel(frames: xr.Dataset, compute: Callable[[xr.DataArray], xr.Dataset]
         names.append(name)
     out = xr.concat(results, dim="channel", data_vars="all", coords="minimal", join="override")
     out = out.assign_coords(channel=("channel", names))
-    keep = {k: attrs[k] for k in ("units", "time_axis") if k in attrs}
+    keep = {k: attrs[k] for k in (*CHANNEL_ATTRS, "time_axis") if k in attrs}
     out.attrs = {"channels": names, **keep}
     return out
 
@@ -514,12 +551,13 @@ def run_map(
     skip: Iterable[int],
     desc: str = "map_frames",
     var_attrs: Mapping[str, Mapping[str, Any]] | None = None,
+    correction: Any = None,
 ) -> xr.Dataset:
-    """:func:`map_frames` with normalised ``funcs``, the progress bar's label and the
-    outputs' attributes."""
+    """:func:`map_frames` with normalised ``funcs``, the progress bar's label, the
+    outputs' attributes and the degradation ``correction`` (None: none)."""
     if frames.attrs.get("units") == "DN/s":
         normalize = False  # already divided by EXPTIME in the read: never twice
-    units = _frame_units(frames, normalize)
+    units = corrected_units(_frame_units(frames, normalize), correction)
     n = frames.sizes.get("time", 0)
     skip = set(skip)
     times = frames["time"].to_numpy() if "time" in frames.coords else np.arange(n)
@@ -533,7 +571,7 @@ def run_map(
         for p in skip
         if p * (part_size or current().part_size) < n
     )
-    attrs = _attrs(frames, units)
+    attrs = {**_attrs(frames, units), **correction_attrs(correction)}
     own = frame_times(frames) if "time" in frames.coords else times
     order = [name for name, _ in funcs]
     t0 = time.perf_counter()
@@ -548,7 +586,13 @@ def run_map(
     layout: dict[str, tuple[int, ...]] = {}
     with Progress.maybe(progress, total, desc) as bar:
         for p, idx, records in iter_map_parts(
-            frames, funcs, normalize=normalize, part_size=part_size, skip=skip, progress=bar
+            frames,
+            funcs,
+            normalize=normalize,
+            part_size=part_size,
+            skip=skip,
+            progress=bar,
+            correction=correction,
         ):
             layout = layout or _layout(records)
             part = part_dataset(idx, records, layout)

@@ -55,8 +55,10 @@ def generic_tasks(
     funcs: Sequence[tuple[str, str | Callable]],
     normalize: bool,
     token: str,
+    correction: Any = None,
 ) -> tuple[list, list[tuple[int, int]]]:
-    """One delayed task per frame of ``idx`` (and each task's frame span)."""
+    """One delayed task per frame of ``idx`` (and each task's frame span); ``correction``:
+    a factor each frame is also divided by, from its header."""
     needs_exptime = normalize and frames.attrs.get("units") != "DN/s"
     has_exptime = "EXPTIME" in frames.coords and frames["EXPTIME"].dims == ("time",)
     specs = {k: s for s in frame_specs(frames.data) for k in s.datakeys}
@@ -71,6 +73,7 @@ def generic_tasks(
         wants_disk
         or any(not isinstance(f, str) for _, f in funcs)
         or (needs_exptime and not has_exptime)
+        or correction is not None
     )
     pixels = _pixel_window(frames) if wants_disk else None
     keys = frames["datakey"].values if "datakey" in frames.coords else [None] * frames.sizes["time"]
@@ -94,6 +97,7 @@ def generic_tasks(
                 exptime,
                 source,
                 pixels,
+                correction,
                 dask_key_name=f"helio-generic-{token}-{i}",
             )
         )

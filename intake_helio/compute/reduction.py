@@ -17,7 +17,16 @@ import pandas as pd
 import xarray as xr
 
 from ..base.errors import InterruptedRun
-from .engine import FRAME_TIME_ATTRS, TIME_AXIS, by_channel, channel_arrays, frame_funcs, run_map
+from .calibration import corrected_units, correction_attrs, correction_for, table_for
+from .engine import (
+    CHANNEL_ATTRS,
+    FRAME_TIME_ATTRS,
+    TIME_AXIS,
+    by_channel,
+    channel_arrays,
+    frame_funcs,
+    run_map,
+)
 from .progress import Progress
 from .timeaxis import check_time, on_header_time
 
@@ -64,11 +73,13 @@ def iter_parts(
     normalize: bool = False,
     part_size: int | None = None,
     skip: Iterable[int] = (),
+    correction: Any = None,
 ) -> Iterator[tuple[int, pd.DataFrame]]:
     """Compute the irradiance part by part, yielding ``(part_number, DataFrame)`` as parts finish.
 
     Parts are ``part_size`` consecutive frames (setting ``intake_helio.part-size``);
-    numbers in ``skip`` are not computed (already saved).
+    numbers in ``skip`` are not computed (already saved); ``correction``: a degradation
+    factor each frame is divided by (:func:`~intake_helio.compute.calibration.correction_for`).
     """
     from .engine import _dataset, _layout, frame_funcs, frame_times, iter_map_parts
 
@@ -77,7 +88,13 @@ def iter_parts(
     own = frame_times(frames)
     keys = frames["datakey"].to_numpy().astype(str)
     for p, idx, records in iter_map_parts(
-        frames, funcs, normalize=normalize, part_size=part_size, skip=skip, progress=Progress(None)
+        frames,
+        funcs,
+        normalize=normalize,
+        part_size=part_size,
+        skip=skip,
+        progress=Progress(None),
+        correction=correction,
     ):
         part = _dataset(
             times[idx.start : idx.stop],
@@ -92,9 +109,14 @@ def iter_parts(
 
 
 def parts_to_dataset(
-    parts: Iterable[pd.DataFrame], frames_attrs: dict, units: str, sort: bool = True
+    parts: Iterable[pd.DataFrame],
+    frames_attrs: dict,
+    units: str,
+    sort: bool = True,
+    extra: Mapping[str, Any] | None = None,
 ) -> xr.Dataset:
-    """Concatenate parts into the result Dataset (in time order, or as given)."""
+    """Concatenate parts into the result Dataset (in time order, or as given); ``extra``:
+    more attributes (the correction's)."""
     df = pd.concat(list(parts), ignore_index=True) if parts else pd.DataFrame(columns=PART_COLUMNS)
     if sort:
         df = df.sort_values("time", kind="stable", ignore_index=True)
@@ -102,6 +124,7 @@ def parts_to_dataset(
     attrs = {k: frames_attrs[k] for k in keep if k in frames_attrs}
     attrs["source"] = SOURCE
     attrs["time_axis"] = TIME_AXIS
+    attrs.update(extra or {})
     return as_irradiance(part_stats(df), units, attrs)
 
 
@@ -190,6 +213,9 @@ def irradiance(
     on_part: Callable[[int, pd.DataFrame], Any] | None = None,
     skip: Iterable[int] = (),
     time: str = "start",
+    *,
+    correct_degradation: bool = False,
+    correction_table: Any = None,
 ) -> xr.Dataset:
     """The irradiance time series of ``frames``: the NaN-aware mean of every frame.
 
@@ -219,6 +245,23 @@ def irradiance(
         mid-exposure time from its header, for frames opened with ``header_keys=["T_OBS"]``
         (one header read per frame besides its pixels; a frame without a readable ``T_OBS``
         keeps its start). ``frame_time`` and the ``time_axis`` attribute follow.
+    correct_degradation : bool
+        Divide each frame by aiapy's degradation factor
+        (``aiapy.calibrate.degradation``) of its channel (header ``WAVELNTH``) and time
+        (``DATE-OBS``, the time aiapy's ``correct_degradation`` takes from a sunpy Map):
+        the values equal ``correct_degradation(Map(file), correction_table=...)`` then
+        the mean. The factors come from aiapy once, on the client, and travel with the
+        read tasks (a few hundred numbers; no aiapy on the workers). Needs aiapy (the
+        ``aia`` extra). A frame the table has no factor for (its time outside the
+        table's epochs) has the reason ``"no degradation correction: ..."``; a channel
+        the table does not hold is refused before anything is read.
+    correction_table : str, os.PathLike, astropy.table.Table or None
+        AIA's correction table: a ``aia_V*_response_table.txt`` file, a table as
+        ``aiapy.calibrate.util.get_correction_table`` returns it, or None for aiapy's
+        default source (JSOC, over the network; unreachable: an error that says to pass
+        a file). The table (file name, ``VER_NUM``, aiapy's version) is recorded in the
+        result's ``correction_table`` attribute, and ``units`` says
+        ``"DN/s, corrected for degradation"``.
 
     Returns
     -------
@@ -237,13 +280,20 @@ def irradiance(
         finished so far and ``done`` their numbers (``skip=exc.done`` computes the rest).
     """
     time = check_time(time, frames)
+    table = table_for(correct_degradation, correction_table)
+    calibration = {"correct_degradation": table is not None, "correction_table": table}
     if time == "T_OBS":
         return on_header_time(
-            irradiance(frames, normalize, progress, part_size, on_part, skip), frames
+            irradiance(frames, normalize, progress, part_size, on_part, skip, **calibration),
+            frames,
         )
     if isinstance(frames, xr.Dataset):
-        return _irradiance_channels(frames, normalize, progress, part_size, on_part, skip)
-    units = "DN/s" if normalize else frames.attrs.get("units", "DN")
+        return _irradiance_channels(
+            frames, normalize, progress, part_size, on_part, skip, calibration
+        )
+    correction = correction_for(frames, table)
+    units = corrected_units("DN/s" if normalize else frames.attrs.get("units", "DN"), correction)
+    extra = correction_attrs(correction)
     parts: list[tuple[int, pd.DataFrame]] = []
 
     def collect(p: int, part: xr.Dataset) -> None:
@@ -262,11 +312,12 @@ def irradiance(
             collect,
             skip,
             desc="irradiance",
+            correction=correction,
         )
     except KeyboardInterrupt as stop:
         done = sorted(p for p, _ in parts)
         ordered = [df for _, df in sorted(parts, key=lambda item: item[0])]
-        partial = parts_to_dataset(ordered, dict(frames.attrs), units, sort=False)
+        partial = parts_to_dataset(ordered, dict(frames.attrs), units, sort=False, extra=extra)
         raise InterruptedRun(
             f"interrupted after {partial.sizes['time']} of {frames.sizes.get('time', 0)} "
             f"frames ({len(done)} part(s) done): the finished frames are in exc.partial; "
@@ -277,12 +328,14 @@ def irradiance(
         ) from stop
     # in the frames' own order (parts finish in any order on a cluster)
     ordered = [df for _, df in sorted(parts, key=lambda item: item[0])]
-    ds = parts_to_dataset(ordered, dict(frames.attrs), units, sort=False)
+    ds = parts_to_dataset(ordered, dict(frames.attrs), units, sort=False, extra=extra)
     ds.attrs["elapsed_seconds"] = result.attrs["elapsed_seconds"]
     return ds
 
 
-def _irradiance_channels(frames, normalize, progress, part_size, on_part, skip) -> xr.Dataset:
+def _irradiance_channels(
+    frames, normalize, progress, part_size, on_part, skip, calibration
+) -> xr.Dataset:
     """:func:`irradiance` of a channels Dataset, channel after channel.
 
     ``skip`` is one list of part numbers for every channel or ``{channel: parts}`` (what
@@ -305,7 +358,7 @@ def _irradiance_channels(frames, normalize, progress, part_size, on_part, skip) 
 
         mine = skip.get(name, []) if per_channel else skip
         try:
-            res = irradiance(arr, normalize, progress, part_size, saved, mine)
+            res = irradiance(arr, normalize, progress, part_size, saved, mine, **calibration)
         except InterruptedRun as stop:
             partial = _stack_partial({**finished, name: stop.partial}, frames)
             raise InterruptedRun(
@@ -326,6 +379,7 @@ def _irradiance_channels(frames, normalize, progress, part_size, on_part, skip) 
     first = next(iter(finished.values()))
     out = _stack_partial(finished, frames)
     out.attrs = {"channels": list(finished), "time_axis": first.attrs.get("time_axis")}
+    out.attrs.update({k: first.attrs[k] for k in CHANNEL_ATTRS if k in first.attrs})
     return out
 
 

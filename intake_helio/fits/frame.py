@@ -275,12 +275,16 @@ def _open_image(
     whole_file: bool | None,
     settings: Settings,
     good_only: bool = False,
+    correction: Callable[[Any, str], float] | None = None,
 ) -> tuple[bool, _HDU, float | None]:
-    """How the frame is fetched (whole or ranged), its image HDU and EXPTIME for DN/s.
+    """How the frame is fetched (whole or ranged), its image HDU and what its pixels are
+    divided by: EXPTIME for DN/s, times the ``correction`` factor of its header (None:
+    nothing).
 
     A whole-file read fetches the file before the headers are walked, in one request.
     With ``good_only``, a frame whose header ``QUALITY`` is not 0 raises ``"quality flag
-    0x..."`` here, before any tile or pixel is read (:func:`_check_quality`).
+    0x..."`` here, before any tile or pixel is read (:func:`_check_quality`); so does a
+    ``correction`` that has no factor for the frame (its own reason).
     """
     whole = (rows is None and cols is None) if whole_file is None else bool(whole_file)
     if whole:
@@ -289,7 +293,11 @@ def _open_image(
     if good_only:
         _check_quality(src, info)
     _check_pixels(src, info, settings)
-    return whole, info, _exptime(src, info) if units == "DN/s" else None
+    divisor = _exptime(src, info) if units == "DN/s" else None
+    if correction is not None:  # e.g. aiapy's degradation factor of the frame's time
+        factor = correction(info.header, src.key)
+        divisor = factor if divisor is None else divisor * factor
+    return whole, info, divisor
 
 
 def _check_quality(src: _Source, info: _HDU) -> None:
@@ -405,6 +413,7 @@ def read_frame(
     with_header: bool = False,
     filesize: int | None = None,
     good_only: bool = False,
+    correction: Callable[[Any, str], float] | None = None,
 ) -> np.ndarray | tuple[np.ndarray, dict[str, Any]]:
     """Read one frame (or a cutout of it) as float32 physical values.
 
@@ -444,6 +453,10 @@ def read_frame(
         Refuse a frame whose header ``QUALITY`` is not 0 (a missing ``QUALITY`` is good):
         ``FrameReadError`` with reason ``"quality flag 0x%08x"``, raised after the header
         is read and before any tile or pixel is read or decoded.
+    correction : callable, optional
+        ``correction(header, datakey)``: a factor the pixels are also divided by (after
+        EXPTIME for DN/s), e.g. :class:`~intake_helio.calibrate.Degradation`; it raises
+        the frame's ``FrameReadError`` when it has none.
 
     Returns
     -------
@@ -464,7 +477,7 @@ def read_frame(
 
     def run(src: _Source) -> np.ndarray | tuple[np.ndarray, dict[str, Any]]:
         whole, info, exptime = _open_image(
-            src, hdu, rows, cols, units, whole_file, settings, good_only
+            src, hdu, rows, cols, units, whole_file, settings, good_only, correction
         )
         pixels = _pixels(src, info, whole, rows, cols, settings.band_pixels)
         data = _to_float32(pixels, exptime)
@@ -497,6 +510,7 @@ def frame_sum(
     settings: Settings | None = None,
     filesize: int | None = None,
     good_only: bool = False,
+    correction: Callable[[Any, str], float] | None = None,
 ) -> tuple[float, int]:
     """Sum the valid pixels of one frame (or a cutout) without a float copy of it.
 
@@ -508,6 +522,7 @@ def frame_sum(
     Parameters
     ----------
     fs, path, hdu, rows, cols, units, whole_file, prefetched, settings, filesize, good_only
+    correction
         As for :func:`read_frame`.
     expect_shape : tuple of int, optional
         The ``(ny, nx)`` the selection must have (e.g. from a probe of another frame);
@@ -530,7 +545,7 @@ def frame_sum(
 
     def run(src: _Source) -> tuple[float, int]:
         whole, info, exptime = _open_image(
-            src, hdu, rows, cols, units, whole_file, settings, good_only
+            src, hdu, rows, cols, units, whole_file, settings, good_only, correction
         )
         pixels = _pixels(src, info, whole, rows, cols, settings.band_pixels)
         _check_shape(fs, path, pixels.shape, expect_shape)

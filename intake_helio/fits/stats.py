@@ -329,12 +329,13 @@ def frame_stats(
     settings: Settings | None = None,
     filesize: int | None = None,
     good_only: bool = False,
+    correction: Any = None,
 ) -> dict[str, Any]:
     """Built-in statistics of one frame (or a cutout) from one read, without a float copy.
 
     Parameters
     ----------
-    fs, path, hdu, rows, cols, units, whole_file, prefetched, good_only
+    fs, path, hdu, rows, cols, units, whole_file, prefetched, good_only, correction
         As for :func:`~intake_helio.fits.frame.read_frame` (``good_only``: a frame whose
         header ``QUALITY`` is not 0 raises ``"quality flag 0x%08x"``, nothing decoded).
     stats : sequence of str
@@ -376,7 +377,7 @@ def frame_stats(
 
     def run(src) -> dict[str, Any]:
         whole, info, exptime = _open_image(
-            src, hdu, rows, cols, units, whole_file, settings, good_only
+            src, hdu, rows, cols, units, whole_file, settings, good_only, correction
         )
         pixels = _pixels(src, info, whole, rows, cols, settings.band_pixels)
         _check_shape(fs, path, pixels.shape, expect_shape)

@@ -89,6 +89,7 @@ def item_reader(
     window: tuple[slice, slice, Any, Any],
     funcs: Sequence[tuple[str, str | Callable]],
     units: str,
+    correction: Any = None,
 ) -> ItemReader:
     """The reader of the items of ``spec`` (for one task: the spec of its keys only).
 
@@ -102,6 +103,9 @@ def item_reader(
         The outputs: name and built-in statistic or function ``f(data, header)``.
     units : str
         The units computed on (``"DN/s"``: each frame divided by its ``EXPTIME``).
+    correction : callable, optional
+        ``correction(header, datakey)``: a factor each item is also divided by (e.g.
+        :class:`~intake_helio.calibrate.Degradation`); None: none.
 
     Returns
     -------
@@ -109,4 +113,4 @@ def item_reader(
         The FITS reader, :class:`~intake_helio.frames.tasks.MapTask` (the only one yet;
         a second reader's spec would choose its own here).
     """
-    return MapTask(spec, window, tuple(funcs), units)
+    return MapTask(spec, window, tuple(funcs), units, correction)

@@ -148,12 +148,16 @@ class MapTask:
         The outputs: name and built-in statistic or function ``f(data, header)``.
     units : str
         ``"DN"`` or ``"DN/s"``.
+    correction : callable, optional
+        ``correction(header, datakey)``: a factor each frame is also divided by, from its
+        header (:class:`~intake_helio.calibrate.Degradation`); None: none.
     """
 
     spec: FrameSpec
     window: tuple[slice, slice, Any, Any]
     funcs: tuple[tuple[str, str | Callable], ...]
     units: str
+    correction: Any = None
 
     @property
     def whole(self) -> bool:
@@ -235,6 +239,7 @@ class MapTask:
                     settings=spec.settings,
                     filesize=spec.filesize(key),
                     good_only=spec.good_only,
+                    correction=self.correction,
                 )
                 values = {name: stats[f] for name, f in funcs}
                 return values, str(Reason.OK if stats["count"] else Reason.ALL_PIXELS_BLANK)
@@ -251,6 +256,7 @@ class MapTask:
                 with_header=True,
                 filesize=spec.filesize(key),
                 good_only=spec.good_only,
+                correction=self.correction,
             )
             if data.shape != expect:
                 raise FrameReadError(
@@ -316,6 +322,7 @@ def generic_frame(
     exptime: Any,
     source: tuple | None,
     pixels: tuple | None = None,
+    correction: Any = None,
 ) -> list[ItemResult]:
     """Apply ``funcs`` to one frame dask computed: ``[(values, status)]`` (a one-frame batch).
 
@@ -337,6 +344,9 @@ def generic_frame(
     pixels : tuple, optional
         ``(rows, cols, pick_rows, pick_cols)`` of the frame's pixels: places them on the
         frame's disk for the disk statistics.
+    correction : callable, optional
+        ``correction(header, datakey)``: a factor the frame is also divided by (its
+        header's; no header: the reason ``"no degradation correction"``).
     """
     if status is not None:
         status = str(np.asarray(status).reshape(-1)[0])
@@ -358,4 +368,13 @@ def generic_frame(
         if not math.isfinite(value) or value <= 0:
             return [({}, str(Reason.NO_EXPTIME))]
         data = data / np.float32(value)
+    if correction is not None:
+        try:
+            if not header:
+                raise FrameReadError(
+                    "", f"{Reason.NO_CORRECTION}: this array's frames have no FITS header"
+                )
+            data = data / np.float32(correction(header, source[0]))
+        except Exception as exc:
+            return [({}, str(reason_for(exc)))]
     return [_apply(funcs, data, header, _disk(header, pixels))]

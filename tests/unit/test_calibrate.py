@@ -1,0 +1,202 @@
+"""Degradation-corrected irradiance against aiapy itself (no network, no sockets).
+
+The correction table is the one aiapy ships in its test data; the reference is what a
+user does by hand: ``aiapy.calibrate.correct_degradation(sunpy.map.Map(file), ...)`` then
+the mean, frame by frame.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+
+import fsspec
+import numpy as np
+import pandas as pd
+import pytest
+
+import intake_helio as ih
+from intake_helio.base.errors import HelioError
+from intake_helio.base.reasons import Reason, reason_of
+from intake_helio.calibrate import (
+    CalibrationError,
+    CorrectionTableNotFoundError,
+    correction_table,
+    degradation_model,
+)
+from intake_helio.testing.aia import frame_bytes, make_aia_frame
+
+aiapy = pytest.importorskip("aiapy")
+sunpy_map = pytest.importorskip("sunpy.map")
+from aiapy.calibrate import correct_degradation, degradation  # noqa: E402
+from aiapy.calibrate.util import get_correction_table  # noqa: E402
+
+TABLE = Path(aiapy.__file__).parent / "tests" / "data" / "aia_V8_20171210_050627_response_table.txt"
+#: Dates across the table's epochs (2010-03-24 to 2030), one before its first.
+DATES = ["2010-06-01T00:00", "2011-07-15T12:30", "2013-03-01T06:00", "2016-09-20T18:00",
+         "2020-01-01T00:04"]  # fmt: skip
+EARLY = "2010-01-01T00:00"
+
+
+def _files(tmp_path, wavelength: int, dates, tag: str):
+    """Frames of ``wavelength`` at ``dates`` in memory:// and as local files (for sunpy)."""
+    fs = fsspec.filesystem("memory")
+    rows = []
+    for i, t in enumerate(dates):
+        raw = frame_bytes(
+            make_aia_frame(t, size=32, seed=i, exptime=2.0 + 0.3 * i, wavelength=wavelength)
+        )
+        path = f"/calib-{tag}/f{i}.fits"
+        fs.pipe_file(path, raw)
+        local = tmp_path / f"{tag}-{i}.fits"
+        local.write_bytes(raw)
+        start = pd.Timestamp(t)
+        rows.append({"start": start, "stop": start + pd.Timedelta(seconds=3),
+                     "datakey": f"memory://{path}", "local": str(local)})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+@pytest.fixture(scope="module")
+def table():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return get_correction_table(TABLE)
+
+
+def _by_hand(path: str, table, dn_per_s: bool) -> tuple[float, float]:
+    """aiapy on a sunpy Map of the file: the corrected mean (and max), DN or DN/s."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        m = correct_degradation(sunpy_map.Map(path), correction_table=table)
+    data = np.asarray(m.data, dtype=np.float64)
+    scale = float(m.exposure_time.to_value("s")) if dn_per_s else 1.0
+    return float(np.nanmean(data)) / scale, float(np.nanmax(data)) / scale
+
+
+@pytest.mark.parametrize("wavelength", [94, 171])
+@pytest.mark.parametrize("normalize", [True, False])
+def test_corrected_irradiance_equals_aiapy_on_maps(tmp_path, table, wavelength, normalize):
+    df = _files(tmp_path, wavelength, DATES, f"eq{wavelength}{normalize}")
+    frames = ih.open_frames(df[["start", "stop", "datakey"]], on_error="nan")
+    res = ih.irradiance(
+        frames, normalize=normalize, progress=False, correct_degradation=True,
+        correction_table=TABLE,
+    )  # fmt: skip
+    plain = ih.irradiance(frames, normalize=normalize, progress=False)
+    assert list(res["status"].values) == ["ok"] * len(DATES)
+    want = np.array([_by_hand(p, table, normalize)[0] for p in df["local"]])
+    np.testing.assert_allclose(res["irradiance"].values, want, rtol=1e-6)
+    # the correction is not a no-op: the factors differ from 1 by tens of percent
+    factors = plain["irradiance"].values / res["irradiance"].values
+    np.testing.assert_allclose(factors, [
+        degradation(wavelength * ih_u(), t, correction_table=table).value[0]
+        for t in _times(df)
+    ], rtol=1e-6)  # fmt: skip
+    assert factors.min() < 0.9
+    unit = "DN/s" if normalize else "DN"
+    assert res["irradiance"].attrs["units"] == f"{unit}, corrected for degradation"
+    assert TABLE.name in res.attrs["correction_table"]
+    assert "VER_NUM 8" in res.attrs["correction_table"]
+    assert f"aiapy {aiapy.__version__}" in res.attrs["correction_table"]
+
+
+def ih_u():
+    import astropy.units as u
+
+    return u.angstrom
+
+
+def _times(df):
+    from astropy.time import Time
+
+    return [Time(t.isoformat()) for t in df["start"]]
+
+
+def test_map_frames_functions_get_corrected_data(tmp_path, table):
+    df = _files(tmp_path, 94, DATES, "func")
+    frames = ih.open_frames(df[["start", "stop", "datakey"]], on_error="nan")
+
+    def peak(data, header):
+        return float(np.nanmax(data))
+
+    out = ih.map_frames(
+        frames, ["mean", "max", "count", peak], normalize=True, progress=False,
+        correct_degradation=True, correction_table=TABLE,
+    )  # fmt: skip
+    hand = [_by_hand(p, table, True) for p in df["local"]]
+    np.testing.assert_allclose(out["mean"].values, [h[0] for h in hand], rtol=1e-6)
+    np.testing.assert_allclose(out["max"].values, [h[1] for h in hand], rtol=1e-6)
+    np.testing.assert_allclose(out["peak"].values, [h[1] for h in hand], rtol=1e-6)
+    counts = ih.map_frames(frames, ["count"], progress=False)["count"].values
+    np.testing.assert_array_equal(out["count"].values, counts)  # counts are not scaled
+    assert out["mean"].attrs["units"] == "DN/s, corrected for degradation"
+    # the generic path (an array changed by arithmetic) applies the same factors
+    gen = ih.map_frames(
+        frames * 1.0, ["mean"], normalize=True, progress=False, correct_degradation=True,
+        correction_table=TABLE,
+    )  # fmt: skip
+    np.testing.assert_allclose(gen["mean"].values, [h[0] for h in hand], rtol=1e-6)
+
+
+def test_frames_outside_the_tables_epochs_get_a_reason(tmp_path):
+    df = _files(tmp_path, 94, [EARLY, DATES[1]], "early")
+    frames = ih.open_frames(df[["start", "stop", "datakey"]], on_error="nan")
+    res = ih.irradiance(frames, progress=False, correct_degradation=True, correction_table=TABLE)
+    first, second = (str(s) for s in res["status"].values)
+    assert reason_of(first) == Reason.NO_CORRECTION
+    assert "2010-01-01" in first and "outside the table's epochs" in first
+    assert second == "ok" and np.isnan(res["irradiance"].values[0])
+
+
+def test_the_model_follows_aiapy_over_the_mission(table):
+    model = degradation_model(TABLE, [94, 171])
+    rng = np.random.default_rng(1)
+    times = np.datetime64("2010-05-13") + (rng.random(200) * 12.6 * 365 * 86400).astype(
+        "timedelta64[s]"
+    )
+    from astropy.time import Time
+
+    for channel in (94, 171):
+        ref = degradation(channel * ih_u(), Time(times), correction_table=table).value
+        np.testing.assert_allclose(model.factors(channel, times), ref, rtol=1e-8)
+    assert np.isnan(model.factors(94, [np.datetime64("2009-01-01")])[0])
+
+
+def test_a_channel_not_in_the_table_is_refused_in_one_line(tmp_path, table):
+    df = _files(tmp_path, 171, DATES[:1], "nochan")
+    frames = ih.open_frames(df[["start", "stop", "datakey"]], on_error="nan")
+    without = table[table["WAVE_STR"] != "171_THIN"]
+    with pytest.raises(CalibrationError) as info:
+        ih.irradiance(frames, progress=False, correct_degradation=True, correction_table=without)
+    msg = str(info.value)
+    assert "171" in msg and "not in the correction table" in msg and "\n" not in msg
+
+
+def test_bad_tables_give_one_clear_line(tmp_path):
+    with pytest.raises(CorrectionTableNotFoundError) as info:
+        correction_table(tmp_path / "nope.txt")
+    assert isinstance(info.value, FileNotFoundError) and isinstance(info.value, HelioError)
+    assert "nope.txt" in str(info.value) and "aia_V*_response_table.txt" in str(info.value)
+    wrong = tmp_path / "wrong.txt"
+    wrong.write_text("DATE WAVE_STR T_START\n2010-01-01 94_THIN 2010-01-01\n")
+    with pytest.raises(CalibrationError) as info:
+        correction_table(wrong)
+    msg = str(info.value)
+    assert "EFF_AREA" in msg and "T_STOP" in msg and "wrong.txt" in msg and "\n" not in msg
+    garbage = tmp_path / "garbage.txt"
+    garbage.write_bytes(os.urandom(2000))
+    with pytest.raises(CalibrationError) as info:
+        correction_table(garbage)
+    assert "garbage.txt" in str(info.value) and "\n" not in str(info.value)
+    with pytest.raises(CalibrationError, match="expected a file path"):
+        correction_table(42)
+
+
+def test_keywords_are_checked_before_any_read(tmp_path):
+    df = _files(tmp_path, 94, DATES[:1], "kw")
+    frames = ih.open_frames(df[["start", "stop", "datakey"]], on_error="nan")
+    with pytest.raises(TypeError, match="correct_degradation='yes'"):
+        ih.irradiance(frames, progress=False, correct_degradation="yes")
+    with pytest.raises(TypeError, match="correct_degradation=False"):
+        ih.map_frames(frames, "mean", progress=False, correction_table=TABLE)
