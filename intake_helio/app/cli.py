@@ -86,6 +86,8 @@ def cmd_irradiance(args) -> int:
         quality=args.quality,
         time_axis=args.time_axis,
         wait_lock=args.wait_lock,
+        correct_degradation=args.correct_degradation,
+        correction_table=args.correction_table,
     )
     print(summary.text())
     return EXIT_FAILED_FRAMES if summary.failed else EXIT_OK
@@ -122,6 +124,8 @@ def cmd_reduce(args) -> int:
             tolerance=args.tolerance,
             quality=args.quality,
             wait_lock=args.wait_lock,
+            correct_degradation=args.correct_degradation,
+            correction_table=args.correction_table,
         )
     except KeyboardInterrupt:  # the saved parts are kept: say how to continue
         print("intake-helio: interrupted; rerun with --resume to continue", file=sys.stderr)
@@ -339,6 +343,23 @@ def _add_units(p, default: str) -> None:
     )
 
 
+def _add_correction(p) -> None:
+    """``--correct-degradation [--correction-table FILE]``: aiapy's degradation correction."""
+    p.add_argument(
+        "--correct-degradation",
+        action="store_true",
+        help="divide each frame by aiapy's degradation factor of its channel and time "
+        "(needs the aia extra: pip install 'intake-helio[aia]')",
+    )
+    p.add_argument(
+        "--correction-table",
+        metavar="FILE",
+        default=None,
+        help="with --correct-degradation: AIA's correction table, an "
+        "aia_V*_response_table.txt file (default: aiapy's, from JSOC over the network)",
+    )
+
+
 def _add_reduce(sub) -> None:
     from ..frames.reader import BUILTINS
 
@@ -378,6 +399,7 @@ def _add_reduce(sub) -> None:
         "when every output is a scalar",
     )
     _add_units(p, "DN")
+    _add_correction(p)
     p.add_argument("--resume", action="store_true", help="keep parts of an interrupted run")
     p.add_argument("--cutout", metavar="Y0:Y1,X0:X1")
     _add_quality(p)
@@ -429,6 +451,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--stop", required=True)
     p.add_argument("--out", required=True, metavar="DIR")
     _add_units(p, "DN/s")
+    _add_correction(p)
     p.add_argument(
         "--time",
         dest="time_axis",

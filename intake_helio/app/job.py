@@ -28,6 +28,7 @@ from ..base.options import TOLERANCE, UNITS, check_choice
 from ..base.settings import current
 from ..catalog.channels import open_channels
 from ..catalog.registry import open_bucket
+from ..compute.calibration import corrected_units, correction_attrs, correction_for, table_for
 from ..compute.engine import (
     TIME_AXIS,
     channel_arrays,
@@ -179,6 +180,12 @@ def _channels_attrs(bucket, arrays, tolerance, source: str) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------- irradiance
+def _calibration_identity(table) -> dict:
+    """The correction table's part of a run's identity (none without a correction, so
+    that runs saved before corrections existed keep theirs)."""
+    return {} if table is None else {"correction_table": table.describe()}
+
+
 def _normalize(units: Any, normalize: bool | None) -> bool:
     """Whether frames are divided by ``EXPTIME``: ``normalize`` when given, else ``units``."""
     if normalize is not None:
@@ -207,6 +214,8 @@ def run_irradiance_job(
     quality: str | None = None,
     time_axis: str = "start",
     wait_lock: float | None = None,
+    correct_degradation: bool = False,
+    correction_table: Any = None,
 ) -> tuple[xr.Dataset, JobSummary]:
     """Compute and save the irradiance of ``dataset`` over ``[start, stop)``.
 
@@ -265,11 +274,19 @@ def run_irradiance_job(
         held from before the first write until this returns, raises or is interrupted);
         None or 0 (default): refuse at once with :class:`~intake_helio.OutputLockedError`
         naming the holder's pid; ``math.inf``: wait as long as it takes.
+    correct_degradation : bool
+        Divide each frame by aiapy's degradation factor of its channel and time (see
+        :func:`~intake_helio.irradiance`); needs aiapy (the ``aia`` extra).
+    correction_table : str, os.PathLike, astropy.table.Table or None
+        The correction table (None: aiapy's default source, JSOC). It is recorded in the
+        results (``correction_table``) and in the saved parts' identity: ``resume`` with
+        another table (or none) is refused.
     """
     part_size = _check_part_size(part_size)
     wait_lock = check_wait(wait_lock)
     normalize = _normalize(units, normalize)
     time_axis = check_choice("time_axis", time_axis, TIME_CHOICES)
+    table = table_for(correct_degradation, correction_table)  # before anything is read
     ids = _dataset_ids(dataset)
     keys_read = ("T_OBS",) if time_axis == "T_OBS" else ()
     if len(ids) > 1:
@@ -280,19 +297,25 @@ def run_irradiance_job(
             bucket, arrays, times, tolerance, normalize, cutout, part_size, quality
         )
         attrs = _channels_attrs(bucket, arrays, tolerance, f"{SOURCE} of each channel")
+        legacy_id.update(_calibration_identity(table))
     else:
         bucket, frames = _open_frames(
             endpoint, ids[0], start, stop, storage_options, cutout, quality, keys_read
         )
         arrays, times = {ids[0]: frames}, frames["time"].to_numpy()
         legacy_id = _identity(bucket, ids[0], frames, normalize, cutout, part_size, quality)
+        legacy_id.update(_calibration_identity(table))
         keep = ("dataset", "title", "endpoint", "WAVELNTH")
         attrs = {k: frames.attrs[k] for k in keep if k in frames.attrs}
         attrs.update(source=SOURCE, time_axis=TIME_AXIS)
     first = next(iter(arrays.values()))
-    units = "DN/s" if normalize else str(first.attrs.get("units", "DN"))
+    corrections = {name: correction_for(f, table) for name, f in arrays.items()}
+    correction = next(iter(corrections.values()))
+    plain = "DN/s" if normalize else str(first.attrs.get("units", "DN"))
+    units = corrected_units(plain, correction)
+    attrs.update(correction_attrs(correction))
     identity = {**legacy_id, "job": "irradiance"}
-    job = PartRun(arrays, identity, times, part_size, normalize, "irradiance")
+    job = PartRun(arrays, identity, times, part_size, normalize, "irradiance", corrections)
     with hold_out_dir(out, wait_lock):  # the only writer of out until the files are saved
         check_outputs(out, IRRADIANCE_FILES)
         store, notes = _irradiance_store(job, out, resume, legacy_id, attrs, units)
@@ -368,6 +391,8 @@ def run_reduce_job(
     tolerance: Any = TOLERANCE,
     quality: str | None = None,
     wait_lock: float | None = None,
+    correct_degradation: bool = False,
+    correction_table: Any = None,
 ) -> tuple[xr.Dataset, JobSummary]:
     """Compute and save statistics and user functions of every frame over ``[start, stop)``.
 
@@ -397,7 +422,9 @@ def run_reduce_job(
         The frames' units (default ``"DN"``, as stored; ``"DN/s"``: each frame divided by
         its ``EXPTIME`` before the functions see it); every output's ``units`` says it.
     storage_options, cluster_kind, cluster_kwargs, normalize, cutout, tolerance, quality
-        As for :func:`run_irradiance_job`.
+    correct_degradation, correction_table
+        As for :func:`run_irradiance_job` (every output linear in the pixels is corrected;
+        functions receive corrected data).
     wait_lock : float, optional
         As for :func:`run_irradiance_job`: seconds to wait when another run holds ``out``.
     resume : bool
@@ -426,7 +453,12 @@ def run_reduce_job(
     specs = frame_funcs(funcs)
     shipped = [f if isinstance(f, str) else ship_by_value(f) for _, f in specs]
     ids = _dataset_ids(dataset)
-    reduce_id = {"job": "reduce", "funcs": [func_id(f) for _, f in specs]}
+    table = table_for(correct_degradation, correction_table)  # before anything is read
+    reduce_id = {
+        "job": "reduce",
+        "funcs": [func_id(f) for _, f in specs],
+        **_calibration_identity(table),
+    }
     job = dict(
         out=out,
         funcs=funcs,
@@ -438,6 +470,7 @@ def run_reduce_job(
         resume=resume,
         part_size=part_size,
         progress=progress,
+        table=table,
     )
     if len(ids) > 1:
         bucket, times, arrays = _open_channels(
@@ -453,10 +486,10 @@ def run_reduce_job(
     if open_bucket(endpoint, storage_options)[dataset].opens_as == "series":
         from .series_job import run_series_reduce
 
-        if cutout is not None or quality is not None or normalize:
+        if cutout is not None or quality is not None or normalize or table is not None:
             raise ArgumentError(
-                f"dataset {dataset!r} is a time series: --cutout, --quality and --units DN/s "
-                "apply to frames"
+                f"dataset {dataset!r} is a time series: --cutout, --quality, --units DN/s "
+                "and --correct-degradation apply to frames"
             )
         return run_series_reduce(
             endpoint,
@@ -501,13 +534,18 @@ def _reduce(
     resume,
     part_size,
     progress,
+    table=None,
 ) -> tuple[xr.Dataset, JobSummary]:
     """:func:`run_reduce_job` on one dataset's frames, or on several channels' (``(channel,
     time)`` results, parts numbered channel by channel: :meth:`ZarrStore.part_number`)."""
-    job = PartRun(arrays, identity, times, part_size, normalize, "map_frames")
+    corrections = {name: correction_for(f, table) for name, f in arrays.items()}
+    correction = next(iter(corrections.values()))
+    job = PartRun(arrays, identity, times, part_size, normalize, "map_frames", corrections)
     first = next(iter(arrays.values()))
-    units = "DN/s" if normalize else str(first.attrs.get("units", "DN"))
+    plain = "DN/s" if normalize else str(first.attrs.get("units", "DN"))
+    units = corrected_units(plain, correction)
     attrs["units"] = units
+    attrs.update(correction_attrs(correction))
     attrs["source"] = f"intake-helio reduce: {', '.join(identity['funcs'])} of every frame"
     if job.several:
         attrs["source"] += " of each channel"

@@ -41,9 +41,18 @@ class PartRun:
     :class:`ZarrStore` (channels' parts numbered channel by channel)."""
 
     def __init__(
-        self, arrays: Mapping[str, xr.DataArray], identity, times, part_size, normalize, desc
+        self,
+        arrays: Mapping[str, xr.DataArray],
+        identity,
+        times,
+        part_size,
+        normalize,
+        desc,
+        corrections: Mapping[str, Any] | None = None,
     ):
         self.arrays = dict(arrays)
+        #: Per array, the degradation factors its frames are divided by (None: none).
+        self.corrections = dict(corrections or {})
         self.desc = desc  # the progress bar's label
         self.identity = identity
         self.times = times
@@ -103,7 +112,7 @@ class PartRun:
         missing = len(done) < store.parts
         on = missing or cluster_for_finish
         with compute_on(cluster_kind, cluster_kwargs) if on else contextlib.nullcontext():
-            for k, frames in enumerate(self.arrays.values() if missing else ()):
+            for k, (name, frames) in enumerate(self.arrays.items() if missing else ()):
                 skip = {
                     p for p in range(store.parts_per_channel) if store.part_number(k, p) in done
                 }
@@ -119,6 +128,7 @@ class PartRun:
                     saver(k),
                     skip,
                     desc=self.desc,
+                    correction=self.corrections.get(name),
                 )
             store.mark_complete()
             result = store.load()

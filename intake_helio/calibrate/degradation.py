@@ -153,9 +153,9 @@ def degradation_model(table: Any = None, channels: Iterable[Any] | None = None) 
         at = mid[:, None] + half[:, None] * x[None, :]  # (stretches, 6)
 
         def aiapy_factors(t: np.ndarray, channel=channel) -> np.ndarray:
-            when = Time(_from_seconds(t), scale="utc")
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
+            with warnings.catch_warnings():  # erfa: "dubious year" for epochs ending in 2030
+                warnings.filterwarnings("ignore", message=".*dubious year")
+                when = Time(_from_seconds(t), scale="utc")
                 got = calibrate.degradation(channel * u.angstrom, when, correction_table=ct.table)
             return np.asarray(got.to_value(u.dimensionless_unscaled), dtype=np.float64)
 

@@ -10,7 +10,9 @@ aiapy (the ``aia`` extra) is imported here only.
 
 from __future__ import annotations
 
+import hashlib
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -90,11 +92,25 @@ class CorrectionTable:
     versions: tuple[int, ...]
 
     def describe(self) -> str:
-        """One line for results' attributes and saved files: source, versions, aiapy."""
+        """One line for results' attributes and saved files (and a run's identity): the
+        source, its versions, a digest of the rows aiapy's factor reads, aiapy's version."""
         import aiapy
 
         ver = ",".join(str(v) for v in self.versions)
-        return f"{self.source} (VER_NUM {ver}; aiapy {aiapy.__version__})"
+        return f"{self.source} (VER_NUM {ver}; rows {self.digest()}; aiapy {aiapy.__version__})"
+
+    def digest(self) -> str:
+        """8 hex digits of the table's rows (two tables with the same rows: the same)."""
+        h = hashlib.sha256()
+        for name in REQUIRED_COLUMNS:
+            column = self.table[name]
+            with warnings.catch_warnings():  # erfa: "dubious year" for epochs ending in 2030
+                warnings.filterwarnings("ignore", message=".*dubious year")
+                text = getattr(column, "isot", None)
+            values = text if text is not None else getattr(column, "value", column)
+            h.update(name.encode())
+            h.update(repr([str(v) for v in values]).encode())
+        return h.hexdigest()[:8]
 
 
 def correction_table(source: Any = None) -> CorrectionTable:

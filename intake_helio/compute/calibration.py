@@ -42,8 +42,8 @@ def table_for(correct_degradation: Any, table: Any) -> CorrectionTable | None:
     if not correct_degradation:
         if table is not None:
             raise ArgumentTypeError(
-                "correction_table is given but correct_degradation=False; pass "
-                "correct_degradation=True to apply it"
+                f"correction_table={str(table)[:80]!r} is given but correct_degradation=False; "
+                "pass correct_degradation=True (--correct-degradation) to apply it"
             )
         return None
     return correction_table(table)

@@ -20,6 +20,7 @@ from ..base.errors import ArgumentError, FrameReadError, HelioError
 from ..base.options import TOLERANCE
 from ..base.reasons import Reason, reason_of
 from ..base.times import parse_time
+from ..calibrate.tables import aiapy_calibrate
 from ..fits import frame as fits_frames
 from ..io.transport import filesystem
 from .spec import frame_specs
@@ -140,7 +141,14 @@ def _window_start(coord: np.ndarray, name: str) -> int:
     return start
 
 
-def to_map(frames: xr.DataArray, i: Any = 0, *, tolerance: Any = TOLERANCE) -> Any:
+def to_map(
+    frames: xr.DataArray,
+    i: Any = 0,
+    *,
+    tolerance: Any = TOLERANCE,
+    level: str | None = None,
+    pointing_table: Any = None,
+) -> Any:
     """Frame ``i`` of ``frames`` as a ``sunpy.map.GenericMap`` (an ``AIAMap`` for AIA).
 
     Parameters
@@ -154,6 +162,16 @@ def to_map(frames: xr.DataArray, i: Any = 0, *, tolerance: Any = TOLERANCE) -> A
     tolerance : str or Timedelta or None
         How far the frame taken for a time ``i`` may be from it (``"6s"``, as in
         :func:`~intake_helio.open_channels`); None: the nearest at any distance.
+    level : {None, "1", "1.5"}
+        ``"1.5"``: the Map registered with aiapy (``aiapy.calibrate.register``: rotated so
+        that solar north is up, rescaled to AIA's 0.6 arcsec pixels, the Sun's centre at
+        the image's centre), after ``aiapy.calibrate.update_pointing`` when a
+        ``pointing_table`` is given. Needs aiapy (the ``aia`` extra) and a full-disk
+        frame (aiapy registers no cutout). None or ``"1"``: the frame as stored.
+    pointing_table : astropy.table.QTable, optional
+        With ``level="1.5"``: AIA's pointing table
+        (``aiapy.calibrate.util.get_pointing_table``) for ``update_pointing`` first
+        (full-resolution 4096x4096 frames only, as aiapy requires).
 
     Returns
     -------
@@ -175,6 +193,10 @@ def to_map(frames: xr.DataArray, i: Any = 0, *, tolerance: Any = TOLERANCE) -> A
         ``"truncated"``, ``"quality flag 0x00000400"`` with ``quality="good"``, ``"URL not
         allowed"``): the reason is named; nothing all-NaN is returned as a Map.
     """
+    if level not in (None, "1", "1.5"):
+        raise ArgumentError(f"level={level!r}; expected None, '1' or '1.5'")
+    if pointing_table is not None and level != "1.5":
+        raise ArgumentError("pointing_table is used with level='1.5' only; pass level='1.5'")
     smap = _sunpy_map()
     frame = _one_frame(frames, i, tolerance)
     y0 = _window_start(np.asarray(frame["y"].values), "y")
@@ -198,4 +220,19 @@ def to_map(frames: xr.DataArray, i: Any = 0, *, tolerance: Any = TOLERANCE) -> A
         # normalize_exposure leaves it (``m / m.exposure_time`` does not divide twice)
         meta["BUNIT"] = "DN/s"
         meta["EXPTIME"] = 1.0
-    return smap.Map(data, meta)
+    out = smap.Map(data, meta)
+    return _level_15(out, pointing_table) if level == "1.5" else out
+
+
+def _level_15(smap: Any, pointing_table: Any) -> Any:
+    """aiapy's ``register`` (after ``update_pointing`` with a table) of ``smap``."""
+    calibrate = aiapy_calibrate("level='1.5'")
+    try:
+        if pointing_table is not None:
+            smap = calibrate.update_pointing(smap, pointing_table=pointing_table)
+        return calibrate.register(smap)
+    except (TypeError, ValueError) as exc:
+        raise ArgumentError(
+            f"level='1.5': aiapy cannot register this frame ({exc}); aiapy registers "
+            "whole AIA frames (full disk; update_pointing: 4096x4096), not cutouts"
+        ) from exc

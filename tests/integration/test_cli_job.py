@@ -620,3 +620,60 @@ def test_out_dir_guard_exits_2_and_touches_nothing(served, tmp_path, cli, case):
     if case.endswith("-parts"):  # without --resume parts/ is not the job's: never read
         assert cli(_args(served, out, stop=data.times[8]))[0] == 0
         assert _files(theirs) == before
+
+
+# ----------------------------------------------------------------------------- calibration
+def _aiapy_table():
+    aiapy = pytest.importorskip("aiapy")
+    data = Path(aiapy.__file__).parent / "tests" / "data"
+    return data / "aia_V8_20171210_050627_response_table.txt"
+
+
+def test_correct_degradation_records_its_table_and_resume_refuses_another(served, tmp_path, cli):
+    import warnings
+
+    import astropy.units as u
+    from aiapy.calibrate import degradation
+    from aiapy.calibrate.util import get_correction_table
+    from astropy.time import Time
+
+    table = _aiapy_table()
+    s3, data = served
+    stop = data.times[8]
+    plain_out, out = tmp_path / "plain", tmp_path / "corrected"
+    assert cli(_args(served, plain_out, stop=stop))[0] == 0
+    code, _, err = cli(
+        _args(served, out, "--correct-degradation", "--correction-table", str(table), stop=stop)
+    )
+    assert code == 0, err
+    plain, corrected = _read_csv(plain_out / "irradiance.csv"), _read_csv(out / "irradiance.csv")
+    assert set(corrected["units"]) == {"DN/s, corrected for degradation"}
+    fs = s3.filesystem()
+    headers = [fits.getheader(io.BytesIO(fs.cat_file(k)), 1) for k in data.datakeys[:8]]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        tab = get_correction_table(table)
+        factors = [
+            degradation(h["WAVELNTH"] * u.angstrom, Time(h["DATE-OBS"].rstrip("Z")),
+                        correction_table=tab).value[0]
+            for h in headers
+        ]  # fmt: skip
+    np.testing.assert_allclose(corrected["irradiance"], plain["irradiance"] / factors, rtol=1e-6)
+    with xr.open_dataset(out / "irradiance.nc") as nc:
+        assert table.name in nc.attrs["correction_table"]
+        assert nc["irradiance"].attrs["units"] == "DN/s, corrected for degradation"
+    parts = _files(out / "parts.zarr")
+    other = tmp_path / "aia_V8_copy_response_table.txt"
+    shutil.copy(table, other)
+    for extra in (["--correct-degradation", "--correction-table", str(other)], []):
+        code, _, err = cli(_args(served, out, "--resume", *extra, stop=stop))
+        assert code == 2
+        assert "differs in correction_table" in one_error_line(err)
+    assert _files(out / "parts.zarr") == parts
+    code, _, err = cli(_args(served, out, "--resume", "--correct-degradation",
+                             "--correction-table", str(table), stop=stop))  # fmt: skip
+    assert code == 0, err
+    assert "computed: 0 frames" in _
+    code, _, err = cli(_args(served, tmp_path / "x", "--correct-degradation",
+                             "--correction-table", str(tmp_path / "nope.txt")))  # fmt: skip
+    assert code == 2 and "nope.txt" in one_error_line(err) and "no such file" in err

@@ -200,3 +200,35 @@ def test_keywords_are_checked_before_any_read(tmp_path):
         ih.irradiance(frames, progress=False, correct_degradation="yes")
     with pytest.raises(TypeError, match="correct_degradation=False"):
         ih.map_frames(frames, "mean", progress=False, correction_table=TABLE)
+
+
+def test_to_map_level_15_equals_aiapy_register(tmp_path):
+    from aiapy.calibrate import register
+
+    fs = fsspec.filesystem("memory")
+    raw = frame_bytes(make_aia_frame("2016-09-20T18:00", size=64, seed=3, blank_fraction=0.0))
+    fs.pipe_file("/calib-l15/f.fits", raw)
+    local = tmp_path / "l15.fits"
+    local.write_bytes(raw)
+    start = pd.Timestamp("2016-09-20T18:00")
+    df = pd.DataFrame({"start": [start], "stop": [start + pd.Timedelta(seconds=3)],
+                       "datakey": ["memory:///calib-l15/f.fits"]})  # fmt: skip
+    frames = ih.open_frames(df)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ours = ih.to_map(frames, 0, level="1.5")
+        want = register(sunpy_map.Map(str(local)))
+    assert ours.data.shape == want.data.shape
+    np.testing.assert_allclose(ours.data, want.data, rtol=1e-6, atol=1e-6 * np.abs(want.data).max())
+    assert float(ours.meta["lvl_num"]) == 1.5
+    for key in ("crpix1", "crpix2", "cdelt1", "cdelt2"):
+        assert ours.meta[key] == pytest.approx(want.meta[key], rel=1e-9)
+    assert ours.scale[0] == want.scale[0]
+    plain = ih.to_map(frames, 0)
+    assert float(plain.meta["lvl_num"]) == 1.0
+    cut = ih.open_frames(df, cutout={"y": slice(0, 16), "x": slice(0, 16)})
+    with pytest.raises(ValueError, match="level='1.5': aiapy cannot register") as info:
+        ih.to_map(cut, 0, level="1.5")
+    assert "\n" not in str(info.value)
+    with pytest.raises(ValueError, match="level='2'"):
+        ih.to_map(frames, 0, level="2")
