@@ -29,7 +29,7 @@ def test_each_channel_gets_its_own_factors(s3):
 
     so = s3.storage_options
     a = write_demo_dataset("s3://helio-demo/", so, frames=N, size=32, corrupt=0)
-    b = write_demo_dataset(
+    write_demo_dataset(
         "s3://helio-demo/", so, frames=N, size=32, corrupt=0, dataset_id="aia_0171",
         start=a.start + pd.Timedelta(seconds=3), seed=7, wavelength=171,
     )  # fmt: skip
