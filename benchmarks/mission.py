@@ -8,7 +8,8 @@
     materialised graph that the array had before (dask's ``MaterializedLayer``, a Python
     task per frame, built from the same spec) as the baseline. Flat per frame is the goal,
     and < 3 s at 1.5x10^6.
-(2) job (``--job-rows N``): ``benchmarks/year.py --span mission --rows N``: the real job
+(2) job (``--job-rows N``): ``benchmarks/year.py --span mission --rows N`` (in a child
+    process, so that the client's peak RSS is the job's alone): the real job
     (catalog, yearly index files 2010-2022, lazy frames, irradiance, parts saved, resume)
     on a local cluster of 2 workers over N rows of the mission's index of small frames,
     beside the lean code over the same rows: wall time, frames/s, the client's and the
@@ -110,11 +111,15 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     ok = build(sorted(args.sizes), args.repeat)
     if args.job_rows:
-        import year  # benchmarks/year.py: the real job beside the lean code
+        # in a process of its own: the client's peak RSS is the job's, not the build's above
+        # (glibc keeps the heap a 1.5 M-frame materialised graph grew to)
+        import subprocess
 
         print(f"\njob over {args.job_rows} rows of the mission's index (benchmarks/year.py):")
         job = ["--span", "mission", "--rows", str(args.job_rows)]
-        ok = year.main([*job, "--lean-rows", str(args.lean_rows)]) == 0 and ok
+        year = str(Path(__file__).resolve().parent / "year.py")
+        argv = [sys.executable, year, *job, "--lean-rows", str(args.lean_rows)]
+        ok = subprocess.run(argv, check=False).returncode == 0 and ok
     return 0 if ok else 1
 
 
