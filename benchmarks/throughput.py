@@ -26,7 +26,13 @@ S3 server running in a child process, then times, side by side in this process t
 (h)  ``map_frames(frames, user_peak)``, a user's Python function ``np.nanmax(data)`` on the
      float32 frame;
 (i)  the generic ``frames.mean(("y", "x")).compute()`` (dask computes each frame, then the
-     mean), for scale. ``--skip-engine`` leaves (f)-(i) out.
+     mean), for scale. ``--skip-engine`` leaves (f)-(i) out;
+(j)  ``irradiance(frames, correct_degradation=True, correction_table=...)`` on the (c)
+     cluster, with the correction table aiapy ships in its test data (issue 24);
+(k)  the user's way to the same values, on the first ``--aiapy-sample`` frames in the (d)
+     pool's 2 processes: the file (one GET), ``sunpy.map.Map`` of it,
+     ``aiapy.calibrate.correct_degradation`` and ``np.nanmean``. Without aiapy, or with
+     ``--skip-calibration``, (j) and (k) are left out.
 
 Why (c) and (c0): ``TUNED`` (``intake_helio.compute.clusters.LOCAL_WORKER_CONFIG``, which
 ``cluster("local")`` applies itself) changes dask's defaults for the workers.
@@ -59,8 +65,8 @@ frame with a BLANK pixel (these frames have 0.1 %); for the value check the same
 once more, untimed, with ``np.nanmean`` (which costs more than ``.mean()``: both are printed).
 
 Goals: c >= 5 x a and c >= 0.9 x d (with c the faster of (c) and (c0) when both run);
-f >= 0.9 x d, g >= 0.9 x d, h >= 0.75 x d; the exit status is 1 when one fails or values
-disagree.
+f >= 0.9 x d, g >= 0.9 x d, h >= 0.75 x d, j >= 0.95 x c (and (j) equal to (k)); the exit
+status is 1 when one fails or values disagree.
 
     python benchmarks/throughput.py [--frames 30] [--size 4096] [--repeat 5] [--quick]
 """
@@ -141,6 +147,36 @@ def lean_init(endpoint_url: str, key: str, secret: str) -> None:
         aws_secret_access_key=secret,
         region_name="us-east-1",
     )
+
+
+def aiapy_table_path() -> str:
+    """The correction table aiapy ships in its test data (no network)."""
+    import aiapy
+
+    data = os.path.join(os.path.dirname(aiapy.__file__), "tests", "data")
+    return os.path.join(data, "aia_V8_20171210_050627_response_table.txt")
+
+
+def aiapy_user_mean(datakey: str) -> float:
+    """(k) the user's way: the file, a sunpy Map, aiapy's correct_degradation, the mean."""
+    import tempfile
+    import warnings
+
+    import sunpy.map
+    from aiapy.calibrate import correct_degradation
+    from aiapy.calibrate.util import get_correction_table
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if "table" not in _LEAN:
+            _LEAN["table"] = get_correction_table(aiapy_table_path())
+        bucket, _, name = datakey.removeprefix("s3://").partition("/")
+        body = _LEAN["s3"].get_object(Bucket=bucket, Key=name)["Body"].read()
+        with tempfile.NamedTemporaryFile(suffix=".fits") as f:
+            f.write(body)
+            f.flush()
+            smap = correct_degradation(sunpy.map.Map(f.name), correction_table=_LEAN["table"])
+            return float(np.nanmean(smap.data))
 
 
 def _card_value(raw: bytes):
@@ -314,12 +350,21 @@ def _generic_mean(frames):
     return np.array(["ok"] * frames.sizes["time"]), frames.mean(("y", "x")).compute().values
 
 
+def _calibrated(frames):
+    from intake_helio.compute.reduction import irradiance
+
+    table = aiapy_table_path()
+    res = irradiance(frames, progress=False, correct_degradation=True, correction_table=table)
+    return res["status"].values, res["irradiance"].values
+
+
 HOW = {
     "irradiance": _irradiance,
     "selection": _irradiance_selection,
     "builtins": _four_builtins,
     "user": _user_function,
     "generic": _generic_mean,
+    "calibrated": _calibrated,
 }
 
 
@@ -369,6 +414,12 @@ class Meter:
         self.cpu = {g: c1[g] - c0[g] for g in c1}
 
 
+def _has(module: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None
+
+
 def _median(xs: Sequence[float]) -> float:
     return statistics.median(xs)
 
@@ -395,6 +446,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--skip-seed", action="store_true", help="leave out (a) and (b)")
     ap.add_argument(
         "--skip-engine", action="store_true", help="leave out the frame engine's (f)-(i)"
+    )
+    ap.add_argument("--skip-calibration", action="store_true", help="leave out (j) and (k) (aiapy)")
+    ap.add_argument(
+        "--aiapy-sample", type=int, default=4, help="frames of (k), the user's aiapy way (4)"
     )
     ap.add_argument(
         "--compare-defaults",
@@ -518,6 +573,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not args.skip_engine:
             for m, how in (("f", "selection"), ("g", "builtins"), ("h", "user"), ("i", "generic")):
                 runners[m] = library_runner(client_c, how=how)
+        calibrate = not args.skip_calibration and _has("aiapy")
+        if calibrate:
+            runners["j"] = library_runner(client_c, how="calibrated")
 
         # the lean processes get this process's own environment, not the nannies' malloc value
         if own_malloc is None:
@@ -543,7 +601,20 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         lean_run.meter = lean_meter
         runners["d"] = lean_run
-        for m in ("c0", "c", "d", "e", "f", "g", "h", "i"):
+        count = dict.fromkeys(("a", "b", "c0", "c", "d", "e", "f", "g", "h", "i", "j"), n)
+        if calibrate:
+            sample = keys[: max(1, min(args.aiapy_sample, n))]
+            count["k"] = len(sample)
+            user_meter = Meter({"workers": sorted(pool._processes), **base_groups})
+
+            def user_run() -> list[float]:
+                with user_meter.measure():
+                    out = list(pool.map(aiapy_user_mean, sample))
+                return out
+
+            user_run.meter = user_meter
+            runners["k"] = user_run
+        for m in ("c0", "c", "d", "e", "f", "g", "h", "i", "j", "k"):
             if m in runners:
                 runners[m]()  # warm-up
         profiler = {
@@ -559,7 +630,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
 
         # ---- timed runs, interleaved
-        order = [m for m in ("a", "b", "c0", "c", "d", "e", "f", "g", "h", "i") if m in runners]
+        every = ("a", "b", "c0", "c", "d", "e", "f", "g", "h", "i", "j", "k")
+        order = [m for m in every if m in runners]
         times: dict[str, list[float]] = {m: [] for m in order}
         cpu: dict[str, list[dict[str, float]]] = {m: [] for m in order}
         values: dict[str, list[float]] = {}
@@ -572,7 +644,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(
                 f"run {rep + 1}: files/s (worker CPU ms/frame) "
                 + "  ".join(
-                    f"{m} {n / times[m][-1]:.2f} ({cpu[m][-1]['workers'] / n * 1e3:.0f})"
+                    f"{m} {count[m] / times[m][-1]:.2f} "
+                    f"({cpu[m][-1]['workers'] / count[m] * 1e3:.0f})"
                     for m in order
                 ),
                 flush=True,
@@ -635,14 +708,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         "g": "(g) map_frames mean,max,min,std",
         "h": "(h) map_frames user fn np.nanmax",
         "i": "(i) generic frames.mean((y, x))",
+        "j": "(j) irradiance correct_degradation",
+        "k": "(k) user: sunpy Map + aiapy + mean",
     }
     print()
     print(f"{'method':<38}{'files/s':>8}{'MB/s':>7}   CPU ms/frame: work main  S3   runs (files/s)")
     rate = {}
     for m in order:
-        rate[m] = n / _median(times[m])
-        runs = " ".join(f"{n / x:.2f}" for x in times[m])
-        ms = {g: _median([c[g] for c in cpu[m]]) / n * 1e3 for g in cpu[m][0]}
+        rate[m] = count[m] / _median(times[m])
+        runs = " ".join(f"{count[m] / x:.2f}" for x in times[m])
+        ms = {g: _median([c[g] for c in cpu[m]]) / count[m] * 1e3 for g in cpu[m][0]}
         print(
             f"{labels[m]:<38}{rate[m]:>8.2f}{rate[m] * total_mb / n:>7.1f}   {'':<13}"
             f"{ms['workers']:>5.0f}{ms['main']:>5.0f}{ms['server']:>4.0f}   {runs}"
@@ -656,7 +731,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print()
     ratios = []
     pairs = (("c", "a"), ("c", "b"), ("c", "d"), ("c0", "a"), ("c0", "d"), ("e", "c"))
-    pairs += (("f", "d"), ("g", "d"), ("h", "d"), ("i", "d"))
+    pairs += (("f", "d"), ("g", "d"), ("h", "d"), ("i", "d"), ("j", "c"), ("j", "k"))
     for num, den in pairs:
         if num in rate and den in rate:
             ratios.append(f"{num}/{den} = {rate[num] / rate[den]:.2f}")
@@ -698,6 +773,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         seed_max = values.get("seed max")
         if seed_max is not None:
             ok_values &= _check("(h) user nanmax", values["h"], seed_max, "astropy nanmax")
+    if "j" in values:
+        k = len(values["k"])
+        ok_values &= _check("(j) corrected", values["j"][:k], values["k"], "(k) aiapy on Maps")
     ok = True
     print(f"goals, with ({best}) (the faster intake-helio configuration):")
     if "a" in rate:
@@ -719,6 +797,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                 + ("met" if met else "NOT met")
             )
             ok &= met
+    if "j" in rate:
+        met = rate["j"] / rate["c"] >= 0.95
+        print(
+            f"  j/c = {rate['j'] / rate['c']:.2f} >= 0.95 (degradation-corrected irradiance): "
+            + ("met" if met else "NOT met")
+        )
+        ok &= met
     if not ok_values:
         print("values DISAGREE")
     return 0 if ok and ok_values else 1

@@ -47,6 +47,7 @@ TIME_CARDS = ("DATE-OBS", "DATE_OBS", "DATE-BEG", "DATE-AVG", "DATE-END", "T_OBS
 
 _NODES = np.cos(np.pi * (np.arange(4) + 0.5) / 4)  # Chebyshev nodes of degree 4 on (-1, 1)
 _CHECKS = np.array([-0.77, 0.31])  # two more times per stretch, checked against aiapy
+_DAY = 86400.0
 
 
 @dataclass(frozen=True)
@@ -65,12 +66,16 @@ class Degradation:
         calibration epoch.
     table : str
         The table's :meth:`~intake_helio.calibrate.tables.CorrectionTable.describe`.
+    span : tuple of float, optional
+        The times (seconds, as ``edges``) the stretches were asked of aiapy for (the
+        frames' times, a day either side); None: every stretch of the table.
     """
 
     channels: tuple[int, ...]
     edges: tuple[np.ndarray, ...]
     coeffs: tuple[np.ndarray, ...]
     table: str
+    span: tuple[float, float] | None = None
 
     def factors(self, channel: Any, times: Any) -> np.ndarray:
         """The factor of each of ``times`` (datetime64-like) in ``channel``: NaN if none."""
@@ -99,7 +104,13 @@ class Degradation:
         when = _header_time(header)
         if when is None:
             raise FrameReadError(key, self._reason(f"no time in {', '.join(TIME_CARDS)}"))
-        (value,) = _evaluate(self.edges[c], self.coeffs[c], _seconds(np.array([when])))
+        (t,) = _seconds(np.array([when]))
+        if self.span is not None and not self.span[0] <= t <= self.span[1]:
+            lo, hi = _from_seconds(np.array(self.span))
+            raise FrameReadError(
+                key, self._reason(f"{when} is not within the frames' times ({lo} to {hi})")
+            )
+        (value,) = _evaluate(self.edges[c], self.coeffs[c], np.array([t]))
         if not math.isfinite(value):
             raise FrameReadError(
                 key, self._reason(f"{when} is outside the table's epochs for {channel} Å")
@@ -113,7 +124,9 @@ class Degradation:
         return f"{Reason.NO_CORRECTION}: {detail}"
 
 
-def degradation_model(table: Any = None, channels: Iterable[Any] | None = None) -> Degradation:
+def degradation_model(
+    table: Any = None, channels: Iterable[Any] | None = None, within: Any = None
+) -> Degradation:
     """The :class:`Degradation` of ``channels`` from a correction table, asked of aiapy.
 
     Parameters
@@ -123,6 +136,9 @@ def degradation_model(table: Any = None, channels: Iterable[Any] | None = None) 
     channels : iterable of int, optional
         The channels (Å) needed (the frames' ``WAVELNTH``); None: every channel of the
         table.
+    within : (time-like, time-like), optional
+        The frames' first and last times: only the stretches within a day of them are asked
+        of aiapy (~8 ms each); None: every stretch.
 
     Raises
     ------
@@ -139,6 +155,10 @@ def degradation_model(table: Any = None, channels: Iterable[Any] | None = None) 
     waves = np.asarray(getattr(column, "value", column), dtype=np.float64)
     held = sorted({round(w) for w in waves if math.isfinite(w)})
     wanted = held if channels is None else sorted({_channel(c, held, ct) for c in channels})
+    span = None
+    if within is not None:
+        lo, hi = _seconds(np.asarray(within, dtype="datetime64[ns]"))
+        span = (float(lo) - _DAY, float(hi) + _DAY)
     edges, coeffs = [], []
     for channel in wanted:
         rows = np.flatnonzero(np.round(waves) == channel)
@@ -161,6 +181,8 @@ def degradation_model(table: Any = None, channels: Iterable[Any] | None = None) 
 
         co = np.full((len(mid), 4), np.nan)
         for i in range(len(mid)):
+            if span is not None and (e[i + 1] < span[0] or e[i] > span[1]):
+                continue  # no frame in this stretch
             try:
                 f = aiapy_factors(at[i])
             except ValueError:  # no calibration epoch holds this stretch
@@ -173,7 +195,7 @@ def degradation_model(table: Any = None, channels: Iterable[Any] | None = None) 
                     f"the bounds of {ct.source}'s epochs (checked {check} against {f[4:]}); "
                     "this aiapy is not supported by intake-helio's correction"
                 )
-        if not np.isfinite(co).any():
+        if span is None and not np.isfinite(co).any():
             raise CalibrationError(
                 f"aiapy finds no calibration epoch for {channel} \N{ANGSTROM SIGN} in the "
                 f"correction table {ct.source}; pass a table with this channel or "
@@ -181,7 +203,7 @@ def degradation_model(table: Any = None, channels: Iterable[Any] | None = None) 
             )
         edges.append(e)
         coeffs.append(co)
-    return Degradation(tuple(wanted), tuple(edges), tuple(coeffs), ct.describe())
+    return Degradation(tuple(wanted), tuple(edges), tuple(coeffs), ct.describe(), span)
 
 
 def _channel(value: Any, held: list[int], ct: CorrectionTable) -> int:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pandas as pd
 import xarray as xr
 
 from ..base.errors import ArgumentTypeError
@@ -51,11 +52,32 @@ def table_for(correct_degradation: Any, table: Any) -> CorrectionTable | None:
 
 def correction_for(frames: xr.DataArray, table: CorrectionTable | None) -> Degradation | None:
     """The degradation factors of ``frames``' channel (its ``WAVELNTH``; none known: every
-    channel of the table), or None without a table."""
+    channel of the table) over the frames' times, or None without a table.
+
+    Models are kept per table, channel and day range (a notebook's second call over the
+    same frames asks nothing of aiapy again).
+    """
     if table is None:
         return None
     wave = frames.attrs.get("WAVELNTH")
-    return degradation_model(table, None if wave is None else [wave])
+    within = None
+    name = "frame_time" if "frame_time" in frames.coords else "time"
+    if name in frames.coords and frames.sizes.get("time", 0):
+        t = pd.DatetimeIndex(frames[name].to_numpy()).dropna()
+        if len(t):
+            within = (t.min().floor("D").to_datetime64(), t.max().ceil("D").to_datetime64())
+    key = (table.describe(), wave, None if within is None else tuple(map(str, within)))
+    model = _MODELS.get(key)
+    if model is None:
+        model = degradation_model(table, None if wave is None else [wave], within)
+        if len(_MODELS) >= 64:
+            _MODELS.clear()
+        _MODELS[key] = model
+    return model
+
+
+#: Degradation models made in this process, by table, channel and day range.
+_MODELS: dict[tuple, Degradation] = {}
 
 
 def corrected_units(units: str, correction: Degradation | None) -> str:
