@@ -232,3 +232,26 @@ def test_to_map_level_15_equals_aiapy_register(tmp_path):
     assert "\n" not in str(info.value)
     with pytest.raises(ValueError, match="level='2'"):
         ih.to_map(frames, 0, level="2")
+
+
+def test_without_aiapy_the_keywords_name_the_extra(tmp_path, monkeypatch):
+    import sys
+
+    from intake_helio.calibrate import MissingAiapyError
+
+    df = _files(tmp_path, 94, DATES[:1], "noaiapy")
+    frames = ih.open_frames(df[["start", "stop", "datakey"]], on_error="nan")
+    for name in [m for m in sys.modules if m == "aiapy" or m.startswith("aiapy.")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "aiapy", None)  # `import aiapy` raises ImportError
+    for call in (
+        lambda: ih.irradiance(
+            frames, progress=False, correct_degradation=True, correction_table=TABLE
+        ),
+        lambda: ih.to_map(frames, 0, level="1.5"),
+    ):
+        with pytest.raises(MissingAiapyError) as info:
+            call()
+        msg = str(info.value)
+        assert 'pip install "intake-helio[aia]"' in msg and "\n" not in msg
+        assert isinstance(info.value, ImportError) and isinstance(info.value, HelioError)
