@@ -591,29 +591,26 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
         )
         list(pool.map(_pool_ready, range(2)))  # starts both processes
-        lean_meter = Meter({"workers": sorted(pool._processes), **base_groups})
         worker_env["d"] = sorted(set(pool.map(_getenv, [malloc_var] * 2)), key=str)
 
-        def lean_run() -> list[float]:
-            with lean_meter.measure():
-                out = list(pool.map(lean_mean, keys))
-            return out
+        def pool_runner(fn, items):
+            """``fn`` of every item in the pool's 2 processes, timed."""
+            meter = Meter({"workers": sorted(pool._processes), **base_groups})
 
-        lean_run.meter = lean_meter
-        runners["d"] = lean_run
+            def run() -> list[float]:
+                with meter.measure():
+                    out = list(pool.map(fn, items))
+                return out
+
+            run.meter = meter
+            return run
+
+        runners["d"] = pool_runner(lean_mean, keys)
         count = dict.fromkeys(("a", "b", "c0", "c", "d", "e", "f", "g", "h", "i", "j"), n)
         if calibrate:
             sample = keys[: max(1, min(args.aiapy_sample, n))]
             count["k"] = len(sample)
-            user_meter = Meter({"workers": sorted(pool._processes), **base_groups})
-
-            def user_run() -> list[float]:
-                with user_meter.measure():
-                    out = list(pool.map(aiapy_user_mean, sample))
-                return out
-
-            user_run.meter = user_meter
-            runners["k"] = user_run
+            runners["k"] = pool_runner(aiapy_user_mean, sample)
         for m in ("c0", "c", "d", "e", "f", "g", "h", "i", "j", "k"):
             if m in runners:
                 runners[m]()  # warm-up
