@@ -16,8 +16,13 @@
     scheduler's peak RSS, the job/lean ratio (goals: >= 0.8, client < 1.5 GB, every frame
     valued, resume computes nothing). The full mission (1,496,151 rows) takes hours here.
 
+(3) files (``--files N``): ``Dataset.files()`` over the first N rows of the mission's
+    yearly index files (13 of them for the whole mission) from a local S3 server in a child
+    process: seconds (median of ``--repeat``, the index cache cleared each time), the
+    client's tracemalloc peak and the DataFrame's own size, per row.
+
     python benchmarks/mission.py [--sizes 10000 129758 1496151] [--repeat 3]
-                                 [--job-rows N] [--lean-rows M]
+                                 [--job-rows N] [--lean-rows M] [--files N]
 """
 
 from __future__ import annotations
@@ -100,16 +105,50 @@ def build(sizes, repeat: int) -> bool:
     return ok
 
 
+def files(rows: int, repeat: int) -> None:
+    """(3): ``Dataset.files()`` of ``rows`` index rows over the mission's yearly files."""
+    import pandas as pd
+    import year  # benchmarks/year.py: the mission's index, written as the job's
+
+    import intake_helio as ih
+    from intake_helio.testing.local_s3 import LocalS3
+
+    with LocalS3(process=True) as s3:
+        root, keys, _, times = year.write_year(s3.filesystem(), rows, 4, "mission")
+        del keys
+        ds = ih.open_bucket(root, s3.storage_options)[year.DATASET]
+        stop = times[-1] + pd.Timedelta(minutes=year.CADENCE_MIN)
+        years = sorted({t.year for t in (times[0], times[-1])})
+
+        def read():
+            ih.clear_cache()
+            return ds.files(times[0], stop)
+
+        sec, peak = measure(read, repeat=repeat)
+        df = read()
+        own = int(df.memory_usage(deep=True).sum())
+    kinds = ", ".join(f"{c}:{t}" for c, t in df.dtypes.items())
+    print(
+        f"\nds.files() of {len(df)} rows ({years[0]}-{years[-1]}, yearly index files): "
+        f"{sec:.2f} s (median of {repeat}), client peak {peak / 1e6:.0f} MB "
+        f"({peak / len(df):.0f} B/row), the DataFrame {own / 1e6:.0f} MB "
+        f"({own / len(df):.0f} B/row; columns {kinds})"
+    )
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--sizes", type=int, nargs="+", default=list(SIZES))
+    ap.add_argument("--sizes", type=int, nargs="*", default=list(SIZES), help="(none: no build)")
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--job-rows", type=int, default=0, help="also run the job over N rows")
     ap.add_argument(
         "--lean-rows", type=int, default=0, help="the lean code over a sample of N rows (all)"
     )
+    ap.add_argument("--files", type=int, default=0, help="also time ds.files() over N rows")
     args = ap.parse_args(argv)
-    ok = build(sorted(args.sizes), args.repeat)
+    ok = build(sorted(args.sizes), args.repeat) if args.sizes else True
+    if args.files:
+        files(args.files, args.repeat)
     if args.job_rows:
         # in a process of its own: the client's peak RSS is the job's, not the build's above
         # (glibc keeps the heap a 1.5 M-frame materialised graph grew to)
