@@ -21,8 +21,14 @@
     process: seconds (median of ``--repeat``, the index cache cleared each time), the
     client's tracemalloc peak and the DataFrame's own size, per row.
 
+(4) channels (``--channels K``): ``open_channels`` of K AIA EUV channels over a year of
+    4-minute frames each (K x 129,758 frames, each channel 1 s after the one before), from
+    a local S3 server in a child process holding each channel's yearly index and one small
+    frame per channel (the probe's; no other file is read): seconds to open and the
+    client's tracemalloc peak, per frame.
+
     python benchmarks/mission.py [--sizes 10000 129758 1496151] [--repeat 3]
-                                 [--job-rows N] [--lean-rows M] [--files N]
+                                 [--job-rows N] [--lean-rows M] [--files N] [--channels K]
 """
 
 from __future__ import annotations
@@ -136,6 +142,63 @@ def files(rows: int, repeat: int) -> None:
     )
 
 
+#: AIA's EUV channels, as HelioCloud's dataset ids.
+CHANNELS = ("aia_0094", "aia_0131", "aia_0171", "aia_0193", "aia_0211", "aia_0304", "aia_0335")
+
+
+def channels(k: int, repeat: int) -> None:
+    """(4): ``open_channels`` of ``k`` channels over a year of 4-minute frames each."""
+    import json
+
+    import pandas as pd
+    import year  # benchmarks/year.py: the year's 4-minute starts
+
+    import intake_helio as ih
+    from intake_helio.catalog import writer
+    from intake_helio.testing.aia import frame_bytes, make_aia_frame
+    from intake_helio.testing.local_s3 import LocalS3
+
+    ids = CHANNELS[:k]
+    step = pd.Timedelta(minutes=year.CADENCE_MIN)
+    with LocalS3(process=True) as s3:
+        fs, bucket = s3.filesystem(), "helio-channels"
+        root, index = f"s3://{bucket}/", f"s3://{bucket}/registries/"
+        fs.mkdir(bucket)
+        blobs, entries = {}, []
+        for c, ds_id in enumerate(ids):
+            wave = int(ds_id.split("_")[1])
+            times = year.year_rows(year.YEAR_ROWS) + pd.Timedelta(seconds=c)
+            raw = frame_bytes(make_aia_frame(times[0], size=32, wavelength=wave))
+            key = f"sdo/aia/{wave:04d}/first.fits"
+            blobs[f"{bucket}/{key}"] = raw
+            rows = [(t, t + step, root + key, len(raw)) for t in times]
+            for url, text in writer.yearly_index_files(index, ds_id, rows).items():
+                blobs[url.removeprefix("s3://")] = text.encode()
+            end = times[-1] + step
+            entries.append(
+                writer.dataset_entry(ds_id, index=index, title=ds_id, start=times[0], stop=end)
+            )
+        catalog = writer.bucket_catalog(root, entries, name="intake-helio channels benchmark")
+        blobs[f"{bucket}/catalog.json"] = json.dumps(catalog).encode()
+        fs.pipe(blobs)
+        b = ih.open_bucket(root, s3.storage_options)
+        start, stop = "2020-01-01", "2021-01-01"
+
+        def open_them():
+            ih.clear_cache()
+            return ih.open_channels(b, list(ids), start, stop, tolerance="6s")
+
+        sec, peak = measure(open_them, repeat=repeat)
+        ds = open_them()
+        n = ds.sizes["time"] * len(ids)
+        graph = sum(len(v.data.__dask_graph__().layers) for v in ds.data_vars.values())
+    print(
+        f"\nopen_channels of {len(ids)} channels x {ds.sizes['time']} frames ({n} frames): "
+        f"{sec:.2f} s (median of {repeat}), client peak {peak / 1e6:.0f} MB "
+        f"({peak / n:.0f} B/frame); {graph} graph layers in all"
+    )
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", type=int, nargs="*", default=list(SIZES), help="(none: no build)")
@@ -145,10 +208,13 @@ def main(argv=None) -> int:
         "--lean-rows", type=int, default=0, help="the lean code over a sample of N rows (all)"
     )
     ap.add_argument("--files", type=int, default=0, help="also time ds.files() over N rows")
+    ap.add_argument("--channels", type=int, default=0, help="also open K channels for a year")
     args = ap.parse_args(argv)
     ok = build(sorted(args.sizes), args.repeat) if args.sizes else True
     if args.files:
         files(args.files, args.repeat)
+    if args.channels:
+        channels(args.channels, args.repeat)
     if args.job_rows:
         # in a process of its own: the client's peak RSS is the job's, not the build's above
         # (glibc keeps the heap a 1.5 M-frame materialised graph grew to)
