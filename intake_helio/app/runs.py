@@ -129,6 +129,7 @@ class PartRun:
                     skip,
                     desc=self.desc,
                     correction=self.corrections.get(name),
+                    keep=False,  # the parts are in the store: none kept in memory
                 )
             store.mark_complete()
             result = store.load()

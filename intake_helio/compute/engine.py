@@ -355,6 +355,13 @@ def _dataset(
     return ds
 
 
+def _text(values: np.ndarray) -> np.ndarray:
+    """``values`` as an object array of ``str`` (the same objects when they are already)."""
+    if values.dtype == object and all(isinstance(v, str) for v in values[:64]):
+        return values
+    return values.astype(str).astype(object)
+
+
 def _joined(parts: Sequence[xr.Dataset]) -> xr.Dataset:
     """Parts made by :func:`_dataset` with one layout, joined along ``time`` (their columns
     concatenated once: ``xr.concat`` of thousands of parts costs seconds)."""
@@ -552,17 +559,22 @@ def run_map(
     desc: str = "map_frames",
     var_attrs: Mapping[str, Mapping[str, Any]] | None = None,
     correction: Any = None,
-) -> xr.Dataset:
+    keep: bool = True,
+) -> xr.Dataset | None:
     """:func:`map_frames` with normalised ``funcs``, the progress bar's label, the
-    outputs' attributes and the degradation ``correction`` (None: none)."""
+    outputs' attributes and the degradation ``correction`` (None: none).
+
+    ``keep=False``: each part goes to ``on_part`` only and nothing is kept or returned
+    (None): a job that saves its parts holds no part of the result in memory.
+    """
     if frames.attrs.get("units") == "DN/s":
         normalize = False  # already divided by EXPTIME in the read: never twice
     units = corrected_units(_frame_units(frames, normalize), correction)
     n = frames.sizes.get("time", 0)
     skip = set(skip)
     times = frames["time"].to_numpy() if "time" in frames.coords else np.arange(n)
-    keys = (
-        frames["datakey"].to_numpy().astype(str)
+    keys = (  # the coordinate's own str objects (not a fixed-width copy: ~400 B a frame)
+        _text(frames["datakey"].to_numpy())
         if "datakey" in frames.coords
         else np.full(n, "", dtype=object)
     )
@@ -596,9 +608,12 @@ def run_map(
         ):
             layout = layout or _layout(records)
             part = part_dataset(idx, records, layout)
-            parts.append((idx, part, None if layout else records))
+            if keep:
+                parts.append((idx, part, None if layout else records))
             if on_part is not None:
                 on_part(p, part)
+    if not keep:
+        return None
     parts.sort(key=lambda c: c[0].start)
     done = [
         part_dataset(idx, records, layout) if records is not None and layout else part
