@@ -205,6 +205,11 @@ class PeakMemory:
             total += rss
         self.workers_sum = max(self.workers_sum, total)
 
+    def name(self, pid: int, name: str) -> None:
+        """Follow process ``pid`` (started after the measurement) as ``name``."""
+        self._named[pid] = name
+        self.peaks.setdefault(name, 0)
+
     def _run(self) -> None:
         while not self._stop.wait(self._interval):
             self._sample()
@@ -274,6 +279,7 @@ def split_cluster(tmp: str, workers: int = 2) -> Iterator[tuple[object, int]]:
         )
         with distributed.Client(scheduler_file=scheduler_file, set_as_default=True) as client:
             client.wait_for_workers(workers, timeout=120)
+            client.scheduler_file = scheduler_file
             yield client, sched.pid
     finally:
         for proc in reversed(procs):
@@ -284,6 +290,63 @@ def split_cluster(tmp: str, workers: int = 2) -> Iterator[tuple[object, int]]:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+
+
+def job_child(spec_file: str) -> int:
+    """``year.py --job-child SPEC``: the job as a notebook runs it, alone in its process.
+
+    Connects to the split cluster's scheduler, runs the untimed warm-up, then the timed
+    job; writes ``{wall, cpu, computed, ok, elapsed}`` to the spec's ``report`` file (the
+    result is the job's own ``irradiance.nc``).
+    """
+    import distributed
+
+    from intake_helio.app.job import run_irradiance_job
+
+    spec = json.loads(Path(spec_file).read_text())
+    kwargs = dict(spec["kwargs"], cluster_kind=None)
+    root, start, stop, warm = spec["root"], spec["start"], spec["stop"], spec["warm"]
+    import dask
+
+    with (
+        dask.config.set(spec["dask_config"]),
+        distributed.Client(scheduler_file=spec["scheduler_file"], set_as_default=True),
+    ):
+        run_irradiance_job(root, DATASET, start, warm, spec["warm_out"], **kwargs)
+        t, c = time.perf_counter(), time.process_time()
+        _, summary = run_irradiance_job(root, DATASET, start, stop, spec["out"], **kwargs)
+        wall, cpu = time.perf_counter() - t, time.process_time() - c
+    report = {"wall": wall, "cpu": cpu, "computed": summary.computed, "ok": summary.ok,
+              "elapsed": summary.elapsed}  # fmt: skip
+    Path(spec["report"]).write_text(json.dumps(report))
+    return 0
+
+
+def _job_in_child(mem, tmp, root, start, warm, stop, out, scheduler_file, kwargs):
+    """Run :func:`job_child` in a child process followed by ``mem`` as ``"client"``;
+    ``(result from its irradiance.nc, summary, its report)``."""
+    import types
+
+    import dask
+    import xarray as xr
+
+    report = Path(tmp) / "child-report.json"
+    spec = Path(tmp) / "child-spec.json"
+    spec.write_text(json.dumps({
+        "root": root, "start": str(start), "warm": str(warm), "stop": str(stop),
+        "out": str(out), "warm_out": f"{tmp}/warm", "report": str(report),
+        "scheduler_file": scheduler_file, "kwargs": kwargs,
+        "dask_config": {k: dask.config.get(k) for k in ("intake_helio.batch-size",)},
+    }))  # fmt: skip
+    proc = subprocess.Popen([sys.executable, __file__, "--job-child", str(spec)])
+    mem.name(proc.pid, "client")
+    if proc.wait() != 0:
+        raise RuntimeError(f"the job's child process exited with {proc.returncode}")
+    run = json.loads(report.read_text())
+    with xr.open_dataset(Path(out) / "irradiance.nc") as nc:
+        result = nc.load()
+    summary = types.SimpleNamespace(**{k: run[k] for k in ("computed", "ok", "elapsed")})
+    return result, summary, run
 
 
 def _dir_bytes(path: Path) -> tuple[int, int]:
@@ -341,7 +404,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="year (default): rows of 2020; mission: rows from 2010-05-13 to 2022 (up to "
         f"{MISSION_ROWS}, a yearly index file a year)",
     )
+    ap.add_argument(
+        "--client-in-this-process",
+        action="store_true",
+        help="split layout: run the job in this process (default: in a child process of its "
+        "own, whose peak RSS is the client's: this process also holds the benchmark's "
+        "index rows and values)",
+    )
+    ap.add_argument("--job-child", metavar="SPEC", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    if args.job_child:
+        return job_child(args.job_child)
     most = YEAR_ROWS if args.span == "year" else MISSION_ROWS
     if not 1 <= args.rows <= most or args.objects < 1 or args.seed_sample < 0:
         ap.error(f"--rows must be in [1, {most}], --objects >= 1, --seed-sample >= 0")
@@ -431,11 +504,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                     dask.config.set({"intake_helio.batch-size": args.batch_size})
                 )
             named = {}
+            child = args.layout == "split" and not args.client_in_this_process
             if args.layout == "split":
-                _, named["scheduler"] = cluster_stack.enter_context(split_cluster(tmp))
+                split, named["scheduler"] = cluster_stack.enter_context(split_cluster(tmp))
                 job_kwargs["cluster_kind"] = None  # the default client's cluster
                 warm = times[min(200, n - 1)]  # warm-up (imports, connections), untimed
-                run_irradiance_job(root, DATASET, times[0], warm, f"{tmp}/warm", **job_kwargs)
+                if not child:
+                    run_irradiance_job(root, DATASET, times[0], warm, f"{tmp}/warm", **job_kwargs)
             else:
                 job_kwargs["cluster_kind"] = "local"
                 job_kwargs["cluster_kwargs"] = {"workers": 2, "worker_cores": 1}
@@ -445,22 +520,32 @@ def main(argv: Sequence[str] | None = None) -> int:
                 job_meter.measure(),
             ):
                 cpu0 = dict(mem.cpu)
-                result, summary = run_irradiance_job(
-                    root, DATASET, times[0], stop, str(out), **job_kwargs
-                )
+                if child:
+                    result, summary, child_run = _job_in_child(
+                        mem, tmp, root, times[0], warm, stop, out, split.scheduler_file,
+                        {k: v for k, v in job_kwargs.items() if k != "cluster_kind"},
+                    )  # fmt: skip
+                else:
+                    result, summary = run_irradiance_job(
+                        root, DATASET, times[0], stop, str(out), **job_kwargs
+                    )
             spent = {pid: c - cpu0.get(pid, 0.0) for pid, c in mem.cpu.items()}
             sched_pid = named.get("scheduler")
+            others = {pid for pid, name in mem._named.items()}
+            wall, cpu = job_meter.wall, dict(job_meter.cpu)
+            if child:  # the child's own timing of the job, not its start and warm-up
+                wall, cpu["main"] = child_run["wall"], child_run["cpu"]
             report["job"] = (
-                job_meter.wall,
+                wall,
                 {
-                    **job_meter.cpu,
-                    "workers": sum(c for pid, c in spent.items() if pid != sched_pid),
+                    **cpu,
+                    "workers": sum(c for pid, c in spent.items() if pid not in others),
                     "scheduler": spent.get(sched_pid, 0.0),
                 },
                 mem,
             )
             report["summary"] = summary
-            print(f"job: {n / job_meter.wall:.1f} frames/s ({job_meter.wall:.1f} s)", flush=True)
+            print(f"job: {n / wall:.1f} frames/s ({wall:.1f} s)", flush=True)
             parts = _dir_bytes(out / "parts.zarr")
             outputs = {p.name: p.stat().st_size for p in out.iterdir() if p.is_file()}
             t = time.perf_counter()
@@ -557,6 +642,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     peaks = sorted(mem.workers.values(), reverse=True)
     who = "client" if args.layout == "split" else "client + scheduler"
+    client_rss = mem.peaks.get("client", mem.main)
+    if "client" in mem.peaks:
+        print(
+            f"peak RSS: client (the job's own process) {client_rss / 1e9:.2f} GB; this "
+            f"process (the benchmark: index rows, values, lean pool's parent) "
+            f"{mem.main / 1e9:.2f} GB"
+        )
+        who = "benchmark"
     print(
         f"peak RSS: {who} (this process) {mem.main / 1e9:.2f} GB"
         + (f"; scheduler {mem.peaks['scheduler'] / 1e9:.2f} GB" if "scheduler" in mem.peaks else "")
@@ -582,7 +675,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if seed_values:
         ok &= _compare("seed (nanmean) vs astropy", seed_values, expected[: len(sample)])
     goal_rate = job_rate / lean_rate >= GOAL_RATE
-    goal_mem = mem.main < GOAL_MEMORY
+    goal_mem = client_rss < GOAL_MEMORY
     print("goals:")
     print(
         f"  job/lean = {job_rate / lean_rate:.2f} >= {GOAL_RATE}: "
@@ -590,7 +683,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     print(f"  every frame valued: {'met' if ok else 'NOT met'}")
     print(
-        f"  client process peak {mem.main / 1e9:.2f} GB < {GOAL_MEMORY / 1e9:.1f} GB: "
+        f"  client process peak {client_rss / 1e9:.2f} GB < {GOAL_MEMORY / 1e9:.1f} GB: "
         + ("met" if goal_mem else "NOT met")
     )
     return 0 if goal_rate and goal_mem and ok else 1
