@@ -82,7 +82,8 @@ def _units(result: xr.Dataset, names: list[str]) -> dict[str, str]:
 
 
 def to_dataframe(result: xr.Dataset) -> pd.DataFrame:
-    """The result as a table: time, frame_time, datakey, irradiance, units, n_valid, status.
+    """The result as a table: time, frame_time, datakey, irradiance, units (and
+    correction_table after a degradation correction), n_valid, status.
 
     ``frame_time`` is each frame's own time (with channels, each channel's; ``time`` is the
     first channel's) and ``units`` the irradiance's (``DN/s`` or ``DN``). A result of several
@@ -99,10 +100,17 @@ def to_dataframe(result: xr.Dataset) -> pd.DataFrame:
             "datakey": result["datakey"].to_numpy().astype(str),
             "irradiance": result["irradiance"].to_numpy(),
             "units": str(units),
+            **_correction(result),
             "n_valid": result["n_valid"].to_numpy(),
             "status": result["status"].to_numpy().astype(str),
         }
     )
+
+
+def _correction(result: xr.Dataset) -> dict[str, str]:
+    """A ``correction_table`` column (the table a degradation correction used), if any."""
+    table = result.attrs.get("correction_table")
+    return {"correction_table": str(table)} if table else {}
 
 
 def scalar_outputs(result: xr.Dataset) -> tuple[list[str], list[str]]:
@@ -134,5 +142,6 @@ def outputs_table(result: xr.Dataset) -> pd.DataFrame:
     for name in scalars:
         cols[name] = result[name].to_numpy()
     cols.update(_units(result, scalars))
+    cols.update(_correction(result))
     cols["status"] = result["status"].to_numpy().astype(str)
     return pd.DataFrame(cols)

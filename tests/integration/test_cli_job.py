@@ -648,6 +648,9 @@ def test_correct_degradation_records_its_table_and_resume_refuses_another(served
     assert code == 0, err
     plain, corrected = _read_csv(plain_out / "irradiance.csv"), _read_csv(out / "irradiance.csv")
     assert set(corrected["units"]) == {"DN/s, corrected for degradation"}
+    (recorded,) = set(corrected["correction_table"])
+    assert recorded.startswith(f"{table.name} (VER_NUM 8; rows ")
+    assert "correction_table" not in plain
     fs = s3.filesystem()
     headers = [fits.getheader(io.BytesIO(fs.cat_file(k)), 1) for k in data.datakeys[:8]]
     with warnings.catch_warnings():
