@@ -28,13 +28,9 @@ from ..base.options import TOLERANCE, UNITS, check_choice
 from ..base.settings import current
 from ..catalog.channels import open_channels
 from ..catalog.registry import open_bucket
+from ..compute.assembly import TIME_AXIS
 from ..compute.calibration import corrected_units, correction_attrs, correction_for, table_for
-from ..compute.engine import (
-    TIME_AXIS,
-    channel_arrays,
-    frame_funcs,
-    output_attrs,
-)
+from ..compute.engine import channel_arrays, frame_funcs, output_attrs
 from ..compute.reduction import SOURCE, STATS, as_irradiance
 from ..compute.shipping import func_id, ship_by_value
 from ..compute.timeaxis import TIME_CHOICES, on_header_time

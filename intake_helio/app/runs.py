@@ -12,7 +12,8 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from ..compute.engine import frame_funcs, frame_times, run_map
+from ..compute.assembly import frame_times
+from ..compute.engine import frame_funcs, run_map
 from .stores import ZarrStore
 
 __all__ = ["PartRun", "compute_on"]

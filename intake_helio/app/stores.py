@@ -40,7 +40,7 @@ import xarray as xr
 
 from ..base.errors import ArgumentError, HelioError
 from ..base.reasons import Reason
-from ..compute.engine import FRAME_TIME_ATTRS
+from ..compute.assembly import FRAME_TIME_ATTRS
 from .outdir import OutputDirError, check_same_run, refuse_symlink
 from .results import TIME_ENCODING
 from .tables import CHANNEL, cf_times

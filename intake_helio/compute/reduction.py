@@ -18,11 +18,10 @@ import pandas as pd
 import xarray as xr
 
 from ..base.errors import InterruptedRun
+from .assembly import FRAME_TIME_ATTRS, TIME_AXIS
 from .calibration import corrected_units, correction_attrs, correction_for, table_for
 from .engine import (
     CHANNEL_ATTRS,
-    FRAME_TIME_ATTRS,
-    TIME_AXIS,
     by_channel,
     channel_arrays,
     frame_funcs,
@@ -82,7 +81,8 @@ def iter_parts(
     numbers in ``skip`` are not computed (already saved); ``correction``: a degradation
     factor each frame is divided by (:func:`~intake_helio.compute.calibration.correction_for`).
     """
-    from .engine import _dataset, _layout, frame_funcs, frame_times, iter_map_parts
+    from .assembly import _dataset, _layout, frame_times
+    from .engine import frame_funcs, iter_map_parts
 
     funcs = frame_funcs(STATS)
     times = frames["time"].to_numpy()
