@@ -59,7 +59,6 @@ Failures raise :class:`~intake_helio.base.errors.FrameReadError` with a stable `
 from __future__ import annotations
 
 import concurrent.futures
-import numbers
 import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -78,11 +77,12 @@ from ..io.urlpolicy import UrlNotAllowedError
 from .hdu import (
     _HDU,
     AutoHDU,
+    _check_pixels,
+    _check_quality,
     _header_dict,
     _HeaderValueError,
     _image_header,
     _locate,
-    _plain,
     _shape,
 )
 from .pixels import _BadArgument, _exptime, _pixels, _reduce, _to_float32
@@ -300,53 +300,6 @@ def _open_image(
     return whole, info, divisor
 
 
-def _check_quality(src: _Source, info: _HDU) -> None:
-    """Refuse a frame whose header ``QUALITY`` is not 0 (reason ``"quality flag 0x%08x"``).
-
-    A missing ``QUALITY`` card, or one without a value, counts as good. For a compressed
-    image the card is read from the table's header (where astropy keeps the image's cards).
-    A ``QUALITY`` that is not an integer gets the bare reason ``"quality flag"``.
-    """
-    value = _plain(info.header.get("QUALITY"))
-    if value is None:
-        return
-    integral = isinstance(value, numbers.Integral) or (
-        isinstance(value, numbers.Real) and float(value).is_integer()
-    )
-    if not integral:
-        raise FrameReadError(
-            src.key,
-            Reason.QUALITY_FLAG,
-            f"header QUALITY is a {type(value).__name__}, not an integer (its text is not "
-            "shown); quality='good' keeps only frames whose QUALITY is 0; open with "
-            "quality=None to read it",
-        )
-    flags = int(value)
-    if flags:
-        # a negative value is the signed form of a 32-bit (or 64-bit) word: show its bits
-        bits = flags if flags > 0 else flags % (1 << (32 if flags >= -(1 << 31) else 64))
-        raise FrameReadError(
-            src.key,
-            f"{Reason.QUALITY_FLAG} 0x{bits:08x}",
-            f"header QUALITY={flags}; quality='good' keeps only frames whose QUALITY is 0; "
-            "open with quality=None to read it",
-        )
-
-
-def _check_pixels(src: _Source, info: _HDU, settings: Settings) -> None:
-    """Refuse an image that declares more than ``max_frame_pixels`` (before any allocation)."""
-    if info.npix > settings.max_frame_pixels:
-        ny, nx = _shape(info)
-        raise FrameReadError(
-            src.key,
-            Reason.IMAGE_TOO_LARGE,
-            f"HDU {info.index} declares {ny} x {nx} = {info.npix} pixels, over "
-            f"intake_helio.max-frame-pixels={settings.max_frame_pixels}; raise it "
-            "(dask.config.set({'intake_helio.max-frame-pixels': N})) to read it",
-        )
-
-
-# --------------------------------------------------------------------------- public API
 def probe_frame(
     fs,
     path: str,
