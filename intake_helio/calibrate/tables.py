@@ -10,6 +10,7 @@ aiapy (the ``aia`` extra) is imported here only.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import warnings
@@ -94,6 +95,10 @@ class CorrectionTable:
     def describe(self) -> str:
         """One line for results' attributes and saved files (and a run's identity): the
         source, its versions, a digest of the rows aiapy's factor reads, aiapy's version."""
+        return self._description
+
+    @functools.cached_property
+    def _description(self) -> str:  # a run asks for it several times: made once
         import aiapy
 
         ver = ",".join(str(v) for v in self.versions)
@@ -157,21 +162,9 @@ def correction_table(source: Any = None) -> CorrectionTable:
                 f"correction_table={str(source)!r}: no such file; {_PASS_A_FILE}"
             )
         try:
-            raw = _read_ascii(path)
-        except Exception as exc:
-            raise CalibrationError(
-                f"correction_table={path.name!r} cannot be read as an ASCII table "
-                f"({type(exc).__name__}: {_first_line(exc)}); expected an AIA response "
-                "table (aia_V*_response_table.txt)"
-            ) from exc
-        _check_columns(raw.colnames, repr(path.name))
-        try:
             table = util.get_correction_table(path)
         except Exception as exc:
-            raise CalibrationError(
-                f"aiapy cannot read correction_table={path.name!r} "
-                f"({type(exc).__name__}: {_first_line(exc)})"
-            ) from exc
+            raise _unreadable(path, exc) from exc
         return CorrectionTable(table, path.name, _versions(table))
     names = getattr(source, "colnames", None)
     if names is None:
@@ -179,24 +172,42 @@ def correction_table(source: Any = None) -> CorrectionTable:
             f"correction_table={type(source).__name__!r} object; expected a file path, an "
             "astropy table as aiapy.calibrate.util.get_correction_table returns it, or None"
         )
-    _check_columns(names, "the table given")
+    missing = _missing_columns(names, "the table given")
+    if missing is not None:
+        raise missing
     return CorrectionTable(source, "an astropy table", _versions(source))
 
 
-def _read_ascii(path: Path):
+def _unreadable(path: Path, exc: BaseException) -> CalibrationError:
+    """Why aiapy could not read the table file ``path``: not an ASCII table, its missing
+    columns, or aiapy's own error (the file is read again only to say which)."""
     from astropy.io import ascii as astropy_ascii
 
-    return astropy_ascii.read(path)
+    try:
+        raw = astropy_ascii.read(path)
+    except Exception as why:
+        return CalibrationError(
+            f"correction_table={path.name!r} cannot be read as an ASCII table "
+            f"({type(why).__name__}: {_first_line(why)}); expected an AIA response "
+            "table (aia_V*_response_table.txt)"
+        )
+    missing = _missing_columns(raw.colnames, repr(path.name))
+    return missing or CalibrationError(
+        f"aiapy cannot read correction_table={path.name!r} "
+        f"({type(exc).__name__}: {_first_line(exc)})"
+    )
 
 
-def _check_columns(names, what: str) -> None:
+def _missing_columns(names, what: str) -> CalibrationError | None:
+    """The error of a table whose columns ``names`` lack aiapy's (None: they are all there)."""
     missing = [c for c in REQUIRED_COLUMNS if c not in names]
     if missing:
-        raise CalibrationError(
+        return CalibrationError(
             f"correction_table {what} lacks the columns {', '.join(missing)} (it has "
             f"{', '.join(list(names)[:12]) or 'none'}); expected an AIA response table as "
             "aiapy.calibrate.util.get_correction_table reads it"
         )
+    return None
 
 
 def _versions(table) -> tuple[int, ...]:
