@@ -176,6 +176,16 @@ def _channels_attrs(bucket, arrays, tolerance, source: str) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------- irradiance
+def _corrections(arrays, table, normalize: bool, attrs: dict) -> tuple[dict, str]:
+    """Each array's degradation correction (None without a ``table``) and the units the
+    run computes in; ``attrs`` get the correction's record."""
+    corrections = {name: correction_for(f, table) for name, f in arrays.items()}
+    first_name, first = next(iter(arrays.items()))
+    plain = "DN/s" if normalize else str(first.attrs.get("units", "DN"))
+    attrs.update(correction_attrs(corrections[first_name]))
+    return corrections, corrected_units(plain, corrections[first_name])
+
+
 def _calibration_identity(table) -> dict:
     """The correction table's part of a run's identity (none without a correction, so
     that runs saved before corrections existed keep theirs)."""
@@ -305,11 +315,7 @@ def run_irradiance_job(
         attrs = {k: frames.attrs[k] for k in keep if k in frames.attrs}
         attrs.update(source=SOURCE, time_axis=TIME_AXIS)
     first = next(iter(arrays.values()))
-    corrections = {name: correction_for(f, table) for name, f in arrays.items()}
-    correction = next(iter(corrections.values()))
-    plain = "DN/s" if normalize else str(first.attrs.get("units", "DN"))
-    units = corrected_units(plain, correction)
-    attrs.update(correction_attrs(correction))
+    corrections, units = _corrections(arrays, table, normalize, attrs)
     identity = {**legacy_id, "job": "irradiance"}
     job = PartRun(arrays, identity, times, part_size, normalize, "irradiance", corrections)
     with hold_out_dir(out, wait_lock):  # the only writer of out until the files are saved
@@ -534,14 +540,9 @@ def _reduce(
 ) -> tuple[xr.Dataset, JobSummary]:
     """:func:`run_reduce_job` on one dataset's frames, or on several channels' (``(channel,
     time)`` results, parts numbered channel by channel: :meth:`ZarrStore.part_number`)."""
-    corrections = {name: correction_for(f, table) for name, f in arrays.items()}
-    correction = next(iter(corrections.values()))
+    corrections, units = _corrections(arrays, table, normalize, attrs)
     job = PartRun(arrays, identity, times, part_size, normalize, "map_frames", corrections)
-    first = next(iter(arrays.values()))
-    plain = "DN/s" if normalize else str(first.attrs.get("units", "DN"))
-    units = corrected_units(plain, correction)
     attrs["units"] = units
-    attrs.update(correction_attrs(correction))
     attrs["source"] = f"intake-helio reduce: {', '.join(identity['funcs'])} of every frame"
     if job.several:
         attrs["source"] += " of each channel"

@@ -369,11 +369,9 @@ def generic_frame(
             return [({}, str(Reason.NO_EXPTIME))]
         data = data / np.float32(value)
     if correction is not None:
+        if not header:
+            return [({}, f"{Reason.NO_CORRECTION}: this array's frames have no FITS header")]
         try:
-            if not header:
-                raise FrameReadError(
-                    "", f"{Reason.NO_CORRECTION}: this array's frames have no FITS header"
-                )
             data = data / np.float32(correction(header, source[0]))
         except Exception as exc:
             return [({}, str(reason_for(exc)))]
