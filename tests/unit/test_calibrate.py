@@ -234,6 +234,50 @@ def test_to_map_level_15_equals_aiapy_register(tmp_path):
         ih.to_map(frames, 0, level="2")
 
 
+@pytest.mark.slow
+def test_to_map_level_15_with_a_pointing_table_equals_aiapy(tmp_path):
+    """update_pointing then register, as aiapy does them on a full 4096x4096 frame."""
+    import astropy.units as u
+    from aiapy.calibrate import register, update_pointing
+    from astropy.table import QTable
+    from astropy.time import Time
+
+    hdul = make_aia_frame("2016-09-20T18:00", size=4096, seed=3)
+    hdul[1].header["SAT_ROT"] = (0.01, "[deg] satellite roll")  # real AIA headers carry it
+    raw = frame_bytes(hdul)
+    fsspec.filesystem("memory").pipe_file("/calib-pt/f.fits", raw)
+    local = tmp_path / "pt.fits"
+    local.write_bytes(raw)
+    # The frame's own pointing is CRPIX 2048.5, CROTA2 0: the table moves and turns it.
+    pointing = QTable(
+        {
+            "T_START": Time(["2016-09-20T15:00", "2016-09-20T18:00"]),
+            "T_STOP": Time(["2016-09-20T18:00", "2016-09-20T21:00"]),
+            "A_094_X0": [2000.0, 2040.5] * u.pix,
+            "A_094_Y0": [2000.0, 2052.25] * u.pix,
+            "A_094_IMSCALE": [0.6, 0.601] * u.arcsec / u.pix,
+            "A_094_INSTROT": [0.0, 0.5] * u.deg,
+        }
+    )
+    start = pd.Timestamp("2016-09-20T18:00")
+    stop = start + pd.Timedelta(seconds=3)
+    rows = {"start": [start], "stop": [stop], "datakey": ["memory:///calib-pt/f.fits"]}
+    frames = ih.open_frames(pd.DataFrame(rows))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ours = ih.to_map(frames, 0, level="1.5", pointing_table=pointing)
+        want = register(update_pointing(sunpy_map.Map(str(local)), pointing_table=pointing))
+        unpointed = register(sunpy_map.Map(str(local)))
+    scale = np.nanmax(np.abs(want.data))
+    np.testing.assert_allclose(ours.data, want.data, rtol=1e-6, atol=1e-6 * scale)
+    for key in ("crpix1", "crpix2", "cdelt1", "cdelt2", "crota2"):
+        assert ours.meta.get(key) == pytest.approx(want.meta.get(key), rel=1e-9)
+    # The table's second row (T_OBS 18:00:01) was used: without it the image differs.
+    assert np.nanmax(np.abs(unpointed.data - want.data)) > 0.01 * scale
+    with pytest.raises(ValueError, match="level='1.5'"):
+        ih.to_map(frames, 0, level="1", pointing_table=pointing)
+
+
 def test_without_aiapy_the_keywords_name_the_extra(tmp_path, monkeypatch):
     import sys
 
