@@ -23,7 +23,7 @@ from ..base.times import parse_time
 from ..calibrate.tables import aiapy_calibrate
 from ..fits import frame as fits_frames
 from ..io.transport import filesystem
-from .spec import frame_specs
+from .spec import FrameSpec, frame_specs
 
 __all__ = ["MissingSunpyError", "frame_header", "to_map"]
 
@@ -100,6 +100,13 @@ def frame_header(frames: xr.DataArray, i: Any, tolerance: Any = TOLERANCE) -> di
 
 
 def _header_of(frames: xr.DataArray, frame: xr.DataArray) -> dict[str, Any]:
+    spec, key = _spec_of(frames, frame)
+    fs, path = filesystem(key, spec.storage_options)
+    return fits_frames.read_header_values(fs, path, None, hdu=spec.hdu, settings=spec.settings)
+
+
+def _spec_of(frames: xr.DataArray, frame: xr.DataArray) -> tuple[FrameSpec, str]:
+    """The spec that reads ``frame`` and its datakey (raising when it is never read)."""
     key = str(frame["datakey"].values) if "datakey" in frame.coords else ""
     specs = {k: s for s in frame_specs(frames.data) for k in s.datakeys}
     spec = specs.get(key)
@@ -111,8 +118,7 @@ def _header_of(frames: xr.DataArray, frame: xr.DataArray) -> dict[str, Any]:
     if not key or spec.refusal(key):
         why = spec.refusal(key) or str(Reason.NO_FRAME_WITHIN_TOLERANCE)
         raise FrameReadError(key, reason_of(why), why.partition(": ")[2])
-    fs, path = filesystem(key, spec.storage_options)
-    return fits_frames.read_header_values(fs, path, None, hdu=spec.hdu, settings=spec.settings)
+    return spec, key
 
 
 def _check_status(frame: xr.DataArray, status: str) -> None:
@@ -167,7 +173,10 @@ def to_map(
         that solar north is up, rescaled to AIA's 0.6 arcsec pixels, the Sun's centre at
         the image's centre), after ``aiapy.calibrate.update_pointing`` when a
         ``pointing_table`` is given. Needs aiapy (the ``aia`` extra) and a full-disk
-        frame (aiapy registers no cutout). None or ``"1"``: the frame as stored.
+        frame. For a window (a cutout or a ``y``/``x`` selection), aiapy registers the
+        whole frame (which is then read whole) and the Map is its ``submap`` between the
+        sky positions of the window's corners (as ``register(Map(file)).submap(...)``).
+        None or ``"1"``: the frame as stored.
     pointing_table : astropy.table.QTable, optional
         With ``level="1.5"``: AIA's pointing table
         (``aiapy.calibrate.util.get_pointing_table``) for ``update_pointing`` first
@@ -202,11 +211,24 @@ def to_map(
     y0 = _window_start(np.asarray(frame["y"].values), "y")
     x0 = _window_start(np.asarray(frame["x"].values), "x")
     header = _header_of(frames, frame)
+    dn_per_s = frames.attrs.get("units") == "DN/s"
+    if level == "1.5":
+        spec, _ = _spec_of(frames, frame)
+        if (frame.sizes["y"], frame.sizes["x"]) != tuple(spec.shape):
+            return _window_15(smap, frame, spec, header, (y0, x0), pointing_table)
     if "read_status" in frame.coords:  # pixels and status from the same (one) read
         pixels, status = dask.compute(frame.data, frame["read_status"].data)
         _check_status(frame, str(np.asarray(status).reshape(-1)[0]))
     else:
         pixels = frame.values
+    out = smap.Map(*_map_args(pixels, header, y0, x0, dn_per_s))
+    return _level_15(out, pointing_table) if level == "1.5" else out
+
+
+def _map_args(
+    pixels: Any, header: dict[str, Any], y0: int, x0: int, dn_per_s: bool
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """The float32 data and the header of a Map of pixels starting at ``(y0, x0)``."""
     data = np.asarray(pixels, dtype=np.float32)
     meta = {k: v for k, v in header.items() if k not in _STORAGE_CARDS and v is not None}
     meta["NAXIS"], meta["NAXIS1"], meta["NAXIS2"] = 2, data.shape[1], data.shape[0]
@@ -215,24 +237,67 @@ def to_map(
         meta["CRPIX1"] = float(meta["CRPIX1"]) - x0
     if "CRPIX2" in meta:
         meta["CRPIX2"] = float(meta["CRPIX2"]) - y0
-    if frames.attrs.get("units") == "DN/s":
+    if dn_per_s:
         # divided by EXPTIME in the read: an exposure of 1 s from here on, as aiapy's
         # normalize_exposure leaves it (``m / m.exposure_time`` does not divide twice)
         meta["BUNIT"] = "DN/s"
         meta["EXPTIME"] = 1.0
-    out = smap.Map(data, meta)
-    return _level_15(out, pointing_table) if level == "1.5" else out
+    return data, meta
+
+
+def _window_15(
+    smap: Any,
+    frame: xr.DataArray,
+    spec: FrameSpec,
+    header: dict[str, Any],
+    start: tuple[int, int],
+    pointing_table: Any,
+) -> Any:
+    """Level 1.5 of a window: the whole frame registered, then the window's sky area of it.
+
+    aiapy registers whole frames only (it rotates, rescales and recentres them), so the
+    whole frame is read; the window's corners are taken to the sky with the frame's own
+    (pointing-updated) WCS, and the registered Map's ``submap`` between them is returned.
+    """
+    import astropy.units as u  # with sunpy, which needs it
+
+    key = str(frame["datakey"].values)
+    fs, path = filesystem(key, spec.storage_options)
+    pixels = fits_frames.read_frame(
+        fs,
+        path,
+        spec.hdu,
+        units=spec.units,
+        settings=spec.settings,
+        filesize=spec.filesize(key),
+        good_only=spec.good_only,
+    )
+    whole = smap.Map(*_map_args(pixels, header, 0, 0, spec.units == "DN/s"))
+    calibrate = aiapy_calibrate("level='1.5'")
+    if pointing_table is not None:
+        whole = _aiapy(calibrate.update_pointing, whole, pointing_table=pointing_table)
+    (y0, x0), (ny, nx) = start, (frame.sizes["y"], frame.sizes["x"])
+    corners = whole.pixel_to_world(
+        [x0 - 0.5, x0 + nx - 0.5] * u.pix, [y0 - 0.5, y0 + ny - 0.5] * u.pix
+    )
+    registered = _aiapy(calibrate.register, whole)
+    return registered.submap(corners[0], top_right=corners[1])
+
+
+def _aiapy(step: Any, smap: Any, **kwargs: Any) -> Any:
+    """``step(smap)`` (aiapy's register or update_pointing), its refusal in one line."""
+    try:
+        return step(smap, **kwargs)
+    except (TypeError, ValueError) as exc:
+        raise ArgumentError(
+            f"level='1.5': aiapy cannot register this frame ({exc}); aiapy registers "
+            "whole AIA frames (full disk; update_pointing: 4096x4096)"
+        ) from exc
 
 
 def _level_15(smap: Any, pointing_table: Any) -> Any:
     """aiapy's ``register`` (after ``update_pointing`` with a table) of ``smap``."""
     calibrate = aiapy_calibrate("level='1.5'")
-    try:
-        if pointing_table is not None:
-            smap = calibrate.update_pointing(smap, pointing_table=pointing_table)
-        return calibrate.register(smap)
-    except (TypeError, ValueError) as exc:
-        raise ArgumentError(
-            f"level='1.5': aiapy cannot register this frame ({exc}); aiapy registers "
-            "whole AIA frames (full disk; update_pointing: 4096x4096), not cutouts"
-        ) from exc
+    if pointing_table is not None:
+        smap = _aiapy(calibrate.update_pointing, smap, pointing_table=pointing_table)
+    return _aiapy(calibrate.register, smap)

@@ -226,10 +226,22 @@ def test_to_map_level_15_equals_aiapy_register(tmp_path):
     assert ours.scale[0] == want.scale[0]
     plain = ih.to_map(frames, 0)
     assert float(plain.meta["lvl_num"]) == 1.0
-    cut = ih.open_frames(df, cutout={"y": slice(0, 16), "x": slice(0, 16)})
-    with pytest.raises(ValueError, match="level='1.5': aiapy cannot register") as info:
-        ih.to_map(cut, 0, level="1.5")
-    assert "\n" not in str(info.value)
+    # A window: the user registers the whole frame, then takes the window's sky area.
+    import astropy.units as u
+
+    stored = sunpy_map.Map(str(local))
+    corners = stored.pixel_to_world([19.5, 43.5] * u.pix, [9.5, 29.5] * u.pix)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        want = register(stored).submap(corners[0], top_right=corners[1])
+        cut = ih.open_frames(df, cutout={"y": slice(10, 30), "x": slice(20, 44)})
+        selected = ih.open_frames(df).isel(y=slice(10, 30), x=slice(20, 44))
+        for window in (cut, selected):
+            ours = ih.to_map(window, 0, level="1.5")
+            assert ours.data.shape == want.data.shape != (20, 24)
+            np.testing.assert_allclose(ours.data, want.data, rtol=1e-6)
+            for key in ("crpix1", "crpix2", "crval1", "crval2"):
+                assert ours.meta[key] == pytest.approx(want.meta[key], rel=1e-9)
     with pytest.raises(ValueError, match="level='2'"):
         ih.to_map(frames, 0, level="2")
 
