@@ -76,6 +76,8 @@ MISSION_ROWS = 1_496_151
 MISSION = ("2010-05-13", "2023-01-01")
 CADENCE_MIN = 4
 GOAL_RATE, GOAL_MEMORY = 0.8, 1.5e9
+#: AIA's EUV channels as HelioCloud's dataset ids (``--channels K``: the first K).
+CHANNELS = ("aia_0094", "aia_0131", "aia_0171", "aia_0193", "aia_0211", "aia_0304", "aia_0335")
 RTOL = 1e-6
 
 
@@ -104,13 +106,16 @@ def mission_rows(rows: int, seed: int = 0):
 
 
 def write_year(
-    fs, rows: int, objects: int, span: str = "year"
+    fs, rows: int, objects: int, span: str = "year", channels: int = 1
 ) -> tuple[str, list[str], np.ndarray, object]:
     """Write the objects, the index and ``catalog.json``; return what the rows point at.
 
     ``span``: ``"year"`` (2020, :func:`year_rows`) or ``"mission"`` (:func:`mission_rows`).
+    ``channels``: datasets of the first K of :data:`CHANNELS`, each with ``objects`` frames
+    of its own wavelength and the same rows, channel c's starts c seconds after the first's.
 
-    Returns ``(root, datakey per row, expected mean per row, times)``.
+    Returns ``(root, datakey per row of the first channel, expected mean per row (per
+    channel and row for several), the first channel's times)``.
     """
     import pandas as pd
     from astropy.io import fits
@@ -120,42 +125,48 @@ def write_year(
 
     root = f"s3://{BUCKET}/"
     fs.mkdir(BUCKET)
-    blobs, means = {}, []
-    for k in range(objects):
-        t = pd.Timestamp("2020-01-01") + pd.Timedelta(minutes=CADENCE_MIN * k)
-        raw = frame_bytes(make_aia_frame(t, size=32, seed=k, intensity=1 + (k % 10) / 10))
-        key = f"sdo/aia/2020/0094/aia_lev1_94a_{t:%Y_%m_%dt%H_%M_%S}_00z_image_lev1.fits"
-        blobs[key] = raw
-        with fits.open(io.BytesIO(raw)) as hdul:
-            means.append(float(np.nanmean(hdul[1].data, dtype=np.float64)))
-    fs.pipe({f"{BUCKET}/{k}": v for k, v in blobs.items()})
-    names = list(blobs)
-    sizes = {k: len(v) for k, v in blobs.items()}
-    times = year_rows(rows) if span == "year" else mission_rows(rows)
+    first = year_rows(rows) if span == "year" else mission_rows(rows)
     step = pd.Timedelta(minutes=CADENCE_MIN)
-    datakeys = [root + names[i % objects] for i in range(len(times))]
-    index_rows = [
-        (t, t + step, dk, sizes[names[i % objects]])
-        for i, (t, dk) in enumerate(zip(times, datakeys, strict=True))
-    ]
     index = f"{root}sdo/aia/registries/"
-    files = writer.yearly_index_files(index, DATASET, index_rows)
-    entry = writer.dataset_entry(
-        DATASET,
-        index=index,
-        title="AIA 0094 (synthetic year of small frames)",
-        start=times[0],
-        stop=times[-1] + step,
-    )
-    catalog = writer.bucket_catalog(root, [entry], name="intake-helio year benchmark")
-    fs.pipe(
-        {
-            **{url.removeprefix("s3://"): text.encode() for url, text in files.items()},
-            f"{BUCKET}/catalog.json": json.dumps(catalog).encode(),
-        }
-    )
-    expected = np.array([means[i % objects] for i in range(len(times))])
-    return root, datakeys, expected, times
+    entries, expected, first_keys = [], [], []
+    for c, ds_id in enumerate(CHANNELS[:channels]):
+        wave = int(ds_id.split("_")[1])
+        blobs, means = {}, []
+        for k in range(objects):
+            t = pd.Timestamp("2020-01-01") + pd.Timedelta(minutes=CADENCE_MIN * k, seconds=c)
+            hdul = make_aia_frame(t, size=32, seed=k, intensity=1 + (k % 10) / 10, wavelength=wave)
+            raw = frame_bytes(hdul)
+            name = f"aia_lev1_{wave}a_{t:%Y_%m_%dt%H_%M_%S}_00z_image_lev1.fits"
+            key = f"sdo/aia/2020/{wave:04d}/{name}"
+            blobs[key] = raw
+            with fits.open(io.BytesIO(raw)) as hdul:
+                means.append(float(np.nanmean(hdul[1].data, dtype=np.float64)))
+        fs.pipe({f"{BUCKET}/{k}": v for k, v in blobs.items()})
+        names = list(blobs)
+        sizes = {k: len(v) for k, v in blobs.items()}
+        times = first + pd.Timedelta(seconds=c)
+        datakeys = [root + names[i % objects] for i in range(len(times))]
+        index_rows = [
+            (t, t + step, dk, sizes[names[i % objects]])
+            for i, (t, dk) in enumerate(zip(times, datakeys, strict=True))
+        ]
+        files = writer.yearly_index_files(index, ds_id, index_rows)
+        fs.pipe({url.removeprefix("s3://"): text.encode() for url, text in files.items()})
+        del index_rows, files
+        entries.append(
+            writer.dataset_entry(
+                ds_id,
+                index=index,
+                title=f"AIA {wave:04d} (synthetic year of small frames)",
+                start=times[0],
+                stop=times[-1] + step,
+            )
+        )
+        expected.append(np.array([means[i % objects] for i in range(len(times))]))
+        first_keys = first_keys or datakeys
+    catalog = writer.bucket_catalog(root, entries, name="intake-helio year benchmark")
+    fs.pipe({f"{BUCKET}/catalog.json": json.dumps(catalog).encode()})
+    return root, first_keys, expected[0] if channels == 1 else np.stack(expected), first
 
 
 # --------------------------------------------------------------------------- measuring
@@ -312,9 +323,10 @@ def job_child(spec_file: str) -> int:
         dask.config.set(spec["dask_config"]),
         distributed.Client(scheduler_file=spec["scheduler_file"], set_as_default=True),
     ):
-        run_irradiance_job(root, DATASET, start, warm, spec["warm_out"], **kwargs)
+        ids = spec["dataset"]
+        run_irradiance_job(root, ids, start, warm, spec["warm_out"], **kwargs)
         t, c = time.perf_counter(), time.process_time()
-        _, summary = run_irradiance_job(root, DATASET, start, stop, spec["out"], **kwargs)
+        _, summary = run_irradiance_job(root, ids, start, stop, spec["out"], **kwargs)
         wall, cpu = time.perf_counter() - t, time.process_time() - c
     report = {"wall": wall, "cpu": cpu, "computed": summary.computed, "ok": summary.ok,
               "elapsed": summary.elapsed}  # fmt: skip
@@ -322,7 +334,7 @@ def job_child(spec_file: str) -> int:
     return 0
 
 
-def _job_in_child(mem, tmp, root, start, warm, stop, out, scheduler_file, kwargs):
+def _job_in_child(mem, tmp, root, ids, start, warm, stop, out, scheduler_file, kwargs):
     """Run :func:`job_child` in a child process followed by ``mem`` as ``"client"``;
     ``(result from its irradiance.nc, summary, its report)``."""
     import types
@@ -333,7 +345,7 @@ def _job_in_child(mem, tmp, root, start, warm, stop, out, scheduler_file, kwargs
     report = Path(tmp) / "child-report.json"
     spec = Path(tmp) / "child-spec.json"
     spec.write_text(json.dumps({
-        "root": root, "start": str(start), "warm": str(warm), "stop": str(stop),
+        "root": root, "dataset": ids, "start": str(start), "warm": str(warm), "stop": str(stop),
         "out": str(out), "warm_out": f"{tmp}/warm", "report": str(report),
         "scheduler_file": scheduler_file, "kwargs": kwargs,
         "dask_config": {k: dask.config.get(k) for k in ("intake_helio.batch-size",)},
@@ -352,6 +364,11 @@ def _job_in_child(mem, tmp, root, start, warm, stop, out, scheduler_file, kwargs
 def _dir_bytes(path: Path) -> tuple[int, int]:
     files = [p for p in path.rglob("*") if p.is_file()]
     return len(files), sum(p.stat().st_size for p in files)
+
+
+def _by_channel(values) -> np.ndarray:
+    """A result's values, ``(channel, time)`` for several channels, ``(time,)`` for one."""
+    return (values.transpose("channel", "time") if "channel" in values.dims else values).values
 
 
 def _compare(name: str, got, ref) -> bool:
@@ -411,6 +428,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         "own, whose peak RSS is the client's: this process also holds the benchmark's "
         "index rows and values)",
     )
+    ap.add_argument(
+        "--channels",
+        type=int,
+        default=1,
+        help="the job over K channels at once (the first K of aia_0094, 0131, 0171, 0193, "
+        "0211, 0304, 0335; open_channels, each channel's rows 1 s after the one before), "
+        "K x --rows frames; the lean code runs on the first channel's rows",
+    )
     ap.add_argument("--job-child", metavar="SPEC", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.job_child:
@@ -418,6 +443,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     most = YEAR_ROWS if args.span == "year" else MISSION_ROWS
     if not 1 <= args.rows <= most or args.objects < 1 or args.seed_sample < 0:
         ap.error(f"--rows must be in [1, {most}], --objects >= 1, --seed-sample >= 0")
+    if not 1 <= args.channels <= len(CHANNELS):
+        ap.error(f"--channels must be in [1, {len(CHANNELS)}], not {args.channels}")
     if args.lean_rows < 0:
         ap.error(f"--lean-rows must be >= 0, not {args.lean_rows}")
 
@@ -436,12 +463,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         so = s3.storage_options
         t = time.perf_counter()
         root, datakeys, expected, times = write_year(
-            s3.filesystem(), args.rows, args.objects, args.span
+            s3.filesystem(), args.rows, args.objects, args.span, args.channels
         )
-        n = len(datakeys)
+        ids = list(CHANNELS[: args.channels])
+        dataset = ids if len(ids) > 1 else DATASET
+        n = len(datakeys) * len(ids)  # frames of the job
         print(
-            f"wrote {args.objects} small frames (32x32 RICE_1) and a {n}-row index "
-            f"({times[0]:%Y-%m-%d} to {times[-1]:%Y-%m-%d %H:%M}) to a local S3 child process "
+            f"wrote {args.objects} small frames (32x32 RICE_1) and a {len(datakeys)}-row index "
+            + (f"for each of {len(ids)} channels ({n} frames) " if len(ids) > 1 else "")
+            + f"({times[0]:%Y-%m-%d} to {times[-1]:%Y-%m-%d %H:%M}) to a local S3 child process "
             f"in {time.perf_counter() - t:.1f} s; {os.cpu_count()} CPUs, load average "
             f"{os.getloadavg()[0]:.2f}",
             flush=True,
@@ -460,10 +490,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"every read goes through a shaping proxy: {shaping.describe()}", flush=True)
 
         # ---- (lean): 2 processes, one boto3 client each; on a sample, before and after the job
-        if args.lean_rows and args.lean_rows < n:
-            lean_at = np.linspace(0, n - 1, args.lean_rows).round().astype(np.int64)
+        rows0 = len(datakeys)  # the first channel's rows, the lean code's
+        if args.lean_rows and args.lean_rows < rows0:
+            lean_at = np.linspace(0, rows0 - 1, args.lean_rows).round().astype(np.int64)
         else:
-            lean_at = np.arange(n)
+            lean_at = np.arange(rows0)
         lean_keys = [datakeys[i] for i in lean_at]
         pool = outer.enter_context(
             concurrent.futures.ProcessPoolExecutor(
@@ -508,9 +539,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.layout == "split":
                 split, named["scheduler"] = cluster_stack.enter_context(split_cluster(tmp))
                 job_kwargs["cluster_kind"] = None  # the default client's cluster
-                warm = times[min(200, n - 1)]  # warm-up (imports, connections), untimed
+                warm = times[min(200, rows0 - 1)]  # warm-up (imports, connections), untimed
                 if not child:
-                    run_irradiance_job(root, DATASET, times[0], warm, f"{tmp}/warm", **job_kwargs)
+                    run_irradiance_job(root, dataset, times[0], warm, f"{tmp}/warm", **job_kwargs)
             else:
                 job_kwargs["cluster_kind"] = "local"
                 job_kwargs["cluster_kwargs"] = {"workers": 2, "worker_cores": 1}
@@ -522,12 +553,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                 cpu0 = dict(mem.cpu)
                 if child:
                     result, summary, child_run = _job_in_child(
-                        mem, tmp, root, times[0], warm, stop, out, split.scheduler_file,
+                        mem, tmp, root, dataset, times[0], warm, stop, out, split.scheduler_file,
                         {k: v for k, v in job_kwargs.items() if k != "cluster_kind"},
                     )  # fmt: skip
                 else:
                     result, summary = run_irradiance_job(
-                        root, DATASET, times[0], stop, str(out), **job_kwargs
+                        root, dataset, times[0], stop, str(out), **job_kwargs
                     )
             spent = {pid: c - cpu0.get(pid, 0.0) for pid, c in mem.cpu.items()}
             sched_pid = named.get("scheduler")
@@ -550,10 +581,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             outputs = {p.name: p.stat().st_size for p in out.iterdir() if p.is_file()}
             t = time.perf_counter()
             resumed, resumed_summary = run_irradiance_job(
-                root, DATASET, times[0], stop, str(out), resume=True, **job_kwargs
+                root, dataset, times[0], stop, str(out), resume=True, **job_kwargs
             )
             report["resume"] = (time.perf_counter() - t, resumed_summary)
-        if len(lean_keys) < n:
+        if len(lean_keys) < rows0:
             again = run_lean("after the job")
             lean = lean if _compare("lean after vs before", again, lean) else again
 
@@ -601,10 +632,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"{'':<13}{lean_cpu['workers'] / m * 1e3:>5.2f}{lean_cpu['main'] / m * 1e3:>5.2f}"
         f"{lean_cpu['server'] / m * 1e3:>5.2f}"
         + (
-            f"   ({m} of {n} rows; the faster of {len(report['leans'])} runs: "
+            f"   ({m} of {rows0} rows; the faster of {len(report['leans'])} runs: "
             + ", ".join(f"{w} {m / t:.1f}" for w, t, _ in report["leans"])
             + " frames/s)"
-            if m < n
+            if m < rows0
             else ""
         )
     )
@@ -668,12 +699,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     valued = int((status == "ok").sum())
     ok = valued == n and summary.ok == n
     print(f"  job: {valued} of {n} frames 'ok' -> {'OK' if ok else 'BAD'}")
-    ok &= _compare("job vs lean", result["irradiance"].values[lean_at], lean)
-    ok &= _compare("job vs astropy nanmean of each object", result["irradiance"].values, expected)
-    ok &= _compare("resumed vs job", resumed["irradiance"].values, result["irradiance"].values)
+    values, again = (_by_channel(r["irradiance"]) for r in (result, resumed))
+    first = values[0] if values.ndim == 2 else values
+    ok &= _compare("job vs lean (first channel)", first[lean_at], lean)
+    ok &= _compare("job vs astropy nanmean of each object", values.ravel(), expected.ravel())
+    ok &= _compare("resumed vs job", again.ravel(), values.ravel())
     ok &= resume_summary.computed == 0
     if seed_values:
-        ok &= _compare("seed (nanmean) vs astropy", seed_values, expected[: len(sample)])
+        want = expected[0] if expected.ndim == 2 else expected
+        ok &= _compare("seed (nanmean) vs astropy", seed_values, want[: len(sample)])
     goal_rate = job_rate / lean_rate >= GOAL_RATE
     goal_mem = client_rss < GOAL_MEMORY
     print("goals:")
