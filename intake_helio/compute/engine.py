@@ -32,7 +32,7 @@ from ..base.errors import HelioError
 from ..base.reasons import Reason
 from ..base.settings import current
 from ..frames.reader import BUILTINS, is_builtin, long_name
-from ..frames.spec import resolve
+from ..frames.spec import resolve, specs_by_key
 from ..io.failures import reason_for
 from .assembly import _attrs, _dataset, _joined, _layout, _text, frame_times
 from .batches import batch_tasks, most_per_task, single_task
@@ -184,6 +184,7 @@ def iter_map_parts(
     )
 
     max_batch = most_per_task(plan, settings, part_size)
+    by_key: dict = {}  # the generic path's {datakey: spec}, made at its first part
 
     def units_of(spec) -> str:
         return "DN/s" if normalize else spec.units
@@ -196,7 +197,11 @@ def iter_map_parts(
                 plan, idx, funcs, units_of, sizes, f"{token}-{p}", correction
             )
         else:
-            tasks, spans = generic_tasks(frames, idx, funcs, normalize, f"{token}-{p}", correction)
+            if not by_key:  # the array's files, once (not a pass over them per part)
+                by_key.update(specs_by_key(frames.data))
+            tasks, spans = generic_tasks(
+                frames, idx, funcs, normalize, f"{token}-{p}", correction, by_key
+            )
         return idx, tasks, spans
 
     def records_of(idx: range, spans, results) -> list:

@@ -11,7 +11,7 @@ The graph is built here; what runs on each computed frame is the reader's
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import dask
@@ -20,7 +20,7 @@ import xarray as xr
 
 from ..base.errors import HelioError
 from ..frames.reader import GEOMETRY_STATISTICS, computed_item, header_source
-from ..frames.spec import frame_specs
+from ..frames.spec import FrameSpec, specs_by_key
 
 __all__ = ["GenericError", "generic_tasks"]
 
@@ -56,12 +56,15 @@ def generic_tasks(
     normalize: bool,
     token: str,
     correction: Any = None,
+    specs: Mapping[str, FrameSpec] | None = None,
 ) -> tuple[list, list[tuple[int, int]]]:
     """One delayed task per frame of ``idx`` (and each task's frame span); ``correction``:
-    a factor each frame is also divided by, from its header."""
+    a factor each frame is also divided by, from its header; ``specs``: the array's
+    :func:`~intake_helio.frames.spec.specs_by_key` (made here when not given: pass it when
+    calling part after part, a pass over every file of the array each)."""
     needs_exptime = normalize and frames.attrs.get("units") != "DN/s"
     has_exptime = "EXPTIME" in frames.coords and frames["EXPTIME"].dims == ("time",)
-    specs = {k: s for s in frame_specs(frames.data) for k in s.datakeys}
+    specs = specs_by_key(frames.data) if specs is None else specs
     if needs_exptime and not has_exptime and not specs:
         raise GenericError(
             "normalize=True needs each frame's EXPTIME: this array has no EXPTIME coordinate "

@@ -108,8 +108,8 @@ def _header_of(frames: xr.DataArray, frame: xr.DataArray) -> dict[str, Any]:
 def _spec_of(frames: xr.DataArray, frame: xr.DataArray) -> tuple[FrameSpec, str]:
     """The spec that reads ``frame`` and its datakey (raising when it is never read)."""
     key = str(frame["datakey"].values) if "datakey" in frame.coords else ""
-    specs = {k: s for s in frame_specs(frames.data) for k in s.datakeys}
-    spec = specs.get(key)
+    # a scan of the specs' files (no mapping of every file: a mission has 1.5 million)
+    spec = next((s for s in frame_specs(frames.data) if key in s.datakeys), None)
     if spec is None:
         raise ArgumentError(
             "these frames do not come from ih.open_frames / Dataset.to_dataarray (no file "

@@ -36,6 +36,7 @@ __all__ = [
     "Window",
     "frame_specs",
     "resolve",
+    "specs_by_key",
 ]
 
 REFUSED = REFUSED_COLUMN  # the file list's column of rows never read (base.reasons)
@@ -246,6 +247,12 @@ def frame_specs(data: Any) -> list[FrameSpec]:
     if not layers:
         return []
     return [layer.spec for layer in layers.values() if _is_read_layer(layer)]
+
+
+def specs_by_key(data: Any) -> dict[str, FrameSpec]:
+    """``{datakey: spec}`` of every frame read by the layers of ``data`` (empty for arrays
+    not made of frames). One pass over the files: make it once per array, not per part."""
+    return {k: s for s in frame_specs(data) for k in s.datakeys}
 
 
 def _is_read_layer(layer: Any) -> bool:
