@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from ..base.digest import update_joined
 from ..base.errors import ArgumentError, HelioError
 from ..base.reasons import Reason
 from ..compute.assembly import FRAME_TIME_ATTRS
@@ -56,7 +57,8 @@ _NOT_OUTPUTS = (*_TEXT, "frame_time")
 
 def fingerprint(datakeys) -> str:
     """A short hash of a run's frame list (part of its identity; as older versions made it)."""
-    return hashlib.sha1("\n".join(map(str, datakeys)).encode()).hexdigest()[:16]
+    # the bytes of "\n".join(map(str, datakeys)), hashed a slice at a time (not joined)
+    return update_joined(hashlib.sha1(), datakeys).hexdigest()[:16]
 
 
 class StoreError(HelioError, RuntimeError):

@@ -29,6 +29,7 @@ import pandas as pd
 import xarray as xr
 from dask.highlevelgraph import HighLevelGraph
 
+from ..base.digest import update_joined
 from ..base.errors import FrameReadError
 from ..base.reasons import Reason, refusals
 from ..base.settings import Settings, current
@@ -51,7 +52,7 @@ def _token(*parts: Any, datakeys: Sequence[str]) -> str:
     for p in parts:
         h.update(repr(p).encode())
         h.update(b"\0")
-    h.update("\n".join(datakeys).encode())
+    update_joined(h, datakeys)  # as "\n".join(datakeys), without the joined text
     return h.hexdigest()[:24]
 
 
