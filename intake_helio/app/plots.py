@@ -14,7 +14,8 @@ import pandas as pd
 import xarray as xr
 
 from ..base.errors import ArgumentError
-from .tables import CHANNEL, channel_names, outputs_table, scalar_outputs, to_dataframe
+from ..base.text import as_text
+from .tables import CHANNEL, channel_names, outputs_table, scalar_outputs
 
 __all__ = [
     "irradiance_figure",
@@ -77,6 +78,50 @@ def _failed_rug(ax, times, color: str, label: str | None, level: float = 0.02) -
     )
 
 
+#: Points of a line drawn as they are; a longer one is drawn as its envelope (:func:`_line`).
+DENSE_POINTS = 8_000
+#: Time bins of an envelope (each drawn as its min and its max).
+ENVELOPE_BINS = 2_000
+#: Failed frames drawn as vertical lines too (more: the marks on the time axis only).
+FAILED_LINES = 200
+
+
+def _envelope(times, values: np.ndarray) -> tuple[pd.DatetimeIndex, np.ndarray]:
+    """``values`` over ``times`` as the min and max of each of :data:`ENVELOPE_BINS` equal
+    time bins (NaN where a bin has no value, so the line breaks there)."""
+    t = pd.DatetimeIndex(times).as_unit("ns").asi8
+    span = max(int(t[-1] - t[0]), 1)
+    width = span / ENVELOPE_BINS  # ns, as a float: span * bins overflows int64 for years
+    bins = np.minimum(((t - t[0]) / width).astype(np.int64), ENVELOPE_BINS - 1)
+    grouped = pd.Series(values).groupby(bins, sort=True)
+    lo, hi = grouped.min(), grouped.max()
+    start = t[0] + lo.index.to_numpy() * width
+    at = np.column_stack([start + width / 4, start + 3 * width / 4]).ravel().astype(np.int64)
+    return pd.DatetimeIndex(at), np.column_stack([lo.to_numpy(), hi.to_numpy()]).ravel()
+
+
+def _line(ax, times, values, label: str, marker: str = ".-", **style) -> None:
+    """``values`` (NaN: no value) against ``times``; more than :data:`DENSE_POINTS` points
+    as their envelope, without markers: a mission's 1.5 million points drawn one by one
+    take ~1 KB each of memory and minutes, and are no more readable at the figure's width."""
+    values = np.asarray(values, dtype=np.float64)
+    if len(values) > DENSE_POINTS:
+        times, values = _envelope(times, values)
+        label = f"{label}; min and max in {ENVELOPE_BINS} time bins"
+        marker = "-"
+        style.pop("ms", None)
+    ax.plot(times, values, marker, label=label, **style)
+
+
+def _failed(ax, times, color: str, label: str | None, level: float = 0.02, ls: str = "-"):
+    """Failed frames: a vertical line each (up to :data:`FAILED_LINES` of them) and the
+    marks on the time axis (:func:`_failed_rug`)."""
+    if len(times) <= FAILED_LINES:
+        for t in times:
+            ax.axvline(t, color=color, alpha=0.25, lw=1, ls=ls)
+    _failed_rug(ax, times, color, label, level)
+
+
 def _units(result: xr.Dataset, name: str, default: str | None = "DN") -> str | None:
     units = result[name].attrs.get("units") if name in result else None
     return str(units) if units else default
@@ -102,34 +147,25 @@ def irradiance_figure(result: xr.Dataset, series: Sequence[xr.DataArray] = ()):
     if channel_names(result):
         return _channels_figure(result, "irradiance", "irradiance", series)
     plt = _pyplot()
-    df = to_dataframe(result)
+    times = pd.DatetimeIndex(result["time"].to_numpy())
     units = _units(result, "irradiance")
-    ok = df["status"] == "ok"
+    ok = as_text(result["status"].to_numpy()) == "ok"
     fig, axes = plt.subplots(
         1 + bool(series), 1, sharex=True, squeeze=False, figsize=_figsize(1, series), dpi=110
     )
     ax = axes[0, 0]
     # failed frames are NaN here, so the line breaks at them instead of bridging them
-    ax.plot(
-        df["time"],
-        df["irradiance"].where(ok),
-        ".-",
-        lw=1,
-        ms=4,
-        color="C0",
-        label=f"frame mean ({int(ok.sum())} frames)",
-    )
+    values = np.where(ok, result["irradiance"].to_numpy().astype(np.float64), np.nan)
+    _line(ax, times, values, f"frame mean ({int(ok.sum())} frames)", lw=1, ms=4, color="C0")
     if (~ok).any():
-        for t in df.loc[~ok, "time"]:
-            ax.axvline(t, color="C3", alpha=0.25, lw=1)
-        _failed_rug(
+        _failed(
             ax,
-            df.loc[~ok, "time"],
+            times[~ok],
             "C3",
             f"failed frame ({int((~ok).sum())}), on the time axis: see status in irradiance.csv",
         )
     title = result.attrs.get("title") or result.attrs.get("dataset") or "irradiance"
-    ax.set_title(f"{title}: irradiance (mean of each frame), {_date_range(df['time'])}")
+    ax.set_title(f"{title}: irradiance (mean of each frame), {_date_range(times)}")
     ax.set_ylabel(f"mean intensity [{units}]")
     ax.grid(alpha=0.3)
     ax.legend(loc="best", fontsize=9)
@@ -199,7 +235,7 @@ def _channels_figure(result: xr.Dataset, names, csv_stem: str, series=()):
     names = [names] if isinstance(names, str) else list(names)
     channels = channel_names(result)
     times = pd.DatetimeIndex(result["time"].to_numpy())
-    status = result["status"].transpose(CHANNEL, "time").to_numpy().astype(str)
+    status = as_text(result["status"].transpose(CHANNEL, "time").to_numpy())
     ok = status == "ok"
     fig, axes = plt.subplots(
         len(names) + bool(series),
@@ -215,24 +251,16 @@ def _channels_figure(result: xr.Dataset, names, csv_stem: str, series=()):
             good = ok[k]
             # failed frames are NaN here, so a line breaks at them instead of bridging them
             line = np.where(good, values[k], np.nan)
-            ax.plot(
-                times,
-                line,
-                ".-",
-                lw=1.2,
-                ms=4,
-                color=f"C{k}",
-                label=f"{channel} ({int(good.sum())} of {good.size} frames ok)",
-            )
+            label = f"{channel} ({int(good.sum())} of {good.size} frames ok)"
+            _line(ax, times, line, label, lw=1.2, ms=4, color=f"C{k}")
             if (~good).any():
-                for t in times[~good]:
-                    ax.axvline(t, color=f"C{k}", alpha=0.25, lw=1, ls="--")
-                _failed_rug(
+                _failed(
                     ax,
                     times[~good],
                     f"C{k}",
                     f"{channel}: failed frame ({int((~good).sum())})",
                     level=0.02 + 0.04 * k,
+                    ls="--",
                 )
         units = _units(result, name, "DN" if name == "irradiance" else None)
         label = "mean intensity" if name == "irradiance" else name
@@ -271,11 +299,11 @@ def outputs_figure(result: xr.Dataset):
     )
     for i, (ax, name) in enumerate(zip(axes[:, 0], scalars, strict=True)):
         values = df[name].astype(np.float64).where(ok)
-        ax.plot(df["time"], values, ".-", lw=1, ms=3, color=f"C{i}", label=name)
+        _line(ax, df["time"], values, name, lw=1, ms=3, color=f"C{i}")
         if (~ok).any():
-            for t in df.loc[~ok, "time"]:
-                ax.axvline(t, color="C3", alpha=0.25, lw=1)
-            _failed_rug(ax, df.loc[~ok, "time"], "C3", "failed frame" if i == 0 else None)
+            _failed(
+                ax, pd.DatetimeIndex(df.loc[~ok, "time"]), "C3", "failed frame" if i == 0 else None
+            )
         units = _units(result, name, None)
         ax.set_ylabel(f"{name} [{units}]" if units else name)
         ax.grid(alpha=0.3)

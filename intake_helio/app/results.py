@@ -21,9 +21,10 @@ from typing import Any
 
 import xarray as xr
 
+from ..base.text import as_text
 from .outdir import atomic_write as _atomic_write
 from .plots import irradiance_figure, outputs_figure, plot_irradiance, plot_outputs
-from .tables import NOT_OUTPUTS, cf_times, outputs_table, scalar_outputs, to_dataframe
+from .tables import cf_times, outputs_table, scalar_outputs, to_dataframe
 from .tables import write_csv as _write_csv
 
 __all__ = [
@@ -77,9 +78,9 @@ def write_netcdf(result: xr.Dataset, path: str | os.PathLike) -> None:
     """Write ``result`` atomically as NETCDF4: CF time in int64 microseconds, text as strings."""
     ds = result.copy()
     ds = ds.assign_coords(time=cf_times(ds["time"].to_numpy()))  # as the CSV holds them
-    for var in NOT_OUTPUTS:
+    for var in ("status", "datakey"):  # text as variable-length strings (no <U copy)
         if var in ds:
-            ds[var] = ds[var].astype(str)
+            ds[var] = (ds[var].dims, as_text(ds[var].to_numpy()), ds[var].attrs)
     ds.attrs = {k: v for k, v in ds.attrs.items() if k not in ("elapsed_seconds", "complete")}
     for var in ds.variables.values():
         var.encoding = {}  # e.g. Zarr chunks and compressors of a result read from a store

@@ -41,6 +41,7 @@ import xarray as xr
 from ..base.digest import update_joined
 from ..base.errors import ArgumentError, HelioError
 from ..base.reasons import Reason
+from ..base.text import as_text
 from ..compute.assembly import FRAME_TIME_ATTRS
 from .outdir import OutputDirError, check_same_run, refuse_symlink
 from .results import TIME_ENCODING
@@ -212,7 +213,7 @@ class ZarrStore:
         if self.channels is not None:
             dims, lead = (CHANNEL, "time"), (len(self.channels),)
             coords[CHANNEL] = (CHANNEL, np.asarray(self.channels, dtype=str).astype(object))
-        keys = np.asarray(datakeys, dtype=str).astype(object)
+        keys = as_text(datakeys)
         if keys.shape != (*lead, self.n):
             raise ArgumentError(
                 f"datakeys of shape {keys.shape}; expected {(*lead, self.n)} (channels, times)"
@@ -388,9 +389,7 @@ class ZarrStore:
         names = [*_TEXT, CHANNEL] if self.channels is not None else list(_TEXT)
         for name in names:
             raw = ds[name].to_numpy()
-            values = np.empty(raw.shape, dtype=object)
-            values.reshape(-1)[:] = [str(v) for v in raw.reshape(-1).tolist()]
-            ds[name] = (ds[name].dims, values, ds[name].attrs)
+            ds[name] = (ds[name].dims, as_text(raw), ds[name].attrs)
         for var in ds.variables.values():
             var.encoding = {}
         own = ["frame_time"] if "frame_time" in ds else []  # stores made before it existed

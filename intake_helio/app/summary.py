@@ -5,9 +5,8 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
-import numpy as np
-
 from ..base.reasons import Reason
+from ..base.text import as_text
 
 __all__ = ["JobSummary", "summarize"]
 
@@ -54,7 +53,7 @@ class JobSummary:
 
 def summarize(status, elapsed: float, computed: int, paths, notes=(), channels=()) -> JobSummary:
     """What a run did; ``status`` is ``(time,)``, or ``(channel, time)`` with ``channels``."""
-    status = np.asarray(status).astype(str)
+    status = as_text(status)
     ok = status == str(Reason.OK)
     per_channel = {
         str(name): (int(ok[k].size), int(ok[k].sum())) for k, name in enumerate(channels)

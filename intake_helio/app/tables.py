@@ -14,6 +14,8 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from ..base.text import as_text
+
 __all__ = [
     "CHANNEL",
     "NOT_OUTPUTS",
@@ -97,12 +99,12 @@ def to_dataframe(result: xr.Dataset) -> pd.DataFrame:
         {
             "time": pd.DatetimeIndex(result["time"].to_numpy()),
             "frame_time": _frame_time(result),
-            "datakey": result["datakey"].to_numpy().astype(str),
+            "datakey": as_text(result["datakey"].to_numpy()),
             "irradiance": result["irradiance"].to_numpy(),
             "units": str(units),
             **_correction(result),
             "n_valid": result["n_valid"].to_numpy(),
-            "status": result["status"].to_numpy().astype(str),
+            "status": as_text(result["status"].to_numpy()),
         }
     )
 
@@ -137,11 +139,11 @@ def outputs_table(result: xr.Dataset) -> pd.DataFrame:
     cols: dict[str, Any] = {
         "time": pd.DatetimeIndex(result["time"].to_numpy()),
         "frame_time": _frame_time(result),
-        "datakey": result["datakey"].to_numpy().astype(str),
+        "datakey": as_text(result["datakey"].to_numpy()),
     }
     for name in scalars:
         cols[name] = result[name].to_numpy()
     cols.update(_units(result, scalars))
     cols.update(_correction(result))
-    cols["status"] = result["status"].to_numpy().astype(str)
+    cols["status"] = as_text(result["status"].to_numpy())
     return pd.DataFrame(cols)

@@ -14,7 +14,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
-__all__ = ["safe_text"]
+import numpy as np
+
+__all__ = ["as_text", "safe_text"]
 
 # ESC [ ... final (CSI), ESC ] ... BEL / ST (OSC), ESC + one char; the C1 CSI (U+009B) form
 _ESCAPES = re.compile(
@@ -49,3 +51,17 @@ def safe_text(value: Any, limit: int = 200, replacement: str = "?") -> str:
             c if c.isprintable() else (" " if c.isspace() else replacement) for c in text
         )
     return text if len(text) <= limit else text[: max(limit - 3, 0)] + "..."
+
+
+def as_text(values: Any) -> np.ndarray:
+    """``values`` as an object array of ``str`` (variable-length text, as netCDF and Zarr
+    store it), of the same shape.
+
+    Not through numpy's fixed-width ``<U`` (``astype(str)``): for a mission's 1.5 million
+    datakeys that is 4 bytes a character, ~0.6 GB at once. A ``str`` element stays the same
+    object (no copy); others become ``str(value)``.
+    """
+    arr = np.asarray(values, dtype=object)
+    out = np.empty(arr.shape, dtype=object)
+    out.reshape(-1)[:] = [v if type(v) is str else str(v) for v in arr.reshape(-1).tolist()]
+    return out

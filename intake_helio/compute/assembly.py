@@ -16,6 +16,7 @@ import pandas as pd
 import xarray as xr
 
 from ..base.reasons import Reason
+from ..base.text import as_text
 
 __all__ = ["FRAME_TIME_ATTRS", "TIME_AXIS", "frame_times"]
 
@@ -71,7 +72,7 @@ def _text(values: np.ndarray) -> np.ndarray:
     """``values`` as an object array of ``str`` (the same objects when they are already)."""
     if values.dtype == object and all(isinstance(v, str) for v in values[:64]):
         return values
-    return values.astype(str).astype(object)
+    return as_text(values)
 
 
 def _joined(parts: Sequence[xr.Dataset]) -> xr.Dataset:

@@ -18,6 +18,7 @@ import pandas as pd
 import xarray as xr
 
 from ..base.errors import InterruptedRun
+from ..base.text import as_text
 from .assembly import FRAME_TIME_ATTRS, TIME_AXIS
 from .calibration import corrected_units, correction_attrs, correction_for, table_for
 from .engine import (
@@ -87,7 +88,7 @@ def iter_parts(
     funcs = frame_funcs(STATS)
     times = frames["time"].to_numpy()
     own = frame_times(frames)
-    keys = frames["datakey"].to_numpy().astype(str)
+    keys = as_text(frames["datakey"].to_numpy())
     for p, idx, records in iter_map_parts(
         frames,
         funcs,
@@ -187,12 +188,12 @@ def as_irradiance(stats: xr.Dataset, units: str, attrs: Mapping[str, Any]) -> xr
             ),
             "status": (
                 dims,
-                stats["status"].to_numpy().astype(str).astype(object),
+                as_text(stats["status"].to_numpy()),
                 {"long_name": "'ok' or the reason the frame has no value"},
             ),
             "datakey": (
                 dims,
-                stats["datakey"].to_numpy().astype(str).astype(object),
+                as_text(stats["datakey"].to_numpy()),
                 {"long_name": "URL of the frame's file"},
             ),
             "frame_time": (

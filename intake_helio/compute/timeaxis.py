@@ -18,6 +18,7 @@ import pandas as pd
 import xarray as xr
 
 from ..base.errors import ArgumentError
+from ..base.text import as_text
 from .engine import channel_arrays
 
 __all__ = ["TIME_CHOICES", "check_time", "on_header_time"]
@@ -74,13 +75,13 @@ def header_times(values: Any) -> np.ndarray:
 
 def _by_key(arr: xr.DataArray) -> dict[str, np.datetime64]:
     """``datakey -> T_OBS`` of one channel's frames (computed: one header read per frame)."""
-    keys = arr["datakey"].to_numpy().astype(str)
+    keys = as_text(arr["datakey"].to_numpy())
     times = header_times(arr["T_OBS"].compute().to_numpy())
     return {k: t for k, t in zip(keys, times, strict=True) if k and not np.isnat(t)}
 
 
 def _own_times(result: xr.Dataset, tobs: dict[str, np.datetime64]) -> np.ndarray:
-    keys = result["datakey"].to_numpy().astype(str)
+    keys = as_text(result["datakey"].to_numpy())
     start = result["frame_time"].to_numpy()
     return np.array([tobs.get(k, s) for k, s in zip(keys, start, strict=True)], "datetime64[ns]")
 

@@ -326,3 +326,41 @@ def test_parts_saved_then_resumed_give_the_full_result(tmp_path):
     assert (tmp_path / "a" / "irradiance.csv").read_bytes() == (
         tmp_path / "b" / "irradiance.csv"
     ).read_bytes()
+
+
+def test_a_mission_long_light_curve_is_drawn_as_its_envelope(tmp_path):
+    """1.5 million points are not drawn one by one: each time bin's min and max, so that a
+    flare of a few frames still reaches its peak and failed frames still break the line."""
+    from intake_helio.app import plots
+
+    n = 3 * plots.DENSE_POINTS
+    t = pd.date_range("2010-05-13", periods=n, freq="4min").to_numpy()
+    v = 100.0 + np.sin(np.arange(n) / 5000)
+    v[20_000:20_003] = 900.0  # a flare of 12 minutes
+    status = np.array(["ok"] * n, dtype=object)
+    status[5_000:5_300] = "truncated"  # a day without values: a gap in the line
+    result = xr.Dataset(
+        {
+            "irradiance": ("time", v, {"units": "DN"}),
+            "n_valid": ("time", np.full(n, 16)),
+            "status": ("time", status),
+            "datakey": ("time", np.array([f"s3://b/{i}.fits" for i in range(n)], dtype=object)),
+        },
+        coords={"time": t},
+        attrs={"dataset": "aia_0094"},
+    )
+    fig = plots.irradiance_figure(result)
+    try:
+        (line,) = [ln for ln in fig.axes[0].get_lines() if ln.get_linestyle() == "-"]
+        y = np.asarray(line.get_ydata(), dtype=np.float64)
+        assert len(y) <= 2 * plots.ENVELOPE_BINS < n
+        assert np.nanmax(y) == 900.0 and np.nanmin(y) == pytest.approx(v.min())
+        assert np.isnan(y).sum() >= 2  # the failed day's bins
+        x = plots._envelope(t, v)[0]
+        assert x.min() >= pd.Timestamp(t[0]) and x.max() <= pd.Timestamp(t[-1])
+    finally:
+        import matplotlib.pyplot as plt
+
+        plt.close(fig)
+    plot_irradiance(result, tmp_path / "mission.png")
+    assert Image.open(tmp_path / "mission.png").size[0] > 500
