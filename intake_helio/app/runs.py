@@ -68,6 +68,13 @@ class PartRun:
             self.datakeys = frames[0]["datakey"].to_numpy()
             self.own = frame_times(frames[0])
 
+    def release(self) -> None:
+        """Drop the lazy frames and their datakeys (after :meth:`fill`): a mission's are
+        ~0.5 GB, not needed to save the result that was loaded from the store."""
+        self.arrays.clear()
+        self.corrections.clear()
+        self.datakeys = self.own = None
+
     def store(self, path: Path, resume: bool, attrs, var_attrs) -> ZarrStore:
         """The run's store at ``path`` (an earlier run's, with ``resume`` and its identity)."""
         return ZarrStore(
